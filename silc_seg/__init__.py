@@ -1,0 +1,11 @@
+"""silc-seg: SILC vision-language pretraining and dense prediction on OpenMMLab.
+
+Importing the package registers every module into MMSegmentation's registries
+(see ``docs/design.md``).
+"""
+from . import apis, datasets, engine, evaluation, models, utils
+from .version import __version__
+
+__all__ = [
+    '__version__', 'apis', 'datasets', 'engine', 'evaluation', 'models', 'utils'
+]

@@ -1,0 +1,3 @@
+from . import metrics
+
+__all__ = ['metrics']
