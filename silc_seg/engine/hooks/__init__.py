@@ -1,0 +1,1 @@
+from .safe_checkpoint_hook import SafeCheckpointHook  # noqa: F401

@@ -1,0 +1,125 @@
+"""Test (and evaluate) a model with the MMEngine runner, mmseg style.
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR] [--out DIR]
+                         [--cfg-options k=v ...] [--launcher pytorch]
+
+The checkpoint may be a runner checkpoint (``.pth``), a converted state dict, or a
+``.safetensors`` file. Keys the model needs but the checkpoint lacks are an error (evaluating
+partly random weights is meaningless); extra keys (teacher, distillation head) are ignored.
+"""
+import argparse
+import os
+
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
+
+import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
+from silc_seg.utils import check_state_dict_keys, prepare_runner_cfg
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Test (and eval) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file (.pth or .safetensors)')
+    parser.add_argument(
+        '--work-dir',
+        help='the directory to save the evaluation results (json) and logs')
+    parser.add_argument(
+        '--out',
+        type=str,
+        help='the directory to save output predictions for offline evaluation')
+    parser.add_argument(
+        '--show', action='store_true', help='show prediction results')
+    parser.add_argument(
+        '--show-dir',
+        help='directory where painted images will be saved '
+        '(inside work_dir/<timestamp>/)')
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument(
+        '--allow-missing-keys',
+        action='store_true',
+        help='evaluate even if the checkpoint lacks some of the model keys')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, in xxx=yyy format '
+        '(lists: key="[a,b]" or key=a,b)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument(
+        '--tta', action='store_true', help='test time augmentation')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def trigger_visualization_hook(cfg, args):
+    default_hooks = cfg.default_hooks
+    if 'visualization' not in default_hooks:
+        raise RuntimeError(
+            'VisualizationHook must be included in default_hooks, e.g. '
+            "visualization=dict(type='SegVisualizationHook')")
+    visualization_hook = default_hooks['visualization']
+    visualization_hook['draw'] = True
+    if args.show:
+        visualization_hook['show'] = True
+        visualization_hook['wait_time'] = args.wait_time
+    if args.show_dir:
+        cfg.visualizer['save_dir'] = args.show_dir
+    return cfg
+
+
+def load_checked(model, filename, allow_missing=False):
+    """Load ``filename`` into ``model`` after checking that it covers every model key."""
+    checkpoint = _load_checkpoint(filename, map_location='cpu')
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    state_dict = {
+        (k[len('module.'):] if k.startswith('module.') else k): v
+        for k, v in state_dict.items()
+    }
+    unexpected = check_state_dict_keys(model.state_dict().keys(),
+                                       state_dict.keys(), filename,
+                                       allow_missing)
+    if unexpected:
+        print_log(
+            f'{len(unexpected)} checkpoint key(s) are not used by this model '
+            f'(e.g. {unexpected[:3]})', logger='current')
+    load_state_dict(model, state_dict, strict=False, logger='current')
+
+
+def main():
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    prepare_runner_cfg(cfg, args.config, args.work_dir, args.cfg_options,
+                       args.launcher)
+    # Loaded below, after the key check, instead of by the runner.
+    cfg.load_from = None
+
+    if args.show or args.show_dir:
+        cfg = trigger_visualization_hook(cfg, args)
+    if args.tta:
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    if args.out is not None:
+        cfg.test_evaluator['output_dir'] = args.out
+        cfg.test_evaluator['keep_results'] = True
+
+    runner = Runner.from_cfg(cfg)
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    load_checked(model, args.checkpoint, args.allow_missing_keys)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
