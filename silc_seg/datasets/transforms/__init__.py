@@ -1,0 +1,5 @@
+from .hue_safe_color_jitter import HueSafeColorJitter, adjust_hue
+from .pack_silc_inputs import PackSILCInputs
+from .tokenize_caption import TokenizeCaption
+
+__all__ = ['HueSafeColorJitter', 'PackSILCInputs', 'TokenizeCaption', 'adjust_hue']

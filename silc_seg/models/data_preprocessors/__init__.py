@@ -1,0 +1,3 @@
+from .silc_data_preprocessor import SILCDataPreprocessor
+
+__all__ = ['SILCDataPreprocessor']

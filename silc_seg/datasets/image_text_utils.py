@@ -1,0 +1,110 @@
+"""Helpers shared by the image-text datasets: decoding, caption checks, skip reporting.
+
+A bad sample (unreadable image, missing file, empty or non-text caption, broken shard) is
+reported with :class:`BadSample` by the loading code, logged once as a warning and skipped by the
+dataset. The number of samples skipped right before a good one travels with it as
+``num_skipped`` (in the data sample's metainfo), so counts survive dataloader workers and ranks
+and are summed by :class:`~silc_seg.engine.hooks.DataStatsHook`.
+"""
+import logging
+from typing import Any, List, Optional, Sequence
+
+import mmcv
+import numpy as np
+from mmengine.fileio import get
+from mmengine.logging import print_log
+
+
+class BadSample(Exception):
+    """A sample that cannot be used; ``reason`` is a short tag such as ``'corrupt_image'``."""
+
+    def __init__(self, reason: str, source: str, detail: str = '') -> None:
+        self.reason = reason
+        self.source = source
+        self.detail = detail
+        super().__init__(f'{reason}: {source}' +
+                         (f' ({detail})' if detail else ''))
+
+
+def log_skipped(err: BadSample) -> None:
+    """Log a skipped sample as a warning of the current MMEngine logger."""
+    print_log(f'skipping bad sample, {err}', logger='current',
+              level=logging.WARNING)
+
+
+def decode_image(data: bytes,
+                 source: str,
+                 color_type: str = 'color',
+                 imdecode_backend: str = 'cv2') -> np.ndarray:
+    """Decode encoded image bytes with ``mmcv.imfrombytes`` (BGR, ``uint8``).
+
+    Args:
+        data (bytes): Encoded image (JPEG, PNG, WebP, ...).
+        source (str): Where the bytes come from, for the error message.
+        color_type (str): ``mmcv.imfrombytes`` flag. Defaults to ``'color'``.
+        imdecode_backend (str): ``mmcv.imfrombytes`` backend. Defaults to ``'cv2'``.
+
+    Returns:
+        np.ndarray: ``(H, W, 3)`` image.
+
+    Raises:
+        BadSample: ``'empty_image'`` or ``'corrupt_image'``.
+    """
+    if not data:
+        raise BadSample('empty_image', source)
+    try:
+        img = mmcv.imfrombytes(
+            data, flag=color_type, backend=imdecode_backend)
+    except Exception as err:  # decoders raise many types on corrupt bytes
+        raise BadSample('corrupt_image', source, repr(err)) from err
+    if img is None or img.size == 0:
+        raise BadSample('corrupt_image', source, 'decoder returned no image')
+    return img
+
+
+def valid_captions(captions: Sequence[Any], source: str) -> List[str]:
+    """Keep the usable captions (non-empty strings after stripping).
+
+    Args:
+        captions (Sequence): Candidate captions (the main one first).
+        source (str): Where they come from, for the error message.
+
+    Returns:
+        list[str]: The stripped non-empty captions, in order.
+
+    Raises:
+        BadSample: ``'invalid_caption'`` when a value is not text, ``'empty_caption'`` when none
+            is left.
+    """
+    kept = []
+    for caption in captions:
+        if caption is None:
+            continue
+        if not isinstance(caption, str):
+            raise BadSample('invalid_caption', source,
+                            f'{type(caption).__name__} {caption!r:.60}')
+        caption = caption.strip()
+        if caption:
+            kept.append(caption)
+    if not kept:
+        raise BadSample('empty_caption', source)
+    return kept
+
+
+def pick_caption(captions: List[str]) -> str:
+    """One of ``captions``, drawn with numpy's global RNG (seeded per worker by MMEngine)."""
+    if len(captions) == 1:
+        return captions[0]
+    return captions[np.random.randint(len(captions))]
+
+
+def read_file_bytes(path: str, backend_args: Optional[dict] = None) -> bytes:
+    """Read ``path`` through MMEngine's file backends (local, petrel, http).
+
+    Raises:
+        BadSample: ``'missing_image'`` when it cannot be read.
+    """
+    try:
+        return get(path, backend_args=backend_args)
+    except (OSError, ValueError) as err:
+        raise BadSample('missing_image', path, repr(err)) from err

@@ -1,0 +1,94 @@
+from typing import Sequence
+
+import numpy as np
+import torch
+from mmcv.transforms import BaseTransform
+from mmpretrain.structures import DataSample
+
+from silc_seg.registry import TRANSFORMS
+
+
+def image_to_tensor(img: np.ndarray) -> torch.Tensor:
+    """``(H, W, C)`` (or ``(H, W)``) array -> contiguous ``(C, H, W)`` tensor, dtype kept."""
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.ndim != 3:
+        raise ValueError(f'expected an (H, W, C) image, got shape {img.shape}')
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+
+
+def _stack_same_size(views: Sequence[np.ndarray], group: str) -> list:
+    sizes = {view.shape for view in views}
+    if len(sizes) != 1:
+        raise ValueError(
+            f'all {group} must have the same shape to be batched, got {sorted(sizes)}; '
+            'check the crop sizes of the multi-crop pipeline')
+    return [image_to_tensor(view) for view in views]
+
+
+@TRANSFORMS.register_module()
+class PackSILCInputs(BaseTransform):
+    """Pack a SILC pretraining or validation sample (see ``docs/design.md``).
+
+    A list in ``results['img']`` (the output of ``mmpretrain.MultiView``) is split into
+    ``inputs['global_crops']`` (its first ``num_global_crops`` views) and ``inputs['local_crops']``
+    (the rest). A single image becomes ``inputs['image']``. Images stay ``uint8`` in the channel
+    order they were loaded in; ``SILCDataPreprocessor`` normalizes them. ``results['text']`` (from
+    :class:`TokenizeCaption`) becomes ``inputs['text']``; ``results['gt_label']`` (concept indices,
+    for zero-shot multi-label classification) becomes the data sample's ``gt_label``.
+
+    Args:
+        num_global_crops (int): How many of the views are global crops. Defaults to 2.
+        meta_keys (Sequence[str]): Keys of ``results`` copied into the data sample's metainfo
+            when present.
+    """
+
+    def __init__(self,
+                 num_global_crops: int = 2,
+                 meta_keys: Sequence[str] = ('img_path', 'caption',
+                                             'sample_idx', 'ori_shape',
+                                             'img_shape', 'num_skipped')
+                 ) -> None:
+        if num_global_crops < 1:
+            raise ValueError(
+                f'num_global_crops must be >= 1, got {num_global_crops}')
+        self.num_global_crops = num_global_crops
+        self.meta_keys = tuple(meta_keys)
+
+    def transform(self, results: dict) -> dict:
+        """Pack ``results`` into ``dict(inputs=..., data_samples=DataSample)``.
+
+        Args:
+            results (dict): Result dict of the pipeline.
+
+        Returns:
+            dict: ``inputs`` (dict of tensors) and ``data_samples``.
+        """
+        img = results['img']
+        inputs = {}
+        if isinstance(img, (list, tuple)):
+            if len(img) <= self.num_global_crops:
+                raise ValueError(
+                    f'got {len(img)} views but num_global_crops='
+                    f'{self.num_global_crops}: the multi-crop pipeline must also produce '
+                    'local crops')
+            inputs['global_crops'] = _stack_same_size(
+                img[:self.num_global_crops], 'global crops')
+            inputs['local_crops'] = _stack_same_size(
+                img[self.num_global_crops:], 'local crops')
+        else:
+            inputs['image'] = image_to_tensor(img)
+        if 'text' in results:
+            inputs['text'] = torch.as_tensor(results['text'], dtype=torch.long)
+
+        data_sample = DataSample()
+        if 'gt_label' in results:
+            data_sample.set_gt_label(results['gt_label'])
+        data_sample.set_metainfo(
+            {key: results[key]
+             for key in self.meta_keys if key in results})
+        return dict(inputs=inputs, data_samples=data_sample)
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(num_global_crops='
+                f'{self.num_global_crops}, meta_keys={self.meta_keys})')

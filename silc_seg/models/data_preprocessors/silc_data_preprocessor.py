@@ -1,0 +1,122 @@
+from typing import Mapping, Optional, Sequence, Union
+
+import torch
+from mmengine.model import BaseDataPreprocessor
+
+from silc_seg.registry import MODELS
+
+# OpenAI CLIP statistics on the 0-255 scale (RGB).
+CLIP_MEAN = (122.7709383, 116.7460125, 104.09373615)
+CLIP_STD = (68.5005327, 66.6321579, 70.32316305)
+
+
+def stack_views(views: Sequence, name: str) -> torch.Tensor:
+    """Stack per-view batches view-major: crop ``v`` of sample ``b`` lands at row ``v * B + b``.
+
+    Args:
+        views (Sequence): One entry per view, each a ``(B, C, H, W)`` tensor (``default_collate``)
+            or a sequence of ``B`` ``(C, H, W)`` tensors (``pseudo_collate``).
+        name (str): Input name, for error messages.
+
+    Returns:
+        Tensor: ``(V * B, C, H, W)``.
+    """
+    batches = [
+        view if isinstance(view, torch.Tensor) else torch.stack(list(view))
+        for view in views
+    ]
+    shapes = {tuple(batch.shape) for batch in batches}
+    if len(shapes) != 1:
+        raise ValueError(
+            f'every view of {name} must have the same batch shape, got {sorted(shapes)}')
+    return torch.cat(batches, dim=0)
+
+
+def stack_images(images: Union[torch.Tensor, Sequence[torch.Tensor]],
+                 name: str) -> torch.Tensor:
+    """``(B, C, H, W)`` from a batched tensor or a sequence of ``(C, H, W)`` tensors."""
+    if isinstance(images, torch.Tensor):
+        return images
+    shapes = {tuple(img.shape) for img in images}
+    if len(shapes) != 1:
+        raise ValueError(
+            f'all {name} of a batch must have the same shape (resize or crop them in the '
+            f'pipeline), got {sorted(shapes)}')
+    return torch.stack(list(images))
+
+
+@MODELS.register_module()
+class SILCDataPreprocessor(BaseDataPreprocessor):
+    """Batch, normalize and lay out SILC inputs (see ``docs/design.md``).
+
+    Training batches (from ``PackSILCInputs`` with multi-crop views) become
+    ``inputs = dict(global_crops=(Ng * B, 3, Hg, Wg), local_crops=(Nl * B, 3, Hl, Wl),
+    text=(B, L))``, views stacked view-major. Validation batches become
+    ``inputs = dict(image=(B, 3, H, W), text=(B, L))``. Images are converted from ``uint8`` to
+    float, optionally from BGR to RGB, and normalized with ``mean`` / ``std`` (0-255 scale).
+
+    Args:
+        mean (Sequence[float]): Per-channel mean, in the output channel order.
+            Defaults to OpenAI CLIP's.
+        std (Sequence[float]): Per-channel std, in the output channel order.
+            Defaults to OpenAI CLIP's.
+        bgr_to_rgb (bool): Flip the channel order first (images loaded by mmcv are BGR).
+            Defaults to True.
+        non_blocking (bool): Non-blocking host-to-device copies. Defaults to False.
+    """
+
+    image_keys = ('global_crops', 'local_crops', 'image')
+
+    def __init__(self,
+                 mean: Sequence[float] = CLIP_MEAN,
+                 std: Sequence[float] = CLIP_STD,
+                 bgr_to_rgb: bool = True,
+                 non_blocking: Optional[bool] = False) -> None:
+        super().__init__(non_blocking)
+        if len(mean) != 3 or len(std) != 3:
+            raise ValueError(
+                f'mean and std need 3 values, got {len(mean)} and {len(std)}')
+        self.bgr_to_rgb = bgr_to_rgb
+        self.register_buffer('mean', torch.tensor(mean).view(1, 3, 1, 1), False)
+        self.register_buffer('std', torch.tensor(std).view(1, 3, 1, 1), False)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, H, W)`` ``uint8`` (or float 0-255) -> normalized float."""
+        if images.dim() != 4 or images.size(1) != 3:
+            raise ValueError(
+                f'expected (N, 3, H, W) images, got shape {tuple(images.shape)}')
+        if self.bgr_to_rgb:
+            images = images.flip(1)
+        return (images.float() - self.mean) / self.std
+
+    def forward(self, data: dict, training: bool = False) -> dict:
+        """Lay out, move to the device and normalize a collated batch.
+
+        Args:
+            data (dict): ``inputs`` (dict of collated inputs) and ``data_samples``.
+            training (bool): Unused; the layout follows the keys present.
+
+        Returns:
+            dict: ``inputs`` and ``data_samples``.
+        """
+        inputs = data['inputs']
+        if not isinstance(inputs, Mapping):
+            raise TypeError(
+                'SILCDataPreprocessor needs inputs as a dict (from PackSILCInputs), got '
+                f'{type(inputs).__name__}')
+        unknown = set(inputs) - {*self.image_keys, 'text'}
+        if unknown:
+            raise KeyError(f'unexpected input keys {sorted(unknown)}')
+        batch = {}
+        for key in ('global_crops', 'local_crops'):
+            if key in inputs:
+                batch[key] = stack_views(inputs[key], key)
+        if 'image' in inputs:
+            batch['image'] = stack_images(inputs['image'], 'images')
+        if 'text' in inputs:
+            batch['text'] = stack_images(inputs['text'], 'token id rows').long()
+        batch = self.cast_data(batch)
+        for key in self.image_keys:
+            if key in batch:
+                batch[key] = self.normalize(batch[key])
+        return dict(inputs=batch, data_samples=self.cast_data(data.get('data_samples')))
