@@ -1,0 +1,1 @@
+from .zero_shot_head import ZeroShotHead  # noqa: F401

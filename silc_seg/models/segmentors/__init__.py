@@ -1,0 +1,1 @@
+from .zero_shot_segmentor import ZeroShotSegmentor  # noqa: F401

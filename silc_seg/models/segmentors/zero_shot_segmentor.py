@@ -1,0 +1,353 @@
+"""Training-free (zero-shot) semantic segmentation with a pair of image/text towers.
+
+Every patch embedding of the image tower is compared by cosine similarity with text embeddings of
+the class names (averaged over prompt templates), as in MaskCLIP (Zhou et al., 2022), SCLIP,
+ClearCLIP and NACLIP; the last image block can be replaced by their dense variants
+(``dense_variant``, see :mod:`silc_seg.models.layers.dense_attention`).
+"""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.structures import PixelData
+from mmseg.models.segmentors import BaseSegmentor
+from mmseg.structures import SegDataSample
+from torch import Tensor
+
+from silc_seg.registry import MODELS
+from ..utils import (PAMR, build_vocabulary, flatten_vocabulary,
+                     get_prompt_templates)
+
+ClassNames = Union[str, Sequence[Union[str, Sequence[str]]]]
+
+
+def sliding_windows(height: int, width: int, crop_size: Tuple[int, int],
+                    stride: Tuple[int, int]) -> List[Tuple[int, int, int, int]]:
+    """Window boxes ``(y1, y2, x1, x2)`` covering an image, laid out as mmseg's
+    ``EncoderDecoder.slide_inference`` does (last row/column flush with the border; a side
+    shorter than the crop gives a single window of that side's length).
+
+    Args:
+        height (int): image height.
+        width (int): image width.
+        crop_size (tuple[int, int]): window (height, width).
+        stride (tuple[int, int]): (height, width) stride.
+
+    Returns:
+        list[tuple[int, int, int, int]]: the windows.
+    """
+    crop_h, crop_w = crop_size
+    stride_h, stride_w = stride
+    rows = max(height - crop_h + stride_h - 1, 0) // stride_h + 1
+    cols = max(width - crop_w + stride_w - 1, 0) // stride_w + 1
+    boxes = []
+    for row in range(rows):
+        for col in range(cols):
+            y2 = min(row * stride_h + crop_h, height)
+            x2 = min(col * stride_w + crop_w, width)
+            boxes.append((max(y2 - crop_h, 0), y2, max(x2 - crop_w, 0), x2))
+    return boxes
+
+
+def centred_padding(height: int, width: int, multiple: int) -> Tuple[int, int, int, int]:
+    """``(left, right, top, bottom)`` padding that makes both sides multiples of ``multiple``,
+    split evenly between the two borders (as SCLIP does for its windows)."""
+    pad_h, pad_w = -height % multiple, -width % multiple
+    return pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2
+
+
+@MODELS.register_module()
+class ZeroShotSegmentor(BaseSegmentor):
+    """Zero-shot segmentor: patch-to-text cosine similarity on frozen towers.
+
+    Submodules are named as in pretraining (``image_encoder``, ``text_encoder``, see
+    ``docs/design.md``), so a SILC checkpoint or a converted OpenAI/OpenCLIP/SigLIP state dict
+    loads directly; the head holds no weights.
+
+    Args:
+        image_encoder (dict): image tower config, with ``encode_dense`` and ``patch_size``.
+        text_encoder (dict): text tower config, ``text_encoder(token_ids) -> (N, C)``.
+        tokenizer (dict): tokenizer config, ``tokenizer(list_of_str) -> LongTensor (N, L)``.
+        decode_head (dict): :class:`ZeroShotHead` config (logit scale, background rules).
+        class_names (str | Sequence, optional): the vocabulary: a class-name file (one class per
+            line, comma-separated synonyms) or a list of names / synonym lists. If None, the
+            class names of the evaluated dataset are used (``dataset_meta``, set by
+            ``ModelDatasetMetaHook``). When both exist their class counts must agree.
+        templates (str | Sequence[str]): ``'imagenet80'`` (OpenAI CLIP's 80 ImageNet
+            templates), ``'short'`` (7), ``'single'`` or a list of format strings.
+        dense_variant (str): last-block variant: ``'plain'``, ``'maskclip'``, ``'sclip'``,
+            ``'clearclip'`` or ``'naclip'``.
+        text_batch_size (int): prompts per text-tower forward.
+        pamr (dict, optional): ``dict(num_iter=10, dilations=(8, 16))`` to refine the logits with
+            :class:`PAMR`; None disables it.
+        data_preprocessor (dict, optional): e.g. ``SegDataPreProcessor`` with the tower's
+            normalization.
+        test_cfg (dict, optional): ``mode`` (``'slide'`` or ``'whole'``), ``crop_size`` and
+            ``stride`` (slide), ``window_batch_size`` (windows per image-tower forward; all
+            windows of the batch's images are pooled).
+        init_cfg (dict, optional): initialization config.
+    """
+
+    def __init__(self,
+                 image_encoder: dict,
+                 text_encoder: dict,
+                 tokenizer: dict,
+                 decode_head: dict = dict(type='ZeroShotHead'),
+                 class_names: Optional[ClassNames] = None,
+                 templates: Union[str, Sequence[str]] = 'imagenet80',
+                 dense_variant: str = 'plain',
+                 text_batch_size: int = 256,
+                 pamr: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 test_cfg: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.image_encoder = MODELS.build(image_encoder)
+        self.text_encoder = MODELS.build(text_encoder)
+        self.tokenizer = MODELS.build(tokenizer)
+        self.decode_head = MODELS.build(decode_head)
+        self.templates = get_prompt_templates(templates)
+        self.dense_variant = dense_variant
+        self.text_batch_size = text_batch_size
+        self.pamr = PAMR(**pamr) if pamr is not None else None
+        self.test_cfg = self._check_test_cfg(test_cfg or dict(mode='whole'))
+        self.align_corners = False
+        self._configured_vocabulary = (
+            build_vocabulary(class_names) if class_names is not None else None)
+        self._dataset_meta: Optional[dict] = None
+        self._text_cache: Optional[Tuple[tuple, Tensor, List[int]]] = None
+
+    @staticmethod
+    def _check_test_cfg(test_cfg: dict) -> dict:
+        test_cfg = dict(test_cfg)
+        mode = test_cfg.setdefault('mode', 'whole')
+        if mode not in ('whole', 'slide'):
+            raise ValueError(f"test_cfg.mode must be 'whole' or 'slide', got {mode!r}")
+        if mode == 'slide':
+            for key in ('crop_size', 'stride'):
+                if key not in test_cfg:
+                    raise ValueError(f"test_cfg.mode='slide' needs test_cfg.{key}")
+                value = test_cfg[key]
+                value = (value, value) if isinstance(value, int) else tuple(value)
+                if len(value) != 2 or min(value) < 1:
+                    raise ValueError(f'test_cfg.{key} must be a positive int or (h, w)')
+                test_cfg[key] = value
+        test_cfg.setdefault('window_batch_size', 16)
+        if test_cfg['window_batch_size'] < 1:
+            raise ValueError('test_cfg.window_batch_size must be >= 1')
+        return test_cfg
+
+    # ----------------------------------------------------------------------------- vocabulary
+    @property
+    def dataset_meta(self) -> Optional[dict]:
+        """Metainfo of the evaluated dataset (class names, palette)."""
+        return self._dataset_meta
+
+    @dataset_meta.setter
+    def dataset_meta(self, metainfo: Optional[dict]) -> None:
+        classes = (metainfo or {}).get('classes')
+        if metainfo is not None and not classes:
+            raise ValueError('dataset_meta has no "classes"; the zero-shot segmentor needs the '
+                             'class names (or set class_names in the model config)')
+        if classes and self._configured_vocabulary is not None and len(
+                self._configured_vocabulary) != len(classes):
+            raise ValueError(
+                f'class_names lists {len(self._configured_vocabulary)} classes but the dataset '
+                f'has {len(classes)} ({list(classes)[:5]}...): the predicted indices would not '
+                'match the labels; fix the class-name file (one line per dataset class, in the '
+                'dataset order)')
+        self._dataset_meta = metainfo
+
+    def set_vocabulary(self, class_names: ClassNames) -> None:
+        """Replace the vocabulary (e.g. for interactive use); the text cache is rebuilt lazily.
+
+        Args:
+            class_names (str | Sequence): see the class docstring.
+        """
+        self._configured_vocabulary = build_vocabulary(class_names)
+        self._dataset_meta = None
+
+    @property
+    def vocabulary(self) -> List[List[str]]:
+        """The synonyms of each class in use."""
+        if self._configured_vocabulary is not None:
+            return self._configured_vocabulary
+        if self._dataset_meta is not None:
+            return build_vocabulary(list(self._dataset_meta['classes']))
+        raise RuntimeError(
+            'ZeroShotSegmentor has no class names: set model.class_names (a list or a '
+            'class-name file), or evaluate through the runner with '
+            "custom_hooks=[dict(type='ModelDatasetMetaHook')] so that the dataset's classes "
+            'are used')
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.vocabulary)
+
+    @property
+    def out_channels(self) -> int:
+        return self.num_classes
+
+    def _text_weights_version(self) -> tuple:
+        # In-place updates (load_state_dict, optimizer steps) bump ``_version``; replacing a
+        # tensor changes its storage pointer. Either change invalidates the cached embeddings.
+        return tuple((t.data_ptr(), t._version)
+                     for t in (*self.text_encoder.parameters(), *self.text_encoder.buffers()))
+
+    @torch.no_grad()
+    def encode_queries(self, queries: Sequence[str]) -> Tensor:
+        """Text embeddings of ``queries``, each the normalized mean over the prompt templates of
+        the normalized prompt embeddings (CLIP's zero-shot classifier recipe).
+
+        Args:
+            queries (Sequence[str]): class names or synonyms.
+
+        Returns:
+            Tensor: (Q, C) L2-normalized embeddings.
+        """
+        prompts = [template.format(query) for query in queries for template in self.templates]
+        device = next(self.text_encoder.parameters()).device
+        embeddings = []
+        for start in range(0, len(prompts), self.text_batch_size):
+            token_ids = self.tokenizer(prompts[start:start + self.text_batch_size])
+            embeddings.append(F.normalize(self.text_encoder(token_ids.to(device)), dim=-1))
+        embeddings = torch.cat(embeddings).view(len(queries), len(self.templates), -1)
+        return F.normalize(embeddings.mean(dim=1), dim=-1)
+
+    def text_embeddings(self) -> Tuple[Tensor, List[int]]:
+        """The (cached) query embeddings of the current vocabulary.
+
+        Returns:
+            tuple[Tensor, list[int]]: (Q, C) normalized embeddings of every synonym and the
+            class index of each.
+        """
+        queries, query_to_class = flatten_vocabulary(self.vocabulary)
+        key = (tuple(queries), tuple(self.templates), self._text_weights_version())
+        if self._text_cache is None or self._text_cache[0] != key:
+            self._text_cache = (key, self.encode_queries(queries), query_to_class)
+        return self._text_cache[1], self._text_cache[2]
+
+    # -------------------------------------------------------------------------- dense logits
+    def extract_feat(self, inputs: Tensor) -> Tensor:
+        """(B, 3, H, W) -> (B, C, H/p, W/p) projected patch embeddings of the chosen variant."""
+        return self.image_encoder.encode_dense(inputs, variant=self.dense_variant)['dense']
+
+    def _forward(self, inputs: Tensor, data_samples=None) -> Tensor:
+        """(B, Q, H/p, W/p) patch-query cosine similarities (no post-processing)."""
+        text_embeddings, _ = self.text_embeddings()
+        return self.decode_head(self.extract_feat(inputs), text_embeddings)
+
+    def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
+        """Whole-image query logits at the input resolution, (B, Q, H, W)."""
+        return torch.stack([self._whole_logits(image) for image in inputs])
+
+    def _window_logits(self, windows: Tensor, text_embeddings: Tensor) -> Tensor:
+        """Query logits of same-sized windows at their pixel resolution; pads them to whole
+        patches first and crops the padding off the upsampled logits."""
+        height, width = windows.shape[-2:]
+        left, right, top, bottom = centred_padding(height, width, self.image_encoder.patch_size)
+        padded = F.pad(windows, (left, right, top, bottom))
+        logits = self.decode_head(self.extract_feat(padded), text_embeddings)
+        logits = F.interpolate(
+            logits, size=padded.shape[-2:], mode='bilinear', align_corners=False)
+        return logits[..., top:top + height, left:left + width]
+
+    def _whole_logits(self, image: Tensor) -> Tensor:
+        text_embeddings, _ = self.text_embeddings()
+        return self._window_logits(image[None], text_embeddings)[0]
+
+    def _slide_logits(self, images: List[Tensor]) -> List[Tensor]:
+        """Sliding-window logits of several images; windows of equal size, from all images,
+        go through the image tower together, ``window_batch_size`` at a time."""
+        text_embeddings, _ = self.text_embeddings()
+        num_queries = text_embeddings.shape[0]
+        crop_size, stride = self.test_cfg['crop_size'], self.test_cfg['stride']
+        sums = [image.new_zeros((num_queries, ) + image.shape[-2:]) for image in images]
+        counts = [image.new_zeros((1, ) + image.shape[-2:]) for image in images]
+        windows_by_size: Dict[Tuple[int, int], list] = {}
+        for index, image in enumerate(images):
+            for box in sliding_windows(*image.shape[-2:], crop_size, stride):
+                size = (box[1] - box[0], box[3] - box[2])
+                windows_by_size.setdefault(size, []).append((index, box))
+        chunk = self.test_cfg['window_batch_size']
+        for jobs in windows_by_size.values():
+            for start in range(0, len(jobs), chunk):
+                batch = jobs[start:start + chunk]
+                crops = torch.stack([
+                    images[index][:, y1:y2, x1:x2] for index, (y1, y2, x1, x2) in batch
+                ])
+                logits = self._window_logits(crops, text_embeddings)
+                for (index, (y1, y2, x1, x2)), window_logits in zip(batch, logits):
+                    sums[index][:, y1:y2, x1:x2] += window_logits
+                    counts[index][:, y1:y2, x1:x2] += 1
+        return [total / count for total, count in zip(sums, counts)]
+
+    def inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> List[Tensor]:
+        """Query logits of each image at its (unpadded) input resolution.
+
+        Args:
+            inputs (Tensor): (B, 3, H, W) normalized, possibly padded batch.
+            batch_img_metas (list[dict]): metainfo with ``img_shape`` of each image.
+
+        Returns:
+            list[Tensor]: (Q, h_i, w_i) logits of every image.
+        """
+        images = []
+        for image, meta in zip(inputs, batch_img_metas):
+            height, width = meta.get('img_shape', image.shape[-2:])[:2]
+            images.append(image[:, :height, :width])
+        if self.test_cfg['mode'] == 'slide':
+            return self._slide_logits(images)
+        return [self._whole_logits(image) for image in images]
+
+    # ---------------------------------------------------------------------------- prediction
+    def predict(self, inputs: Tensor, data_samples=None) -> List[SegDataSample]:
+        """Segment a batch; the samples get ``seg_logits`` (class probabilities) and
+        ``pred_sem_seg`` at their original image size.
+
+        Args:
+            inputs (Tensor): (B, 3, H, W) preprocessed images.
+            data_samples (list[SegDataSample], optional): samples with metainfo.
+
+        Returns:
+            list[SegDataSample]: the segmentation results.
+        """
+        if data_samples is None:
+            data_samples = [
+                SegDataSample(metainfo=dict(
+                    img_shape=inputs.shape[-2:], ori_shape=inputs.shape[-2:]))
+                for _ in range(inputs.shape[0])
+            ]
+        batch_img_metas = [sample.metainfo for sample in data_samples]
+        with torch.no_grad():
+            query_logits = self.inference(inputs, batch_img_metas)
+            _, query_to_class = self.text_embeddings()
+            for sample, image, logits in zip(data_samples, inputs, query_logits):
+                self._postprocess(sample, image, logits, query_to_class)
+        return data_samples
+
+    def _postprocess(self, sample: SegDataSample, image: Tensor, logits: Tensor,
+                     query_to_class: List[int]) -> None:
+        meta = sample.metainfo
+        height, width = logits.shape[-2:]
+        image = image[:, :height, :width]
+        if meta.get('flip', False):
+            dims = (2, ) if meta.get('flip_direction') == 'horizontal' else (1, )
+            logits, image = logits.flip(dims=dims), image.flip(dims=dims)
+        ori_shape = tuple(meta.get('ori_shape', (height, width))[:2])
+        logits = F.interpolate(
+            logits[None], size=ori_shape, mode='bilinear', align_corners=False)
+        if self.pamr is not None:
+            guide = F.interpolate(
+                image[None], size=ori_shape, mode='bilinear', align_corners=False)
+            logits = self.pamr(guide, logits)
+        probabilities = self.decode_head.class_probabilities(
+            logits[0], query_to_class, self.num_classes)
+        labels = self.decode_head.predict_labels(probabilities)
+        sample.set_data(dict(
+            seg_logits=PixelData(data=probabilities), pred_sem_seg=PixelData(data=labels)))
+
+    def loss(self, inputs: Tensor, data_samples) -> dict:
+        raise RuntimeError(
+            'ZeroShotSegmentor is training-free: it segments with the pretrained towers as they '
+            'are. Pretrain with the SILC model, or fine-tune with an open-vocabulary segmentor.')

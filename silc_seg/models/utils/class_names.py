@@ -1,0 +1,81 @@
+"""Vocabularies for zero-shot segmentation: class names with optional synonyms."""
+import os.path as osp
+from typing import List, Sequence, Tuple, Union
+
+Vocabulary = List[List[str]]
+
+
+def parse_class_name_lines(lines: Sequence[str], source: str = 'class names') -> Vocabulary:
+    """Parse one class per line; a line may list comma-separated synonyms.
+
+    Args:
+        lines (Sequence[str]): e.g. ``['person, man, woman', 'sky']``.
+        source (str): where the lines come from, used in error messages.
+
+    Returns:
+        list[list[str]]: the synonyms of each class, in order.
+    """
+    vocabulary = []
+    for line_number, line in enumerate(lines, start=1):
+        synonyms = [name.strip() for name in line.strip().split(',')]
+        if not line.strip() or not all(synonyms):
+            raise ValueError(
+                f'{source}: line {line_number} ({line.rstrip()!r}) has an empty class name; '
+                'write one class per line, synonyms separated by commas, no blank lines')
+        vocabulary.append(synonyms)
+    if not vocabulary:
+        raise ValueError(f'{source}: no class names')
+    return vocabulary
+
+
+def load_class_names(path: str) -> Vocabulary:
+    """Read a class-name file: one class per line, comma-separated synonyms.
+
+    A trailing newline at the end of the file is fine; any other empty line is an error, because
+    it would silently shift every following class index.
+
+    Args:
+        path (str): the text file.
+
+    Returns:
+        list[list[str]]: the synonyms of each class.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'class-name file {path!r} does not exist')
+    with open(path, encoding='utf-8') as f:
+        lines = f.read().splitlines()
+    return parse_class_name_lines(lines, source=path)
+
+
+def build_vocabulary(class_names: Union[str, Sequence[Union[str, Sequence[str]]]]) -> Vocabulary:
+    """Normalize the accepted vocabulary forms into a list of synonym lists.
+
+    Args:
+        class_names (str | Sequence): a class-name file path, or a sequence whose items are a
+            class name, a ``'name, synonym'`` string or a list of synonyms.
+
+    Returns:
+        list[list[str]]: the synonyms of each class.
+    """
+    if isinstance(class_names, str):
+        return load_class_names(class_names)
+    lines = []
+    for item in class_names:
+        lines.append(item if isinstance(item, str) else ', '.join(item))
+    return parse_class_name_lines(lines, source='class_names')
+
+
+def flatten_vocabulary(vocabulary: Vocabulary) -> Tuple[List[str], List[int]]:
+    """Flatten synonym lists into text queries and the class index of each query.
+
+    Args:
+        vocabulary (list[list[str]]): synonyms of each class.
+
+    Returns:
+        tuple[list[str], list[int]]: the queries and their class indices.
+    """
+    queries, query_to_class = [], []
+    for class_index, synonyms in enumerate(vocabulary):
+        queries.extend(synonyms)
+        query_to_class.extend([class_index] * len(synonyms))
+    return queries, query_to_class
