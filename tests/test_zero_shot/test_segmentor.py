@@ -1,0 +1,143 @@
+"""ZeroShotSegmentor inference paths, text-embedding cache and vocabulary errors (toy towers)."""
+import pytest
+import torch
+from mmseg.structures import SegDataSample
+
+from silc_seg.models.segmentors.zero_shot_segmentor import sliding_windows
+from silc_seg.registry import MODELS
+from . import toy_towers  # noqa: F401  (registers the toy towers)
+
+
+def build_segmentor(test_cfg=None, **kwargs):
+    torch.manual_seed(0)
+    cfg = dict(
+        type='ZeroShotSegmentor',
+        image_encoder=dict(type='ToyImageEncoder'),
+        text_encoder=dict(type='ToyTextEncoder'),
+        tokenizer=dict(type='ToyCharTokenizer'),
+        decode_head=dict(type='ZeroShotHead', logit_scale=20.0),
+        templates='short',
+        test_cfg=test_cfg or dict(mode='whole'))
+    cfg.setdefault('class_names', ['cat', 'grass, lawn', 'sky'])
+    cfg.update(kwargs)
+    return MODELS.build(cfg).eval()
+
+
+def samples_for(shapes):
+    return [SegDataSample(metainfo=dict(img_shape=shape, ori_shape=shape)) for shape in shapes]
+
+
+def test_slide_equals_whole_when_one_window_covers_the_image():
+    torch.manual_seed(1)
+    image = torch.randn(1, 3, 30, 42)
+    whole = build_segmentor().inference(image, [dict(img_shape=(30, 42))])[0]
+    slide = build_segmentor(dict(mode='slide', crop_size=(48, 48), stride=(16, 16))).inference(
+        image, [dict(img_shape=(30, 42))])[0]
+    assert whole.shape == (4, 30, 42)  # 4 queries: cat, grass, lawn, sky
+    torch.testing.assert_close(slide, whole)
+
+
+def test_sliding_windows_layout():
+    boxes = sliding_windows(40, 50, (16, 24), (8, 12))
+    assert boxes[0] == (0, 16, 0, 24)
+    assert boxes[-1] == (24, 40, 26, 50)
+    covered = torch.zeros(40, 50)
+    for y1, y2, x1, x2 in boxes:
+        assert (y2 - y1, x2 - x1) == (16, 24)
+        covered[y1:y2, x1:x2] += 1
+    assert covered.min() >= 1
+    assert sliding_windows(10, 12, (16, 16), (8, 8)) == [(0, 10, 0, 12)]
+
+
+def test_batched_windows_equal_one_window_at_a_time_and_the_naive_loop():
+    torch.manual_seed(2)
+    shapes = [(40, 56), (33, 45)]  # the second is padded in the batch and not patch-aligned
+    inputs = torch.zeros(2, 3, 40, 56)
+    inputs[0] = torch.randn(3, 40, 56)
+    inputs[1, :, :33, :45] = torch.randn(3, 33, 45)
+    metas = [dict(img_shape=s) for s in shapes]
+    slide_cfg = dict(mode='slide', crop_size=(24, 24), stride=(12, 12))
+    one_by_one = build_segmentor(dict(slide_cfg, window_batch_size=1))
+    batched = build_segmentor(dict(slide_cfg, window_batch_size=64))
+    logits_one = one_by_one.inference(inputs, metas)
+    logits_batched = batched.inference(inputs, metas)
+    # All windows of both images (same window size) went through the tower together.
+    num_windows = sum(len(sliding_windows(*s, (24, 24), (12, 12))) for s in shapes)
+    assert batched.image_encoder.num_images == num_windows
+    text, _ = batched.text_embeddings()
+    for index, (height, width) in enumerate(shapes):
+        torch.testing.assert_close(logits_batched[index], logits_one[index])
+        # Reference: average of the logits of each window, computed alone.
+        total = torch.zeros(4, height, width)
+        count = torch.zeros(1, height, width)
+        image = inputs[index, :, :height, :width]
+        for y1, y2, x1, x2 in sliding_windows(height, width, (24, 24), (12, 12)):
+            total[:, y1:y2, x1:x2] += batched._window_logits(
+                image[None, :, y1:y2, x1:x2], text)[0]
+            count[:, y1:y2, x1:x2] += 1
+        torch.testing.assert_close(logits_batched[index], total / count)
+
+
+def test_predict_outputs_at_original_size_with_synonyms():
+    model = build_segmentor(dict(mode='slide', crop_size=(16, 16), stride=(8, 8)))
+    samples = samples_for([(32, 24)])
+    samples[0].set_metainfo(dict(ori_shape=(64, 48)))
+    results = model.predict(torch.randn(1, 3, 32, 24), samples)
+    assert results[0].seg_logits.data.shape == (3, 64, 48)  # 3 classes, synonyms merged
+    labels = results[0].pred_sem_seg.data
+    assert labels.shape == (1, 64, 48) and labels.dtype == torch.int64
+    assert labels.min() >= 0 and labels.max() < 3
+    torch.testing.assert_close(results[0].seg_logits.data.argmax(0, keepdim=True), labels)
+
+
+def test_text_embeddings_are_cached_and_invalidated():
+    model = build_segmentor()
+    first, query_to_class = model.text_embeddings()
+    calls = model.text_encoder.num_calls
+    assert query_to_class == [0, 1, 1, 2]
+    assert torch.allclose(first.norm(dim=-1), torch.ones(4))
+    again, _ = model.text_embeddings()
+    assert model.text_encoder.num_calls == calls and again is first
+    # New weights -> recomputed, different embeddings.
+    state = {k: v + 0.1 for k, v in model.text_encoder.state_dict().items()}
+    model.text_encoder.load_state_dict(state)
+    changed, _ = model.text_embeddings()
+    assert model.text_encoder.num_calls > calls
+    assert not torch.allclose(changed, first)
+    # New vocabulary -> recomputed for the new queries.
+    model.set_vocabulary(['tree', 'road'])
+    assert model.text_embeddings()[0].shape == (2, 16)
+
+
+def test_template_averaging():
+    model = build_segmentor(class_names=['cat'])
+    prompts = [t.format('cat') for t in model.templates]
+    single = torch.nn.functional.normalize(model.text_encoder(model.tokenizer(prompts)), dim=-1)
+    expected = torch.nn.functional.normalize(single.mean(0), dim=-1)
+    torch.testing.assert_close(model.text_embeddings()[0][0], expected)
+
+
+def test_vocabulary_from_dataset_meta_and_errors(tmp_path):
+    model = build_segmentor(class_names=None)
+    with pytest.raises(RuntimeError, match='ModelDatasetMetaHook'):
+        model.predict(torch.randn(1, 3, 16, 16))
+    model.dataset_meta = dict(classes=('road', 'sky'))
+    assert model.vocabulary == [['road'], ['sky']]
+    assert model.predict(torch.randn(1, 3, 16, 16))[0].seg_logits.data.shape[0] == 2
+
+    names = tmp_path / 'names.txt'
+    names.write_text('road, street\nsky\ntree\n')
+    model = build_segmentor(class_names=str(names))
+    with pytest.raises(ValueError, match='3 classes but the dataset has 2'):
+        model.dataset_meta = dict(classes=('road', 'sky'))
+    model.dataset_meta = dict(classes=('road', 'sky', 'tree'))
+    assert model.vocabulary[0] == ['road', 'street']
+
+
+def test_bad_test_cfg_and_training():
+    with pytest.raises(ValueError, match='crop_size'):
+        build_segmentor(dict(mode='slide', stride=8))
+    with pytest.raises(ValueError, match="'whole' or 'slide'"):
+        build_segmentor(dict(mode='tiles'))
+    with pytest.raises(RuntimeError, match='training-free'):
+        build_segmentor().loss(torch.randn(1, 3, 8, 8), samples_for([(8, 8)]))
