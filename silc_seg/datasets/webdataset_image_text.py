@@ -42,6 +42,36 @@ def shards_for(urls: Sequence[str], epoch: int, seed: int, rank: int,
     return urls[rank * num_workers + worker_id::num_parts]
 
 
+class _TarEndChecker:
+    """Pass-through reader that tells whether an uncompressed tar was cut short.
+
+    ``tarfile`` in stream mode treats a partial header block as the end of the archive, so a shard
+    truncated between or inside headers reads without error; a complete one ends with zero
+    blocks (the end-of-archive marker) and a length that is a multiple of 512.
+    """
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.total = 0
+        self.head = b''
+        self.tail = b''
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.total += len(data)
+        if len(self.head) < 512:
+            self.head = (self.head + data)[:512]
+        self.tail = (self.tail + data)[-1024:]
+        return data
+
+    def check_end(self) -> None:
+        while self.read(1 << 20):
+            pass
+        is_plain_tar = self.head[257:262] == b'ustar'
+        if is_plain_tar and (self.total % 512 or self.tail.strip(b'\0')):
+            raise EOFError('truncated tar: no end-of-archive marker')
+
+
 @DATASETS.register_module()
 class WebDatasetImageText(IterableDataset):
     """Image-text pairs streamed from WebDataset tar shards.
@@ -137,8 +167,10 @@ class WebDatasetImageText(IterableDataset):
                 yield item
 
         try:
-            with gopen(url) as stream:
+            with gopen(url) as raw_stream:
+                stream = _TarEndChecker(raw_stream)
                 yield from group_by_keys(files(stream))
+                stream.check_end()
         except Exception as err:  # tarfile, gzip, IO and network errors
             raise BadSample('corrupt_shard', url, repr(err)) from err
 

@@ -30,8 +30,10 @@ def adjust_hue(img: np.ndarray, hue_factor: float) -> np.ndarray:
             f'adjust_hue needs an (H, W, 3) image, got shape {img.shape}')
     if img.dtype != np.uint8:
         raise TypeError(f'adjust_hue needs a uint8 image, got {img.dtype}')
-    hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV_FULL)
     shift = int(round(hue_factor * 256))
+    if shift % 256 == 0:
+        return img.copy()  # skip the lossy uint8 HSV round trip
+    hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV_FULL)
     hsv[..., 0] = ((hsv[..., 0].astype(np.int16) + shift) % 256).astype(
         np.uint8)
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR_FULL)

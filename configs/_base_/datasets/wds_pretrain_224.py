@@ -1,0 +1,113 @@
+# Web-scale image-text pretraining data streamed from WebDataset tar shards (SILC, arXiv 2310.13355:
+# 2 global crops at 224 px + 6 local crops at 96 px with DINO's photometric recipe).
+# Point `shards` at your data, e.g. on the command line:
+#   --cfg-options train_dataloader.dataset.shards='/data/webli/{00000..04095}.tar'
+# Each shard sample is <key>.jpg|png|webp + <key>.txt (or .json with a "caption" field).
+# Needs at least (#GPUs x num_workers) shards.
+shards = 'data/image_text_shards/{00000..01023}.tar'
+val_ann_file = 'data/coco_karpathy/val_pairs.jsonl'  # JSONL: image, caption (see ImageTextManifestDataset)
+val_data_root = 'data/coco'
+global_crop_size = 224
+local_crop_size = 96
+num_global_crops = 2
+num_local_crops = 6
+global_crop_scale = (0.4, 1.0)
+local_crop_scale = (0.05, 0.4)
+context_length = 77
+tokenizer = dict(type='CLIPTokenizer', context_length=context_length)
+
+_color = [
+    dict(type='RandomFlip', prob=0.5),
+    dict(
+        type='RandomApply',
+        transforms=[
+            # mmpretrain's ColorJitter overflows on negative hue shifts under numpy 2.
+            dict(
+                type='HueSafeColorJitter',
+                brightness=0.4,
+                contrast=0.4,
+                saturation=0.2,
+                hue=0.1)
+        ],
+        prob=0.8),
+    dict(
+        type='RandomGrayscale',
+        prob=0.2,
+        keep_channels=True,
+        channel_weights=(0.114, 0.587, 0.2989)),
+]
+
+
+def _crop(size, scale):
+    return dict(
+        type='mmpretrain.RandomResizedCrop',
+        scale=size,
+        crop_ratio_range=scale,
+        interpolation='bicubic',
+        backend='pillow')
+
+
+def _blur(prob):
+    return dict(
+        type='mmpretrain.GaussianBlur',
+        magnitude_range=(0.1, 2.0),
+        magnitude_std='inf',
+        prob=prob)
+
+
+# DINO: first global view always blurred; second rarely blurred and sometimes solarized.
+global_view_1 = [_crop(global_crop_size, global_crop_scale), *_color, _blur(1.0)]
+global_view_2 = [
+    _crop(global_crop_size, global_crop_scale), *_color, _blur(0.1),
+    dict(type='mmpretrain.Solarize', thr=128, prob=0.2)
+]
+local_view = [_crop(local_crop_size, local_crop_scale), *_color, _blur(0.5)]
+
+train_pipeline = [
+    dict(
+        type='mmpretrain.MultiView',
+        num_views=[1, 1, num_local_crops],
+        transforms=[global_view_1, global_view_2, local_view]),
+    dict(type='TokenizeCaption', tokenizer=tokenizer),
+    dict(type='PackSILCInputs', num_global_crops=num_global_crops),
+]
+val_pipeline = [
+    dict(
+        type='mmpretrain.ResizeEdge',
+        scale=global_crop_size,
+        edge='short',
+        interpolation='bicubic',
+        backend='pillow'),
+    dict(type='CenterCrop', crop_size=global_crop_size),
+    dict(type='TokenizeCaption', tokenizer=tokenizer),
+    dict(type='PackSILCInputs'),
+]
+
+train_dataloader = dict(
+    batch_size=128,
+    num_workers=8,
+    persistent_workers=True,
+    pin_memory=True,
+    # A WebDataset stream splits its shards between ranks and workers itself.
+    sampler=None,
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type='WebDatasetImageText',
+        shards=shards,
+        shuffle_buffer=5000,
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=128,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type='ImageTextManifestDataset',
+        data_root=val_data_root,
+        ann_file=val_ann_file,
+        test_mode=True,
+        pipeline=val_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='ImageTextRetrievalRecall', topk=(1, 5, 10))
+test_evaluator = val_evaluator

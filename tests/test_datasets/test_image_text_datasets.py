@@ -1,0 +1,224 @@
+import csv
+import io
+import json
+import os.path as osp
+import tarfile
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+import silc_seg  # noqa: F401
+from silc_seg.datasets import ImageTextManifestDataset, WebDatasetImageText
+from silc_seg.datasets.webdataset_image_text import shards_for
+
+
+def _png(seed, size=12):
+    img = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    return cv2.imencode('.png', img)[1].tobytes()
+
+
+def _write(path, data):
+    with open(path, 'wb') as f:
+        f.write(data)
+
+
+@pytest.fixture
+def manifest_dir(tmp_path):
+    for i in range(6):
+        _write(tmp_path / f'{i}.png', _png(i))
+    _write(tmp_path / 'corrupt.png', b'\x89PNG not really an image')
+    records = [
+        dict(image=f'{i}.png', caption=f'caption {i}', labels=[i % 3]) for i in range(6)
+    ]
+    records[0]['extra_captions'] = ['other zero', 'third zero', '  ']
+    records += [
+        dict(image='corrupt.png', caption='corrupt bytes'),
+        dict(image='missing.png', caption='missing file'),
+        dict(image='1.png', caption='   '),
+        dict(image='2.png', caption=7),
+    ]
+    with open(tmp_path / 'train.jsonl', 'w') as f:
+        for r in records:
+            f.write(json.dumps(r) + '\n')
+    return tmp_path
+
+
+def _dataset(root, ann='train.jsonl', **kwargs):
+    return ImageTextManifestDataset(
+        ann_file=ann, data_root=str(root),
+        pipeline=[dict(type='PackSILCInputs')], **kwargs)
+
+
+def test_manifest_jsonl_good_samples(manifest_dir):
+    ds = _dataset(manifest_dir)
+    assert len(ds) == 10
+    out = ds[3]
+    sample = out['data_samples']
+    assert out['inputs']['image'].shape == (3, 12, 12)
+    assert sample.caption == 'caption 3' and sample.num_skipped == 0
+    assert sample.img_path == osp.join(str(manifest_dir), '3.png')
+    assert sample.gt_label.tolist() == [0]
+    np.random.seed(0)
+    drawn = {ds[0]['data_samples'].caption for _ in range(40)}
+    assert drawn == {'caption 0', 'other zero', 'third zero'}  # blank extra dropped
+
+
+@pytest.mark.parametrize('idx,reason', [(6, 'corrupt_image'), (7, 'missing_image'),
+                                        (8, 'empty_caption'), (9, 'invalid_caption')])
+def test_manifest_bad_sample_replaced_and_counted(manifest_dir, idx, reason, caplog):
+    ds = _dataset(manifest_dir)
+    np.random.seed(idx)
+    out = ds[idx]
+    sample = out['data_samples']
+    assert sample.num_skipped >= 1
+    assert sample.caption.startswith('caption')  # a good replacement
+    with pytest.raises(RuntimeError, match=reason):
+        _dataset(manifest_dir, test_mode=True)[idx]
+
+
+def test_manifest_all_bad_raises_clearly(manifest_dir):
+    with open(manifest_dir / 'bad.jsonl', 'w') as f:
+        f.write(json.dumps(dict(image='missing.png', caption='x')) + '\n')
+    with pytest.raises(RuntimeError, match='bad samples in a row'):
+        _dataset(manifest_dir, ann='bad.jsonl', max_refetch=3)[0]
+
+
+def test_manifest_csv_and_errors(manifest_dir):
+    with open(manifest_dir / 'train.csv', 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['image', 'caption', 'extra_captions'])
+        writer.writerow(['0.png', 'a, quoted caption', 'two||three'])
+        writer.writerow(['1.png', 'one', ''])
+    ds = _dataset(manifest_dir, ann='train.csv')
+    assert len(ds) == 2
+    np.random.seed(1)
+    assert {ds[0]['data_samples'].caption for _ in range(30)} == {
+        'a, quoted caption', 'two', 'three'}
+    assert ds[1]['data_samples'].caption == 'one'
+    _write(manifest_dir / 'x.txt', b'')
+    with pytest.raises(ValueError, match='unsupported manifest format'):
+        _dataset(manifest_dir, ann='x.txt')
+    with open(manifest_dir / 'nokey.jsonl', 'w') as f:
+        f.write(json.dumps(dict(img='0.png', caption='x')) + '\n')
+    with pytest.raises(KeyError, match='lacks "image"'):
+        _dataset(manifest_dir, ann='nokey.jsonl')
+
+
+def _add(tar, name, data):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _write_shard(path, keys, bad=None):
+    bad = bad or {}
+    with tarfile.open(path, 'w') as tar:
+        for key in keys:
+            if key in bad and bad[key] == 'no_image':
+                _add(tar, f'{key}.txt', b'no image here')
+                continue
+            image = b'garbage' if bad.get(key) == 'corrupt_image' else _png(sum(map(ord, key)))
+            _add(tar, f'{key}.jpg' if key.endswith('j') else f'{key}.png', image)
+            if bad.get(key) == 'empty_caption':
+                _add(tar, f'{key}.txt', b'  \n')
+            elif bad.get(key) == 'json_caption':
+                _add(tar, f'{key}.json', json.dumps(dict(caption=f'cap {key}')).encode())
+            else:
+                _add(tar, f'{key}.txt', f'cap {key}'.encode())
+
+
+@pytest.fixture
+def shard_dir(tmp_path):
+    for s in range(4):
+        _write_shard(tmp_path / f'shard-{s:02d}.tar', [f's{s}k{i}' for i in range(5)])
+    return tmp_path
+
+
+def _keys(dataset, **loader_kwargs):
+    loader = DataLoader(dataset, batch_size=None, **loader_kwargs)
+    return [d['data_samples'].sample_idx for d in loader]
+
+
+def _wds(pattern, **kwargs):
+    kwargs.setdefault('pipeline', [dict(type='PackSILCInputs')])
+    return WebDatasetImageText(shards=pattern, repeat=False, **kwargs)
+
+
+def test_webdataset_reads_all_samples_once(shard_dir):
+    pattern = str(shard_dir / 'shard-{00..03}.tar')
+    keys = _keys(_wds(pattern, shuffle_buffer=7))
+    assert sorted(keys) == sorted(f's{s}k{i}' for s in range(4) for i in range(5))
+    # Two workers: each reads its own shards; together everything exactly once.
+    keys_2w = _keys(_wds(pattern, shuffle_buffer=7), num_workers=2)
+    assert sorted(keys_2w) == sorted(keys)
+
+
+def test_webdataset_epochs_reshuffle_deterministically(shard_dir):
+    pattern = str(shard_dir / 'shard-{00..03}.tar')
+    ds = _wds(pattern, shuffle_buffer=4, seed=3)
+    epoch0 = _keys(ds)
+    assert _keys(_wds(pattern, shuffle_buffer=4, seed=3)) == epoch0
+    ds.set_epoch(1)
+    epoch1 = _keys(ds)
+    assert epoch1 != epoch0 and sorted(epoch1) == sorted(epoch0)
+    repeating = WebDatasetImageText(
+        shards=pattern, shuffle_buffer=4, seed=3,
+        pipeline=[dict(type='PackSILCInputs')])
+    stream = iter(repeating)
+    first_two = [next(stream)['data_samples'].sample_idx for _ in range(40)]
+    assert first_two == epoch0 + epoch1
+
+
+def test_shard_split_disjoint_and_complete():
+    urls = [f'u{i}' for i in range(23)]
+    for world_size, num_workers in [(1, 1), (2, 3), (4, 2), (3, 1)]:
+        for epoch in (0, 1):
+            parts = [
+                shards_for(urls, epoch, 0, rank, world_size, worker, num_workers, True)
+                for rank in range(world_size) for worker in range(num_workers)
+            ]
+            flat = [u for part in parts for u in part]
+            assert sorted(flat) == sorted(urls) and len(flat) == len(set(flat))
+            sizes = [len(p) for p in parts]
+            assert max(sizes) - min(sizes) <= 1
+    assert shards_for(urls, 0, 0, 0, 2, 0, 1, True) != shards_for(urls, 1, 0, 0, 2, 0, 1, True)
+
+
+@pytest.mark.parametrize('cut', ['inside_header', 'inside_data', 'member_boundary'])
+def test_webdataset_bad_samples_and_truncated_shard_counted(tmp_path, cut):
+    keys = [f'k{i}' for i in range(6)]
+    bad = dict(k1='corrupt_image', k2='empty_caption', k3='no_image', k4='json_caption')
+    _write_shard(tmp_path / 'a.tar', keys, bad)
+    _write_shard(tmp_path / 'b.tar', [f'b{i}' for i in range(8)])
+    data = (tmp_path / 'b.tar').read_bytes()
+    with tarfile.open(tmp_path / 'b.tar') as tar:
+        member = tar.getmembers()[7]  # b3.txt
+    end = dict(inside_header=member.offset + 100, inside_data=member.offset_data + 1,
+               member_boundary=member.offset)[cut]
+    _write(tmp_path / 'b.tar', data[:end])
+    _write(tmp_path / 'c.tar', b'not a tar at all' * 10)
+    ds = _wds([str(tmp_path / n) for n in ('a.tar', 'b.tar', 'c.tar')], shuffle=False)
+    out = list(DataLoader(ds, batch_size=None))
+    got = [d['data_samples'].sample_idx for d in out]
+    skipped = sum(d['data_samples'].num_skipped for d in out)
+    assert got[:3] == ['k0', 'k4', 'k5']  # json caption read, three bad ones skipped
+    assert out[1]['data_samples'].caption == 'cap k4'
+    b_keys = got[3:]
+    # b0-b2 are complete; b3 has lost its caption and the rest is gone.
+    assert b_keys == ['b0', 'b1', 'b2']
+    # 3 bad samples in a.tar, the truncated shard b, the unreadable shard c and, when the cut
+    # falls between b3's files, the incomplete b3 itself. Skips after the last good sample
+    # have no sample to travel with and stay in ds.skipped.
+    assert skipped + ds.skipped == (5 if cut == 'inside_data' else 6)
+    assert skipped == 3
+
+
+def test_webdataset_too_few_shards_for_workers(shard_dir):
+    ds = _wds(str(shard_dir / 'shard-00.tar'))
+    with pytest.raises(ValueError, match='cannot feed'):
+        _keys(ds, num_workers=2)
+    with pytest.raises(ValueError, match='no shard matches'):
+        WebDatasetImageText(shards=[])
