@@ -18,8 +18,9 @@ num_global_crops = 2
 num_local_crops = 6
 global_crop_scale = (0.4, 1.0)
 local_crop_scale = (0.05, 0.4)
-context_length = 32
-tokenizer = dict(type='CLIPTokenizer', context_length=context_length)
+caption_context_length = 32
+# Must match the text tower of the model (same vocabulary and context length).
+caption_tokenizer = dict(type='CLIPTokenizer', context_length=caption_context_length)
 
 _photometric = [
     dict(type='RandomFlip', prob=0.5),
@@ -58,12 +59,12 @@ train_pipeline = [
         type='mmpretrain.MultiView',
         num_views=[num_global_crops, num_local_crops],
         transforms=[global_view, local_view]),
-    dict(type='TokenizeCaption', tokenizer=tokenizer),
+    dict(type='TokenizeCaption', tokenizer=caption_tokenizer),
     dict(type='PackSILCInputs', num_global_crops=num_global_crops),
 ]
 val_pipeline = [
     dict(type='Resize', scale=(global_crop_size, global_crop_size)),
-    dict(type='TokenizeCaption', tokenizer=tokenizer),
+    dict(type='TokenizeCaption', tokenizer=caption_tokenizer),
     dict(type='PackSILCInputs'),
 ]
 

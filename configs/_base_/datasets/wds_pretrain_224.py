@@ -13,8 +13,9 @@ num_global_crops = 2
 num_local_crops = 6
 global_crop_scale = (0.4, 1.0)
 local_crop_scale = (0.05, 0.4)
-context_length = 77
-tokenizer = dict(type='CLIPTokenizer', context_length=context_length)
+caption_context_length = 77
+# Must match the text tower of the model (same vocabulary and context length).
+caption_tokenizer = dict(type='CLIPTokenizer', context_length=caption_context_length)
 
 _color = [
     dict(type='RandomFlip', prob=0.5),
@@ -68,7 +69,7 @@ train_pipeline = [
         type='mmpretrain.MultiView',
         num_views=[1, 1, num_local_crops],
         transforms=[global_view_1, global_view_2, local_view]),
-    dict(type='TokenizeCaption', tokenizer=tokenizer),
+    dict(type='TokenizeCaption', tokenizer=caption_tokenizer),
     dict(type='PackSILCInputs', num_global_crops=num_global_crops),
 ]
 val_pipeline = [
@@ -79,7 +80,7 @@ val_pipeline = [
         interpolation='bicubic',
         backend='pillow'),
     dict(type='CenterCrop', crop_size=global_crop_size),
-    dict(type='TokenizeCaption', tokenizer=tokenizer),
+    dict(type='TokenizeCaption', tokenizer=caption_tokenizer),
     dict(type='PackSILCInputs'),
 ]
 
