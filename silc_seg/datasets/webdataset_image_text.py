@@ -104,7 +104,8 @@ class WebDatasetImageText(IterableDataset):
         json_caption_key (str): Caption field of ``json`` captions. Defaults to ``'caption'``.
         json_extra_captions_key (str): Extra captions field of ``json``.
             Defaults to ``'extra_captions'``.
-        num_samples (int, optional): Nominal samples per epoch, only for ``len()``.
+        num_samples (int, optional): Samples per epoch over all ranks, for ``len()`` (used by
+            epoch-based schedulers and ``EpochBasedTrainLoop`` with ``repeat=False``).
         color_type (str): ``mmcv.imfrombytes`` flag. Defaults to ``'color'``.
         imdecode_backend (str): ``mmcv.imfrombytes`` backend. Defaults to ``'cv2'``.
     """
@@ -149,12 +150,14 @@ class WebDatasetImageText(IterableDataset):
         self._epoch.value = epoch
 
     def __len__(self) -> int:
+        """``num_samples`` per rank; without it, a nominal ``2**31`` (an endless stream).
+
+        MMEngine asks every train dataloader for its length to set up schedulers; only
+        schedulers with ``by_epoch=True`` use it, and they need ``num_samples``.
+        """
         if self.num_samples is None:
-            raise TypeError(
-                'WebDatasetImageText has no length unless num_samples is given; '
-                'use an IterBasedTrainLoop or set num_samples')
-        world_size = get_dist_info()[1]
-        return math.ceil(self.num_samples / world_size)
+            return 2**31
+        return math.ceil(self.num_samples / get_dist_info()[1])
 
     def _read_shard(self, url: str) -> Iterator[dict]:
         """Yield the raw samples of one shard; a read error ends the shard with BadSample."""
@@ -255,13 +258,14 @@ class WebDatasetImageText(IterableDataset):
             rng = random.Random(
                 hash((self.seed, epoch, rank, worker_id)) & 0xFFFFFFFF)
             for results in self._shuffled(self._samples(urls), rng):
-                results['num_skipped'], self.skipped = self.skipped, 0
+                results['num_skipped'] = self.skipped
                 data = self.pipeline(results)
                 if data is None:
                     log_skipped(
                         BadSample('dropped_by_pipeline', results['img_path']))
                     self.skipped += 1
                     continue
+                self.skipped = 0
                 yield data
             if not self.repeat:
                 return
