@@ -1,0 +1,3 @@
+from .distillation_head import DistillationHead
+
+__all__ = ['DistillationHead']
