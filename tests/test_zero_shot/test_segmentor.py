@@ -14,7 +14,7 @@ def build_segmentor(test_cfg=None, **kwargs):
         type='ZeroShotSegmentor',
         image_encoder=dict(type='ToyImageEncoder'),
         text_encoder=dict(type='ToyTextEncoder'),
-        tokenizer=dict(type='ToyCharTokenizer'),
+        tokenizer=dict(type='ToyWordTokenizer'),
         decode_head=dict(type='ZeroShotHead', logit_scale=20.0),
         templates='short',
         test_cfg=test_cfg or dict(mode='whole'))

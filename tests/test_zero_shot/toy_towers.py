@@ -1,5 +1,7 @@
 """Test-only towers implementing the tower contracts of docs/design.md with a few weights, so the
 segmentor can be tested independently of (and much faster than) the real towers."""
+import zlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -10,32 +12,39 @@ TOKEN_LENGTH = 24
 
 
 @MODELS.register_module(force=True)
-class ToyCharTokenizer:
-    """Lower-cased characters -> ids (0 pads), ``(N, TOKEN_LENGTH)``."""
+class ToyWordTokenizer:
+    """Words (or, with ``whole_text``, the whole text as one token) -> stable hashed ids in
+    [1, vocab_size) (0 pads), ``(N, TOKEN_LENGTH)``."""
+
+    def __init__(self, vocab_size=4096, whole_text=False):
+        self.vocab_size = vocab_size
+        self.whole_text = whole_text
 
     def __call__(self, texts):
         ids = torch.zeros(len(texts), TOKEN_LENGTH, dtype=torch.long)
         for row, text in enumerate(texts):
-            codes = [1 + ord(c) % 255 for c in text.lower()[:TOKEN_LENGTH]]
-            ids[row, :len(codes)] = torch.tensor(codes)
+            text = text.lower()
+            words = [text] if self.whole_text else text.replace('.', ' ').split()
+            codes = [1 + zlib.crc32(w.encode()) % (self.vocab_size - 1) for w in words]
+            codes = codes[:TOKEN_LENGTH]
+            ids[row, :len(codes)] = torch.tensor(codes, dtype=torch.long)
         return ids
 
 
 @MODELS.register_module(force=True)
 class ToyTextEncoder(nn.Module):
-    """Mean of character embeddings, projected; counts its forward calls."""
+    """Mean of word embeddings (random, so distinct words are nearly orthogonal in high
+    dimension); counts its forward calls."""
 
-    def __init__(self, embed_dim=16):
+    def __init__(self, embed_dim=16, vocab_size=4096):
         super().__init__()
-        self.token_embedding = nn.Embedding(256, embed_dim, padding_idx=0)
-        self.proj = nn.Linear(embed_dim, embed_dim)
+        self.token_embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.num_calls = 0
 
     def forward(self, token_ids):
         self.num_calls += 1
         mask = (token_ids > 0).float().unsqueeze(-1)
-        pooled = (self.token_embedding(token_ids) * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return self.proj(pooled)
+        return (self.token_embedding(token_ids) * mask).sum(1) / mask.sum(1).clamp(min=1)
 
 
 @MODELS.register_module(force=True)
