@@ -1,1 +1,2 @@
 from .zero_shot_segmentor import ZeroShotSegmentor  # noqa: F401
+from .cat_seg import CATSeg  # noqa: F401
