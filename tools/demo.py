@@ -1,0 +1,113 @@
+"""Zero-shot segmentation of one image with free-form class names.
+
+    python tools/demo.py IMAGE --classes "cat,grass,sky" --config CFG --checkpoint CKPT \
+        [--out out.png] [--classes-file names.txt] [--device cpu] [--opacity 0.5] \
+        [--cfg-options model.dense_variant=sclip ...]
+
+CFG is a zero-shot config (e.g. ``configs/silc/zs_silc_vit-b16_ade150.py``); its test pipeline
+(short-side resize) and inference settings (sliding windows, templates, dense variant) are used,
+its dataset is not. The overlay, drawn by mmseg's ``SegLocalVisualizer``, gets a legend of the
+classes present in the prediction.
+"""
+import argparse
+
+import cv2
+import mmcv
+import numpy as np
+from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
+from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
+from mmseg.apis import inference_model
+from mmseg.visualization import SegLocalVisualizer
+
+import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
+from silc_seg.models.utils import build_vocabulary
+from silc_seg.registry import MODELS
+from silc_seg.utils import check_state_dict_keys
+
+LEGEND_ROW = 22
+LEGEND_WIDTH = 220
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Zero-shot segmentation demo')
+    parser.add_argument('image', help='image file')
+    parser.add_argument('--config', required=True, help='zero-shot config file')
+    parser.add_argument('--checkpoint', required=True,
+                        help='checkpoint with image_encoder.* and text_encoder.* weights')
+    parser.add_argument('--classes', help='comma-separated class names, e.g. "cat,grass,sky"')
+    parser.add_argument('--classes-file',
+                        help='class-name file: one class per line, comma-separated synonyms')
+    parser.add_argument('--out', default='out.png', help='output overlay image')
+    parser.add_argument('--device', default='cpu', help='device, e.g. cpu or cuda:0')
+    parser.add_argument('--opacity', type=float, default=0.5, help='mask opacity in (0, 1]')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings in the config, in xxx=yyy format')
+    args = parser.parse_args()
+    if (args.classes is None) == (args.classes_file is None):
+        parser.error('give exactly one of --classes and --classes-file')
+    return args
+
+
+def class_palette(num_classes):
+    """Distinct, reproducible colours (golden-ratio hues)."""
+    hues = (np.arange(num_classes) * 0.618033988749895 % 1.0 * 180).astype(np.uint8)
+    hsv = np.stack([hues, np.full_like(hues, 200), np.full_like(hues, 230)], -1)
+    rgb = cv2.cvtColor(hsv[None], cv2.COLOR_HSV2RGB)[0]
+    return [tuple(int(c) for c in colour) for colour in rgb]
+
+
+def build_model(config, checkpoint, device):
+    init_default_scope(config.get('default_scope', 'mmseg'))
+    model = MODELS.build(config.model)
+    state_dict = _load_checkpoint(checkpoint, map_location='cpu')
+    state_dict = state_dict.get('state_dict', state_dict)
+    check_state_dict_keys(model.state_dict().keys(), state_dict.keys(), checkpoint)
+    load_state_dict(model, state_dict, strict=False)
+    model.cfg = config  # mmseg's inference_model reads the test pipeline from it
+    return model.to(device).eval()
+
+
+def add_legend(image, names, palette, labels_present):
+    """Append a column listing the classes present, with their colours."""
+    height = max(image.shape[0], LEGEND_ROW * (len(labels_present) + 1))
+    canvas = np.full((height, image.shape[1] + LEGEND_WIDTH, 3), 255, np.uint8)
+    canvas[:image.shape[0], :image.shape[1]] = image
+    for row, label in enumerate(labels_present):
+        top = LEGEND_ROW // 2 + row * LEGEND_ROW
+        left = image.shape[1] + 8
+        cv2.rectangle(canvas, (left, top), (left + 16, top + 16), palette[label], -1)
+        cv2.putText(canvas, names[label], (left + 24, top + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+    return canvas
+
+
+def main():
+    args = parse_args()
+    config = Config.fromfile(args.config)
+    if args.cfg_options:
+        config.merge_from_dict(args.cfg_options)
+    vocabulary = build_vocabulary(
+        args.classes_file if args.classes_file else args.classes.split(','))
+    model = build_model(config, args.checkpoint, args.device)
+    model.set_vocabulary(vocabulary)
+
+    result = inference_model(model, args.image)
+    names = [synonyms[0] for synonyms in vocabulary]
+    palette = class_palette(len(names))
+    visualizer = SegLocalVisualizer(alpha=args.opacity)
+    visualizer.dataset_meta = dict(classes=names, palette=palette)
+    image = mmcv.imread(args.image, channel_order='rgb')
+    visualizer.add_datasample(
+        'demo', image, data_sample=result, draw_gt=False, show=False, with_labels=False)
+    labels = np.unique(result.pred_sem_seg.data.cpu().numpy())
+    overlay = add_legend(visualizer.get_image(), names, palette, labels.tolist())
+    mmcv.imwrite(mmcv.rgb2bgr(overlay), args.out, auto_mkdir=True)
+    areas = {names[label]: float((result.pred_sem_seg.data == label).float().mean())
+             for label in labels}
+    print(f'saved {args.out}; predicted area per class: ' +
+          ', '.join(f'{name} {area:.1%}' for name, area in areas.items()))
+
+
+if __name__ == '__main__':
+    main()
