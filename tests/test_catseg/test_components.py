@@ -1,0 +1,183 @@
+"""CAT-Seg building blocks against direct computations."""
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.registry import init_default_scope
+from torch import nn
+
+import silc_seg  # noqa: F401
+from silc_seg.models.layers.cat_seg_aggregator import (CATSegAggregator, cosine_cost_volume,
+                                                       top_classes_by_cost)
+from silc_seg.models.layers.cat_seg_class_attention import (ClassAggregationLayer,
+                                                            linear_attention)
+from silc_seg.models.layers.cat_seg_swin_block import GuidedSwinBlock, GuidedSwinBlockPair
+from silc_seg.models.layers.cat_seg_upsampler import GuidedUpsampleBlock
+from silc_seg.registry import MODELS
+
+init_default_scope('mmseg')
+
+
+def test_cost_volume_is_cosine_similarity_per_class_and_template():
+    torch.manual_seed(0)
+    image, text = torch.randn(2, 8, 3, 5), torch.randn(4, 3, 8)
+    cost = cosine_cost_volume(image, text)
+    assert cost.shape == (2, 3, 4, 3, 5)
+    b, p, t, y, x = 1, 2, 3, 2, 4
+    expected = F.cosine_similarity(image[b, :, y, x], text[t, p], dim=0)
+    assert torch.allclose(cost[b, p, t, y, x], expected, atol=1e-6)
+    per_image = cosine_cost_volume(image, text.expand(2, -1, -1, -1))
+    assert torch.allclose(cost, per_image)
+
+
+def test_linear_attention_matches_its_definition():
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 5, 2, 4), torch.randn(2, 7, 2, 4), torch.randn(2, 7, 2, 3)
+    phi_q, phi_k = F.elu(q) + 1, F.elu(k) + 1
+    weights = torch.einsum('nlhd,nshd->nlsh', phi_q, phi_k)
+    expected = torch.einsum('nlsh,nshv->nlhv', weights / weights.sum(2, keepdim=True), v)
+    assert torch.allclose(linear_attention(q, k, v), expected, atol=1e-5)
+
+
+def test_swin_block_attends_within_windows_only():
+    torch.manual_seed(0)
+    block = GuidedSwinBlock(8, 4, num_heads=2, window_size=4, shift_size=0).eval()
+    x, guidance = torch.randn(1, 8, 8, 8), torch.randn(1, 8, 8, 4)
+    changed_x, changed_guidance = x.clone(), guidance.clone()
+    changed_x[0, 1, 1] += torch.randn(8)
+    changed_guidance[0, 2, 2] += torch.randn(4)
+    for new_x, new_guidance in ((changed_x, guidance), (x, changed_guidance)):
+        diff = (block(new_x, new_guidance) - block(x, guidance)).abs().sum(-1)[0]
+        assert diff[:4, :4].min() > 0  # the whole top-left window sees the change
+        outside = diff.clone()
+        outside[:4, :4] = 0
+        assert outside.max() < 1e-6
+
+
+def test_shifted_swin_block_mixes_across_window_borders_but_not_across_the_wrap():
+    torch.manual_seed(0)
+    block = GuidedSwinBlock(8, 0, num_heads=2, window_size=4, shift_size=2).eval()
+    x = torch.randn(1, 8, 8, 8)
+    changed = x.clone()
+    changed[0, 3, 3] += torch.randn(8)  # shifted window covers rows/cols 2..5
+    diff = (block(changed, None) - block(x, None)).abs().sum(-1)[0]
+    assert diff[2:6, 2:6].min() > 0
+    outside = diff.clone()
+    outside[2:6, 2:6] = 0
+    assert outside.max() < 1e-6
+    changed = x.clone()
+    changed[0, 0, 0] += torch.randn(8)  # the corner window holds wrapped regions that must stay apart
+    diff = (block(changed, None) - block(x, None)).abs().sum(-1)[0]
+    assert diff[0:2, 0:2].min() > 0
+    assert diff[6:, 6:].max() < 1e-6 and diff[0:2, 6:].max() < 1e-6
+
+
+def test_swin_pair_shapes_with_maps_that_do_not_tile_or_are_smaller_than_the_window():
+    torch.manual_seed(0)
+    pair = GuidedSwinBlockPair(8, 4, num_heads=2, window_size=4)
+    for height, width in ((6, 10), (3, 3)):
+        x, guidance = torch.randn(2, 8, 3, height, width), torch.randn(2, 4, height, width)
+        assert pair(x, guidance).shape == x.shape
+
+
+def test_class_aggregation_is_permutation_equivariant_and_padding_bounded():
+    torch.manual_seed(0)
+    layer = ClassAggregationLayer(8, 4, num_heads=2, pooling_size=(2, 2), num_class_slots=6)
+    with torch.no_grad():  # non-zero padding tokens so that they matter
+        layer.padding_token.normal_()
+        layer.padding_guidance.normal_()
+    x, guidance = torch.randn(2, 8, 5, 4, 6), torch.randn(2, 5, 4)
+    out = layer(x, guidance)
+    assert out.shape == x.shape
+    order = torch.tensor([3, 0, 4, 1, 2])
+    assert torch.allclose(layer(x[:, :, order], guidance[:, order]), out[:, :, order], atol=1e-5)
+    with pytest.raises(ValueError, match='exceed num_class_slots'):
+        layer(torch.randn(1, 8, 7, 4, 6), torch.randn(1, 7, 4))
+
+
+def test_upsample_block_doubles_resolution_and_uses_guidance():
+    torch.manual_seed(0)
+    block = GuidedUpsampleBlock(32, 16, guidance_channels=8)
+    x, guidance = torch.randn(6, 32, 5, 7), torch.randn(2, 8, 10, 14)
+    out = block(x, guidance)
+    assert out.shape == (6, 16, 10, 14)
+    other = guidance.clone()
+    other[1] += 1  # second image: classes 3..5 change, the first image's classes do not
+    diff = (block(x, other) - out).abs().flatten(1).sum(1)
+    assert diff[:3].max() == 0 and diff[3:].min() > 0
+    with pytest.raises(ValueError, match='guidance is'):
+        block(x, torch.randn(2, 8, 9, 14))
+
+
+def tiny_aggregator(num_class_slots, num_templates=2):
+    return CATSegAggregator(
+        text_dims=16, num_templates=num_templates, embed_dims=32, appearance_guidance_dims=8,
+        text_guidance_dims=8, decoder_dims=(32, 16), decoder_guidance_dims=(8, 4),
+        decoder_guidance_proj_dims=(8, 4), num_layers=1, num_heads=2, pooling_size=(2, 2),
+        window_size=4, num_class_slots=num_class_slots).eval()
+
+
+def test_aggregator_output_shape():
+    torch.manual_seed(0)
+    aggregator = tiny_aggregator(num_class_slots=8)
+    image, text = torch.randn(2, 16, 6, 6), torch.randn(5, 2, 16)
+    guidance = [torch.randn(2, 8, 12, 12), torch.randn(2, 4, 24, 24)]
+    assert aggregator(image, text, guidance).shape == (2, 5, 24, 24)
+    with pytest.raises(ValueError, match='prompt templates'):
+        aggregator(image, torch.randn(5, 3, 16), guidance)
+
+
+@pytest.mark.parametrize('num_class_slots,num_classes', [(8, 30), (256, 300)])
+def test_top_classes_kept_and_dropped_classes_scattered_low(num_class_slots, num_classes):
+    torch.manual_seed(0)
+    aggregator = tiny_aggregator(num_class_slots=num_class_slots)
+    image, text = torch.randn(2, 16, 4, 4), torch.randn(num_classes, 2, 16)
+    guidance = [torch.randn(2, 8, 8, 8), torch.randn(2, 4, 16, 16)]
+    with torch.no_grad():
+        logits = aggregator(image, text, guidance)
+    assert logits.shape == (2, num_classes, 16, 16)
+    max_cost = cosine_cost_volume(image, text).amax(dim=(1, 3, 4))  # (B, T)
+    for b in range(2):
+        kept = max_cost[b].argsort(descending=True)[:num_class_slots].sort().values
+        dropped = torch.ones(num_classes, dtype=torch.bool)
+        dropped[kept] = False
+        assert (logits[b, dropped] == aggregator.dropped_class_logit).all()
+        assert (logits[b, kept] > aggregator.dropped_class_logit).all()
+        # the kept logits are those of running on the kept classes alone
+        with torch.no_grad():
+            alone = aggregator(image[b:b + 1], text[kept], [g[b:b + 1] for g in guidance])
+        assert torch.allclose(logits[b, kept], alone[0], atol=1e-4)
+    assert torch.equal(top_classes_by_cost(cosine_cost_volume(image, text), 3),
+                       max_cost.topk(3).indices.sort().values)
+
+
+def test_bce_loss_matches_direct_computation_with_ignored_pixels():
+    from mmseg.structures import SegDataSample
+    from mmengine.structures import PixelData
+    torch.manual_seed(0)
+    head = MODELS.build(dict(
+        type='CATSegHead', vision_width=16, guidance_upsample_dims=(8, 4),
+        aggregator=dict(text_dims=16, num_templates=1, embed_dims=32, decoder_dims=(32, 16),
+                        decoder_guidance_dims=(8, 4), decoder_guidance_proj_dims=(8, 4),
+                        window_size=4, num_class_slots=8)))
+    logits = torch.randn(2, 5, 8, 8)
+    labels = torch.randint(0, 5, (2, 1, 16, 16))
+    labels[0, 0, :4] = 255
+    samples = [SegDataSample(gt_sem_seg=PixelData(data=label)) for label in labels]
+    losses = head.loss_by_feat(logits, samples)
+    upsampled = F.interpolate(logits, size=(16, 16), mode='bilinear', align_corners=False)
+    valid = labels[:, 0] != 255
+    targets = F.one_hot(labels[:, 0].clamp(max=4), 5).permute(0, 3, 1, 2).float()
+    per_element = F.binary_cross_entropy_with_logits(upsampled, targets, reduction='none')
+    expected = per_element.permute(0, 2, 3, 1)[valid].mean()
+    assert torch.allclose(losses['loss_ce'], expected, atol=1e-6)
+    assert losses['loss_ce'].item() == pytest.approx(expected.item(), rel=1e-6)
+    labels[1, 0, 0, 0] = 7
+    with pytest.raises(ValueError, match='training classes'):
+        head.loss_by_feat(logits, [SegDataSample(gt_sem_seg=PixelData(data=lb)) for lb in labels])
+
+
+def test_head_checks_guidance_configuration():
+    with pytest.raises(ValueError, match='guidance_upsample_dims'):
+        MODELS.build(dict(type='CATSegHead', guidance_upsample_dims=(8, 4)))
+    assert isinstance(MODELS.build(dict(type='CATSegHead')).guidance_upsamplers[1],
+                      nn.ConvTranspose2d)
