@@ -1,0 +1,3 @@
+from .silc import SILC
+
+__all__ = ['SILC']

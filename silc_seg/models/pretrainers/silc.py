@@ -1,0 +1,352 @@
+import copy
+import warnings
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.logging import MessageHub
+from mmengine.model import BaseModel
+from mmengine.optim import OptimWrapper
+from mmpretrain.structures import DataSample
+
+from silc_seg.registry import MODELS
+from silc_seg.utils.dist import all_reduce_any
+
+ConfigType = Union[dict, nn.Module]
+
+
+def _build(cfg: Optional[ConfigType]) -> Optional[nn.Module]:
+    if cfg is None or isinstance(cfg, nn.Module):
+        return cfg
+    return MODELS.build(cfg)
+
+
+@MODELS.register_module()
+class SILC(BaseModel):
+    """SILC: image-text contrastive pretraining with local-to-global self-distillation.
+
+    Naeem et al., "SILC: Improving Vision Language Pretraining with Self-Distillation",
+    arXiv 2310.13355. Per batch of ``B`` image-text pairs with ``Ng`` global and ``Nl`` local
+    crops per image (stacked view-major, see ``docs/design.md``):
+
+    - contrastive loss (CLIP or SigLIP) between each global view and the captions, averaged over
+      the ``Ng`` global views;
+    - self-distillation: an EMA teacher (``teacher_image_encoder`` + ``teacher_head``, updated by
+      :class:`EMATeacherHook`, never by gradients) sees the global crops; the student's
+      ``distill_head`` sees every view (globals in one forward, locals in one forward) and
+      matches the teacher's centered, sharpened prototype distribution on every other view
+      (:class:`LocalGlobalDistillLoss`).
+
+    With ``distill_head=None`` the model is the plain CLIP / SigLIP baseline: no teacher is built
+    and only the global crops are used.
+
+    Args:
+        image_encoder (dict | nn.Module): Image tower (``SILCVisionTransformer``), with
+            ``encode_image(images) -> (N, J)``.
+        text_encoder (dict | nn.Module): Text tower (``SILCTextTransformer``), with
+            ``encode_text(token_ids) -> (N, J)``.
+        tokenizer (dict | callable, optional): ``list[str] -> LongTensor (N, L)``; needed by
+            :meth:`tokenize` and zero-shot classification. Defaults to None.
+        contrastive_loss (dict | nn.Module): ``ClipContrastiveLoss`` or ``SigLipLoss``.
+        distill_head (dict | nn.Module, optional): ``DistillationHead`` ``J -> K``; None disables
+            self-distillation. Defaults to None.
+        distill_loss (dict | nn.Module, optional): Defaults to ``LocalGlobalDistillLoss`` with the
+            head's ``K``.
+        contrastive_weight (float): Defaults to 1.0.
+        distill_weight (float): Defaults to 1.0.
+        num_global_crops (int, optional): Expected ``Ng``; checked against the batch. Without it,
+            ``Ng`` is ``len(global_crops) / len(text)``. Defaults to None.
+        zero_shot_classes (Sequence[str], optional): Class names for zero-shot classification in
+            :meth:`predict` (sets ``pred_score``). Defaults to None.
+        zero_shot_templates (Sequence[str]): Prompt templates with one ``{}`` for the class name;
+            class embeddings average over them. Defaults to ``('a photo of a {}.',)``.
+        skip_nonfinite_steps (bool): On a non-finite loss term, skip the optimizer update
+            instead of raising :class:`FloatingPointError`. Defaults to False.
+        data_preprocessor (dict | nn.Module, optional): Defaults to ``SILCDataPreprocessor``.
+        init_cfg (dict, optional): Defaults to None.
+    """
+
+    def __init__(self,
+                 image_encoder: ConfigType,
+                 text_encoder: ConfigType,
+                 tokenizer: Optional[ConfigType] = None,
+                 contrastive_loss: ConfigType = dict(type='ClipContrastiveLoss'),
+                 distill_head: Optional[ConfigType] = None,
+                 distill_loss: Optional[ConfigType] = None,
+                 contrastive_weight: float = 1.0,
+                 distill_weight: float = 1.0,
+                 num_global_crops: Optional[int] = None,
+                 zero_shot_classes: Optional[Sequence[str]] = None,
+                 zero_shot_templates: Sequence[str] = ('a photo of a {}.', ),
+                 skip_nonfinite_steps: bool = False,
+                 data_preprocessor: Optional[ConfigType] = dict(type='SILCDataPreprocessor'),
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(data_preprocessor=_build(data_preprocessor), init_cfg=init_cfg)
+        self.image_encoder = _build(image_encoder)
+        self.text_encoder = _build(text_encoder)
+        self.tokenizer = _build(tokenizer) if isinstance(tokenizer, dict) else tokenizer
+        self.contrastive_loss = _build(contrastive_loss)
+        self.contrastive_weight = contrastive_weight
+        self.distill_weight = distill_weight
+        self.num_global_crops = num_global_crops
+        self.skip_nonfinite_steps = skip_nonfinite_steps
+
+        self.with_distill = distill_head is not None
+        if self.with_distill:
+            self.distill_head = _build(distill_head)
+            if distill_loss is None:
+                distill_loss = dict(type='LocalGlobalDistillLoss',
+                                    out_channels=self.distill_head.last_layer.out_features)
+            self.distill_loss = _build(distill_loss)
+            # Built here so that checkpoints and optimizers see them; their weights are reset to
+            # the student's in `init_weights` and then only follow it by EMA.
+            self.teacher_image_encoder = copy.deepcopy(self.image_encoder)
+            self.teacher_head = copy.deepcopy(self.distill_head)
+            for param in self.teacher_parameters():
+                param.requires_grad_(False)
+            self.train()
+        elif distill_loss is not None:
+            raise ValueError('distill_loss is set but distill_head is None: set both to use '
+                             'self-distillation, or neither for the contrastive-only baseline')
+
+        if zero_shot_classes is not None:
+            if not zero_shot_classes:
+                raise ValueError('zero_shot_classes must not be empty')
+            for template in zero_shot_templates:
+                if template.count('{}') != 1:
+                    raise ValueError('every zero-shot template needs exactly one "{}" for the '
+                                     f'class name, got {template!r}')
+            if self.tokenizer is None:
+                raise ValueError('zero-shot classification needs a tokenizer')
+        self.zero_shot_classes = list(zero_shot_classes) if zero_shot_classes else None
+        self.zero_shot_templates = list(zero_shot_templates)
+        self._class_embeddings: Optional[torch.Tensor] = None
+        self.last_step_skipped = False
+        self.register_load_state_dict_post_hook(lambda module, keys: module.clear_zero_shot_cache())
+
+    # ----------------------------------------------------------------------------------------
+    # Public API
+    def tokenize(self, texts: Union[str, Sequence[str]]) -> torch.Tensor:
+        """Token ids ``(N, L)`` for a string or list of strings, on the model's device."""
+        if self.tokenizer is None:
+            raise RuntimeError('this model was built without a tokenizer')
+        if isinstance(texts, str):
+            texts = [texts]
+        return self.tokenizer(list(texts)).to(self._device())
+
+    def encode_image(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """``(N, J)`` embeddings of preprocessed images ``(N, 3, H, W)`` by the student tower."""
+        embeddings = self.image_encoder.encode_image(images)
+        return F.normalize(embeddings, dim=-1) if normalize else embeddings
+
+    def encode_text(self, token_ids: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """``(N, J)`` embeddings of token ids ``(N, L)``."""
+        embeddings = self.text_encoder.encode_text(token_ids)
+        return F.normalize(embeddings, dim=-1) if normalize else embeddings
+
+    def student_teacher_pairs(self) -> List[Tuple[nn.Module, nn.Module]]:
+        """``(student, teacher)`` module pairs that the EMA hook averages."""
+        if not self.with_distill:
+            return []
+        return [(self.image_encoder, self.teacher_image_encoder),
+                (self.distill_head, self.teacher_head)]
+
+    def teacher_parameters(self):
+        for _, teacher in self.student_teacher_pairs():
+            yield from teacher.parameters()
+
+    # ----------------------------------------------------------------------------------------
+    # Training
+    def init_weights(self) -> None:
+        super().init_weights()
+        # Start the teacher from the student (both towers may have been initialized from a
+        # pretrained checkpoint, or randomly and independently).
+        for student, teacher in self.student_teacher_pairs():
+            teacher.load_state_dict(student.state_dict())
+
+    def train(self, mode: bool = True) -> 'SILC':
+        super().train(mode)
+        # The teacher only runs inference (no dropout / drop-path, as DINO's teacher).
+        for _, teacher in self.student_teacher_pairs():
+            teacher.eval()
+        if mode:
+            self.clear_zero_shot_cache()
+        return self
+
+    def forward(self,
+                inputs: Dict[str, torch.Tensor],
+                data_samples: Optional[List[DataSample]] = None,
+                mode: str = 'tensor'):
+        """MMEngine entry point.
+
+        Args:
+            inputs (dict): ``global_crops``, ``local_crops`` and ``text`` for ``'loss'``;
+                ``image`` and/or ``text`` for ``'predict'`` and ``'tensor'``.
+            data_samples (list[DataSample], optional): One per sample.
+            mode (str): ``'loss'`` (dict of losses and logged scalars), ``'predict'`` (data
+                samples with embeddings) or ``'tensor'`` (dict of normalized embeddings).
+        """
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self._embed(inputs)
+        raise RuntimeError(f'Invalid mode "{mode}". Only supports loss, predict and tensor mode')
+
+    def loss(self, inputs: Dict[str, torch.Tensor],
+             data_samples: Optional[List[DataSample]] = None) -> Dict[str, torch.Tensor]:
+        """Loss terms (``loss_contrastive``, ``loss_distill``) and logged scalars (``logit_scale``,
+        ``logit_bias``, ``teacher_temp``, ``center_norm``) of a pretraining batch."""
+        for key in ('global_crops', 'text'):
+            if key not in inputs:
+                raise KeyError(f'SILC training inputs need "{key}", got {sorted(inputs)}')
+        global_crops, text = inputs['global_crops'], inputs['text']
+        batch_size = text.shape[0]
+        num_global = self._num_views(global_crops, batch_size, 'global_crops')
+        if self.num_global_crops is not None and num_global != self.num_global_crops:
+            raise ValueError(f'expected {self.num_global_crops} global crops per sample, got '
+                             f'{num_global} ({global_crops.shape[0]} crops for {batch_size} '
+                             'captions)')
+
+        global_embeddings = self.image_encoder.encode_image(global_crops)
+        text_features = F.normalize(self.text_encoder.encode_text(text), dim=-1)
+        image_features = F.normalize(global_embeddings, dim=-1)
+        contrastive = sum(
+            self.contrastive_loss(view, text_features)
+            for view in image_features.split(batch_size)) / num_global
+        losses = dict(loss_contrastive=self.contrastive_weight * contrastive)
+        scale, bias = self.contrastive_loss.logit_params()
+        losses['logit_scale'] = scale.detach()
+        if bias is not None:
+            losses['logit_bias'] = bias.detach()
+
+        if self.with_distill:
+            losses.update(self._distill(global_crops, global_embeddings,
+                                        inputs.get('local_crops'), batch_size))
+        return losses
+
+    def _distill(self, global_crops, global_embeddings, local_crops, batch_size):
+        student_embeddings = [global_embeddings]
+        if local_crops is not None and local_crops.numel():
+            self._num_views(local_crops, batch_size, 'local_crops')
+            student_embeddings.append(self.image_encoder.encode_image(local_crops))
+        student_output = self.distill_head(torch.cat(student_embeddings))
+        with torch.no_grad():
+            teacher_output = self.teacher_head(
+                self.teacher_image_encoder.encode_image(global_crops))
+        distill = self.distill_loss(student_output, teacher_output, batch_size)
+        return dict(
+            loss_distill=self.distill_weight * distill,
+            teacher_temp=torch.tensor(float(self.distill_loss.teacher_temp),
+                                      device=distill.device),
+            center_norm=self.distill_loss.center.norm().detach())
+
+    @staticmethod
+    def _num_views(crops: torch.Tensor, batch_size: int, name: str) -> int:
+        if crops.dim() != 4 or crops.shape[0] % batch_size or crops.shape[0] == 0:
+            raise ValueError(f'{name} must be (num_views * {batch_size}, 3, H, W) for '
+                             f'{batch_size} captions, got {tuple(crops.shape)}')
+        return crops.shape[0] // batch_size
+
+    def train_step(self, data: Union[dict, tuple, list],
+                   optim_wrapper: OptimWrapper) -> Dict[str, torch.Tensor]:
+        """:meth:`BaseModel.train_step` with a guard against non-finite loss terms.
+
+        A non-finite term (on any rank) raises :class:`FloatingPointError` naming the iteration
+        and the term values, or, with ``skip_nonfinite_steps``, drops the update: gradients are
+        zeroed, no optimizer step happens (so the EMA teacher is not updated either), the skip is
+        counted in the message hub (``train/nonfinite_skips``) and a warning is logged.
+        """
+        with optim_wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+            losses = self._run_forward(data, mode='loss')
+        parsed_loss, log_vars = self.parse_losses(losses)
+        bad_terms = [
+            name for name, value in log_vars.items()
+            if 'loss' in name and name != 'loss' and not torch.isfinite(value).all()
+        ]
+        nonfinite = bool(bad_terms) or not torch.isfinite(parsed_loss).all()
+        self.last_step_skipped = all_reduce_any(nonfinite, parsed_loss.device)
+        if self.last_step_skipped:
+            self._handle_nonfinite(bad_terms, log_vars, optim_wrapper)
+        else:
+            optim_wrapper.update_params(parsed_loss)
+        self.clear_zero_shot_cache()
+        return log_vars
+
+    def _handle_nonfinite(self, bad_terms, log_vars, optim_wrapper):
+        message_hub = MessageHub.get_current_instance()
+        iteration = message_hub.get_info('iter')
+        terms = ', '.join(f'{name}={value.item():.6g}' for name, value in log_vars.items()
+                          if 'loss' in name and name != 'loss')
+        where = ', '.join(bad_terms) if bad_terms else (
+            'another rank' if torch.isfinite(log_vars['loss']) else 'the sum of the terms')
+        message = (f'non-finite loss at iteration {iteration} (in {where}): {terms}')
+        if not self.skip_nonfinite_steps:
+            raise FloatingPointError(
+                message + '. Lower the learning rate, enable gradient clipping, or set '
+                'model.skip_nonfinite_steps=True to skip such steps.')
+        optim_wrapper.zero_grad()
+        skips = message_hub.get_info('nonfinite_skips', 0) + 1
+        message_hub.update_info('nonfinite_skips', skips)
+        message_hub.update_scalar('train/nonfinite_skips', skips)
+        warnings.warn(f'{message}; skipped the optimizer step ({skips} skipped so far)')
+
+    # ----------------------------------------------------------------------------------------
+    # Inference
+    def _embed(self, inputs: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        embeddings = {}
+        if 'image' in inputs:
+            embeddings['image_embedding'] = self.encode_image(inputs['image'])
+        if 'text' in inputs:
+            embeddings['text_embedding'] = self.encode_text(inputs['text'])
+        if not embeddings:
+            raise KeyError(f'expected "image" and/or "text" inputs, got {sorted(inputs)}')
+        return embeddings
+
+    def predict(self, inputs: Dict[str, torch.Tensor],
+                data_samples: Optional[List[DataSample]] = None) -> List[DataSample]:
+        """Data samples with L2-normalized ``image_embedding`` / ``text_embedding`` and, when
+        ``zero_shot_classes`` is set, ``pred_score`` (softmax over the class logits)."""
+        embeddings = self._embed(inputs)
+        batch_size = next(iter(embeddings.values())).shape[0]
+        if data_samples is None:
+            data_samples = [DataSample() for _ in range(batch_size)]
+        scores = None
+        if self.zero_shot_classes is not None and 'image_embedding' in embeddings:
+            scores = self.zero_shot_scores(embeddings['image_embedding'])
+        for i, sample in enumerate(data_samples):
+            for key, value in embeddings.items():
+                sample.set_field(value[i], key)
+            if scores is not None:
+                sample.set_pred_score(scores[i])
+        return data_samples
+
+    def class_embeddings(self) -> torch.Tensor:
+        """``(num_classes, J)`` normalized class embeddings (template-averaged), cached until the
+        weights change (training step, ``train()``, ``load_state_dict``)."""
+        if self._class_embeddings is None:
+            embeddings = []
+            with torch.no_grad():
+                for name in self.zero_shot_classes:
+                    prompts = [template.format(name) for template in self.zero_shot_templates]
+                    per_template = self.encode_text(self.tokenize(prompts))
+                    embeddings.append(F.normalize(per_template.mean(dim=0), dim=-1))
+            self._class_embeddings = torch.stack(embeddings)
+        return self._class_embeddings
+
+    def zero_shot_scores(self, image_embeddings: torch.Tensor) -> torch.Tensor:
+        """Softmax over ``scale * cos(image, class) (+ bias)`` for normalized image embeddings."""
+        scale, bias = self.contrastive_loss.logit_params()
+        logits = scale.detach() * image_embeddings @ self.class_embeddings().T
+        if bias is not None:
+            logits = logits + bias.detach()
+        return logits.softmax(dim=-1)
+
+    def clear_zero_shot_cache(self) -> None:
+        self._class_embeddings = None
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
