@@ -1,0 +1,3 @@
+from .silc_vit import SILCVisionTransformer
+
+__all__ = ['SILCVisionTransformer']

@@ -1,0 +1,3 @@
+from .silc_text_transformer import SILCTextTransformer
+
+__all__ = ['SILCTextTransformer']

@@ -1,0 +1,191 @@
+"""The text tower: CLIP-style (causal, EOT pooling) or SigLIP-style (bidirectional) transformer."""
+from typing import List, Optional, Union
+
+import torch
+import torch.utils.checkpoint as cp
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+from silc_seg.registry import MODELS
+from ..layers.transformer import TransformerBlock
+
+POOL_TYPES = ('argmax', 'eos', 'last', 'first')
+
+
+@MODELS.register_module()
+class SILCTextTransformer(BaseModule):
+    """Transformer text tower of CLIP, SigLIP and SILC.
+
+    Token embedding + learned positional embedding, pre-norm blocks (causal attention for
+    CLIP, bidirectional for SigLIP), ``ln_final``, pooling of one token and a linear
+    ``text_projection`` to the joint space.
+
+    Args:
+        arch (str | dict): preset (``'tiny'``, ``'clip-b'``: OpenAI/OpenCLIP B text tower,
+            ``'clip-l'``: L/14 text tower, ``'siglip-b'``: SigLIP B text tower) or a dict with
+            ``width``, ``depth``, ``num_heads`` and optionally any other argument below.
+            Defaults to ``'clip-b'``. Explicit arguments below override the preset.
+        context_length (int, optional): maximum number of tokens.
+        vocab_size (int, optional): vocabulary size.
+        width (int, optional): token channels.
+        depth (int, optional): number of blocks.
+        num_heads (int, optional): attention heads.
+        mlp_ratio (float, optional): MLP hidden channels relative to ``width``.
+        output_dim (int, optional): joint embedding size; 0 disables the projection.
+        causal (bool, optional): causal attention mask (CLIP) or none (SigLIP).
+        pool_type (str, optional): which token represents the text: ``'argmax'`` (the highest
+            id, CLIP's end-of-text token), ``'eos'`` (first ``eos_token_id``), ``'last'``
+            (SigLIP; its token ids are padded to ``context_length``) or ``'first'``.
+        eos_token_id (int, optional): end-of-text id for ``pool_type='eos'``.
+        proj_bias (bool, optional): bias in ``text_projection`` (SigLIP).
+        act (str, optional): MLP activation (``'gelu'``, ``'gelu_tanh'``, ``'quick_gelu'``).
+        norm_eps (float, optional): LayerNorm epsilon.
+        with_cp (bool): activation checkpointing of every block while training.
+        init_cfg (dict | list, optional): e.g. ``dict(type='Pretrained', checkpoint=...,
+            prefix='text_encoder.')``.
+    """
+    arch_zoo = {
+        'tiny': dict(context_length=77, vocab_size=49408, width=256, depth=4, num_heads=4,
+                     output_dim=128),
+        'clip-b': dict(context_length=77, vocab_size=49408, width=512, depth=12, num_heads=8,
+                       output_dim=512),
+        'clip-l': dict(context_length=77, vocab_size=49408, width=768, depth=12, num_heads=12,
+                       output_dim=768),
+        'siglip-b': dict(context_length=64, vocab_size=32000, width=768, depth=12,
+                         num_heads=12, output_dim=768, causal=False, pool_type='last',
+                         proj_bias=True, norm_eps=1e-6),
+    }
+    defaults = dict(mlp_ratio=4.0, causal=True, pool_type='argmax', eos_token_id=None,
+                    proj_bias=False, act='gelu', norm_eps=1e-5)
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'clip-b',
+                 context_length: Optional[int] = None,
+                 vocab_size: Optional[int] = None,
+                 width: Optional[int] = None,
+                 depth: Optional[int] = None,
+                 num_heads: Optional[int] = None,
+                 mlp_ratio: Optional[float] = None,
+                 output_dim: Optional[int] = None,
+                 causal: Optional[bool] = None,
+                 pool_type: Optional[str] = None,
+                 eos_token_id: Optional[int] = None,
+                 proj_bias: Optional[bool] = None,
+                 act: Optional[str] = None,
+                 norm_eps: Optional[float] = None,
+                 with_cp: bool = False,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+        if init_cfg is None:
+            init_cfg = [
+                dict(type='TruncNormal', layer='Linear', std=0.02, bias=0.),
+                dict(type='Constant', layer='LayerNorm', val=1., bias=0.),
+            ]
+        super().__init__(init_cfg=init_cfg)
+        overrides = dict(
+            context_length=context_length, vocab_size=vocab_size, width=width, depth=depth,
+            num_heads=num_heads, mlp_ratio=mlp_ratio, output_dim=output_dim, causal=causal,
+            pool_type=pool_type, eos_token_id=eos_token_id, proj_bias=proj_bias, act=act,
+            norm_eps=norm_eps)
+        settings = self._resolve_arch(arch, overrides)
+        if settings['pool_type'] not in POOL_TYPES:
+            raise ValueError(f"unknown pool_type {settings['pool_type']!r}; "
+                             f'choose from {POOL_TYPES}')
+        if settings['pool_type'] == 'eos' and settings['eos_token_id'] is None:
+            raise ValueError("pool_type='eos' needs eos_token_id")
+
+        self.context_length = settings['context_length']
+        self.vocab_size = settings['vocab_size']
+        self.width = width = settings['width']
+        self.depth = settings['depth']
+        self.causal = settings['causal']
+        self.pool_type = settings['pool_type']
+        self.eos_token_id = settings['eos_token_id']
+        self.output_dim = settings['output_dim'] or width
+        self.with_cp = with_cp
+
+        self.token_embedding = nn.Embedding(self.vocab_size, width)
+        self.positional_embedding = nn.Parameter(torch.zeros(self.context_length, width))
+        self.blocks = nn.ModuleList([
+            TransformerBlock(
+                width,
+                settings['num_heads'],
+                mlp_ratio=settings['mlp_ratio'],
+                act=settings['act'],
+                norm_eps=settings['norm_eps']) for _ in range(self.depth)
+        ])
+        self.ln_final = nn.LayerNorm(width, eps=settings['norm_eps'])
+        self.text_projection = nn.Linear(
+            width, settings['output_dim'],
+            bias=settings['proj_bias']) if settings['output_dim'] else nn.Identity()
+        self._init_embeddings()
+
+    @classmethod
+    def _resolve_arch(cls, arch: Union[str, dict], overrides: dict) -> dict:
+        if isinstance(arch, str):
+            if arch not in cls.arch_zoo:
+                raise ValueError(f'unknown arch {arch!r}; choose from {sorted(cls.arch_zoo)} '
+                                 'or pass a dict')
+            preset = cls.arch_zoo[arch]
+        elif isinstance(arch, dict):
+            required = {'width', 'depth', 'num_heads'}
+            if not required <= set(arch):
+                raise ValueError(f'a custom arch needs the keys {sorted(required)}, got {arch}')
+            unknown = set(arch) - set(overrides)
+            if unknown:
+                raise ValueError(f'unknown arch keys {sorted(unknown)}')
+            preset = dict(dict(context_length=77, vocab_size=49408, output_dim=512), **arch)
+        else:
+            raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
+        settings = dict(cls.defaults, **preset)
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+        return settings
+
+    def _init_embeddings(self):
+        nn.init.normal_(self.token_embedding.weight, std=0.02)
+        nn.init.normal_(self.positional_embedding, std=0.01)
+
+    def init_weights(self):
+        super().init_weights()
+        pretrained = isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'
+        if not pretrained:
+            self._init_embeddings()
+
+    def _pool(self, x: Tensor, token_ids: Tensor) -> Tensor:
+        rows = torch.arange(x.shape[0], device=x.device)
+        if self.pool_type == 'argmax':
+            return x[rows, token_ids.argmax(dim=-1)]
+        if self.pool_type == 'eos':
+            is_eos = token_ids == self.eos_token_id
+            if not is_eos.any(dim=-1).all():
+                raise ValueError(f'a text has no end-of-text token {self.eos_token_id}')
+            return x[rows, is_eos.int().argmax(dim=-1)]
+        if self.pool_type == 'last':
+            return x[:, -1]
+        return x[:, 0]
+
+    def forward(self, token_ids: Tensor) -> Tensor:
+        """Text embeddings in the joint space.
+
+        Args:
+            token_ids (Tensor): ``(N, L)`` token ids, ``L <= context_length``.
+
+        Returns:
+            Tensor: ``(N, output_dim)`` embeddings, not normalized.
+        """
+        if token_ids.dim() != 2:
+            raise ValueError(f'expected (N, L) token ids, got shape {tuple(token_ids.shape)}')
+        length = token_ids.shape[1]
+        if length > self.context_length:
+            raise ValueError(f'{length} tokens exceed the context length {self.context_length}')
+        x = self.token_embedding(token_ids) + self.positional_embedding[:length]
+        for block in self.blocks:
+            if self.with_cp and self.training and x.requires_grad:
+                x = cp.checkpoint(block, x, None, self.causal, use_reentrant=False)
+            else:
+                x = block(x, is_causal=self.causal)
+        x = self.ln_final(x)
+        return self.text_projection(self._pool(x, token_ids))
+
+    def encode_text(self, token_ids: Tensor) -> Tensor:
+        """Alias of :meth:`forward`."""
+        return self(token_ids)
