@@ -1,0 +1,129 @@
+import math
+from typing import Optional
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from silc_seg.registry import HOOKS
+
+
+def cosine_momentum(step: int, total_steps: int, momentum: float, end_momentum: float) -> float:
+    """DINO's teacher momentum schedule: cosine from ``momentum`` (step 0) towards
+    ``end_momentum`` (reached at ``step == total_steps``, so never during training)."""
+    progress = min(step / max(total_steps, 1), 1.0)
+    return end_momentum - (end_momentum - momentum) * (math.cos(math.pi * progress) + 1) / 2
+
+
+@HOOKS.register_module()
+class EMATeacherHook(Hook):
+    """Update the SILC teacher as an exponential moving average of the student.
+
+    After every optimizer step (not after the accumulation-only iterations of gradient
+    accumulation, nor after a step skipped for a non-finite loss):
+    ``teacher <- m * teacher + (1 - m) * student`` for every parameter of each
+    ``(student, teacher)`` pair of ``model.student_teacher_pairs()`` (fused ``torch._foreach``
+    ops), and buffers copied from the student. ``m`` is ``momentum`` throughout, or, with
+    ``end_momentum``, a cosine from ``momentum`` to ``end_momentum`` over the training iterations
+    (DINO). ``end_momentum`` must stay below 1: at 1 the teacher freezes and stops inheriting
+    what the image-text loss teaches the student. The value used is logged as
+    ``train/ema_momentum``; the number of updates is stored in checkpoints (``ema_teacher``).
+
+    MMEngine's ``EMAHook`` / ``ExponentialMovingAverage`` and mmpretrain's
+    ``MomentumAnnealingEMA`` do not fit: they keep their own deep copy of the *whole* model
+    (``module.*`` keys, outside the model's state dict) and swap it in for validation and
+    checkpoints, whereas the SILC teacher is part of the model (``teacher_image_encoder.*``,
+    ``teacher_head.*``, see ``docs/design.md``), feeds the training loss and covers only the
+    image tower and head; they also use MMEngine's inverted momentum convention.
+
+    Args:
+        momentum (float): Teacher momentum ``m`` (at the start). Defaults to 0.996.
+        end_momentum (float, optional): Final momentum of the cosine schedule; None keeps
+            ``momentum`` fixed. Defaults to None.
+        total_iters (int, optional): Length of the schedule; defaults to the runner's
+            ``max_iters``.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self,
+                 momentum: float = 0.996,
+                 end_momentum: Optional[float] = None,
+                 total_iters: Optional[int] = None) -> None:
+        for name, value in (('momentum', momentum), ('end_momentum', end_momentum)):
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ValueError(
+                    f'{name} must be in [0, 1), got {value}: a momentum of 1 freezes the '
+                    'teacher, which then stops following the student')
+        self.momentum = momentum
+        self.end_momentum = end_momentum
+        self.total_iters = total_iters
+        self.num_updates = 0
+
+    def momentum_at(self, iteration: int, max_iters: int) -> float:
+        """Momentum of the update after iteration ``iteration`` (0-based)."""
+        if self.end_momentum is None:
+            value = self.momentum
+        else:
+            value = cosine_momentum(iteration, self.total_iters or max_iters, self.momentum,
+                                    self.end_momentum)
+        if not value < 1.0:
+            raise RuntimeError(f'EMA momentum reached {value} at iteration {iteration}; it must '
+                               'stay below 1.0')
+        return value
+
+    @staticmethod
+    def _model(runner):
+        return runner.model.module if is_model_wrapper(runner.model) else runner.model
+
+    def before_train(self, runner) -> None:
+        model = self._model(runner)
+        pairs = getattr(model, 'student_teacher_pairs', lambda: [])()
+        if not pairs:
+            raise RuntimeError(
+                'EMATeacherHook needs a model with an EMA teacher (SILC with distill_head set); '
+                f'{type(model).__name__} has none: remove the hook from custom_hooks')
+        for student, teacher in pairs:
+            student_names = [name for name, _ in student.named_parameters()]
+            teacher_names = [name for name, _ in teacher.named_parameters()]
+            if student_names != teacher_names:
+                raise RuntimeError('teacher and student parameters do not match: '
+                                   f'{sorted(set(student_names) ^ set(teacher_names))[:10]}')
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        model = self._model(runner)
+        if getattr(model, 'last_step_skipped', False):
+            return
+        should_update = getattr(runner.optim_wrapper, 'should_update', None)
+        if should_update is not None and not should_update():
+            return
+        momentum = self.momentum_at(runner.iter, runner.max_iters)
+        with torch.no_grad():
+            for student, teacher in model.student_teacher_pairs():
+                ema_update(teacher, student, momentum)
+        self.num_updates += 1
+        runner.message_hub.update_scalar('train/ema_momentum', momentum)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint['ema_teacher'] = dict(num_updates=self.num_updates)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if 'ema_teacher' in checkpoint:
+            self.num_updates = int(checkpoint['ema_teacher']['num_updates'])
+
+
+@torch.no_grad()
+def ema_update(teacher: torch.nn.Module, student: torch.nn.Module, momentum: float) -> None:
+    """``teacher <- momentum * teacher + (1 - momentum) * student`` (parameters), buffers copied.
+
+    Args:
+        teacher (nn.Module): Updated in place.
+        student (nn.Module): Same architecture as ``teacher``.
+        momentum (float): In ``[0, 1)``.
+    """
+    teacher_params = list(teacher.parameters())
+    student_params = [param.detach() for param in student.parameters()]
+    torch._foreach_mul_(teacher_params, momentum)
+    torch._foreach_add_(teacher_params, student_params, alpha=1 - momentum)
+    for teacher_buffer, student_buffer in zip(teacher.buffers(), student.buffers()):
+        teacher_buffer.copy_(student_buffer)
