@@ -203,3 +203,12 @@ def test_distillation_head_single_layer():
     assert len(head.mlp) == 1 and head(torch.randn(2, 6)).shape == (2, 9)
     with pytest.raises(ValueError, match='num_layers'):
         DistillationHead(6, num_layers=0)
+
+
+def test_distill_center_ignores_nonfinite_batches():
+    loss_fn = LocalGlobalDistillLoss(4)
+    teacher = torch.randn(4, 4)
+    teacher[1, 2] = float('nan')
+    loss = loss_fn(torch.randn(6, 4), teacher, 2)
+    assert not torch.isfinite(loss)
+    assert torch.count_nonzero(loss_fn.center) == 0

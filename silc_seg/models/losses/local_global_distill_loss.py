@@ -130,8 +130,13 @@ class LocalGlobalDistillLoss(nn.Module):
 
     @torch.no_grad()
     def update_center(self, teacher_output: torch.Tensor) -> None:
-        """``center <- m * center + (1 - m) * mean(teacher outputs of all ranks)``."""
+        """``center <- m * center + (1 - m) * mean(teacher outputs of all ranks)``; skipped when
+        that mean is not finite."""
         # Averaged in the buffer's precision (fp32 under bf16 autocast).
         batch_center = all_reduce_mean(
             teacher_output.detach().to(self.center.dtype).mean(dim=0, keepdim=True))
-        self.center.mul_(self.center_momentum).add_(batch_center, alpha=1 - self.center_momentum)
+        # A non-finite batch (the step will be rejected by the model's loss guard) must not
+        # poison the running center; the reduced value is the same on every rank.
+        if torch.isfinite(batch_center).all():
+            self.center.mul_(self.center_momentum).add_(
+                batch_center, alpha=1 - self.center_momentum)

@@ -1,3 +1,4 @@
 from .silc import SILC
+from .silc_ddp import SILCDistributedDataParallel
 
-__all__ = ['SILC']
+__all__ = ['SILC', 'SILCDistributedDataParallel']

@@ -123,6 +123,7 @@ class SILC(BaseModel):
         self.zero_shot_templates = list(zero_shot_templates)
         self._class_embeddings: Optional[torch.Tensor] = None
         self.last_step_skipped = False
+        self._guarded_step = False
         self.register_load_state_dict_post_hook(lambda module, keys: module.clear_zero_shot_cache())
 
     # ----------------------------------------------------------------------------------------
@@ -252,47 +253,73 @@ class SILC(BaseModel):
 
     def train_step(self, data: Union[dict, tuple, list],
                    optim_wrapper: OptimWrapper) -> Dict[str, torch.Tensor]:
-        """:meth:`BaseModel.train_step` with a guard against non-finite loss terms.
+        """:meth:`BaseModel.train_step` with the non-finite loss guard of :meth:`parse_losses`.
 
-        A non-finite term (on any rank) raises :class:`FloatingPointError` naming the iteration
-        and the term values, or, with ``skip_nonfinite_steps``, drops the update: gradients are
-        zeroed, no optimizer step happens (so the EMA teacher is not updated either), the skip is
-        counted in the message hub (``train/nonfinite_skips``) and a warning is logged.
+        With ``skip_nonfinite_steps``, a non-finite loss term (on any rank) drops the update:
+        gradients are zeroed, no optimizer step happens (so the EMA teacher is not updated
+        either), the skip is counted in the message hub (``train/nonfinite_skips``) and a warning
+        is logged.
         """
-        with optim_wrapper.optim_context(self):
-            data = self.data_preprocessor(data, True)
-            losses = self._run_forward(data, mode='loss')
-        parsed_loss, log_vars = self.parse_losses(losses)
-        bad_terms = [
-            name for name, value in log_vars.items()
-            if 'loss' in name and name != 'loss' and not torch.isfinite(value).all()
-        ]
-        nonfinite = bool(bad_terms) or not torch.isfinite(parsed_loss).all()
-        self.last_step_skipped = all_reduce_any(nonfinite, parsed_loss.device)
+        return self.guarded_train_step(data, optim_wrapper, self)
+
+    def guarded_train_step(self, data: Union[dict, tuple, list], optim_wrapper: OptimWrapper,
+                           forward_model: nn.Module) -> Dict[str, torch.Tensor]:
+        """:meth:`train_step` running the forward pass through ``forward_model`` (this model,
+        or the :class:`SILCDistributedDataParallel` wrapping it)."""
+        self._guarded_step = True
+        try:
+            with optim_wrapper.optim_context(forward_model):
+                data = self.data_preprocessor(data, True)
+                losses = forward_model._run_forward(data, mode='loss')
+            parsed_loss, log_vars = self.parse_losses(losses)
+        finally:
+            self._guarded_step = False
         if self.last_step_skipped:
-            self._handle_nonfinite(bad_terms, log_vars, optim_wrapper)
+            optim_wrapper.zero_grad()
+            message_hub = MessageHub.get_current_instance()
+            skips = message_hub.get_info('nonfinite_skips', 0) + 1
+            message_hub.update_info('nonfinite_skips', skips)
+            message_hub.update_scalar('train/nonfinite_skips', skips)
+            warnings.warn(f'{self._nonfinite_message(log_vars)}; skipped the optimizer step '
+                          f'({skips} skipped so far)')
         else:
             optim_wrapper.update_params(parsed_loss)
         self.clear_zero_shot_cache()
         return log_vars
 
-    def _handle_nonfinite(self, bad_terms, log_vars, optim_wrapper):
-        message_hub = MessageHub.get_current_instance()
-        iteration = message_hub.get_info('iter')
-        terms = ', '.join(f'{name}={value.item():.6g}' for name, value in log_vars.items()
-                          if 'loss' in name and name != 'loss')
-        where = ', '.join(bad_terms) if bad_terms else (
-            'another rank' if torch.isfinite(log_vars['loss']) else 'the sum of the terms')
-        message = (f'non-finite loss at iteration {iteration} (in {where}): {terms}')
-        if not self.skip_nonfinite_steps:
+    def parse_losses(self, losses: Dict[str, torch.Tensor]):
+        """:meth:`BaseModel.parse_losses`, then check every loss term is finite on every rank.
+
+        A non-finite term raises :class:`FloatingPointError` naming the iteration and the term
+        values, unless ``skip_nonfinite_steps`` (then :meth:`guarded_train_step` skips the
+        update). It runs here because MMEngine's DistributedDataParallel wrapper calls
+        ``parse_losses`` but not :meth:`train_step`.
+        """
+        parsed_loss, log_vars = super().parse_losses(losses)
+        nonfinite = any(not torch.isfinite(value).all()
+                        for name, value in log_vars.items() if 'loss' in name)
+        self.last_step_skipped = all_reduce_any(nonfinite, parsed_loss.device)
+        if self.last_step_skipped and not (self.skip_nonfinite_steps and self._guarded_step):
+            hint = ('set model.skip_nonfinite_steps=True to skip such steps'
+                    if not self.skip_nonfinite_steps else
+                    "skipping steps under DistributedDataParallel needs "
+                    "model_wrapper_cfg=dict(type='SILCDistributedDataParallel')")
             raise FloatingPointError(
-                message + '. Lower the learning rate, enable gradient clipping, or set '
-                'model.skip_nonfinite_steps=True to skip such steps.')
-        optim_wrapper.zero_grad()
-        skips = message_hub.get_info('nonfinite_skips', 0) + 1
-        message_hub.update_info('nonfinite_skips', skips)
-        message_hub.update_scalar('train/nonfinite_skips', skips)
-        warnings.warn(f'{message}; skipped the optimizer step ({skips} skipped so far)')
+                f'{self._nonfinite_message(log_vars)}. Lower the learning rate, enable '
+                f'gradient clipping, or {hint}.')
+        return parsed_loss, log_vars
+
+    @staticmethod
+    def _nonfinite_message(log_vars: Dict[str, torch.Tensor]) -> str:
+        terms = {name: value for name, value in log_vars.items()
+                 if 'loss' in name and name != 'loss'}
+        bad_terms = [name for name, value in terms.items() if not torch.isfinite(value).all()]
+        if not bad_terms:
+            bad_terms = ['the sum of the terms' if not torch.isfinite(log_vars['loss']).all()
+                         else 'another rank']
+        values = ', '.join(f'{name}={value.item():.6g}' for name, value in terms.items())
+        iteration = MessageHub.get_current_instance().get_info('iter')
+        return f'non-finite loss at iteration {iteration} (in {", ".join(bad_terms)}): {values}'
 
     # ----------------------------------------------------------------------------------------
     # Inference
