@@ -44,6 +44,7 @@ class SILCVisionTransformer(BaseModule):
         mlp_ratio (float, optional): overrides the preset's MLP ratio.
         output_dim (int, optional): joint embedding size; None: no projection (SigLIP), the
             embedding is the ``width``-dim pooled token. Defaults to 512.
+        proj_bias (bool): bias in the projection (big_vision image heads). Defaults to False.
         pool_type (str): ``'cls'`` (class token), ``'gap'`` (mean of the patch tokens) or
             ``'map'`` (multihead attention pooling with a learned probe, SigLIP).
             Defaults to ``'cls'``.
@@ -86,6 +87,7 @@ class SILCVisionTransformer(BaseModule):
                  num_heads: Optional[int] = None,
                  mlp_ratio: Optional[float] = None,
                  output_dim: Optional[int] = 512,
+                 proj_bias: bool = False,
                  pool_type: str = 'cls',
                  class_token: bool = True,
                  ln_pre: bool = False,
@@ -158,7 +160,8 @@ class SILCVisionTransformer(BaseModule):
         self.attn_pool = AttentionPoolLatent(
             width, self.num_heads, mlp_ratio=settings['mlp_ratio'], act=act,
             norm_eps=norm_eps) if pool_type == 'map' else None
-        self.proj = nn.Linear(width, output_dim, bias=False) if output_dim else nn.Identity()
+        self.proj = nn.Linear(width, output_dim,
+                              bias=proj_bias) if output_dim else nn.Identity()
 
         self._init_embeddings()
         self._register_load_state_dict_pre_hook(self._resize_checkpoint_pos_embed)

@@ -1,0 +1,140 @@
+"""openclip2silc: OpenCLIP models with random weights, converted through the command-line tool,
+must give the same image and text embeddings in the towers of the printed arch config."""
+import os.path as osp
+import zipfile
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from silc_seg.models.backbones import SILCVisionTransformer
+from silc_seg.models.losses import ClipContrastiveLoss
+from silc_seg.models.text_encoders import SILCTextTransformer
+from silc_seg.models.utils.convert import (MODEL_CONFIGS, REPO_ROOT, build_towers,
+                                           convert_openclip_state_dict, load_openclip_checkpoint,
+                                           verify_state_dict)
+from silc_seg.registry import MODELS
+from .helpers import TOLERANCE, convert_with_tool, load_tool, max_diff, perturb
+
+open_clip = pytest.importorskip('open_clip')
+
+TEXTS = ['a photo of a cat.', 'a diagram', 'two dogs playing in the snow at night', '']
+
+
+@torch.no_grad()
+def test_vit_b_16(tmp_path):
+    reference, towers, state_dict, config = convert_with_tool(tmp_path, 'ViT-B-16',
+                                                              'vit-b-16.safetensors')
+    assert config == 'configs/_base_/models/openclip_vit-b-16.py'
+    torch.manual_seed(1)
+    images = torch.randn(1, 3, 224, 224)
+    tokens = open_clip.tokenize(TEXTS)
+    image_diff = max_diff(towers['image_encoder'].encode_image(images),
+                          reference.encode_image(images))
+    text_diff = max_diff(towers['text_encoder'](tokens), reference.encode_text(tokens))
+    print(f'ViT-B-16 max abs diff: image {image_diff:.2e}, text {text_diff:.2e}')
+    assert image_diff <= TOLERANCE and text_diff <= TOLERANCE
+    assert state_dict['contrastive_loss.logit_scale'] == reference.logit_scale
+    # Dense path: each patch token gets ln_post and the projection, as OpenCLIP's tokens.
+    reference.visual.output_tokens = True
+    _, ref_tokens = reference.visual(images)
+    dense = towers['image_encoder'].encode_dense(images)['dense']
+    assert max_diff(dense.flatten(2).transpose(1, 2), ref_tokens @ reference.visual.proj) <= \
+        TOLERANCE
+
+
+def tiny_openai_clip(quick_gelu=True):
+    torch.manual_seed(0)
+    model = open_clip.model.CLIP(
+        embed_dim=24,
+        vision_cfg=dict(image_size=32, patch_size=8, width=32, layers=2, head_width=16),
+        text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=2, layers=2),
+        quick_gelu=quick_gelu).eval()
+    perturb(model)
+    return model
+
+
+def tiny_towers(act):
+    image = SILCVisionTransformer(arch=dict(width=32, depth=2, num_heads=2, patch_size=8),
+                                  img_size=32, output_dim=24, ln_pre=True, act=act)
+    text = SILCTextTransformer(arch=dict(width=32, depth=2, num_heads=2), context_length=16,
+                               output_dim=24, act=act)
+    return dict(image_encoder=image.eval(), text_encoder=text.eval(),
+                contrastive_loss=ClipContrastiveLoss())
+
+
+@torch.no_grad()
+def test_openai_torchscript_archive_and_quick_gelu(tmp_path):
+    reference = tiny_openai_clip(quick_gelu=True)
+    images = torch.randn(2, 3, 32, 32)
+    archive = tmp_path / 'openai.pt'
+    torch.jit.trace_module(reference, {'encode_image': images}).save(str(archive))
+    assert zipfile.is_zipfile(archive)
+    state_dict, is_jit = load_openclip_checkpoint(str(archive))
+    assert is_jit
+    towers = tiny_towers('quick_gelu')
+    verify_state_dict(convert_openclip_state_dict(state_dict), towers)
+    tokens = open_clip.tokenize(TEXTS, context_length=16)
+    assert max_diff(towers['image_encoder'].encode_image(images),
+                    reference.encode_image(images)) <= TOLERANCE
+    assert max_diff(towers['text_encoder'](tokens), reference.encode_text(tokens)) <= TOLERANCE
+    # The activation matters: GELU towers do not reproduce QuickGELU weights.
+    gelu = tiny_towers('gelu')
+    verify_state_dict(convert_openclip_state_dict(state_dict), gelu)
+    assert max_diff(gelu['image_encoder'].encode_image(images),
+                    reference.encode_image(images)) > 1e-3
+
+
+def test_training_checkpoint_wrapper_and_errors(tmp_path):
+    reference = tiny_openai_clip()
+    wrapped = {'epoch': 3, 'state_dict': {f'module.{k}': v for k, v in
+                                          reference.state_dict().items()}}
+    path = tmp_path / 'epoch_3.pt'
+    torch.save(wrapped, path)
+    state_dict, is_jit = load_openclip_checkpoint(str(path))
+    assert not is_jit
+    converted = convert_openclip_state_dict(state_dict)
+    assert converted.keys() == convert_openclip_state_dict(reference.state_dict()).keys()
+
+    unknown = dict(reference.state_dict(), **{'visual.extra_head.weight': torch.zeros(2)})
+    with pytest.raises(KeyError, match='visual.extra_head.weight'):
+        convert_openclip_state_dict(unknown)
+    with pytest.raises(KeyError, match='no text_encoder weights'):
+        convert_openclip_state_dict({k: v for k, v in reference.state_dict().items()
+                                     if k.startswith('visual.')})
+    towers = tiny_towers('quick_gelu')
+    partial = {k: v for k, v in converted.items() if 'blocks.1.' not in k}
+    with pytest.raises(KeyError, match=r'missing key\(s\): image_encoder.blocks.1'):
+        verify_state_dict(partial, towers)
+    # A checkpoint of another size names the shapes that do not fit.
+    tool = load_tool('openclip2silc')
+    torch.save(reference.state_dict(), tmp_path / 'tiny.pt')
+    with pytest.raises(KeyError, match='shape mismatch'):
+        tool.main([str(tmp_path / 'tiny.pt'), str(tmp_path / 'out.pth'), '--model', 'ViT-B-32'])
+    assert not (tmp_path / 'out.pth').exists()
+
+
+@pytest.mark.parametrize('config', sorted(set(MODEL_CONFIGS.values())) + [
+    'configs/_base_/models/silc_vit-b16.py', 'configs/_base_/models/silc_vit-tiny.py'])
+def test_arch_configs_are_consistent(config):
+    cfg = Config.fromfile(osp.join(REPO_ROOT, config))
+    # The model uses the very towers the file defines at top level (also after inheritance).
+    for name in ('image_encoder', 'text_encoder', 'tokenizer'):
+        assert cfg.model[name] == cfg[name], name
+    assert cfg.model.type == 'SILC'
+    quick = config.endswith('-quickgelu.py')
+    assert (cfg.image_encoder.get('act') == 'quick_gelu') == quick
+    assert (cfg.text_encoder.get('act') == 'quick_gelu') == quick
+    if 'l-14' in config:
+        assert cfg.image_encoder.arch == 'l14' and cfg.text_encoder.arch == 'clip-l'
+        assert cfg.image_encoder.output_dim == cfg.text_encoder.output_dim == 768
+    if 'b-32' in config:
+        assert cfg.image_encoder.arch == 'b32'
+
+
+def test_tiny_arch_config_builds_and_embeds():
+    towers = build_towers('configs/_base_/models/silc_vit-tiny.py')
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs/_base_/models/silc_vit-tiny.py'))
+    tokens = MODELS.build(cfg.tokenizer)(['a red square', 'a blue circle'])
+    assert towers['text_encoder'](tokens).shape == (2, 128)
+    assert towers['image_encoder'].encode_image(torch.randn(2, 3, 64, 64)).shape == (2, 128)

@@ -1,0 +1,50 @@
+"""Convert a big_vision two-tower checkpoint (SigLIP / SILC ``.npz``) to a SILC state dict.
+
+    python tools/model_converters/bigvision2silc.py webli_en_b16_224_63724782.npz \\
+        siglip_b16_224.safetensors --model ViT-B-16-SigLIP
+
+DST: ``.safetensors`` or any other extension for ``torch.save``. The converted weights are
+checked against (and must load exactly into) the towers of the arch config, whose path is
+printed as the last line.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+import numpy as np
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+from silc_seg.models.utils.convert import (  # noqa: E402
+    build_towers, config_path, convert_big_vision_arrays, save_state_dict, verify_state_dict)
+
+BIG_VISION_MODELS = ['ViT-B-16-SigLIP']
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('src', help='big_vision .npz checkpoint')
+    parser.add_argument('dst', help='output file (.safetensors or torch.save)')
+    parser.add_argument('--model', required=True, choices=BIG_VISION_MODELS,
+                        help='model name (open_clip naming)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not osp.isfile(args.src):
+        raise FileNotFoundError(f'{args.src} does not exist')
+    with np.load(args.src, allow_pickle=False) as arrays:
+        converted = convert_big_vision_arrays(arrays)
+    config = config_path(args.model)
+    verify_state_dict(converted, build_towers(config))
+    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
+    save_state_dict(converted, args.dst, meta=dict(source=osp.basename(args.src),
+                                                   model=args.model, config=config))
+    print(f'saved {len(converted)} tensors to {args.dst}; model config:')
+    print(config)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,52 @@
+"""Convert OpenAI CLIP / OpenCLIP / OpenCLIP-SigLIP weights to a SILC state dict.
+
+    python tools/model_converters/openclip2silc.py SRC DST --model ViT-B-16
+
+SRC: an open_clip or OpenAI state dict (``.pt``, ``.bin``, ``.pth``, ``.safetensors``) or an
+OpenAI TorchScript archive (``ViT-B-16.pt`` as downloaded by ``clip``). DST: ``.safetensors`` or
+any other extension for ``torch.save``. The converted weights are checked against (and must load
+exactly into) the towers of the arch config, whose path is printed as the last line.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+from silc_seg.models.utils.convert import (  # noqa: E402
+    MODEL_CONFIGS, OPENAI_MODEL_NAMES, build_towers, config_path, convert_openclip_state_dict,
+    load_openclip_checkpoint, save_state_dict, verify_state_dict)
+
+OPENCLIP_MODELS = sorted(MODEL_CONFIGS)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('src', help='open_clip / OpenAI checkpoint')
+    parser.add_argument('dst', help='output file (.safetensors or torch.save)')
+    parser.add_argument('--model', required=True, choices=OPENCLIP_MODELS,
+                        help='open_clip model name')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    state_dict, is_openai_jit = load_openclip_checkpoint(args.src)
+    model = args.model
+    if is_openai_jit and model in OPENAI_MODEL_NAMES:
+        model = OPENAI_MODEL_NAMES[model]
+        print(f'{args.src} is an OpenAI TorchScript archive: using the QuickGELU '
+              f'towers of {model}')
+    converted = convert_openclip_state_dict(state_dict)
+    config = config_path(model)
+    verify_state_dict(converted, build_towers(config))
+    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
+    save_state_dict(converted, args.dst, meta=dict(source=osp.basename(args.src), model=model,
+                                                   config=config))
+    print(f'saved {len(converted)} tensors to {args.dst}; model config:')
+    print(config)
+
+
+if __name__ == '__main__':
+    main()
