@@ -237,6 +237,10 @@ def test_zero_shot_scores_cached_per_weights():
     calls = tokenizer.calls
     model.predict(dict(image=image))
     assert tokenizer.calls == calls  # cached within a validation run
+    model.load_state_dict(model.state_dict())
+    model.predict(dict(image=image))
+    assert tokenizer.calls == calls + len(classes)  # loading weights drops the cache
+    calls = tokenizer.calls
 
     # A training step changes the weights: the class embeddings are recomputed afterwards.
     model.train()

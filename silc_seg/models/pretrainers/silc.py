@@ -16,10 +16,13 @@ from silc_seg.utils.dist import all_reduce_any
 ConfigType = Union[dict, nn.Module]
 
 
-def _build(cfg: Optional[ConfigType]) -> Optional[nn.Module]:
-    if cfg is None or isinstance(cfg, nn.Module):
-        return cfg
-    return MODELS.build(cfg)
+def _build(cfg):
+    """Build a config dict from ``MODELS``; pass built objects (and None) through."""
+    return MODELS.build(cfg) if isinstance(cfg, dict) else cfg
+
+
+def _clear_zero_shot_cache_after_load(model: 'SILC', incompatible_keys) -> None:
+    model.clear_zero_shot_cache()
 
 
 @MODELS.register_module()
@@ -62,7 +65,9 @@ class SILC(BaseModel):
         zero_shot_templates (Sequence[str]): Prompt templates with one ``{}`` for the class name;
             class embeddings average over them. Defaults to ``('a photo of a {}.',)``.
         skip_nonfinite_steps (bool): On a non-finite loss term, skip the optimizer update
-            instead of raising :class:`FloatingPointError`. Defaults to False.
+            instead of raising :class:`FloatingPointError`. Under distributed training this
+            needs ``model_wrapper_cfg=dict(type='SILCDistributedDataParallel')``.
+            Defaults to False.
         data_preprocessor (dict | nn.Module, optional): Defaults to ``SILCDataPreprocessor``.
         init_cfg (dict, optional): Defaults to None.
     """
@@ -85,7 +90,7 @@ class SILC(BaseModel):
         super().__init__(data_preprocessor=_build(data_preprocessor), init_cfg=init_cfg)
         self.image_encoder = _build(image_encoder)
         self.text_encoder = _build(text_encoder)
-        self.tokenizer = _build(tokenizer) if isinstance(tokenizer, dict) else tokenizer
+        self.tokenizer = _build(tokenizer)
         self.contrastive_loss = _build(contrastive_loss)
         self.contrastive_weight = contrastive_weight
         self.distill_weight = distill_weight
@@ -99,13 +104,13 @@ class SILC(BaseModel):
                 distill_loss = dict(type='LocalGlobalDistillLoss',
                                     out_channels=self.distill_head.last_layer.out_features)
             self.distill_loss = _build(distill_loss)
-            # Built here so that checkpoints and optimizers see them; their weights are reset to
-            # the student's in `init_weights` and then only follow it by EMA.
+            # Submodules so that checkpoints hold them (keys in docs/design.md); their weights are
+            # reset to the student's in `init_weights` and then only follow it by EMA.
             self.teacher_image_encoder = copy.deepcopy(self.image_encoder)
             self.teacher_head = copy.deepcopy(self.distill_head)
             for param in self.teacher_parameters():
                 param.requires_grad_(False)
-            self.train()
+            self.train()  # puts the teacher in eval mode
         elif distill_loss is not None:
             raise ValueError('distill_loss is set but distill_head is None: set both to use '
                              'self-distillation, or neither for the contrastive-only baseline')
@@ -124,7 +129,7 @@ class SILC(BaseModel):
         self._class_embeddings: Optional[torch.Tensor] = None
         self.last_step_skipped = False
         self._guarded_step = False
-        self.register_load_state_dict_post_hook(lambda module, keys: module.clear_zero_shot_cache())
+        self.register_load_state_dict_post_hook(_clear_zero_shot_cache_after_load)
 
     # ----------------------------------------------------------------------------------------
     # Public API
