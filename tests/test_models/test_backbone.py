@@ -73,8 +73,19 @@ def test_pos_embed_bicubic_resize_at_non_square_sizes():
     patches = vit.patch_embed.projection(torch.zeros(1, 3, 32, 32)).flatten(2).transpose(1, 2)
     torch.testing.assert_close(tokens, torch.cat([vit.cls_token, patches], 1) + vit.pos_embed)
     assert vit.encode_image(torch.randn(2, 3, 40, 16)).shape == (2, 16)
-    with pytest.raises(ValueError, match='smaller than one'):
-        vit.encode_image(torch.randn(1, 3, 4, 32))
+    with pytest.raises(ValueError, match=r'\(B, 3, H, W\)'):
+        vit.encode_image(torch.randn(3, 32, 32))
+
+
+def test_sizes_not_multiple_of_patch_are_zero_padded():
+    vit = small_vit(out_indices=(1, 3))
+    x = torch.randn(2, 3, 35, 42)
+    padded = F.pad(x, (0, 48 - 42, 0, 40 - 35))
+    for out, expected in zip(vit(x), vit(padded)):
+        assert out.shape == (2, 32, 5, 6)
+        torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(vit.encode_image(x), vit.encode_image(padded))
+    assert vit.encode_dense(torch.randn(1, 3, 5, 5))['dense'].shape == (1, 16, 1, 1)
 
 
 def test_checkpoint_pos_embed_is_resized_on_load():
@@ -160,12 +171,20 @@ def test_map_pool_matches_timm_attention_pool():
     torch.testing.assert_close(vit.attn_pool(tokens), reference(tokens))
 
 
-def test_pretrained_init_cfg_with_prefix(tmp_path):
+@pytest.mark.parametrize('suffix', ['.pth', '.safetensors'])
+def test_pretrained_init_cfg_with_prefix(tmp_path, suffix):
     source = small_vit()
-    checkpoint = {'state_dict': {f'image_encoder.{k}': v for k, v in source.state_dict().items()}}
-    checkpoint['state_dict']['text_encoder.token_embedding.weight'] = torch.zeros(3, 2)
-    path = tmp_path / 'silc.pth'
-    torch.save(checkpoint, path)
+    with torch.no_grad():
+        for param in source.parameters():  # differ from the freshly built tower
+            param.add_(torch.randn_like(param))
+    state_dict = {f'image_encoder.{k}': v for k, v in source.state_dict().items()}
+    state_dict['text_encoder.token_embedding.weight'] = torch.zeros(3, 2)
+    path = tmp_path / f'silc{suffix}'
+    if suffix == '.safetensors':
+        from safetensors.torch import save_file
+        save_file(state_dict, str(path))
+    else:
+        torch.save({'state_dict': state_dict}, path)
     vit = small_vit(init_cfg=dict(type='Pretrained', checkpoint=str(path),
                                   prefix='image_encoder.'))
     torch.manual_seed(1)

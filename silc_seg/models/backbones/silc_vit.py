@@ -138,7 +138,7 @@ class SILCVisionTransformer(BaseModule):
             conv_type='Conv2d',
             kernel_size=self.patch_size,
             stride=self.patch_size,
-            padding=0,
+            padding='corner',
             bias=patch_bias)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, width)) if class_token else None
         num_positions = self.num_prefix_tokens + self.grid_size[0] * self.grid_size[1]
@@ -246,6 +246,9 @@ class SILCVisionTransformer(BaseModule):
     def embed(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
         """Patch, class-token and positional embeddings (and ``ln_pre``).
 
+        Images whose size is not a multiple of the patch size are zero-padded at the bottom and
+        right (as MMSeg's ViT), so that no pixel is dropped; ``h, w = ceil(H / p), ceil(W / p)``.
+
         Args:
             x (Tensor): ``(B, 3, H, W)`` images.
 
@@ -254,9 +257,6 @@ class SILCVisionTransformer(BaseModule):
         """
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f'expected (B, 3, H, W) images, got shape {tuple(x.shape)}')
-        if x.shape[2] < self.patch_size or x.shape[3] < self.patch_size:
-            raise ValueError(f'image of size {tuple(x.shape[2:])} is smaller than one '
-                             f'{self.patch_size}px patch')
         x, hw = self.patch_embed(x)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
