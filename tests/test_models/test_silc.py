@@ -297,3 +297,24 @@ def test_init_model_loads_and_reports_mismatches(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         assert init_model(cfg).training is False
+
+
+def test_benchmark_flop_count_matches_torch_counter():
+    """tools/analysis_tools/benchmark_step.py's analytical ViT FLOPs == torch's FLOP counter
+    plus the attention products (which the counter does not see inside SDPA on CPU)."""
+    import importlib.util
+    from pathlib import Path
+
+    from torch.utils.flop_counter import FlopCounterMode
+    path = Path(__file__).resolve().parents[2] / 'tools/analysis_tools/benchmark_step.py'
+    spec = importlib.util.spec_from_file_location('benchmark_step', path)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+
+    encoder = build().image_encoder.eval()
+    for size in (32, 16):
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            encoder.encode_image(torch.randn(1, 3, size, size))
+        tokens = (size // 8)**2 + 1
+        attention = encoder.depth * 4 * tokens * tokens * encoder.width
+        assert benchmark.vit_forward_flops(encoder, size) == counter.get_total_flops() + attention

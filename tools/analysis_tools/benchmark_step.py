@@ -9,9 +9,11 @@ contrastive pretraining at equal batch size. (A contrastive-only model fed both 
 would be an odd baseline: it doubles the image compute for an augmentation CLIP does not use.)
 
 The two steps alternate iteration by iteration, so that load changes on a shared machine hit
-both alike; medians are reported. The theoretical ratio counts ViT FLOPs analytically at the real
-token counts (patch embedding, qkv/out projections, attention ``QK^T`` and ``AV``, MLP) with
-backward = 2x forward.
+both alike; medians are reported. The theoretical ratios count transformer FLOPs analytically at
+the real token counts (patch embedding, qkv/out projections, attention ``QK^T`` and ``AV``, MLP)
+with backward = 2x forward: for the image towers alone (student fwd+bwd of all views + teacher
+fwd of the global views vs fwd+bwd of one view), and for the whole step (adding the text tower,
+the same in both, and the distillation head). Optimizer and EMA costs are not counted.
 
 Example::
 
@@ -52,27 +54,53 @@ def parse_args():
     return parser.parse_args()
 
 
-def vit_forward_flops(image_encoder, image_size: int) -> float:
-    """Forward FLOPs (2 per multiply-add) of ``SILCVisionTransformer`` on one square image."""
-    width, depth, patch = image_encoder.width, image_encoder.depth, image_encoder.patch_size
-    mlp_hidden = image_encoder.blocks[0].mlp.fc1.out_features
-    patches = (image_size // patch)**2
-    tokens = patches + image_encoder.num_prefix_tokens
-    patch_embed = 2 * patches * 3 * patch * patch * width
+def transformer_flops(tokens: int, width: int, depth: int, mlp_hidden: int) -> float:
+    """Forward FLOPs (2 per multiply-add) of ``depth`` pre-norm blocks on ``tokens`` tokens."""
     per_block = (2 * tokens * width * 3 * width  # qkv
                  + 2 * tokens * tokens * width * 2  # QK^T and AV
                  + 2 * tokens * width * width  # output projection
                  + 2 * tokens * width * mlp_hidden * 2)  # MLP
-    return patch_embed + depth * per_block + 2 * width * image_encoder.output_dim
+    return depth * per_block
 
 
-def theoretical_ratio(image_encoder, global_size, local_size, num_global, num_local):
-    """(SILC image FLOPs, baseline image FLOPs) per image-text pair."""
-    global_flops = vit_forward_flops(image_encoder, global_size)
-    local_flops = vit_forward_flops(image_encoder, local_size)
-    student = 3 * (num_global * global_flops + num_local * local_flops)  # forward + backward
-    teacher = num_global * global_flops  # forward only
-    return student + teacher, 3 * global_flops
+def vit_forward_flops(image_encoder, image_size: int) -> float:
+    """Forward FLOPs of ``SILCVisionTransformer`` on one square image."""
+    width, patch = image_encoder.width, image_encoder.patch_size
+    patches = (image_size // patch)**2
+    tokens = patches + image_encoder.num_prefix_tokens
+    mlp_hidden = image_encoder.blocks[0].mlp.fc1.out_features
+    return (2 * patches * 3 * patch * patch * width  # patch embedding
+            + transformer_flops(tokens, width, image_encoder.depth, mlp_hidden)
+            + 2 * width * image_encoder.output_dim)  # projection of the pooled token
+
+
+def text_forward_flops(text_encoder) -> float:
+    """Forward FLOPs of ``SILCTextTransformer`` on one caption (full context)."""
+    mlp_hidden = text_encoder.blocks[0].mlp.fc1.out_features
+    return (transformer_flops(text_encoder.context_length, text_encoder.width,
+                              text_encoder.depth, mlp_hidden)
+            + 2 * text_encoder.width * text_encoder.output_dim)
+
+
+def linear_flops(module) -> float:
+    """Forward FLOPs of the linear layers of ``module`` on one input row."""
+    return sum(2 * m.in_features * m.out_features for m in module.modules()
+               if isinstance(m, torch.nn.Linear))
+
+
+def step_flops(model, global_size, local_size, num_global, num_local):
+    """FLOPs per image-text pair: ``(SILC image towers, baseline image tower, SILC full step,
+    baseline full step)``; backward = 2x forward, the teacher runs forward only."""
+    global_flops = vit_forward_flops(model.image_encoder, global_size)
+    local_flops = vit_forward_flops(model.image_encoder, local_size) if num_local else 0.0
+    num_views = num_global + num_local
+    silc_image = 3 * (num_global * global_flops + num_local * local_flops) \
+        + num_global * global_flops
+    baseline_image = 3 * global_flops
+    text = 3 * text_forward_flops(model.text_encoder)
+    head = linear_flops(model.distill_head)
+    silc_full = silc_image + text + 3 * num_views * head + num_global * head
+    return silc_image, baseline_image, silc_full, baseline_image + text
 
 
 def make_batch(batch_size, num_global, num_local, global_size, local_size, context_length):
@@ -157,8 +185,8 @@ def main():
         baseline_times.append(timed(baseline_step))
 
     silc_time, baseline_time = statistics.median(silc_times), statistics.median(baseline_times)
-    silc_flops, baseline_flops = theoretical_ratio(silc.image_encoder, global_size, local_size,
-                                                   num_global, num_local)
+    silc_image, baseline_image, silc_full, baseline_full = step_flops(
+        silc, global_size, local_size, num_global, num_local)
     print(f'config: {args.config}  device: {device}  amp: {args.amp}  '
           f'batch: {args.batch_size} pairs  threads: {torch.get_num_threads()}')
     print(f'SILC step ({num_global}x{global_size}px global + {num_local}x{local_size}px local, '
@@ -167,8 +195,11 @@ def main():
     print(f'contrastive-only step (1x{global_size}px view): {baseline_time * 1e3:.1f} ms '
           f'({args.batch_size / baseline_time:.1f} pairs/s)')
     print(f'measured ratio SILC / contrastive-only: {silc_time / baseline_time:.2f}')
-    print(f'theoretical image-tower FLOP ratio: {silc_flops / baseline_flops:.2f} '
-          f'({silc_flops / 1e9:.3f} vs {baseline_flops / 1e9:.3f} GFLOPs per pair)')
+    print(f'theoretical image-tower FLOP ratio: {silc_image / baseline_image:.2f} '
+          f'({silc_image / 1e9:.3f} vs {baseline_image / 1e9:.3f} GFLOPs per pair)')
+    print(f'theoretical full-step FLOP ratio (+ text tower, distillation head): '
+          f'{silc_full / baseline_full:.2f} '
+          f'({silc_full / 1e9:.3f} vs {baseline_full / 1e9:.3f} GFLOPs per pair)')
 
 
 if __name__ == '__main__':
