@@ -1,5 +1,7 @@
 """openclip2silc: OpenCLIP models with random weights, converted through the command-line tool,
 must give the same image and text embeddings in the towers of the printed arch config."""
+import contextlib
+import io
 import os.path as osp
 import zipfile
 
@@ -63,6 +65,8 @@ def tiny_towers(act):
                 contrastive_loss=ClipContrastiveLoss())
 
 
+# OpenAI distributes TorchScript archives; torch deprecates TorchScript but still reads them.
+@pytest.mark.filterwarnings('ignore:`torch.jit:FutureWarning')
 @torch.no_grad()
 def test_openai_torchscript_archive_and_quick_gelu(tmp_path):
     reference = tiny_openai_clip(quick_gelu=True)
@@ -78,6 +82,13 @@ def test_openai_torchscript_archive_and_quick_gelu(tmp_path):
     assert max_diff(towers['image_encoder'].encode_image(images),
                     reference.encode_image(images)) <= TOLERANCE
     assert max_diff(towers['text_encoder'](tokens), reference.encode_text(tokens)) <= TOLERANCE
+    # Given as `ViT-B-16`, an OpenAI archive is converted for the QuickGELU towers (this tiny
+    # one then fails the B/16 shape check).
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout), pytest.raises(KeyError, match='shape mismatch'):
+        load_tool('openclip2silc').main([str(archive), str(tmp_path / 'out.pth'), '--model',
+                                         'ViT-B-16'])
+    assert 'QuickGELU towers of ViT-B-16-quickgelu' in stdout.getvalue()
     # The activation matters: GELU towers do not reproduce QuickGELU weights.
     gelu = tiny_towers('gelu')
     verify_state_dict(convert_openclip_state_dict(state_dict), gelu)
