@@ -241,16 +241,28 @@ class ZeroShotSegmentor(BaseSegmentor):
         """Whole-image query logits at the input resolution, (B, Q, H, W)."""
         return torch.stack([self._whole_logits(image) for image in inputs])
 
+    def _patch_logits(self, windows: Tensor,
+                      text_embeddings: Tensor) -> Tuple[Tensor, Tuple[int, int, int, int]]:
+        """Patch-resolution query logits of same-sized windows, padded to whole patches first;
+        returns the logits and the ``(left, right, top, bottom)`` padding."""
+        padding = centred_padding(*windows.shape[-2:], self.image_encoder.patch_size)
+        logits = self.decode_head(self.extract_feat(F.pad(windows, padding)), text_embeddings)
+        return logits, padding
+
+    @staticmethod
+    def _to_pixels(logits: Tensor, padding: Tuple[int, int, int, int],
+                   size: Tuple[int, int]) -> Tensor:
+        """Upsample patch logits to the padded window and crop the padding off, ``size`` being
+        the unpadded window size."""
+        left, right, top, bottom = padding
+        padded_size = (size[0] + top + bottom, size[1] + left + right)
+        logits = F.interpolate(logits, size=padded_size, mode='bilinear', align_corners=False)
+        return logits[..., top:top + size[0], left:left + size[1]]
+
     def _window_logits(self, windows: Tensor, text_embeddings: Tensor) -> Tensor:
-        """Query logits of same-sized windows at their pixel resolution; pads them to whole
-        patches first and crops the padding off the upsampled logits."""
-        height, width = windows.shape[-2:]
-        left, right, top, bottom = centred_padding(height, width, self.image_encoder.patch_size)
-        padded = F.pad(windows, (left, right, top, bottom))
-        logits = self.decode_head(self.extract_feat(padded), text_embeddings)
-        logits = F.interpolate(
-            logits, size=padded.shape[-2:], mode='bilinear', align_corners=False)
-        return logits[..., top:top + height, left:left + width]
+        """Query logits of same-sized windows at their pixel resolution, (n, Q, h, w)."""
+        logits, padding = self._patch_logits(windows, text_embeddings)
+        return self._to_pixels(logits, padding, windows.shape[-2:])
 
     def _whole_logits(self, image: Tensor) -> Tensor:
         text_embeddings, _ = self.text_embeddings()
@@ -276,9 +288,12 @@ class ZeroShotSegmentor(BaseSegmentor):
                 crops = torch.stack([
                     images[index][:, y1:y2, x1:x2] for index, (y1, y2, x1, x2) in batch
                 ])
-                logits = self._window_logits(crops, text_embeddings)
+                logits, padding = self._patch_logits(crops, text_embeddings)
+                # Upsampled one window at a time: a batch of pixel-resolution logits would take
+                # window_batch_size x Q x crop area of memory.
                 for (index, (y1, y2, x1, x2)), window_logits in zip(batch, logits):
-                    sums[index][:, y1:y2, x1:x2] += window_logits
+                    sums[index][:, y1:y2, x1:x2] += self._to_pixels(
+                        window_logits[None], padding, crops.shape[-2:])[0]
                     counts[index][:, y1:y2, x1:x2] += 1
         return [total / count for total, count in zip(sums, counts)]
 
