@@ -44,7 +44,8 @@ def test_demo_overlay_with_legend(tmp_path):
     demo_palette = demo.class_palette(3)
     legend = overlay[:, 101:].reshape(-1, 3)
     present = [(legend == colour).all(-1).sum() for colour in demo_palette]
-    assert present[0] == 0 and present[1] == present[2] == 17 * 17  # cv2 rectangles include both corners
+    # cv2 rectangles include both corners: 17 x 17 pixels.
+    assert present[0] == 0 and present[1] == present[2] == 17 * 17
 
 
 def test_demo_needs_classes(tmp_path):

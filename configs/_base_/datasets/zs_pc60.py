@@ -1,7 +1,8 @@
 # Zero-shot evaluation on PASCAL Context-60 (59 classes + background)
 # with mmseg's own dataset class and IoUMetric.
 # Protocol of SCLIP/NACLIP/ClearCLIP: short side resized to 336 px (keep ratio), labels at the
-# original resolution. Override the location with --cfg-options test_dataloader.dataset.data_root=...
+# original resolution. Override the location with
+# --cfg-options test_dataloader.dataset.data_root=...
 dataset_type = 'PascalContextDataset'
 data_root = 'data/VOCdevkit/VOC2010'
 

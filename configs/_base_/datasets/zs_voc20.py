@@ -1,7 +1,8 @@
 # Zero-shot evaluation on PASCAL VOC-20 (VOC 2012 val without the background class)
 # with mmseg's own dataset class and IoUMetric.
 # Protocol of SCLIP/NACLIP/ClearCLIP: short side resized to 336 px (keep ratio), labels at the
-# original resolution. Override the location with --cfg-options test_dataloader.dataset.data_root=...
+# original resolution. Override the location with
+# --cfg-options test_dataloader.dataset.data_root=...
 dataset_type = 'PascalVOCDataset'
 voc20_classes = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car',
                  'cat', 'chair', 'cow', 'diningtable', 'dog', 'horse',
