@@ -36,6 +36,7 @@ def test_clip_tokenizer_truncation_keeps_end_token():
     assert (ids[0, 1:-1] == tokenizer.encode('dog')[0]).all()
     assert ids[1].tolist() == [49406, tokenizer.encode('dog')[0], 49407, 0, 0, 0, 0, 0]
     assert tokenizer.decode(ids[1]).strip() == '<start_of_text>dog <end_of_text>'
+    assert tokenizer.decode(tokenizer(['hi!'])[0]) == '<start_of_text>hi ! <end_of_text>'
     with pytest.raises(TypeError, match='strings'):
         tokenizer(['ok', 3])
     with pytest.raises(ValueError, match='context_length'):

@@ -52,8 +52,12 @@ class CLIPTokenizer:
         return ids
 
     def decode(self, token_ids: Sequence[int]) -> str:
-        """Text of BPE ids (special tokens included as text, padding dropped)."""
-        return self.bpe.decode([int(i) for i in token_ids if int(i) != 0])
+        """Text of token ids up to the end token (start/end tokens included as text); the
+        zero padding after it is dropped (inside a text, id 0 is ``!``)."""
+        ids = [int(i) for i in token_ids]
+        if self.eot_token_id in ids:
+            ids = ids[:ids.index(self.eot_token_id) + 1]
+        return self.bpe.decode(ids)
 
     def __call__(self, texts: Sequence[str]) -> torch.Tensor:
         """Tokenize texts.
