@@ -33,6 +33,8 @@ def test_arch_presets_and_overrides():
         SILCVisionTransformer(arch='huge')
     with pytest.raises(ValueError, match='custom arch needs'):
         SILCVisionTransformer(arch=dict(width=32))
+    with pytest.raises(ValueError, match='unknown arch keys'):
+        SILCVisionTransformer(arch=dict(width=32, depth=1, num_heads=2, embed_dims=32))
     with pytest.raises(ValueError, match='class_token'):
         SILCVisionTransformer(arch='tiny', class_token=False, pool_type='cls')
     with pytest.raises(ValueError, match='out of range'):

@@ -178,6 +178,10 @@ class SILCVisionTransformer(BaseModule):
             required = {'width', 'depth', 'num_heads'}
             if not required <= set(arch):
                 raise ValueError(f'a custom arch needs the keys {sorted(required)}, got {arch}')
+            unknown = set(arch) - set(overrides)
+            if unknown:
+                raise ValueError(f'unknown arch keys {sorted(unknown)}; a custom arch takes '
+                                 f'{sorted(overrides)}')
             settings = dict(dict(patch_size=16, mlp_ratio=4.0), **arch)
         else:
             raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
