@@ -1,6 +1,6 @@
 # Demo pretraining schedule: a few hundred iterations of AdamW on CPU (fp32: no AMP on CPU).
-max_iters = 600
-warmup_iters = 50
+max_iters = 200
+warmup_iters = 20
 base_lr = 1e-3
 optim_wrapper = dict(
     type='OptimWrapper',
