@@ -141,3 +141,18 @@ def test_bad_test_cfg_and_training():
         build_segmentor(dict(mode='tiles'))
     with pytest.raises(RuntimeError, match='training-free'):
         build_segmentor().loss(torch.randn(1, 3, 8, 8), samples_for([(8, 8)]))
+
+
+def test_pamr_refines_the_logits_at_original_size():
+    torch.manual_seed(4)
+    image = torch.randn(1, 3, 24, 32)
+    plain = build_segmentor().predict(image, samples_for([(24, 32)]))[0]
+    refined_model = build_segmentor(pamr=dict(num_iter=3, dilations=(1, 2)))
+    refined = refined_model.predict(image, samples_for([(24, 32)]))[0]
+    assert refined.seg_logits.data.shape == plain.seg_logits.data.shape == (3, 24, 32)
+    assert not torch.allclose(refined.seg_logits.data, plain.seg_logits.data)
+    # The refinement is PAMR applied to the query logits, guided by the input image.
+    logits = refined_model.inference(image, [dict(img_shape=(24, 32))])[0]
+    expected = refined_model.decode_head.class_probabilities(
+        refined_model.pamr(image, logits[None])[0], [0, 1, 1, 2], 3)
+    torch.testing.assert_close(refined.seg_logits.data, expected)
