@@ -45,22 +45,25 @@ def test_vit_b_16(tmp_path):
         TOLERANCE
 
 
-def tiny_openai_clip(quick_gelu=True):
+def tiny_openai_clip(quick_gelu=True, ls_init_value=None):
     torch.manual_seed(0)
     model = open_clip.model.CLIP(
         embed_dim=24,
-        vision_cfg=dict(image_size=32, patch_size=8, width=32, layers=2, head_width=16),
-        text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=2, layers=2),
+        vision_cfg=dict(image_size=32, patch_size=8, width=32, layers=2, head_width=16,
+                        ls_init_value=ls_init_value),
+        text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=2, layers=2,
+                      ls_init_value=ls_init_value),
         quick_gelu=quick_gelu).eval()
     perturb(model)
     return model
 
 
-def tiny_towers(act):
+def tiny_towers(act, layer_scale_init=None):
     image = SILCVisionTransformer(arch=dict(width=32, depth=2, num_heads=2, patch_size=8),
-                                  img_size=32, output_dim=24, ln_pre=True, act=act)
+                                  img_size=32, output_dim=24, ln_pre=True, act=act,
+                                  layer_scale_init=layer_scale_init)
     text = SILCTextTransformer(arch=dict(width=32, depth=2, num_heads=2), context_length=16,
-                               output_dim=24, act=act)
+                               output_dim=24, act=act, layer_scale_init=layer_scale_init)
     return dict(image_encoder=image.eval(), text_encoder=text.eval(),
                 contrastive_loss=ClipContrastiveLoss())
 
@@ -94,6 +97,27 @@ def test_openai_torchscript_archive_and_quick_gelu(tmp_path):
     verify_state_dict(convert_openclip_state_dict(state_dict), gelu)
     assert max_diff(gelu['image_encoder'].encode_image(images),
                     reference.encode_image(images)) > 1e-3
+
+
+@torch.no_grad()
+def test_layer_scale_and_safetensors_source(tmp_path):
+    from safetensors.torch import save_file
+    reference = tiny_openai_clip(ls_init_value=0.5)
+    path = tmp_path / 'open_clip_model.safetensors'
+    save_file(reference.state_dict(), str(path))
+    state_dict, is_jit = load_openclip_checkpoint(str(path))
+    assert not is_jit
+    converted = convert_openclip_state_dict(state_dict)
+    assert 'image_encoder.blocks.1.ls_2.gamma' in converted
+    with pytest.raises(KeyError, match='unexpected key'):
+        verify_state_dict(converted, tiny_towers('quick_gelu'))
+    towers = tiny_towers('quick_gelu', layer_scale_init=0.5)
+    verify_state_dict(converted, towers)
+    images = torch.randn(2, 3, 32, 32)
+    tokens = open_clip.tokenize(TEXTS, context_length=16)
+    assert max_diff(towers['image_encoder'].encode_image(images),
+                    reference.encode_image(images)) <= TOLERANCE
+    assert max_diff(towers['text_encoder'](tokens), reference.encode_text(tokens)) <= TOLERANCE
 
 
 def test_training_checkpoint_wrapper_and_errors(tmp_path):

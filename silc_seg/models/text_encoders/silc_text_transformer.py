@@ -40,6 +40,7 @@ class SILCTextTransformer(BaseModule):
         proj_bias (bool, optional): bias in ``text_projection`` (SigLIP).
         act (str, optional): MLP activation (``'gelu'``, ``'gelu_tanh'``, ``'quick_gelu'``).
         norm_eps (float, optional): LayerNorm epsilon.
+        layer_scale_init (float, optional): LayerScale initial value; None disables it.
         with_cp (bool): activation checkpointing of every block while training.
         init_cfg (dict | list, optional): e.g. ``dict(type='Pretrained', checkpoint=...,
             prefix='text_encoder.')``.
@@ -56,7 +57,7 @@ class SILCTextTransformer(BaseModule):
                          proj_bias=True, norm_eps=1e-6),
     }
     defaults = dict(mlp_ratio=4.0, causal=True, pool_type='argmax', eos_token_id=None,
-                    proj_bias=False, act='gelu', norm_eps=1e-5)
+                    proj_bias=False, act='gelu', norm_eps=1e-5, layer_scale_init=None)
 
     def __init__(self,
                  arch: Union[str, dict] = 'clip-b',
@@ -73,6 +74,7 @@ class SILCTextTransformer(BaseModule):
                  proj_bias: Optional[bool] = None,
                  act: Optional[str] = None,
                  norm_eps: Optional[float] = None,
+                 layer_scale_init: Optional[float] = None,
                  with_cp: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None):
         if init_cfg is None:
@@ -85,7 +87,7 @@ class SILCTextTransformer(BaseModule):
             context_length=context_length, vocab_size=vocab_size, width=width, depth=depth,
             num_heads=num_heads, mlp_ratio=mlp_ratio, output_dim=output_dim, causal=causal,
             pool_type=pool_type, eos_token_id=eos_token_id, proj_bias=proj_bias, act=act,
-            norm_eps=norm_eps)
+            norm_eps=norm_eps, layer_scale_init=layer_scale_init)
         settings = self._resolve_arch(arch, overrides)
         if settings['pool_type'] not in POOL_TYPES:
             raise ValueError(f"unknown pool_type {settings['pool_type']!r}; "
@@ -111,7 +113,8 @@ class SILCTextTransformer(BaseModule):
                 settings['num_heads'],
                 mlp_ratio=settings['mlp_ratio'],
                 act=settings['act'],
-                norm_eps=settings['norm_eps']) for _ in range(self.depth)
+                norm_eps=settings['norm_eps'],
+                layer_scale_init=settings['layer_scale_init']) for _ in range(self.depth)
         ])
         self.ln_final = nn.LayerNorm(width, eps=settings['norm_eps'])
         self.text_projection = nn.Linear(
