@@ -3,7 +3,7 @@
 # configs/_base_/models/siglip_vit-b-16.py): the settings of zs_silc_vit-b16_common.py with
 # SigLIP's towers and [-1, 1] normalization. Dense patch embeddings of the attention-pooled (MAP)
 # tower: SILCVisionTransformer.project_patches.
-# Default protocol (SCLIP / NACLIP / ClearCLIP): sliding 224x224 windows with stride 112 over the
+# Default protocol (SCLIP / NACLIP): sliding 224x224 windows with stride 112 over the
 # image resized to a short side of 336 (448 COCO-Stuff, 560 Cityscapes), OpenAI's 80 ImageNet
 # templates, logit scale 40 (VOC-21: 65, PC-60 and COCO-Object: 50, with background thresholds).
 # See configs/silc/README.md for the other published protocols.

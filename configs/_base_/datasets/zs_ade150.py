@@ -1,7 +1,7 @@
 # Zero-shot evaluation on ADE20K-150 (ADEChallengeData2016 validation, 2000 images;
 # label 0 'other' ignored)
 # with mmseg's own dataset class and IoUMetric.
-# Protocol of SCLIP/NACLIP/ClearCLIP: short side resized to 336 px (keep ratio), labels at the
+# Protocol of SCLIP/NACLIP: short side resized to 336 px (keep ratio), labels at the
 # original resolution. Override the location with
 # --cfg-options test_dataloader.dataset.data_root=...
 dataset_type = 'ADE20KDataset'

@@ -1,6 +1,6 @@
 # Zero-shot evaluation on Cityscapes val (19 classes, 500 images)
 # with mmseg's own dataset class and IoUMetric.
-# Protocol of SCLIP/NACLIP/ClearCLIP: short side resized to 560 px (keep ratio), labels at the
+# Protocol of SCLIP/NACLIP: short side resized to 560 px (keep ratio), labels at the
 # original resolution. Override the location with
 # --cfg-options test_dataloader.dataset.data_root=...
 dataset_type = 'CityscapesDataset'

@@ -1,6 +1,6 @@
 # Zero-shot evaluation on COCO-Stuff-171 (val2017, 5000 images)
 # with mmseg's own dataset class and IoUMetric.
-# Protocol of SCLIP/NACLIP/ClearCLIP: short side resized to 448 px (keep ratio), labels at the
+# Protocol of SCLIP/NACLIP: short side resized to 448 px (keep ratio), labels at the
 # original resolution. Override the location with
 # --cfg-options test_dataloader.dataset.data_root=...
 dataset_type = 'COCOStuffDataset'

@@ -1,6 +1,6 @@
 # Zero-shot evaluation on PASCAL Context-59 (VOC2010 val, 5105 images; background ignored)
 # with mmseg's own dataset class and IoUMetric.
-# Protocol of SCLIP/NACLIP/ClearCLIP: short side resized to 336 px (keep ratio), labels at the
+# Protocol of SCLIP/NACLIP: short side resized to 336 px (keep ratio), labels at the
 # original resolution. Override the location with
 # --cfg-options test_dataloader.dataset.data_root=...
 dataset_type = 'PascalContextDataset59'
