@@ -173,8 +173,8 @@ def convert_openclip_state_dict(state_dict: Mapping[str, Tensor]) -> Dict[str, T
                        f'equivalent (unsupported architecture?): {_listing(sorted(unknown))}')
     for tower in ('image_encoder.', 'text_encoder.'):
         if not any(k.startswith(tower) for k in converted):
-            raise KeyError(f'no {tower[:-1]} weights found: this does not look like an '
-                           f'OpenAI CLIP / OpenCLIP state dict (keys: {_listing(sorted(state_dict))})')
+            raise KeyError(f'no {tower[:-1]} weights found: this does not look like an OpenAI '
+                           f'CLIP / OpenCLIP state dict (keys: {_listing(sorted(state_dict))})')
     return converted
 
 
