@@ -139,6 +139,8 @@ def test_bad_test_cfg_and_training():
         build_segmentor(dict(mode='slide', stride=8))
     with pytest.raises(ValueError, match="'whole' or 'slide'"):
         build_segmentor(dict(mode='tiles'))
+    with pytest.raises(ValueError, match='unknown dense_variant'):
+        build_segmentor(dense_variant='maskclip++')
     with pytest.raises(RuntimeError, match='training-free'):
         build_segmentor().loss(torch.randn(1, 3, 8, 8), samples_for([(8, 8)]))
 

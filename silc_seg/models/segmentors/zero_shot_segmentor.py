@@ -15,6 +15,7 @@ from mmseg.structures import SegDataSample
 from torch import Tensor
 
 from silc_seg.registry import MODELS
+from ..layers.dense_attention import DENSE_VARIANTS
 from ..utils import (PAMR, build_vocabulary, flatten_vocabulary,
                      get_prompt_templates)
 
@@ -107,6 +108,9 @@ class ZeroShotSegmentor(BaseSegmentor):
         self.tokenizer = MODELS.build(tokenizer)
         self.decode_head = MODELS.build(decode_head)
         self.templates = get_prompt_templates(templates)
+        if dense_variant not in DENSE_VARIANTS:
+            raise ValueError(
+                f'unknown dense_variant {dense_variant!r}; choose from {DENSE_VARIANTS}')
         self.dense_variant = dense_variant
         self.text_batch_size = text_batch_size
         self.pamr = PAMR(**pamr) if pamr is not None else None
