@@ -158,3 +158,15 @@ def test_pamr_refines_the_logits_at_original_size():
     expected = refined_model.decode_head.class_probabilities(
         refined_model.pamr(image, logits[None])[0], [0, 1, 1, 2], 3)
     torch.testing.assert_close(refined.seg_logits.data, expected)
+
+
+@pytest.mark.parametrize('direction, dim', [('horizontal', 2), ('vertical', 1)])
+def test_flipped_inputs_are_flipped_back(direction, dim):
+    # As mmseg's TTA: a sample whose input was flipped gets its prediction flipped back.
+    model = build_segmentor()
+    image = torch.randn(1, 3, 16, 24)
+    plain = model.predict(image, samples_for([(16, 24)]))[0]
+    samples = samples_for([(16, 24)])
+    samples[0].set_metainfo(dict(flip=True, flip_direction=direction))
+    flipped = model.predict(image, samples)[0]
+    torch.testing.assert_close(flipped.seg_logits.data, plain.seg_logits.data.flip(dim))
