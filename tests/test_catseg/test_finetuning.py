@@ -132,3 +132,53 @@ def test_gradients_reach_only_trainable_tower_parameters_and_key_rows_never_chan
         assert torch.equal(now[dims:2 * dims], fused[dims:2 * dims]), key  # key rows
         assert not torch.equal(now[:dims], fused[:dims]), key  # query rows
         assert not torch.equal(now[2 * dims:], fused[2 * dims:]), key  # value rows
+
+
+def real_towers_cfg():
+    cfg = tiny_catseg_cfg(train_class_names=['sky', 'grass', 'person', 'car'])
+    cfg['image_encoder'] = dict(
+        type='SILCVisionTransformer', arch=dict(width=32, depth=4, num_heads=2, patch_size=4,
+                                                mlp_ratio=2.0),
+        img_size=32, output_dim=16)
+    cfg['text_encoder'] = dict(
+        type='SILCTextTransformer', arch=dict(context_length=16, vocab_size=256, width=32,
+                                              depth=2, num_heads=2, mlp_ratio=2.0,
+                                              output_dim=16))
+    cfg['guidance_layers'] = (1, 2)
+    return cfg
+
+
+def test_silc_towers_checkpoint_keys_and_qv_only_training():
+    pytest.importorskip('silc_seg.models.backbones.silc_vit')
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    torch.manual_seed(0)
+    plain = nn.Module()
+    plain.image_encoder = MODELS.build(real_towers_cfg()['image_encoder'])
+    plain.text_encoder = MODELS.build(real_towers_cfg()['text_encoder'])
+    checkpoint = plain.state_dict()  # the `image_encoder.*`/`text_encoder.*` convention
+    model = MODELS.build(real_towers_cfg())
+    missing, unexpected = model.load_state_dict(checkpoint, strict=False)
+    assert not unexpected
+    assert not [key for key in missing if key.startswith(('image_encoder.', 'text_encoder.'))]
+    for key, value in checkpoint.items():
+        assert torch.equal(model.state_dict()[key], value), key
+    for name, param in model.named_parameters():
+        assert param.requires_grad == expected_trainable(name), name
+    optim_wrapper = build_optim_wrapper(model, OPTIM_WRAPPER)
+    samples = [
+        SegDataSample(gt_sem_seg=PixelData(data=torch.randint(0, 4, (1, 32, 32))))
+        for _ in range(2)
+    ]
+    for _ in range(2):
+        optim_wrapper.update_params(model.loss(torch.randn(2, 3, 32, 32), samples)['loss_ce'])
+    for key, before in checkpoint.items():
+        after = model.state_dict()[key]
+        if key.endswith('attn.qkv.weight') or key.endswith('attn.qkv.bias'):
+            dims = before.shape[0] // 3
+            assert torch.equal(after[dims:2 * dims], before[dims:2 * dims]), key
+            assert not torch.equal(after[:dims], before[:dims]), key
+        elif key.endswith(('pos_embed', 'positional_embedding')):
+            assert not torch.equal(after, before), key
+        else:
+            assert torch.equal(after, before), key

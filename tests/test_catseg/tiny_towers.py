@@ -142,6 +142,7 @@ def tiny_catseg_cfg(num_class_slots=8, templates=('a photo of a {}.', ), **overr
             mean=[122.8, 116.7, 104.1],
             std=[68.5, 66.6, 70.3],
             bgr_to_rgb=True,
+            size=(32, 32),
             pad_val=0,
             seg_pad_val=255))
     cfg.update(overrides)
