@@ -173,3 +173,13 @@ def test_tiny_arch_config_builds_and_embeds():
     tokens = MODELS.build(cfg.tokenizer)(['a red square', 'a blue circle'])
     assert towers['text_encoder'](tokens).shape == (2, 128)
     assert towers['image_encoder'].encode_image(torch.randn(2, 3, 64, 64)).shape == (2, 128)
+
+
+@pytest.mark.parametrize('model_name', sorted(MODEL_CONFIGS))
+def test_every_model_converts_into_its_arch_config(model_name):
+    # Structure only (keys and shapes, no data), so that ViT-L-14 costs no memory or time;
+    # the numerics of the layouts are checked by the parity tests above.
+    with torch.device('meta'):
+        reference = open_clip.create_model(model_name, pretrained=None, device='meta')
+        towers = build_towers(MODEL_CONFIGS[model_name])
+    verify_state_dict(convert_openclip_state_dict(reference.state_dict()), towers)

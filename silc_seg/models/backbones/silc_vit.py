@@ -144,7 +144,7 @@ class SILCVisionTransformer(BaseModule):
         num_positions = self.num_prefix_tokens + self.grid_size[0] * self.grid_size[1]
         self.pos_embed = nn.Parameter(torch.zeros(1, num_positions, width))
         self.ln_pre = nn.LayerNorm(width, eps=norm_eps) if ln_pre else nn.Identity()
-        drop_path_rates = torch.linspace(0, drop_path_rate, depth).tolist()
+        drop_path_rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
         self.blocks = nn.ModuleList([
             TransformerBlock(
                 width,
