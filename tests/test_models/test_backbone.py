@@ -193,6 +193,15 @@ def test_pretrained_init_cfg_with_prefix(tmp_path, suffix):
     vit.init_weights()
     for name, value in source.state_dict().items():
         torch.testing.assert_close(vit.state_dict()[name], value, msg=name)
+    # At another training size the positional embedding is resized while loading.
+    larger = small_vit(img_size=48, init_cfg=dict(type='Pretrained', checkpoint=str(path),
+                                                  prefix='image_encoder.'))
+    larger.init_weights()
+    x = torch.randn(1, 3, 48, 48)
+    torch.testing.assert_close(larger.encode_image(x), source.encode_image(x), atol=1e-5,
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match='model.pretrained=None'):
+        small_vit(pretrained='pretrain/vit_base_patch16_224.pth')
 
 
 def test_inside_mmseg_upernet_config(tmp_path):

@@ -69,6 +69,8 @@ class SILCVisionTransformer(BaseModule):
         with_cp (bool): activation checkpointing of every block while training.
         init_cfg (dict | list, optional): e.g. ``dict(type='Pretrained', checkpoint=...,
             prefix='image_encoder.')`` for SILC / converted checkpoints.
+        pretrained (None): MMSeg's deprecated ``model.pretrained``; must be None (see
+            ``init_cfg``).
     """
     arch_zoo = {
         'tiny': dict(width=192, depth=6, num_heads=3, patch_size=16, mlp_ratio=4.0),
@@ -101,7 +103,15 @@ class SILCVisionTransformer(BaseModule):
                  final_norm: bool = True,
                  frozen_stages: int = -1,
                  with_cp: bool = False,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+                 init_cfg: Optional[Union[dict, List[dict]]] = None,
+                 pretrained: Optional[str] = None):
+        if pretrained is not None:
+            # MMSeg's EncoderDecoder forwards model.pretrained here; the ViT configs set it to a
+            # timm checkpoint whose keys match nothing in this tower.
+            raise ValueError(
+                f'SILCVisionTransformer got pretrained={pretrained!r}: set model.pretrained=None '
+                "and load weights with init_cfg=dict(type='Pretrained', checkpoint=..., "
+                "prefix='image_encoder.')")
         if init_cfg is None:
             init_cfg = [
                 dict(type='TruncNormal', layer='Linear', std=0.02, bias=0.),
