@@ -1,5 +1,6 @@
 """SentencePiece tokenizer of SigLIP / big_vision text towers."""
 import html
+import os.path as osp
 import string
 from typing import List, Optional, Sequence
 
@@ -48,6 +49,10 @@ class SentencePieceTokenizer:
                               'pip install -r requirements/optional.txt') from error
         if context_length < 1:
             raise ValueError(f'context_length must be positive, got {context_length}')
+        if not osp.isfile(model_file):
+            raise FileNotFoundError(
+                f'SentencePiece model {model_file!r} not found (SigLIP: the T5 cc_en.32000 '
+                'vocabulary, see configs/_base_/models/siglip_vit-b-16.py)')
         self.model_file = model_file
         self.processor = sentencepiece.SentencePieceProcessor(model_file=model_file)
         self.eos_id = self.processor.eos_id()
