@@ -191,9 +191,9 @@ def main():
           f'batch: {args.batch_size} pairs  threads: {torch.get_num_threads()}')
     print(f'SILC step ({num_global}x{global_size}px global + {num_local}x{local_size}px local, '
           f'teacher, head, EMA): {silc_time * 1e3:.1f} ms '
-          f'({args.batch_size / silc_time:.1f} pairs/s)')
+          f'({args.batch_size / silc_time:.3g} pairs/s)')
     print(f'contrastive-only step (1x{global_size}px view): {baseline_time * 1e3:.1f} ms '
-          f'({args.batch_size / baseline_time:.1f} pairs/s)')
+          f'({args.batch_size / baseline_time:.3g} pairs/s)')
     print(f'measured ratio SILC / contrastive-only: {silc_time / baseline_time:.2f}')
     print(f'theoretical image-tower FLOP ratio: {silc_image / baseline_image:.2f} '
           f'({silc_image / 1e9:.3f} vs {baseline_image / 1e9:.3f} GFLOPs per pair)')
