@@ -26,7 +26,9 @@ class SILCVisionTransformer(BaseModule):
     ``ln_post``, pooling and projection to the joint image-text space. It serves three uses:
 
     - MMSeg backbone: :meth:`forward` returns ``(B, width, H/p, W/p)`` maps after the blocks
-      in ``out_indices`` (the last one after ``ln_post`` when ``final_norm``).
+      in ``out_indices`` (the last one after ``ln_post`` when ``final_norm``). It does not use
+      the pooling and projection: under distributed training set
+      ``model_wrapper_cfg=dict(type='MMDistributedDataParallel', find_unused_parameters=True)``.
     - Image embedding: :meth:`encode_image` returns the pooled, projected ``(B, output_dim)``.
     - Dense embedding: :meth:`encode_dense` applies the pooling's per-token path and the
       projection to every patch token (see its docstring).
