@@ -1,9 +1,11 @@
 from . import transforms
+from .ade20k_847 import ADE20K847Dataset
 from .demo_seg import DemoSegDataset
 from .image_text_manifest import ImageTextManifestDataset
+from .pascal_context_459 import PascalContext459Dataset
 from .webdataset_image_text import WebDatasetImageText
 
 __all__ = [
-    'transforms', 'DemoSegDataset', 'ImageTextManifestDataset',
-    'WebDatasetImageText'
+    'transforms', 'ADE20K847Dataset', 'DemoSegDataset', 'ImageTextManifestDataset',
+    'PascalContext459Dataset', 'WebDatasetImageText'
 ]

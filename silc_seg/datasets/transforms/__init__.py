@@ -1,5 +1,8 @@
 from .hue_safe_color_jitter import HueSafeColorJitter, adjust_hue
+from .load_wide_annotations import LoadWideAnnotations
 from .pack_silc_inputs import PackSILCInputs
 from .tokenize_caption import TokenizeCaption
 
-__all__ = ['HueSafeColorJitter', 'PackSILCInputs', 'TokenizeCaption', 'adjust_hue']
+__all__ = [
+    'HueSafeColorJitter', 'LoadWideAnnotations', 'PackSILCInputs', 'TokenizeCaption', 'adjust_hue'
+]

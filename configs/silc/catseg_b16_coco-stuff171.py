@@ -1,0 +1,64 @@
+# CAT-Seg (Cho et al., CVPR 2024; ViT-B/16 recipe, configs/vitb_384.yaml of the official code) on
+# SILC ViT-B/16 towers: trained on COCO-Stuff-171 (train2017, 118k images), validated on its
+# val2017; open-vocabulary evaluation on other vocabularies with catseg_b16_{ade150,pc59,ade847,
+# pc459}.py.
+# Recipe: 384 x 384 crops, batch 4 (1 GPU x 4, or scale samples_per_gpu), 80k iterations, AdamW
+# lr 2e-4, weight decay 1e-4, cosine decay, gradient-norm clipping at 0.01 over the full model,
+# towers' query/value projections and positional embeddings at 0.01 x lr (the rest of both
+# towers frozen), one prompt template ("A photo of a {} in the scene").
+# Initialize from a SILC checkpoint or a converted CLIP one (keys image_encoder.*/text_encoder.*):
+#   python tools/train.py configs/silc/catseg_b16_coco-stuff171.py \
+#       --cfg-options load_from=work_dirs/silc_b16/iter_250000.pth
+# (the head is new, so expect "missing keys" for decode_head.* in the log).
+_base_ = ['./catseg_b16_common.py', '../_base_/datasets/zs_coco-stuff171.py']
+
+crop_size = (384, 384)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    # detectron2's ResizeShortestEdge(384, max 1333) and absolute 384 crop, flip, SSD colour aug.
+    dict(type='ResizeShortestEdge', scale=384, max_size=1333),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=1.0),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs')
+]
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type='COCOStuffDataset',
+        data_root={{_base_.data_root}},
+        data_prefix=dict(img_path='images/train2017', seg_map_path='annotations/train2017'),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='COCOStuffDataset',
+        data_root={{_base_.data_root}},
+        data_prefix=dict(img_path='images/val2017', seg_map_path='annotations/val2017'),
+        pipeline={{_base_.catseg_test_pipeline}}))
+test_dataloader = dict(dataset=dict(pipeline={{_base_.catseg_test_pipeline}}))
+val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+
+max_iters = 80000
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=2e-4, weight_decay=1e-4),
+    # detectron2 CLIP_GRADIENTS: full-model L2 norm clipped at 0.01
+    clip_grad=dict(max_norm=0.01, norm_type=2),
+    paramwise_cfg=dict(custom_keys={
+        'image_encoder': dict(lr_mult=0.01),
+        'text_encoder': dict(lr_mult=0.01)
+    }))
+param_scheduler = [
+    dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=0.0, by_epoch=False, begin=0,
+         end=max_iters)
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=5000)
+val_cfg = dict(type='ValLoop')
