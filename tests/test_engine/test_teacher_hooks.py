@@ -151,8 +151,8 @@ def runner_cfg(work_dir, max_iters, resume=None):
     return dict(
         model=model_cfg(data_preprocessor=dict(type='SILCDataPreprocessor')),
         work_dir=str(work_dir),
-        train_dataloader=dict(dataset=dict(type='TeacherHookTestSamples'), batch_size=BATCH, num_workers=0,
-                              sampler=dict(type='DefaultSampler', shuffle=False),
+        train_dataloader=dict(dataset=dict(type='TeacherHookTestSamples'), batch_size=BATCH,
+                              num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
                               collate_fn=dict(type='pseudo_collate')),
         train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
