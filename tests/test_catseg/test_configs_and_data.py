@@ -1,0 +1,110 @@
+"""CAT-Seg configs build the published recipe; 16-bit label maps of A-847/PC-459 load intact."""
+import os.path as osp
+
+import mmcv
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmseg.datasets import COCOStuffDataset
+from PIL import Image
+
+import silc_seg  # noqa: F401
+from silc_seg.models.utils import load_class_names
+from silc_seg.registry import DATASETS, MODELS
+
+init_default_scope('mmseg')
+CONFIG_DIR = osp.join(osp.dirname(__file__), '..', '..', 'configs', 'silc')
+
+
+def load(name):
+    return Config.fromfile(osp.join(CONFIG_DIR, name))
+
+
+def test_training_config_is_the_cat_seg_vit_b_recipe():
+    cfg = load('catseg_b16_coco-stuff171.py')
+    assert cfg.train_dataloader.batch_size == 4
+    assert cfg.train_cfg.max_iters == 80000
+    assert cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=2e-4, weight_decay=1e-4)
+    assert cfg.optim_wrapper.clip_grad.max_norm == 0.01
+    assert cfg.optim_wrapper.paramwise_cfg.custom_keys == {
+        'image_encoder': dict(lr_mult=0.01),
+        'text_encoder': dict(lr_mult=0.01)
+    }
+    assert cfg.param_scheduler[0].type == 'CosineAnnealingLR'
+    assert [t.type for t in cfg.train_dataloader.dataset.pipeline][2:4] == [
+        'ResizeShortestEdge', 'RandomCrop'
+    ]
+    assert cfg.model.decode_head.aggregator.window_size == 12
+    assert cfg.model.decode_head.aggregator.num_layers == 2
+    assert cfg.model.guidance_layers == (3, 7)
+    vocabulary = load_class_names(cfg.model.train_class_names)
+    assert [names[0] for names in vocabulary] == list(COCOStuffDataset.METAINFO['classes'])
+
+
+@pytest.mark.parametrize('name,dataset_type,num_classes', [
+    ('catseg_b16_ade150.py', 'ADE20KDataset', 150),
+    ('catseg_b16_pc59.py', 'PascalContextDataset59', 59),
+    ('catseg_b16_ade847.py', 'ADE20K847Dataset', 847),
+    ('catseg_b16_pc459.py', 'PascalContext459Dataset', 459),
+])
+def test_evaluation_configs(name, dataset_type, num_classes):
+    cfg = load(name)
+    dataset = cfg.test_dataloader.dataset
+    assert dataset.type == dataset_type
+    assert len(DATASETS.get(dataset_type).METAINFO['classes']) == num_classes
+    assert cfg.model.decode_head.aggregator.pooling_size == (1, 1)
+    assert cfg.model.test_cfg == dict(mode='slide', out_size=(640, 640), crop_size=(384, 384),
+                                      stride=(256, 256))
+    assert dict(type='ModelDatasetMetaHook') in cfg.custom_hooks
+    if num_classes > 255:
+        assert 'LoadWideAnnotations' in [t.type for t in dataset.pipeline]
+        assert cfg.test_evaluator.ignore_index == 65535
+
+
+def test_training_config_builds_vit_b_towers_with_qv_training_only():
+    cfg = load('catseg_b16_coco-stuff171.py')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    towers = [n for n in trainable if n.startswith(('image_encoder.', 'text_encoder.'))]
+    # 12 image + 12 text blocks x (q, v) x (weight, bias) + 2 positional embeddings
+    assert len(towers) == 24 * 4 + 2
+    assert model.image_encoder.pos_embed.shape == (1, 24 * 24 + 1, 768)
+    head_params = sum(p.numel() for n, p in model.named_parameters() if n.startswith('decode_head'))
+    print(f'CAT-Seg head parameters: {head_params / 1e6:.2f} M')
+
+
+def write_uint16_tif(path, labels):
+    Image.fromarray(labels.astype(np.uint16)).save(path)
+
+
+@pytest.mark.parametrize('dataset_type,data_prefix,ann_file', [
+    ('ADE20K847Dataset', dict(img_path='images_detectron2/validation',
+                              seg_map_path='annotations_detectron2/validation'), ''),
+    ('PascalContext459Dataset', dict(img_path='JPEGImages',
+                                     seg_map_path='annotations_detectron2/pc459_val'), 'val.txt'),
+])
+def test_wide_label_maps_keep_labels_above_255(tmp_path, dataset_type, data_prefix, ann_file):
+    labels = np.array([[0, 255, 256], [458, 65535, 300]], dtype=np.uint16)
+    labels = np.kron(labels, np.ones((4, 4), dtype=np.uint16))
+    mmcv.imwrite(np.zeros((8, 12, 3), np.uint8),
+                 str(tmp_path / data_prefix['img_path'] / '2008_000001.jpg'))
+    seg_dir = tmp_path / data_prefix['seg_map_path']
+    seg_dir.mkdir(parents=True)
+    write_uint16_tif(seg_dir / '2008_000001.tif', labels)
+    if ann_file:
+        (tmp_path / ann_file).write_text('2008_000001\n')
+    dataset = DATASETS.build(dict(
+        type=dataset_type, data_root=str(tmp_path), data_prefix=data_prefix, ann_file=ann_file,
+        pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadWideAnnotations'),
+                  dict(type='PackSegInputs')]))
+    assert len(dataset) == 1
+    loaded = dataset[0]['data_samples'].gt_sem_seg.data[0].numpy()
+    assert np.array_equal(loaded, labels.astype(np.int64))
+    truncating = DATASETS.build(dict(
+        type=dataset_type, data_root=str(tmp_path), data_prefix=data_prefix, ann_file=ann_file,
+        pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
+                  dict(type='PackSegInputs')]))
+    assert not np.array_equal(truncating[0]['data_samples'].gt_sem_seg.data[0].numpy(), labels)
