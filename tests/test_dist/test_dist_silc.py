@@ -13,25 +13,27 @@ from mmseg.registry import MODEL_WRAPPERS
 from tests.test_models.test_silc import batch, build
 
 WORLD_SIZE = 2
+SCENARIOS = [(True, 'SILCDistributedDataParallel'), (False, 'SILCDistributedDataParallel'),
+             (True, 'MMDistributedDataParallel')]
 
 
 def worker(rank, port, results):
     dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
                             world_size=WORLD_SIZE)
     try:
-        for skip in (True, False):
-            results[(skip, rank)] = scenario(rank, skip)
+        for skip, wrapper in SCENARIOS:
+            results[(skip, wrapper, rank)] = scenario(rank, skip, wrapper)
     finally:
         dist.destroy_process_group()
 
 
-def scenario(rank, skip):
+def scenario(rank, skip, wrapper):
     """Three steps; the second one has an infinite pixel on rank 1."""
     torch.manual_seed(0)
     # SigLIP: rank 0's loss only sees rank 1's texts, so a broken image on rank 1 makes
     # the loss non-finite on rank 1 alone.
     model = build(contrastive_loss=dict(type='SigLipLoss'), skip_nonfinite_steps=skip)
-    wrapped = MODEL_WRAPPERS.build(dict(type='SILCDistributedDataParallel', module=model))
+    wrapped = MODEL_WRAPPERS.build(dict(type=wrapper, module=model))
     optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
     hub = MessageHub.get_current_instance()
     hub.update_info('nonfinite_skips', 0)
@@ -71,12 +73,12 @@ def scenarios():
     with mp.Manager() as manager:
         results = manager.dict()
         mp.spawn(worker, args=(port, results), nprocs=WORLD_SIZE, join=True)
-        return {skip: [results[(skip, rank)] for rank in range(WORLD_SIZE)]
-                for skip in (True, False)}
+        return {(skip, wrapper): [results[(skip, wrapper, rank)] for rank in range(WORLD_SIZE)]
+                for skip, wrapper in SCENARIOS}
 
 
 def test_all_ranks_skip_together_and_continue(scenarios):
-    results = scenarios[True]
+    results = scenarios[(True, 'SILCDistributedDataParallel')]
     for out in results:
         assert out['error'] is None and out['skipped'] and out['skips'] == 1
         assert not torch.equal(out['start'], out['after_first'])
@@ -89,7 +91,12 @@ def test_all_ranks_skip_together_and_continue(scenarios):
 
 
 def test_all_ranks_raise_together(scenarios):
-    results = scenarios[False]
+    results = scenarios[(False, 'SILCDistributedDataParallel')]
     assert 'iteration 1 (in another rank)' in results[0]['error']
     assert 'iteration 1 (in loss_' in results[1]['error']
     assert all(out['skipped'] for out in results)
+
+
+def test_skipping_under_mmengine_wrapper_asks_for_silc_wrapper(scenarios):
+    for out in scenarios[(True, 'MMDistributedDataParallel')]:
+        assert "model_wrapper_cfg=dict(type='SILCDistributedDataParallel')" in out['error']
