@@ -17,7 +17,8 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
 
 import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
-from silc_seg.utils import check_state_dict_keys, prepare_runner_cfg
+from silc_seg.utils import (check_state_dict_keys, prepare_runner_cfg,
+                            setup_cpu_distributed)
 
 
 def parse_args():
@@ -102,6 +103,7 @@ def main():
     cfg = Config.fromfile(args.config)
     prepare_runner_cfg(cfg, args.config, args.work_dir, args.cfg_options,
                        args.launcher)
+    setup_cpu_distributed(cfg, args.launcher)
     # Loaded below, after the key check, instead of by the runner.
     cfg.load_from = None
 

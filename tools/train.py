@@ -13,7 +13,7 @@ from mmengine.runner import Runner
 
 import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
 from silc_seg.registry import RUNNERS
-from silc_seg.utils import prepare_runner_cfg
+from silc_seg.utils import prepare_runner_cfg, setup_cpu_distributed
 
 
 def parse_args():
@@ -61,6 +61,7 @@ def main():
     cfg = Config.fromfile(args.config)
     prepare_runner_cfg(cfg, args.config, args.work_dir, args.cfg_options,
                        args.launcher)
+    setup_cpu_distributed(cfg, args.launcher)
 
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')

@@ -1,6 +1,8 @@
 import os.path as osp
 from typing import Optional
 
+import torch
+import torch.distributed as dist
 from mmengine.config import Config
 
 
@@ -42,3 +44,32 @@ def prepare_runner_cfg(cfg: Config,
         custom_hooks.append(dict(type='SafeCheckpointHook'))
     cfg.custom_hooks = custom_hooks
     return cfg
+
+
+def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
+    """Make ``--launcher pytorch`` work on machines without a GPU (CPU / gloo).
+
+    MMEngine's pytorch launcher calls ``torch.cuda.set_device(LOCAL_RANK)`` and wraps the model
+    with ``device_ids=[LOCAL_RANK]``; neither works without CUDA. On such machines this joins the
+    process group with the gloo backend itself (the runner then skips its own initialization) and
+    wraps the model with ``device_ids=None``, as DDP requires for CPU modules. On GPU machines it
+    does nothing.
+
+    Args:
+        cfg (Config): The config, modified in place.
+        launcher (str): ``--launcher``.
+
+    Returns:
+        bool: Whether the CPU setup was applied.
+    """
+    if launcher != 'pytorch' or torch.cuda.is_available():
+        return False
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    wrapper = dict(cfg.get('model_wrapper_cfg', None) or {})
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper['device_ids'] = None
+    wrapper.setdefault('find_unused_parameters',
+                       cfg.get('find_unused_parameters', False))
+    cfg.model_wrapper_cfg = wrapper
+    return True

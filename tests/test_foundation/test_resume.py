@@ -103,3 +103,22 @@ def test_plain_mmengine_checkpoint_is_refused(tmp_path):
         torch.load(tmp_path / 'plain.pth', weights_only=True)
     torch.save(to_safe_checkpoint(ckpt), tmp_path / 'safe.pth')
     torch.load(tmp_path / 'safe.pth', weights_only=True)
+
+
+def test_two_process_cpu_launch(tmp_path):
+    """``--launcher pytorch`` on a machine without a GPU trains with gloo and DDP on CPU, and both
+    ranks end with the same weights."""
+    config = tmp_path / 'toy.py'
+    config.write_text(TOY_CONFIG)
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+           '--master_port', '29631', str(REPO / 'tools' / 'train.py'), str(config),
+           '--work-dir', str(tmp_path / 'work'), '--launcher', 'pytorch',
+           '--cfg-options', 'train_cfg.max_iters=4', 'log_level=INFO']
+    env = dict(os.environ, PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES='')
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ckpt = torch.load(tmp_path / 'work' / 'iter_4.pth', map_location='cpu', weights_only=True)
+    assert ckpt['meta']['iter'] == 4
+    log = result.stdout + result.stderr
+    assert 'Distributed training: True' in log and 'GPU number: 2' in log, log[-3000:]
