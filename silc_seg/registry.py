@@ -5,12 +5,13 @@ silc-seg registers every module straight into MMSegmentation's registries, so th
 running under ``default_scope='mmseg'``. See ``docs/design.md``.
 """
 from mmseg.registry import (DATA_SAMPLERS, DATASETS, HOOKS, LOG_PROCESSORS,
-                            LOOPS, METRICS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS,
-                            OPTIM_WRAPPERS, OPTIMIZERS, PARAM_SCHEDULERS,
-                            RUNNERS, TRANSFORMS, VISBACKENDS, VISUALIZERS)
+                            LOOPS, METRICS, MODEL_WRAPPERS, MODELS,
+                            OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS,
+                            OPTIMIZERS, PARAM_SCHEDULERS, RUNNERS, TRANSFORMS,
+                            VISBACKENDS, VISUALIZERS)
 
 __all__ = [
     'DATA_SAMPLERS', 'DATASETS', 'HOOKS', 'LOG_PROCESSORS', 'LOOPS', 'METRICS',
-    'MODELS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'OPTIM_WRAPPERS', 'OPTIMIZERS',
+    'MODEL_WRAPPERS', 'MODELS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'OPTIM_WRAPPERS', 'OPTIMIZERS',
     'PARAM_SCHEDULERS', 'RUNNERS', 'TRANSFORMS', 'VISBACKENDS', 'VISUALIZERS'
 ]

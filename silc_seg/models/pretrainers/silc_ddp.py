@@ -1,5 +1,5 @@
 from mmengine.model import MMDistributedDataParallel
-from mmseg.registry import MODEL_WRAPPERS
+from silc_seg.registry import MODEL_WRAPPERS
 
 
 @MODEL_WRAPPERS.register_module()
