@@ -3,7 +3,8 @@
 # datasets/prepare_pascal_context_459.py (16-bit .tif labels, 65535 = ignore). CAT-Seg's test
 # protocol: shortest edge 640, sliding 384 windows + global view, no pooling in the class
 # aggregation; the aggregator keeps the 256 classes of highest cost per image (num_class_slots).
-#   python tools/test.py configs/silc/catseg_b16_pc459.py work_dirs/catseg_b16_coco-stuff171/iter_80000.pth
+#   python tools/test.py configs/silc/catseg_b16_pc459.py \
+#       work_dirs/catseg_b16_coco-stuff171/iter_80000.pth
 _base_ = ['./catseg_b16_common.py']
 
 model = dict(decode_head=dict(aggregator=dict(pooling_size=(1, 1))))

@@ -65,7 +65,8 @@ def test_shifted_swin_block_mixes_across_window_borders_but_not_across_the_wrap(
     outside[2:6, 2:6] = 0
     assert outside.max() < 1e-6
     changed = x.clone()
-    changed[0, 0, 0] += torch.randn(8)  # the corner window holds wrapped regions that must stay apart
+    # the corner window holds wrapped-around regions that must stay apart
+    changed[0, 0, 0] += torch.randn(8)
     diff = (block(changed, None) - block(x, None)).abs().sum(-1)[0]
     assert diff[0:2, 0:2].min() > 0
     assert diff[6:, 6:].max() < 1e-6 and diff[0:2, 6:].max() < 1e-6

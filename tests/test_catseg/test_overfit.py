@@ -84,7 +84,8 @@ def test_catseg_overfits_coco_stuff_layout_and_segments_unseen_names(tmp_path, s
         train_dataloader=dataloader(root, shuffle=True),
         val_dataloader=dataloader(root, shuffle=False),
         val_evaluator=dict(type='IoUMetric', iou_metrics=['mIoU']),
-        train_cfg=dict(type='IterBasedTrainLoop', max_iters=MAX_ITERS, val_interval=MAX_ITERS, val_begin=MAX_ITERS + 1),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=MAX_ITERS, val_interval=MAX_ITERS,
+                       val_begin=MAX_ITERS + 1),
         val_cfg=dict(type='ValLoop'),
         optim_wrapper=dict(
             type='OptimWrapper',
