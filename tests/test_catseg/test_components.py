@@ -182,3 +182,101 @@ def test_head_checks_guidance_configuration():
         MODELS.build(dict(type='CATSegHead', guidance_upsample_dims=(8, 4)))
     assert isinstance(MODELS.build(dict(type='CATSegHead')).guidance_upsamplers[1],
                       nn.ConvTranspose2d)
+
+
+def reference_guided_swin_block(block, x, guidance, window, shift):
+    """CAT-Seg's SwinTransformerBlock.forward (official code, modified timm Swin), written out
+    with this block's weights: roll the concatenated input, partition, masked guided attention
+    (q/k from input + guidance, v from the input), merge, roll back, residual + MLP."""
+    batch, height, width, channels = x.shape
+    shortcut = x
+    x = torch.cat([block.norm1(x), guidance], dim=-1)
+    if shift:
+        x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
+    windows = x.view(batch, height // window, window, width // window, window, -1)
+    windows = windows.permute(0, 1, 3, 2, 4, 5).reshape(-1, window * window, x.shape[-1])
+    mask = None
+    if shift:
+        img_mask = torch.zeros((1, height, width, 1))
+        count = 0
+        for h in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
+            for w in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
+                img_mask[:, h, w, :] = count
+                count += 1
+        mask_windows = img_mask.view(1, height // window, window, width // window, window, 1)
+        mask_windows = mask_windows.permute(0, 1, 3, 2, 4, 5).reshape(-1, window * window)
+        mask = mask_windows.unsqueeze(1) - mask_windows.unsqueeze(2)
+        mask = mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
+    attn_module = block.attn
+    heads = attn_module.num_heads
+    num, length, _ = windows.shape
+    q = attn_module.q(windows).reshape(num, length, heads, -1).permute(0, 2, 1, 3)
+    k = attn_module.k(windows).reshape(num, length, heads, -1).permute(0, 2, 1, 3)
+    v = attn_module.v(windows[:, :, :channels]).reshape(num, length, heads, -1).permute(0, 2, 1, 3)
+    attn = (q * attn_module.scale) @ k.transpose(-2, -1)
+    if mask is not None:
+        num_windows = mask.shape[0]
+        attn = attn.view(num // num_windows, num_windows, heads, length, length)
+        attn = (attn + mask.unsqueeze(1).unsqueeze(0)).view(-1, heads, length, length)
+    out = attn_module.proj((attn.softmax(-1) @ v).transpose(1, 2).reshape(num, length, -1))
+    out = out.view(-1, height // window, width // window, window, window, channels)
+    out = out.permute(0, 1, 3, 2, 4, 5).reshape(batch, height, width, channels)
+    if shift:
+        out = torch.roll(out, shifts=(shift, shift), dims=(1, 2))
+    x = shortcut + out
+    return x + block.ffn(block.norm2(x))
+
+
+@pytest.mark.parametrize('shift', [0, 3])
+def test_guided_swin_block_matches_cat_seg_reference_forward(shift):
+    torch.manual_seed(0)
+    block = GuidedSwinBlock(16, 8, num_heads=4, window_size=6, shift_size=shift).eval()
+    x, guidance = torch.randn(2, 12, 12, 16), torch.randn(2, 12, 12, 8)
+    with torch.no_grad():
+        expected = reference_guided_swin_block(block, x, guidance, 6, shift)
+        assert torch.allclose(block(x, guidance), expected, atol=1e-5)
+
+
+def reference_class_transformer_layer(layer, x, guidance):
+    """CAT-Seg's ClassTransformerLayer.forward (official code) with this layer's weights: pool,
+    pad the class axis to pad_len with the learnable token, (B H W) T C tokens, guided linear
+    attention + MLP (pre-norm, residual), back to maps, bilinear upsampling, drop the padding,
+    residual."""
+    batch, channels, num_classes, height, width = x.shape
+    pooled = layer.pool(x.transpose(1, 2).reshape(batch * num_classes, channels, height, width))
+    pooled_h, pooled_w = pooled.shape[-2:]
+    pooled = pooled.view(batch, num_classes, channels, pooled_h, pooled_w).transpose(1, 2)
+    pad = layer.num_class_slots - num_classes
+    padding = layer.padding_token.view(1, channels, 1, 1, 1).expand(batch, -1, pad, pooled_h,
+                                                                     pooled_w)
+    pooled = torch.cat([pooled, padding], dim=2)  # B C T' h w
+    tokens = pooled.permute(0, 3, 4, 2, 1).reshape(batch * pooled_h * pooled_w,
+                                                   layer.num_class_slots, channels)
+    guidance = torch.cat([guidance, layer.padding_guidance.expand(batch, pad, -1)], dim=1)
+    guidance = guidance[:, None, None].expand(-1, pooled_h, pooled_w, -1, -1).reshape(
+        batch * pooled_h * pooled_w, layer.num_class_slots, -1)
+    attention = layer.attention
+    normed = layer.norm1(tokens)
+    q = attention.q(torch.cat([normed, guidance], -1))
+    k = attention.k(torch.cat([normed, guidance], -1))
+    v = attention.v(normed)
+    shape = (tokens.shape[0], tokens.shape[1], attention.num_heads, -1)
+    tokens = tokens + linear_attention(q.view(shape), k.view(shape), v.view(shape)).reshape(
+        tokens.shape)
+    tokens = tokens + layer.mlp(layer.norm2(tokens))
+    maps = tokens.view(batch, pooled_h, pooled_w, layer.num_class_slots, channels)
+    maps = maps.permute(0, 3, 4, 1, 2).reshape(-1, channels, pooled_h, pooled_w)
+    maps = F.interpolate(maps, size=(height, width), mode='bilinear', align_corners=True)
+    maps = maps.view(batch, layer.num_class_slots, channels, height, width).transpose(1, 2)
+    return x + maps[:, :, :num_classes]
+
+
+def test_class_aggregation_matches_cat_seg_reference_forward():
+    torch.manual_seed(0)
+    layer = ClassAggregationLayer(8, 4, num_heads=2, pooling_size=(2, 2), num_class_slots=6)
+    with torch.no_grad():
+        layer.padding_token.normal_()
+        layer.padding_guidance.normal_()
+        x, guidance = torch.randn(2, 8, 5, 4, 6), torch.randn(2, 5, 4)
+        assert torch.allclose(layer(x, guidance), reference_class_transformer_layer(
+            layer, x, guidance), atol=1e-5)
