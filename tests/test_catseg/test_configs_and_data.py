@@ -154,3 +154,17 @@ def test_ade847_evaluation_config_runs_end_to_end_with_tiny_towers(tmp_path):
     assert metrics['mIoU'] == pytest.approx(expected, abs=0.01)
     assert runner.model.vocabulary[1] == ['building', 'edifice']
     assert len(runner.model.vocabulary) == 847
+
+
+def test_training_pipeline_gives_384_crops(tmp_path):
+    cfg = load('catseg_b16_coco-stuff171.py')
+    rng = np.random.default_rng(0)
+    mmcv.imwrite(rng.integers(0, 255, (300, 500, 3), dtype=np.uint8),
+                 str(tmp_path / 'images' / 'train2017' / '000000000001.jpg'))
+    mmcv.imwrite(rng.integers(0, 171, (300, 500), dtype=np.uint8),
+                 str(tmp_path / 'annotations' / 'train2017' / '000000000001_labelTrainIds.png'))
+    dataset_cfg = cfg.train_dataloader.dataset
+    dataset_cfg.data_root = str(tmp_path)
+    sample = DATASETS.build(dataset_cfg)[0]
+    assert sample['inputs'].shape == (3, 384, 384)
+    assert sample['data_samples'].gt_sem_seg.data.shape == (1, 384, 384)
