@@ -5,7 +5,6 @@ import os.path as osp
 
 import mmcv
 import numpy as np
-import pytest
 import torch
 from mmengine.runner import Runner
 from mmseg.datasets import COCOStuffDataset
@@ -62,15 +61,6 @@ def dataloader(root, shuffle):
                 dict(type='LoadAnnotations'),
                 dict(type='PackSegInputs')
             ]))
-
-
-@pytest.fixture
-def single_thread():
-    # The tiny model's ops are far too small to gain from threads; on a shared CPU they lose.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_catseg_overfits_coco_stuff_layout_and_segments_unseen_names(tmp_path, single_thread):
