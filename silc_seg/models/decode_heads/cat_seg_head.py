@@ -30,7 +30,8 @@ class CATSegHead(BaseModule):
         loss_decode (dict): loss config, called as ``loss(logits, labels, ignore_index=...)``
             with (B, T, H, W) logits and (B, H, W) labels; the default is mmseg's sigmoid
             ``CrossEntropyLoss`` (per-class binary cross-entropy over one-hot targets, averaged
-            over the non-ignored pixels and all classes).
+            over the non-ignored pixels and all classes). CAT-Seg's reference code instead keeps
+            ignored pixels in the average with all-zero targets; here they do not count.
         ignore_index (int): label value excluded from the loss.
         align_corners (bool): for resizing logits to the label size.
         init_cfg (dict, optional): initialization config.
