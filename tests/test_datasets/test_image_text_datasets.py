@@ -7,7 +7,6 @@ import tarfile
 import cv2
 import numpy as np
 import pytest
-import torch
 from torch.utils.data import DataLoader
 
 import silc_seg  # noqa: F401

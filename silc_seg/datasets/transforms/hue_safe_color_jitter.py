@@ -1,4 +1,3 @@
-from typing import Optional
 
 import cv2
 import mmcv
@@ -48,7 +47,7 @@ class HueSafeColorJitter(ColorJitter):
     :func:`adjust_hue` (see there for the numpy 2 overflow it avoids).
     """
 
-    def transform(self, results: dict) -> Optional[dict]:
+    def transform(self, results: dict) -> dict:
         """Jitter ``results['img']`` (BGR ``uint8``).
 
         Args:

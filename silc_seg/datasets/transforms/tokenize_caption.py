@@ -1,4 +1,4 @@
-from typing import Union
+from typing import Callable, Union
 
 from mmcv.transforms import BaseTransform
 
@@ -19,7 +19,7 @@ class TokenizeCaption(BaseTransform):
             ``tokenizer(list_of_str)`` must return a ``(N, L)`` ``LongTensor``.
     """
 
-    def __init__(self, tokenizer: Union[dict, callable]) -> None:
+    def __init__(self, tokenizer: Union[dict, Callable]) -> None:
         self.tokenizer = MODELS.build(tokenizer) if isinstance(
             tokenizer, dict) else tokenizer
 
