@@ -1,4 +1,3 @@
-
 import cv2
 import mmcv
 import numpy as np
