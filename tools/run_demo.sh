@@ -18,6 +18,6 @@ start=$SECONDS
 "$PY" tools/train.py "$PRETRAIN_CONFIG" --work-dir "$WORK_DIR"
 CKPT="$(cat "$WORK_DIR/last_checkpoint")"
 "$PY" tools/test.py "$ZS_CONFIG" "$CKPT" --work-dir "$WORK_DIR/zero_shot" \
-    --show-dir vis
+    --show-dir "$WORK_DIR/zero_shot/vis"
 echo "[demo] finished in $((SECONDS - start)) s; checkpoint $CKPT;" \
-     "overlays under $WORK_DIR/zero_shot/<timestamp>/vis"
+     "overlays under $WORK_DIR/zero_shot/vis/vis_data/vis_image"

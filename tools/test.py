@@ -36,8 +36,8 @@ def parse_args():
         '--show', action='store_true', help='show prediction results')
     parser.add_argument(
         '--show-dir',
-        help='directory where painted images will be saved '
-        '(inside work_dir/<timestamp>/)')
+        help='directory where painted images (prediction overlays) are saved, '
+        'under <show-dir>/vis_data/vis_image/')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(

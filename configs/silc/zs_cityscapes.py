@@ -1,2 +1,2 @@
-_base_ = ['./zs_silc_vit-b16_common.py', '../_base_/datasets/zs_cityscapes.py']
+_base_ = ['./zs_common.py', '../_base_/datasets/zs_cityscapes.py']
 

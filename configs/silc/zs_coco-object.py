@@ -1,4 +1,4 @@
-_base_ = ['./zs_silc_vit-b16_common.py', '../_base_/datasets/zs_coco-object.py']
+_base_ = ['./zs_common.py', '../_base_/datasets/zs_coco-object.py']
 # Background (all stuff) is a class here: pixels whose best class probability is below prob_thd
 # become background; its prompt lists typical stuff (class_names/coco-object.txt).
 model = dict(

@@ -1,5 +1,5 @@
 # Zero-shot segmentation with SILC ViT-B/16 towers: shared model and runtime settings.
-# The per-dataset configs (zs_silc_vit-b16_<dataset>.py) add the dataset and its head options.
+# The per-dataset configs (zs_<dataset>.py) add the dataset and its head options.
 # Default protocol (SCLIP / NACLIP): sliding 224x224 windows with stride 112 over the
 # image resized to a short side of 336 (448 COCO-Stuff, 560 Cityscapes), OpenAI's 80 ImageNet
 # templates, logit scale 40 (VOC-21: 65, PC-60 and COCO-Object: 50, with background thresholds).

@@ -1,4 +1,4 @@
-_base_ = ['./zs_silc_vit-b16_common.py', '../_base_/datasets/zs_pc60.py']
+_base_ = ['./zs_common.py', '../_base_/datasets/zs_pc60.py']
 # Background is a class here: pixels whose best class probability is below prob_thd become
 # background, whose prompt lists typical background stuff (class_names/pc60.txt).
 model = dict(

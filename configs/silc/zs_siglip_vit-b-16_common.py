@@ -1,6 +1,6 @@
 # Zero-shot segmentation with SigLIP ViT-B/16 towers (converted with
 # tools/model_converters/openclip2silc.py or bigvision2silc.py, see
-# configs/_base_/models/siglip_vit-b-16.py): the settings of zs_silc_vit-b16_common.py with
+# configs/_base_/models/siglip_vit-b-16.py): the settings of zs_common.py with
 # SigLIP's towers and [-1, 1] normalization. Dense patch embeddings of the attention-pooled (MAP)
 # tower: SILCVisionTransformer.project_patches.
 # Default protocol (SCLIP / NACLIP): sliding 224x224 windows with stride 112 over the

@@ -1,4 +1,4 @@
-_base_ = ['./zs_silc_vit-b16_common.py', '../_base_/datasets/zs_voc21.py']
+_base_ = ['./zs_common.py', '../_base_/datasets/zs_voc21.py']
 # Background is a class here: pixels whose best class probability is below prob_thd become
 # background, and classes covering < area_thd of the foreground are dropped (SCLIP's VOC-21
 # settings); the background prompt lists typical background stuff (class_names/voc21.txt).
