@@ -4,7 +4,7 @@
         [--out out.png] [--classes-file names.txt] [--device cpu] [--opacity 0.5] \
         [--cfg-options model.dense_variant=sclip ...]
 
-CFG is a zero-shot config (e.g. ``configs/silc/zs_silc_vit-b16_ade150.py``); its test pipeline
+CFG is a zero-shot config (e.g. ``configs/silc/zs_ade150.py``); its test pipeline
 (short-side resize) and inference settings (sliding windows, templates, dense variant) are used,
 its dataset is not. The overlay, drawn by mmseg's ``SegLocalVisualizer``, gets a legend of the
 classes present in the prediction.
