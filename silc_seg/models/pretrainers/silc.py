@@ -66,7 +66,7 @@ class SILC(BaseModel):
             class embeddings average over them. Defaults to ``('a photo of a {}.',)``.
         skip_nonfinite_steps (bool): On a non-finite loss term, skip the optimizer update
             instead of raising :class:`FloatingPointError`. Under distributed training this
-            needs ``model_wrapper_cfg=dict(type='SILCDistributedDataParallel')``.
+            needs ``model_wrapper_cfg=dict(type='mmseg.SILCDistributedDataParallel')``.
             Defaults to False.
         data_preprocessor (dict | nn.Module, optional): Defaults to ``SILCDataPreprocessor``.
         init_cfg (dict, optional): Defaults to None.
@@ -308,7 +308,7 @@ class SILC(BaseModel):
             hint = ('set model.skip_nonfinite_steps=True to skip such steps'
                     if not self.skip_nonfinite_steps else
                     "skipping steps under DistributedDataParallel needs "
-                    "model_wrapper_cfg=dict(type='SILCDistributedDataParallel')")
+                    "model_wrapper_cfg=dict(type='mmseg.SILCDistributedDataParallel')")
             raise FloatingPointError(
                 f'{self._nonfinite_message(log_vars)}. Lower the learning rate, enable '
                 f'gradient clipping, or {hint}.')

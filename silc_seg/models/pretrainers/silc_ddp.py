@@ -8,7 +8,7 @@ class SILCDistributedDataParallel(MMDistributedDataParallel):
     non-finite losses (``skip_nonfinite_steps``): MMEngine's wrapper re-implements
     ``train_step`` and would always apply the update.
 
-    Use with ``model_wrapper_cfg = dict(type='SILCDistributedDataParallel')``.
+    Use with ``model_wrapper_cfg = dict(type='mmseg.SILCDistributedDataParallel')``.
     """
 
     def train_step(self, data, optim_wrapper):
