@@ -17,13 +17,13 @@ from torch import Tensor
 from silc_seg.registry import MODELS
 from ..layers.cat_seg_qv_finetune import setup_qv_finetuning
 from ..utils import build_vocabulary, get_prompt_templates
+from .vocabulary import ClassNames, VocabularyMixin
 
-ClassNames = Union[str, Sequence[Union[str, Sequence[str]]]]
 CAT_SEG_TEMPLATE = 'A photo of a {} in the scene'
 
 
 @MODELS.register_module()
-class CATSeg(BaseSegmentor):
+class CATSeg(VocabularyMixin, BaseSegmentor):
     """CAT-Seg segmentor (CVPR 2024 version: the image tower's intermediate features guide the
     upsampling; no extra backbone).
 
@@ -112,9 +112,7 @@ class CATSeg(BaseSegmentor):
         self.test_cfg = self._check_test_cfg(test_cfg or dict(mode='whole'))
         self.train_vocabulary = (
             build_vocabulary(train_class_names) if train_class_names is not None else None)
-        self._configured_vocabulary = (
-            build_vocabulary(class_names) if class_names is not None else None)
-        self._dataset_meta: Optional[dict] = None
+        self._init_vocabulary(class_names)
         self._text_cache: Optional[Tuple[tuple, Tensor]] = None
         # The towers are initialized (or loaded by their init_cfg) before the qkv split, so that
         # their own init_weights still sees the fused projection.
@@ -145,40 +143,6 @@ class CATSeg(BaseSegmentor):
         return test_cfg
 
     # ----------------------------------------------------------------------------- vocabulary
-    @property
-    def dataset_meta(self) -> Optional[dict]:
-        """Metainfo of the evaluated dataset (class names, palette)."""
-        return self._dataset_meta
-
-    @dataset_meta.setter
-    def dataset_meta(self, metainfo: Optional[dict]) -> None:
-        classes = (metainfo or {}).get('classes')
-        if metainfo is not None and not classes:
-            raise ValueError('dataset_meta has no "classes"; CATSeg needs the class names (or set '
-                             'class_names in the model config)')
-        if classes and self._configured_vocabulary is not None and len(
-                self._configured_vocabulary) != len(classes):
-            raise ValueError(
-                f'class_names lists {len(self._configured_vocabulary)} classes but the dataset '
-                f'has {len(classes)}: the predicted indices would not match the labels')
-        self._dataset_meta = metainfo
-
-    def set_vocabulary(self, class_names: ClassNames) -> None:
-        """Use ``class_names`` (file or list, with optional synonyms) at inference."""
-        self._configured_vocabulary = build_vocabulary(class_names)
-        self._dataset_meta = None
-
-    @property
-    def vocabulary(self) -> List[List[str]]:
-        """The synonyms of each class used at inference."""
-        if self._configured_vocabulary is not None:
-            return self._configured_vocabulary
-        if self._dataset_meta is not None:
-            return build_vocabulary(list(self._dataset_meta['classes']))
-        raise RuntimeError(
-            'CATSeg has no test class names: set model.class_names, or evaluate through the '
-            "runner with custom_hooks=[dict(type='ModelDatasetMetaHook')]")
-
     def encode_vocabulary(self, vocabulary: List[List[str]]) -> Tensor:
         """Text embeddings of every class and template; synonyms of a class are averaged.
 
@@ -205,12 +169,6 @@ class CATSeg(BaseSegmentor):
             summed = embeddings.new_zeros(len(vocabulary), *embeddings.shape[1:])
             embeddings = summed.index_add(0, owners, embeddings)
         return F.normalize(embeddings, dim=-1)
-
-    def _text_weights_version(self) -> tuple:
-        # Optimizer steps and load_state_dict update parameters in place (bumping _version);
-        # either invalidates the cached inference embeddings.
-        return tuple((t.data_ptr(), t._version)
-                     for t in (*self.text_encoder.parameters(), *self.text_encoder.buffers()))
 
     def test_text_features(self) -> Tensor:
         """The (cached) (T, P, D) embeddings of the inference vocabulary."""

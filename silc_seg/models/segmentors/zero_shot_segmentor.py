@@ -16,10 +16,9 @@ from torch import Tensor
 
 from silc_seg.registry import MODELS
 from ..layers.dense_attention import DENSE_VARIANTS
-from ..utils import (PAMR, build_vocabulary, flatten_vocabulary,
-                     get_prompt_templates)
+from ..utils import PAMR, flatten_vocabulary, get_prompt_templates
+from .vocabulary import ClassNames, VocabularyMixin
 
-ClassNames = Union[str, Sequence[Union[str, Sequence[str]]]]
 
 
 def sliding_windows(height: int, width: int, crop_size: Tuple[int, int],
@@ -58,7 +57,7 @@ def centred_padding(height: int, width: int, multiple: int) -> Tuple[int, int, i
 
 
 @MODELS.register_module()
-class ZeroShotSegmentor(BaseSegmentor):
+class ZeroShotSegmentor(VocabularyMixin, BaseSegmentor):
     """Zero-shot segmentor: patch-to-text cosine similarity on frozen towers.
 
     Submodules are named as in pretraining (``image_encoder``, ``text_encoder``, see
@@ -116,9 +115,7 @@ class ZeroShotSegmentor(BaseSegmentor):
         self.pamr = PAMR(**pamr) if pamr is not None else None
         self.test_cfg = self._check_test_cfg(test_cfg or dict(mode='whole'))
         self.align_corners = False
-        self._configured_vocabulary = (
-            build_vocabulary(class_names) if class_names is not None else None)
-        self._dataset_meta: Optional[dict] = None
+        self._init_vocabulary(class_names)
         self._text_cache: Optional[Tuple[tuple, Tensor, List[int]]] = None
 
     @staticmethod
@@ -143,60 +140,12 @@ class ZeroShotSegmentor(BaseSegmentor):
 
     # ----------------------------------------------------------------------------- vocabulary
     @property
-    def dataset_meta(self) -> Optional[dict]:
-        """Metainfo of the evaluated dataset (class names, palette)."""
-        return self._dataset_meta
-
-    @dataset_meta.setter
-    def dataset_meta(self, metainfo: Optional[dict]) -> None:
-        classes = (metainfo or {}).get('classes')
-        if metainfo is not None and not classes:
-            raise ValueError('dataset_meta has no "classes"; the zero-shot segmentor needs the '
-                             'class names (or set class_names in the model config)')
-        if classes and self._configured_vocabulary is not None and len(
-                self._configured_vocabulary) != len(classes):
-            raise ValueError(
-                f'class_names lists {len(self._configured_vocabulary)} classes but the dataset '
-                f'has {len(classes)} ({list(classes)[:5]}...): the predicted indices would not '
-                'match the labels; fix the class-name file (one line per dataset class, in the '
-                'dataset order)')
-        self._dataset_meta = metainfo
-
-    def set_vocabulary(self, class_names: ClassNames) -> None:
-        """Replace the vocabulary (e.g. for interactive use); the text cache is rebuilt lazily.
-
-        Args:
-            class_names (str | Sequence): see the class docstring.
-        """
-        self._configured_vocabulary = build_vocabulary(class_names)
-        self._dataset_meta = None
-
-    @property
-    def vocabulary(self) -> List[List[str]]:
-        """The synonyms of each class in use."""
-        if self._configured_vocabulary is not None:
-            return self._configured_vocabulary
-        if self._dataset_meta is not None:
-            return build_vocabulary(list(self._dataset_meta['classes']))
-        raise RuntimeError(
-            'ZeroShotSegmentor has no class names: set model.class_names (a list or a '
-            'class-name file), or evaluate through the runner with '
-            "custom_hooks=[dict(type='ModelDatasetMetaHook')] so that the dataset's classes "
-            'are used')
-
-    @property
     def num_classes(self) -> int:
         return len(self.vocabulary)
 
     @property
     def out_channels(self) -> int:
         return self.num_classes
-
-    def _text_weights_version(self) -> tuple:
-        # In-place updates (load_state_dict, optimizer steps) bump ``_version``; replacing a
-        # tensor changes its storage pointer. Either change invalidates the cached embeddings.
-        return tuple((t.data_ptr(), t._version)
-                     for t in (*self.text_encoder.parameters(), *self.text_encoder.buffers()))
 
     @torch.no_grad()
     def encode_queries(self, queries: Sequence[str]) -> Tensor:
