@@ -99,4 +99,4 @@ def test_all_ranks_raise_together(scenarios):
 
 def test_skipping_under_mmengine_wrapper_asks_for_silc_wrapper(scenarios):
     for out in scenarios[(True, 'MMDistributedDataParallel')]:
-        assert "model_wrapper_cfg=dict(type='SILCDistributedDataParallel')" in out['error']
+        assert "model_wrapper_cfg=dict(type='mmseg.SILCDistributedDataParallel')" in out['error']
