@@ -13,6 +13,7 @@ from silc_seg.registry import MODELS
 from ..layers.attention_pool import AttentionPoolLatent
 from ..layers.dense_attention import last_block_forward
 from ..layers.transformer import TransformerBlock
+from ..utils.arch import resolve_arch
 
 POOL_TYPES = ('cls', 'gap', 'map')
 
@@ -120,9 +121,11 @@ class SILCVisionTransformer(BaseModule):
                 dict(type='Constant', layer='LayerNorm', val=1., bias=0.),
             ]
         super().__init__(init_cfg=init_cfg)
-        settings = self._resolve_arch(arch, dict(
-            width=width, depth=depth, num_heads=num_heads, patch_size=patch_size,
-            mlp_ratio=mlp_ratio))
+        settings = resolve_arch(
+            arch, self.arch_zoo,
+            dict(width=width, depth=depth, num_heads=num_heads, patch_size=patch_size,
+                 mlp_ratio=mlp_ratio),
+            custom_defaults=dict(patch_size=16, mlp_ratio=4.0))
         if pool_type not in POOL_TYPES:
             raise ValueError(f'unknown pool_type {pool_type!r}; choose from {POOL_TYPES}')
         if pool_type == 'cls' and not class_token:
@@ -178,27 +181,6 @@ class SILCVisionTransformer(BaseModule):
         self._init_embeddings()
         self._register_load_state_dict_pre_hook(self._resize_checkpoint_pos_embed)
         self._freeze_stages()
-
-    @classmethod
-    def _resolve_arch(cls, arch: Union[str, dict], overrides: dict) -> dict:
-        if isinstance(arch, str):
-            if arch not in cls.arch_zoo:
-                raise ValueError(f'unknown arch {arch!r}; choose from {sorted(cls.arch_zoo)} '
-                                 'or pass a dict')
-            settings = dict(cls.arch_zoo[arch])
-        elif isinstance(arch, dict):
-            required = {'width', 'depth', 'num_heads'}
-            if not required <= set(arch):
-                raise ValueError(f'a custom arch needs the keys {sorted(required)}, got {arch}')
-            unknown = set(arch) - set(overrides)
-            if unknown:
-                raise ValueError(f'unknown arch keys {sorted(unknown)}; a custom arch takes '
-                                 f'{sorted(overrides)}')
-            settings = dict(dict(patch_size=16, mlp_ratio=4.0), **arch)
-        else:
-            raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
-        settings.update({k: v for k, v in overrides.items() if v is not None})
-        return settings
 
     @staticmethod
     def _resolve_out_indices(out_indices: Union[int, Sequence[int]], depth: int) -> List[int]:

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from silc_seg.registry import MODELS
 from ..layers.transformer import TransformerBlock
+from ..utils.arch import resolve_arch
 
 POOL_TYPES = ('argmax', 'eos', 'last', 'first')
 
@@ -88,7 +89,10 @@ class SILCTextTransformer(BaseModule):
             num_heads=num_heads, mlp_ratio=mlp_ratio, output_dim=output_dim, causal=causal,
             pool_type=pool_type, eos_token_id=eos_token_id, proj_bias=proj_bias, act=act,
             norm_eps=norm_eps, layer_scale_init=layer_scale_init)
-        settings = self._resolve_arch(arch, overrides)
+        settings = resolve_arch(arch, self.arch_zoo, overrides,
+                                custom_defaults=dict(context_length=77, vocab_size=49408,
+                                                     output_dim=512),
+                                base=self.defaults)
         if settings['pool_type'] not in POOL_TYPES:
             raise ValueError(f"unknown pool_type {settings['pool_type']!r}; "
                              f'choose from {POOL_TYPES}')
@@ -121,27 +125,6 @@ class SILCTextTransformer(BaseModule):
             width, settings['output_dim'],
             bias=settings['proj_bias']) if settings['output_dim'] else nn.Identity()
         self._init_embeddings()
-
-    @classmethod
-    def _resolve_arch(cls, arch: Union[str, dict], overrides: dict) -> dict:
-        if isinstance(arch, str):
-            if arch not in cls.arch_zoo:
-                raise ValueError(f'unknown arch {arch!r}; choose from {sorted(cls.arch_zoo)} '
-                                 'or pass a dict')
-            preset = cls.arch_zoo[arch]
-        elif isinstance(arch, dict):
-            required = {'width', 'depth', 'num_heads'}
-            if not required <= set(arch):
-                raise ValueError(f'a custom arch needs the keys {sorted(required)}, got {arch}')
-            unknown = set(arch) - set(overrides)
-            if unknown:
-                raise ValueError(f'unknown arch keys {sorted(unknown)}')
-            preset = dict(dict(context_length=77, vocab_size=49408, output_dim=512), **arch)
-        else:
-            raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
-        settings = dict(cls.defaults, **preset)
-        settings.update({k: v for k, v in overrides.items() if v is not None})
-        return settings
 
     def _init_embeddings(self):
         nn.init.normal_(self.token_embedding.weight, std=0.02)
