@@ -51,23 +51,27 @@ def neighbourhood_bias(hw: Tuple[int, int], num_prefix_tokens: int, std: float,
 def maskclip_block_forward(block: nn.Module, x: Tensor) -> Tensor:
     """MaskCLIP (Zhou et al., ECCV 2022): the last attention is replaced by its value path
     (value -> output projection, no query-key mixing); residual and FFN are kept as in the
-    reference implementation, so every output token depends on its own input token only."""
+    reference (``TransformerEncoderLayer.forward(return_qkv=True)`` of chongzhou96/MaskCLIP
+    ``mmseg/models/backbones/vit.py``), so every output token depends on its own input only."""
     _, _, v = block.attn.split_qkv(block.ln_1(x))
     x = x + _layer_scale(block, 'ls_1', block.attn.merge_heads(v))
     return x + _layer_scale(block, 'ls_2', block.mlp(block.ln_2(x)))
 
 
 def sclip_block_forward(block: nn.Module, x: Tensor) -> Tensor:
-    """SCLIP (Wang et al., ECCV 2024): correlative self-attention softmax(qq^T) + softmax(kk^T);
-    the residual is kept and the FFN dropped, as in SCLIP's code."""
+    """SCLIP (Wang et al., ECCV 2024): correlative self-attention softmax(qq^T) + softmax(kk^T)
+    in place of the last attention; the residual and the FFN are kept, as in SCLIP's
+    ``VisionTransformer.forward`` (wangf3014/SCLIP ``clip/model.py``)."""
     q, k, v = block.attn.split_qkv(block.ln_1(x))
     attention = _self_similarity(q).softmax(dim=-1) + _self_similarity(k).softmax(dim=-1)
-    return x + _layer_scale(block, 'ls_1', block.attn.merge_heads(attention @ v))
+    x = x + _layer_scale(block, 'ls_1', block.attn.merge_heads(attention @ v))
+    return x + _layer_scale(block, 'ls_2', block.mlp(block.ln_2(x)))
 
 
 def clearclip_block_forward(block: nn.Module, x: Tensor) -> Tensor:
     """ClearCLIP (Lan et al., ECCV 2024): q-q self-attention; no residual, no FFN: the output
-    is the (layer-scaled) projected attention output alone."""
+    is the projected attention output alone (mc-lan/ClearCLIP ``open_clip/transformer.py``,
+    ``ignore_residual=True``). LayerScale, absent in CLIP, is applied for towers that have it."""
     q, _, v = block.attn.split_qkv(block.ln_1(x))
     attention = _self_similarity(q).softmax(dim=-1)
     return _layer_scale(block, 'ls_1', block.attn.merge_heads(attention @ v))
@@ -76,7 +80,8 @@ def clearclip_block_forward(block: nn.Module, x: Tensor) -> Tensor:
 def naclip_block_forward(block: nn.Module, x: Tensor, hw: Tuple[int, int],
                          num_prefix_tokens: int, std: float = 5.0) -> Tensor:
     """NACLIP (Hajimiri et al., WACV 2025): k-k attention plus a Gaussian neighbourhood bias on
-    the patch grid; reduced block (no residual, no FFN)."""
+    the patch grid; reduced block (no residual, no FFN), as ``arch='reduced'``,
+    ``attn_strategy='naclip'`` in sinahmr/NACLIP ``clip/model.py``."""
     _, k, v = block.attn.split_qkv(block.ln_1(x))
     bias = neighbourhood_bias(hw, num_prefix_tokens, std, device=x.device, dtype=k.dtype)
     attention = (_self_similarity(k) + bias).softmax(dim=-1)
