@@ -87,11 +87,12 @@ def _naive_pamr(image, masks, num_iter, dilations):
     weights = torch.zeros(len(offsets), height, width)
     for y in range(height):
         for x in range(width):
+            # One (unbiased) standard deviation over the 3x3 windows of all dilations together,
+            # the centre counted once per dilation (the reference's LocalStDev).
+            std = torch.stack([at(image, y + dy * d, x + dx * d) for d in dilations
+                               for dy in (-1, 0, 1) for dx in (-1, 0, 1)]).std(dim=0)
             logits = []
             for d in dilations:
-                window = torch.stack([at(image, y + dy * d, x + dx * d)
-                                      for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
-                std = window.std(dim=0)
                 for dy in (-1, 0, 1):
                     for dx in (-1, 0, 1):
                         if (dy, dx) != (0, 0):
@@ -108,12 +109,13 @@ def _naive_pamr(image, masks, num_iter, dilations):
     return masks
 
 
-def test_pamr_matches_definition():
+@pytest.mark.parametrize('dilations,size', [((1, 2), (7, 6)), ((8, 16), (21, 19))])
+def test_pamr_matches_definition(dilations, size):
     torch.manual_seed(0)
-    image = torch.rand(1, 3, 7, 6)
-    masks = torch.rand(1, 2, 7, 6)
-    refined = PAMR(num_iter=2, dilations=(1, 2))(image, masks)
-    torch.testing.assert_close(refined, _naive_pamr(image, masks, 2, (1, 2)))
+    image = torch.rand(1, 3, *size)
+    masks = torch.rand(1, 2, *size)
+    refined = PAMR(num_iter=2, dilations=dilations)(image, masks)
+    torch.testing.assert_close(refined, _naive_pamr(image, masks, 2, dilations))
 
 
 def test_pamr_snaps_scores_to_image_edges():

@@ -23,12 +23,18 @@ def _neighbourhoods(x: Tensor, dilation: int) -> Tensor:
     return windows.view(batch_size, channels, 9, height, width)
 
 
+def _off_centre(windows: Tensor) -> Tensor:
+    """(B, K, 9, H, W) windows -> (B, K, 8, H, W): the 8 neighbours without the centre."""
+    return torch.cat([windows[:, :, :_CENTRE], windows[:, :, _CENTRE + 1:]], dim=2)
+
+
 class PAMR(nn.Module):
     """Pixel-adaptive mask refinement.
 
     Args:
         num_iter (int): diffusion steps.
-        dilations (Sequence[int]): neighbourhood dilations; the affinities of all dilations are
+        dilations (Sequence[int]): neighbourhood dilations; one local standard deviation over
+            all of them scales the colour distances, and the affinities of all dilations are
             normalized together.
     """
 
@@ -41,25 +47,22 @@ class PAMR(nn.Module):
         self.dilations = tuple(dilations)
 
     def _affinity(self, image: Tensor) -> Tensor:
-        """(B, K, H, W) image -> (B, 1, 8 * len(dilations), H, W) propagation weights."""
-        logits = []
-        for dilation in self.dilations:
-            windows = _neighbourhoods(image, dilation)
-            local_std = windows.std(dim=2, keepdim=True)
-            neighbours = torch.cat(
-                [windows[:, :, :_CENTRE], windows[:, :, _CENTRE + 1:]], dim=2)
-            distance = (neighbours - image.unsqueeze(2)).abs()
-            logits.append(-distance / (1e-8 + 0.1 * local_std))
-        logits = torch.cat(logits, dim=2).mean(dim=1, keepdim=True)
+        """(B, K, H, W) image -> (B, 1, 8 * len(dilations), H, W) propagation weights.
+
+        As in the reference (visinf/1-stage-wseg ``models/mods/pamr.py``, copied by SCLIP and
+        NACLIP), the local standard deviation is taken once over the 3x3 windows of all
+        dilations together (9 * len(dilations) values, the centre counted once per dilation).
+        """
+        windows = [_neighbourhoods(image, dilation) for dilation in self.dilations]
+        local_std = torch.cat(windows, dim=2).std(dim=2, keepdim=True)
+        neighbours = torch.cat([_off_centre(w) for w in windows], dim=2)
+        distance = (neighbours - image.unsqueeze(2)).abs()
+        logits = (-distance / (1e-8 + 0.1 * local_std)).mean(dim=1, keepdim=True)
         return logits.softmax(dim=2)
 
     def _gather_neighbours(self, masks: Tensor) -> Tensor:
-        gathered = []
-        for dilation in self.dilations:
-            windows = _neighbourhoods(masks, dilation)
-            gathered.append(
-                torch.cat([windows[:, :, :_CENTRE], windows[:, :, _CENTRE + 1:]], dim=2))
-        return torch.cat(gathered, dim=2)
+        return torch.cat(
+            [_off_centre(_neighbourhoods(masks, dilation)) for dilation in self.dilations], dim=2)
 
     def forward(self, image: Tensor, masks: Tensor) -> Tensor:
         """Refine ``masks`` along the edges of ``image``.
