@@ -79,6 +79,39 @@ def test_pos_embed_bicubic_resize_at_non_square_sizes():
         vit.encode_image(torch.randn(3, 32, 32))
 
 
+def reference_interpolate_pos_encoding(pos_embed, grid_h, grid_w):
+    """The OpenAI-CLIP-based references' resize (SCLIP/NACLIP ``clip/model.py``,
+    ClearCLIP ``open_clip/transformer.py``): bicubic with scale factors (grid + 0.1) / sqrt(N)."""
+    pos = pos_embed[0]
+    n = pos.shape[0] - 1
+    side = int(n**0.5)
+    patch = pos[1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
+    patch = F.interpolate(patch, scale_factor=((grid_h + 0.1) / side, (grid_w + 0.1) / side),
+                          mode='bicubic')
+    assert patch.shape[-2:] == (grid_h, grid_w)
+    patch = patch.permute(0, 2, 3, 1).reshape(1, grid_h * grid_w, -1)
+    return torch.cat([pos[:1].unsqueeze(0), patch], dim=1)
+
+
+@pytest.mark.parametrize('size', [(24, 56), (48, 40), (56, 56)])
+def test_pos_embed_scale_factor_resize_is_the_references(size):
+    vit = small_vit(pos_embed_resize='scale_factor')
+    x = torch.randn(1, 3, *size)
+    grid = (size[0] // 8, size[1] // 8)
+    tokens, hw = vit.embed(x)
+    assert hw == grid
+    expected_pos = reference_interpolate_pos_encoding(vit.pos_embed, *grid)
+    patches = vit.patch_embed.projection(x).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(tokens, torch.cat([vit.cls_token, patches], 1) + expected_pos)
+    # It is not the resize to a size: the two options differ away from the training grid.
+    by_size = small_vit(pos_embed_resize='size')
+    assert not torch.allclose(by_size.resized_pos_embed(grid), vit.resized_pos_embed(grid))
+    # At the training grid both use the stored embedding as is.
+    torch.testing.assert_close(vit.resized_pos_embed((4, 4)), vit.pos_embed)
+    with pytest.raises(ValueError, match='pos_embed_resize'):
+        small_vit(pos_embed_resize='nearest')
+
+
 def test_sizes_not_multiple_of_patch_are_zero_padded():
     vit = small_vit(out_indices=(1, 3))
     x = torch.randn(2, 3, 35, 42)

@@ -2,6 +2,7 @@
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn.bricks.transformer import PatchEmbed
 from mmengine.model import BaseModule
@@ -16,6 +17,7 @@ from ..layers.transformer import TransformerBlock
 from ..utils.arch import resolve_arch
 
 POOL_TYPES = ('cls', 'gap', 'map')
+POS_EMBED_RESIZE_MODES = ('size', 'scale_factor')
 
 
 @MODELS.register_module()
@@ -23,8 +25,9 @@ class SILCVisionTransformer(BaseModule):
     """Vision Transformer image tower of CLIP, SigLIP and SILC.
 
     Conv patch embedding, optional class token, learned positional embedding (bicubic-resized
-    to the input grid), optional ``ln_pre`` (OpenAI CLIP), pre-norm blocks, final norm
-    ``ln_post``, pooling and projection to the joint image-text space. It serves three uses:
+    to the input grid, see ``pos_embed_resize``), optional ``ln_pre`` (OpenAI CLIP), pre-norm
+    blocks, final norm ``ln_post``, pooling and projection to the joint image-text space. It
+    serves three uses:
 
     - MMSeg backbone: :meth:`forward` returns ``(B, width, H/p, W/p)`` maps after the blocks
       in ``out_indices`` (the last one after ``ln_post`` when ``final_norm``). It does not use
@@ -70,6 +73,15 @@ class SILCVisionTransformer(BaseModule):
             freeze the first ``n`` blocks (and, when ``n == depth``, ``ln_post``, pooling and
             projection). Defaults to -1.
         with_cp (bool): activation checkpointing of every block while training.
+        pos_embed_resize (str): how the stored positional embedding is resized to another patch
+            grid. ``'size'``: bicubic to exactly the new grid (MMPretrain's
+            ``resize_pos_embed``). ``'scale_factor'``: bicubic with scale factors
+            ``(grid + 0.1) / stored grid`` per side, as the OpenAI-CLIP-based references
+            (``interpolate_pos_encoding`` in wangf3014/SCLIP and sinahmr/NACLIP
+            ``clip/model.py``, mc-lan/ClearCLIP ``open_clip/transformer.py``); it is skipped
+            only when the token count matches and the image is square, as there. The two
+            differ slightly (PyTorch samples with the given factor, not the size ratio).
+            Defaults to ``'size'``.
         init_cfg (dict | list, optional): e.g. ``dict(type='Pretrained', checkpoint=...,
             prefix='image_encoder.')`` for SILC / converted checkpoints.
         pretrained (None): MMSeg's deprecated ``model.pretrained``; must be None (see
@@ -106,6 +118,7 @@ class SILCVisionTransformer(BaseModule):
                  final_norm: bool = True,
                  frozen_stages: int = -1,
                  with_cp: bool = False,
+                 pos_embed_resize: str = 'size',
                  init_cfg: Optional[Union[dict, List[dict]]] = None,
                  pretrained: Optional[str] = None):
         if pretrained is not None:
@@ -130,6 +143,10 @@ class SILCVisionTransformer(BaseModule):
             raise ValueError(f'unknown pool_type {pool_type!r}; choose from {POOL_TYPES}')
         if pool_type == 'cls' and not class_token:
             raise ValueError("pool_type='cls' needs class_token=True")
+        if pos_embed_resize not in POS_EMBED_RESIZE_MODES:
+            raise ValueError(f'unknown pos_embed_resize {pos_embed_resize!r}; choose from '
+                             f'{POS_EMBED_RESIZE_MODES}')
+        self.pos_embed_resize = pos_embed_resize
 
         self.width = width = settings['width']
         self.depth = depth = settings['depth']
@@ -258,9 +275,35 @@ class SILCVisionTransformer(BaseModule):
         x, hw = self.patch_embed(x)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
-        pos_embed = resize_pos_embed(self.pos_embed, self.grid_size, hw, 'bicubic',
-                                     self.num_prefix_tokens)
-        return self.ln_pre(x + pos_embed.to(x.dtype)), tuple(hw)
+        return self.ln_pre(x + self.resized_pos_embed(hw).to(x.dtype)), tuple(hw)
+
+    def resized_pos_embed(self, hw: Tuple[int, int]) -> Tensor:
+        """The positional embedding for a ``hw`` patch grid (see ``pos_embed_resize``).
+
+        Args:
+            hw (tuple[int, int]): the patch grid ``(h, w)``.
+
+        Returns:
+            Tensor: ``(1, num_prefix_tokens + h * w, width)``.
+        """
+        hw = tuple(hw)
+        if self.pos_embed_resize == 'size':
+            return resize_pos_embed(self.pos_embed, self.grid_size, hw, 'bicubic',
+                                    self.num_prefix_tokens)
+        old_h, old_w = self.grid_size
+        if hw[0] * hw[1] == old_h * old_w and hw[0] == hw[1]:
+            return self.pos_embed
+        prefix = self.pos_embed[:, :self.num_prefix_tokens]
+        grid = self.pos_embed[:, self.num_prefix_tokens:].reshape(1, old_h, old_w, -1)
+        grid = F.interpolate(
+            grid.permute(0, 3, 1, 2),
+            scale_factor=((hw[0] + 0.1) / old_h, (hw[1] + 0.1) / old_w),
+            mode='bicubic',
+            align_corners=False)
+        if tuple(grid.shape[-2:]) != hw:
+            raise RuntimeError(f'scale-factor resize gave a {tuple(grid.shape[-2:])} grid for '
+                               f'{hw}')
+        return torch.cat([prefix, grid.flatten(2).transpose(1, 2)], dim=1)
 
     def _run_block(self, block: nn.Module, x: Tensor) -> Tensor:
         if self.with_cp and self.training and x.requires_grad:
