@@ -41,7 +41,7 @@ _color = [
 
 def _crop(size, scale):
     return dict(
-        type='mmpretrain.RandomResizedCrop',
+        type='FastRandomResizedCrop',  # mmpretrain's, same output, fewer copies
         scale=size,
         crop_ratio_range=scale,
         interpolation='bicubic',

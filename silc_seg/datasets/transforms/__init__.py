@@ -1,8 +1,10 @@
+from .fast_random_resized_crop import FastRandomResizedCrop
 from .hue_safe_color_jitter import HueSafeColorJitter, adjust_hue
 from .load_wide_annotations import LoadWideAnnotations
 from .pack_silc_inputs import PackSILCInputs
 from .tokenize_caption import TokenizeCaption
 
 __all__ = [
-    'HueSafeColorJitter', 'LoadWideAnnotations', 'PackSILCInputs', 'TokenizeCaption', 'adjust_hue'
+    'FastRandomResizedCrop', 'HueSafeColorJitter', 'LoadWideAnnotations', 'PackSILCInputs',
+    'TokenizeCaption', 'adjust_hue'
 ]
