@@ -11,6 +11,7 @@ from mmengine.optim import OptimWrapper
 from mmpretrain.structures import DataSample
 
 from silc_seg.registry import MODELS
+from ..utils.text_classifier import TextClassifier
 from silc_seg.utils.dist import all_reduce_any
 
 ConfigType = Union[dict, nn.Module]
@@ -19,10 +20,6 @@ ConfigType = Union[dict, nn.Module]
 def _build(cfg):
     """Build a config dict from ``MODELS``; pass built objects (and None) through."""
     return MODELS.build(cfg) if isinstance(cfg, dict) else cfg
-
-
-def _clear_zero_shot_cache_after_load(model: 'SILC', incompatible_keys) -> None:
-    model.clear_zero_shot_cache()
 
 
 @MODELS.register_module()
@@ -126,10 +123,12 @@ class SILC(BaseModel):
                 raise ValueError('zero-shot classification needs a tokenizer')
         self.zero_shot_classes = list(zero_shot_classes) if zero_shot_classes else None
         self.zero_shot_templates = list(zero_shot_templates)
-        self._class_embeddings: Optional[torch.Tensor] = None
+        # Class names are used verbatim (no synonym splitting); one text-tower forward per class.
+        self.text_classifier = TextClassifier(
+            self.text_encoder, self.tokenizer, self.zero_shot_templates,
+            batch_size=len(self.zero_shot_templates)) if self.zero_shot_classes else None
         self.last_step_skipped = False
         self._guarded_step = False
-        self.register_load_state_dict_post_hook(_clear_zero_shot_cache_after_load)
 
     # ----------------------------------------------------------------------------------------
     # Public API
@@ -176,8 +175,6 @@ class SILC(BaseModel):
         # The teacher only runs inference (no dropout / drop-path, as DINO's teacher).
         for _, teacher in self.student_teacher_pairs():
             teacher.eval()
-        if mode:
-            self.clear_zero_shot_cache()
         return self
 
     def forward(self,
@@ -289,7 +286,6 @@ class SILC(BaseModel):
                           f'({skips} skipped so far)')
         else:
             optim_wrapper.update_params(parsed_loss)
-        self.clear_zero_shot_cache()
         return log_vars
 
     def parse_losses(self, losses: Dict[str, torch.Tensor]):
@@ -357,17 +353,11 @@ class SILC(BaseModel):
         return data_samples
 
     def class_embeddings(self) -> torch.Tensor:
-        """``(num_classes, J)`` normalized class embeddings (template-averaged), cached until the
-        weights change (training step, ``train()``, ``load_state_dict``)."""
-        if self._class_embeddings is None:
-            embeddings = []
-            with torch.no_grad():
-                for name in self.zero_shot_classes:
-                    prompts = [template.format(name) for template in self.zero_shot_templates]
-                    per_template = self.encode_text(self.tokenize(prompts))
-                    embeddings.append(F.normalize(per_template.mean(dim=0), dim=-1))
-            self._class_embeddings = torch.stack(embeddings)
-        return self._class_embeddings
+        """``(num_classes, J)`` normalized class embeddings (template-averaged), cached by the
+        text classifier until the text tower's weights change."""
+        if self.text_classifier is None:
+            raise RuntimeError('this model was built without zero_shot_classes')
+        return self.text_classifier([[name] for name in self.zero_shot_classes]).embeddings
 
     def zero_shot_scores(self, image_embeddings: torch.Tensor) -> torch.Tensor:
         """Softmax over ``scale * cos(image, class) (+ bias)`` for normalized image embeddings."""
@@ -376,9 +366,6 @@ class SILC(BaseModel):
         if bias is not None:
             logits = logits + bias.detach()
         return logits.softmax(dim=-1)
-
-    def clear_zero_shot_cache(self) -> None:
-        self._class_embeddings = None
 
     def _device(self) -> torch.device:
         return next(self.parameters()).device

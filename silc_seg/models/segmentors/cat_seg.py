@@ -16,7 +16,7 @@ from torch import Tensor
 
 from silc_seg.registry import MODELS
 from ..layers.cat_seg_qv_finetune import setup_qv_finetuning
-from ..utils import build_vocabulary, get_prompt_templates
+from ..utils import TextClassifier, build_vocabulary
 from .vocabulary import ClassNames, VocabularyMixin
 
 CAT_SEG_TEMPLATE = 'A photo of a {} in the scene'
@@ -62,7 +62,13 @@ class CATSeg(VocabularyMixin, BaseSegmentor):
         image_trainable_params (Sequence[str]): name suffixes of image-tower parameters trained
             besides query/value (positional embedding).
         text_trainable_params (Sequence[str]): the same for the text tower.
+        name_rule (str): how a class's names become one text embedding per template (see
+            :class:`~silc_seg.models.utils.TextClassifier`): ``'average'`` (normalized sum of
+            the synonyms' embeddings) or ``'first'`` (first name only).
         text_batch_size (int): prompts per text-tower forward at inference.
+        text_cache_dir (str, optional): directory that keeps test class embeddings on disk
+            (keyed by the text weights, vocabulary and templates); defaults to the environment
+            variable ``SILC_SEG_TEXT_CACHE_DIR``, else none.
         data_preprocessor (dict, optional): ``SegDataPreProcessor`` with the tower's
             normalization.
         train_cfg (dict, optional): unused, kept for the mmseg interface.
@@ -84,7 +90,9 @@ class CATSeg(VocabularyMixin, BaseSegmentor):
                  image_size: Tuple[int, int] = (384, 384),
                  image_trainable_params: Sequence[str] = (),
                  text_trainable_params: Sequence[str] = (),
+                 name_rule: str = 'average',
                  text_batch_size: int = 256,
+                 text_cache_dir: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
@@ -95,8 +103,15 @@ class CATSeg(VocabularyMixin, BaseSegmentor):
         self.tokenizer = MODELS.build(tokenizer)
         self.decode_head = MODELS.build(decode_head)
         self.align_corners = self.decode_head.align_corners
-        self.templates = get_prompt_templates(list(templates) if not isinstance(
-            templates, str) else templates)
+        if name_rule == 'separate':
+            raise ValueError("CATSeg needs one text embedding per class: name_rule 'average' "
+                             "or 'first'")
+        self.text_classifier = TextClassifier(
+            self.text_encoder, self.tokenizer,
+            list(templates) if not isinstance(templates, str) else templates,
+            name_rule=name_rule, template_reduction='none', batch_size=text_batch_size,
+            cache_dir=text_cache_dir)
+        self.templates = self.text_classifier.templates
         if len(self.templates) != self.decode_head.aggregator.num_templates:
             raise ValueError(
                 f'{len(self.templates)} prompt templates but the head was built for '
@@ -107,13 +122,11 @@ class CATSeg(VocabularyMixin, BaseSegmentor):
             raise ValueError(f'{len(self.guidance_layers)} guidance_layers but the head expects '
                              f'{self.decode_head.num_guidance_maps} intermediate maps')
         self.image_size = tuple(image_size)
-        self.text_batch_size = text_batch_size
         self.train_cfg = train_cfg
         self.test_cfg = self._check_test_cfg(test_cfg or dict(mode='whole'))
         self.train_vocabulary = (
             build_vocabulary(train_class_names) if train_class_names is not None else None)
         self._init_vocabulary(class_names)
-        self._text_cache: Optional[Tuple[tuple, Tensor]] = None
         # The towers are initialized (or loaded by their init_cfg) before the qkv split, so that
         # their own init_weights still sees the fused projection.
         for tower, trainable in ((self.image_encoder, image_trainable_params),
@@ -144,40 +157,21 @@ class CATSeg(VocabularyMixin, BaseSegmentor):
 
     # ----------------------------------------------------------------------------- vocabulary
     def encode_vocabulary(self, vocabulary: List[List[str]]) -> Tensor:
-        """Text embeddings of every class and template; synonyms of a class are averaged.
+        """Text embeddings of every class and template, computed now (differentiable when
+        gradients are enabled); a class's names are combined by ``name_rule``.
 
         Args:
             vocabulary (list[list[str]]): synonyms of each class.
 
         Returns:
-            Tensor: (T, P, D) L2-normalized embeddings (differentiable in training mode).
+            Tensor: (T, P, D) L2-normalized embeddings.
         """
-        prompts, owners = [], []
-        for class_index, synonyms in enumerate(vocabulary):
-            for synonym in synonyms:
-                prompts.extend(template.format(synonym) for template in self.templates)
-                owners.append(class_index)
-        device = next(self.text_encoder.parameters()).device
-        embeddings = []
-        batch_size = len(prompts) if self.training else self.text_batch_size
-        for start in range(0, len(prompts), batch_size):
-            token_ids = self.tokenizer(prompts[start:start + batch_size]).to(device)
-            embeddings.append(F.normalize(self.text_encoder(token_ids), dim=-1))
-        embeddings = torch.cat(embeddings).view(len(owners), len(self.templates), -1)
-        if len(owners) != len(vocabulary):
-            owners = torch.tensor(owners, device=device)
-            summed = embeddings.new_zeros(len(vocabulary), *embeddings.shape[1:])
-            embeddings = summed.index_add(0, owners, embeddings)
-        return F.normalize(embeddings, dim=-1)
+        return self.text_classifier.encode(vocabulary).embeddings
 
     def test_text_features(self) -> Tensor:
-        """The (cached) (T, P, D) embeddings of the inference vocabulary."""
-        vocabulary = self.vocabulary
-        key = (tuple(map(tuple, vocabulary)), tuple(self.templates), self._text_weights_version())
-        if self._text_cache is None or self._text_cache[0] != key:
-            with torch.no_grad():
-                self._text_cache = (key, self.encode_vocabulary(vocabulary))
-        return self._text_cache[1]
+        """The (T, P, D) embeddings of the inference vocabulary, cached by the text
+        classifier."""
+        return self.text_classifier(self.vocabulary).embeddings
 
     # -------------------------------------------------------------------------------- logits
     def extract_feat(self, inputs: Tensor) -> dict:

@@ -7,12 +7,11 @@ ClassNames = Union[str, Sequence[Union[str, Sequence[str]]]]
 
 
 class VocabularyMixin:
-    """Where a segmentor's class names come from, and when its cached text embeddings expire.
+    """Where a segmentor's class names come from.
 
     The vocabulary is the configured ``class_names`` (a list or a class-name file whose lines may
     list comma-separated synonyms) or, when none is configured, the classes of the evaluated
     dataset, which ``ModelDatasetMetaHook`` hands over through :attr:`dataset_meta`.
-    The segmentor must own a ``text_encoder``.
     """
 
     def _init_vocabulary(self, class_names: Optional[ClassNames]) -> None:
@@ -58,9 +57,3 @@ class VocabularyMixin:
             'a class-name file), or evaluate through the runner with '
             "custom_hooks=[dict(type='ModelDatasetMetaHook')] so that the dataset's classes "
             'are used')
-
-    def _text_weights_version(self) -> tuple:
-        # In-place updates (load_state_dict, optimizer steps) bump ``_version``; replacing a
-        # tensor changes its storage pointer. Either change invalidates cached text embeddings.
-        return tuple((t.data_ptr(), t._version)
-                     for t in (*self.text_encoder.parameters(), *self.text_encoder.buffers()))

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from silc_seg.registry import MODELS
 from ..layers.dense_attention import DENSE_VARIANTS
-from ..utils import PAMR, flatten_vocabulary, get_prompt_templates
+from ..utils import PAMR, TextClassifier
 from .vocabulary import ClassNames, VocabularyMixin
 
 
@@ -77,7 +77,14 @@ class ZeroShotSegmentor(VocabularyMixin, BaseSegmentor):
             templates), ``'short'`` (7), ``'single'`` or a list of format strings.
         dense_variant (str): last-block variant: ``'plain'``, ``'maskclip'``, ``'sclip'``,
             ``'clearclip'`` or ``'naclip'``.
+        name_rule (str): how a class's synonyms become text queries (see
+            :class:`~silc_seg.models.utils.TextClassifier`): ``'separate'`` (default: one query
+            per synonym; the head takes the best synonym's probability, as SCLIP does),
+            ``'average'`` or ``'first'``.
         text_batch_size (int): prompts per text-tower forward.
+        text_cache_dir (str, optional): directory that keeps class embeddings on disk across
+            runs (keyed by the text weights, vocabulary and templates); defaults to the
+            environment variable ``SILC_SEG_TEXT_CACHE_DIR``, else none.
         pamr (dict, optional): ``dict(num_iter=10, dilations=(8, 16))`` to refine the logits with
             :class:`PAMR`; None disables it.
         data_preprocessor (dict, optional): e.g. ``SegDataPreProcessor`` with the tower's
@@ -96,7 +103,9 @@ class ZeroShotSegmentor(VocabularyMixin, BaseSegmentor):
                  class_names: Optional[ClassNames] = None,
                  templates: Union[str, Sequence[str]] = 'imagenet80',
                  dense_variant: str = 'plain',
+                 name_rule: str = 'separate',
                  text_batch_size: int = 256,
+                 text_cache_dir: Optional[str] = None,
                  pamr: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
@@ -106,17 +115,18 @@ class ZeroShotSegmentor(VocabularyMixin, BaseSegmentor):
         self.text_encoder = MODELS.build(text_encoder)
         self.tokenizer = MODELS.build(tokenizer)
         self.decode_head = MODELS.build(decode_head)
-        self.templates = get_prompt_templates(templates)
+        self.text_classifier = TextClassifier(
+            self.text_encoder, self.tokenizer, templates, name_rule=name_rule,
+            batch_size=text_batch_size, cache_dir=text_cache_dir)
+        self.templates = self.text_classifier.templates
         if dense_variant not in DENSE_VARIANTS:
             raise ValueError(
                 f'unknown dense_variant {dense_variant!r}; choose from {DENSE_VARIANTS}')
         self.dense_variant = dense_variant
-        self.text_batch_size = text_batch_size
         self.pamr = PAMR(**pamr) if pamr is not None else None
         self.test_cfg = self._check_test_cfg(test_cfg or dict(mode='whole'))
         self.align_corners = False
         self._init_vocabulary(class_names)
-        self._text_cache: Optional[Tuple[tuple, Tensor, List[int]]] = None
 
     @staticmethod
     def _check_test_cfg(test_cfg: dict) -> dict:
@@ -149,8 +159,8 @@ class ZeroShotSegmentor(VocabularyMixin, BaseSegmentor):
 
     @torch.no_grad()
     def encode_queries(self, queries: Sequence[str]) -> Tensor:
-        """Text embeddings of ``queries``, each the normalized mean over the prompt templates of
-        the normalized prompt embeddings (CLIP's zero-shot classifier recipe).
+        """Text embeddings of ``queries`` computed now (no cache), each the normalized mean
+        over the prompt templates of the normalized prompt embeddings.
 
         Args:
             queries (Sequence[str]): class names or synonyms.
@@ -158,27 +168,16 @@ class ZeroShotSegmentor(VocabularyMixin, BaseSegmentor):
         Returns:
             Tensor: (Q, C) L2-normalized embeddings.
         """
-        prompts = [template.format(query) for query in queries for template in self.templates]
-        device = next(self.text_encoder.parameters()).device
-        embeddings = []
-        for start in range(0, len(prompts), self.text_batch_size):
-            token_ids = self.tokenizer(prompts[start:start + self.text_batch_size])
-            embeddings.append(F.normalize(self.text_encoder(token_ids.to(device)), dim=-1))
-        embeddings = torch.cat(embeddings).view(len(queries), len(self.templates), -1)
-        return F.normalize(embeddings.mean(dim=1), dim=-1)
+        return self.text_classifier.encode([[query] for query in queries]).embeddings
 
     def text_embeddings(self) -> Tuple[Tensor, List[int]]:
-        """The (cached) query embeddings of the current vocabulary.
+        """The query embeddings of the current vocabulary, cached by the text classifier.
 
         Returns:
-            tuple[Tensor, list[int]]: (Q, C) normalized embeddings of every synonym and the
-            class index of each.
+            tuple[Tensor, list[int]]: (Q, C) normalized query embeddings and the class index
+            of each query.
         """
-        queries, query_to_class = flatten_vocabulary(self.vocabulary)
-        key = (tuple(queries), tuple(self.templates), self._text_weights_version())
-        if self._text_cache is None or self._text_cache[0] != key:
-            self._text_cache = (key, self.encode_queries(queries), query_to_class)
-        return self._text_cache[1], self._text_cache[2]
+        return self.text_classifier(self.vocabulary)
 
     # -------------------------------------------------------------------------- dense logits
     def extract_feat(self, inputs: Tensor) -> Tensor:

@@ -149,6 +149,32 @@ class SILCTextTransformer(BaseModule):
             return x[:, -1]
         return x[:, 0]
 
+    def trim_padding(self, token_ids: Tensor) -> Tensor:
+        """Drop the trailing token columns that cannot change :meth:`forward`'s output.
+
+        With causal attention, token ``i``'s output depends only on tokens ``0..i`` (attention,
+        LayerNorm and MLP act per token otherwise), so every column after the last pooled
+        position of the batch can go; the pooled position of every row (first highest id, or
+        first ``eos_token_id``) lies inside the kept prefix and stays the same. A bidirectional
+        tower (SigLIP) or ``'last'``/``'first'`` pooling gets ``token_ids`` back unchanged.
+
+        Args:
+            token_ids (Tensor): ``(N, L)`` token ids.
+
+        Returns:
+            Tensor: ``(N, L')`` token ids, ``L' <= L``.
+        """
+        if not self.causal or self.pool_type not in ('argmax', 'eos') or token_ids.numel() == 0:
+            return token_ids
+        if self.pool_type == 'argmax':
+            pooled = token_ids.argmax(dim=-1)
+        else:
+            is_eos = token_ids == self.eos_token_id
+            if not is_eos.any(dim=-1).all():
+                return token_ids  # forward raises its own error for such rows
+            pooled = is_eos.int().argmax(dim=-1)
+        return token_ids[:, :int(pooled.max()) + 1]
+
     def forward(self, token_ids: Tensor) -> Tensor:
         """Text embeddings in the joint space.
 
