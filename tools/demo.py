@@ -15,15 +15,12 @@ import cv2
 import mmcv
 import numpy as np
 from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
-from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
 from mmseg.apis import inference_model
 from mmseg.visualization import SegLocalVisualizer
 
 import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
+from silc_seg.apis import init_model
 from silc_seg.models.utils import build_vocabulary
-from silc_seg.registry import MODELS
-from silc_seg.utils import check_state_dict_keys
 
 LEGEND_ROW = 22
 LEGEND_WIDTH = 220
@@ -57,17 +54,6 @@ def class_palette(num_classes):
     return [tuple(int(c) for c in colour) for colour in rgb]
 
 
-def build_model(config, checkpoint, device):
-    init_default_scope(config.get('default_scope', 'mmseg'))
-    model = MODELS.build(config.model)
-    state_dict = _load_checkpoint(checkpoint, map_location='cpu')
-    state_dict = state_dict.get('state_dict', state_dict)
-    check_state_dict_keys(model.state_dict().keys(), state_dict.keys(), checkpoint)
-    load_state_dict(model, state_dict, strict=False)
-    model.cfg = config  # mmseg's inference_model reads the test pipeline from it
-    return model.to(device).eval()
-
-
 def add_legend(image, names, palette, labels_present):
     """Append a column listing the classes present, with their colours."""
     height = max(image.shape[0], LEGEND_ROW * (len(labels_present) + 1))
@@ -89,7 +75,8 @@ def main():
         config.merge_from_dict(args.cfg_options)
     vocabulary = build_vocabulary(
         args.classes_file if args.classes_file else args.classes.split(','))
-    model = build_model(config, args.checkpoint, args.device)
+    # mmseg's inference_model reads the test pipeline from model.cfg, which init_model sets.
+    model = init_model(config, args.checkpoint, args.device)
     model.set_vocabulary(vocabulary)
 
     result = inference_model(model, args.image)

@@ -4,20 +4,19 @@
                          [--cfg-options k=v ...] [--launcher pytorch]
 
 The checkpoint may be a runner checkpoint (``.pth``), a converted state dict, or a
-``.safetensors`` file. Keys the model needs but the checkpoint lacks are an error (evaluating
-partly random weights is meaningless); extra keys (teacher, distillation head) are ignored.
+``.safetensors`` file. Keys the model needs but the checkpoint lacks, and tensors of another
+shape, are errors (evaluating partly random weights is meaningless); extra keys (teacher,
+distillation head) are ignored.
 """
 import argparse
 import os
 
 from mmengine.config import Config, DictAction
-from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
-from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
 
 import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
-from silc_seg.utils import (check_state_dict_keys, prepare_runner_cfg,
+from silc_seg.utils import (load_model_checkpoint, prepare_runner_cfg,
                             setup_cpu_distributed)
 
 
@@ -80,24 +79,6 @@ def trigger_visualization_hook(cfg, args):
     return cfg
 
 
-def load_checked(model, filename, allow_missing=False):
-    """Load ``filename`` into ``model`` after checking that it covers every model key."""
-    checkpoint = _load_checkpoint(filename, map_location='cpu')
-    state_dict = checkpoint.get('state_dict', checkpoint)
-    state_dict = {
-        (k[len('module.'):] if k.startswith('module.') else k): v
-        for k, v in state_dict.items()
-    }
-    unexpected = check_state_dict_keys(model.state_dict().keys(),
-                                       state_dict.keys(), filename,
-                                       allow_missing)
-    if unexpected:
-        print_log(
-            f'{len(unexpected)} checkpoint key(s) are not used by this model '
-            f'(e.g. {unexpected[:3]})', logger='current')
-    load_state_dict(model, state_dict, strict=False, logger='current')
-
-
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
@@ -119,7 +100,7 @@ def main():
 
     runner = Runner.from_cfg(cfg)
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-    load_checked(model, args.checkpoint, args.allow_missing_keys)
+    load_model_checkpoint(model, args.checkpoint, allow_missing=args.allow_missing_keys)
     runner.test()
 
 

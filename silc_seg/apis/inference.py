@@ -1,15 +1,13 @@
-import warnings
 from pathlib import Path
 from typing import Optional, Union
 
 import torch.nn as nn
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model
 from mmengine.utils import import_modules_from_strings
 
 from silc_seg.registry import MODELS
-from silc_seg.utils.checkpoint import check_state_dict_keys
+from silc_seg.utils.checkpoint import load_model_checkpoint
 
 
 def init_model(config: Union[str, Path, Config],
@@ -21,8 +19,9 @@ def init_model(config: Union[str, Path, Config],
     Args:
         config (str | Path | Config): Config file path or loaded config.
         checkpoint (str, optional): ``.pth`` (MMEngine checkpoint or bare state dict, loaded
-            with ``weights_only=True``) or ``.safetensors`` file. None keeps the initialized
-            weights. Defaults to None.
+            weights-only) or ``.safetensors`` file, loaded by
+            :func:`~silc_seg.utils.load_model_checkpoint`. None keeps the initialized weights.
+            Defaults to None.
         device (str): Defaults to ``'cpu'``.
         cfg_options (dict, optional): Overrides merged into the config.
 
@@ -32,9 +31,11 @@ def init_model(config: Union[str, Path, Config],
         ``encode_text(token_ids, normalize=True)``, ``tokenize(texts)``.
 
     Raises:
-        KeyError: The checkpoint lacks weights the model needs (the message lists the missing
-            and unexpected keys). Extra checkpoint weights (e.g. a pretraining teacher when
-            building a contrastive-only model) are skipped with a warning.
+        CheckpointMismatchError: The checkpoint lacks weights the model needs, or has tensors
+            of another shape (the message lists the first keys with both shapes). Extra
+            checkpoint weights (e.g. a pretraining teacher when building a contrastive-only
+            model) are skipped with a note.
+        CheckpointRefusedError: The file holds pickled objects other than weights.
     """
     if isinstance(config, (str, Path)):
         config = Config.fromfile(str(config))
@@ -50,34 +51,3 @@ def init_model(config: Union[str, Path, Config],
         load_model_checkpoint(model, checkpoint)
     model.cfg = config
     return model.to(device).eval()
-
-
-def load_model_checkpoint(model: nn.Module, filename: str) -> dict:
-    """Load the weights of ``filename`` into ``model``, failing clearly on a mismatch.
-
-    Args:
-        model (nn.Module): Target model.
-        filename (str): Checkpoint path (see :func:`init_model`).
-
-    Returns:
-        dict: The loaded checkpoint.
-    """
-    checkpoint = _load_checkpoint(filename, map_location='cpu')
-    if not isinstance(checkpoint, dict):
-        raise TypeError(f'{filename} holds a {type(checkpoint).__name__}, not a state dict')
-    state_dict = checkpoint.get('state_dict', checkpoint)
-    # Checkpoints saved from a DistributedDataParallel-wrapped model.
-    state_dict = {key[len('module.'):] if key.startswith('module.') else key: value
-                  for key, value in state_dict.items()}
-    unexpected = check_state_dict_keys(model.state_dict().keys(), state_dict.keys(),
-                                       filename=str(filename))
-    if unexpected:
-        warnings.warn(f'{filename}: skipped {len(unexpected)} weight(s) the model does not use: '
-                      f'{", ".join(unexpected[:10])}{" ..." if len(unexpected) > 10 else ""}')
-        state_dict = {key: value for key, value in state_dict.items() if key not in unexpected}
-    _load_checkpoint_to_model(model, state_dict, strict=True)
-    dataset_meta = checkpoint.get('meta', {}).get('dataset_meta') if isinstance(
-        checkpoint.get('meta'), dict) else None
-    if dataset_meta is not None:
-        model.dataset_meta = dataset_meta
-    return checkpoint

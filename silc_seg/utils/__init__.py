@@ -1,10 +1,13 @@
-from .checkpoint import (check_state_dict_keys, from_safe_checkpoint,
-                         register_checkpoint_loaders, to_safe_checkpoint)
-from .config import prepare_runner_cfg, setup_cpu_distributed
+from .checkpoint import (CheckpointMismatchError, CheckpointRefusedError, check_checkpoint_fits,
+                         list_keys, load_model_checkpoint, mmengine_safe_globals,
+                         register_checkpoint_loaders, torch_load_weights_only)
+from .config import configs_root, get_config_path, prepare_runner_cfg, setup_cpu_distributed
 
 register_checkpoint_loaders()
 
 __all__ = [
-    'check_state_dict_keys', 'from_safe_checkpoint', 'prepare_runner_cfg',
-    'register_checkpoint_loaders', 'setup_cpu_distributed', 'to_safe_checkpoint'
+    'CheckpointMismatchError', 'CheckpointRefusedError', 'check_checkpoint_fits', 'configs_root',
+    'get_config_path', 'list_keys', 'load_model_checkpoint', 'mmengine_safe_globals',
+    'prepare_runner_cfg', 'register_checkpoint_loaders', 'setup_cpu_distributed',
+    'torch_load_weights_only'
 ]

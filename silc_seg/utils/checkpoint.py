@@ -1,149 +1,349 @@
-"""Checkpoints that load with ``torch.load(weights_only=True)``.
+"""One way to load checkpoints: weights-only unpickling, clear refusals, checked fits.
 
-torch>=2.6 loads with ``weights_only=True`` by default, which refuses arbitrary pickled objects.
-MMEngine 0.10.7 checkpoints hold two kinds of such objects in their ``message_hub`` (and possibly
-in ``meta``): :class:`mmengine.logging.HistoryBuffer` instances and the numpy arrays/scalars inside
-them. Numpy 2 dtypes unpickle through ``builtins.getattr``, and allow-listing ``getattr`` would
-re-open arbitrary code execution, so instead of allow-listing those types we store them as plain
-containers and tensors when saving (:func:`to_safe_checkpoint`) and rebuild them after loading
-(:func:`from_safe_checkpoint`). :class:`~silc_seg.engine.hooks.SafeCheckpointHook` does both inside
-the MMEngine runner; ``tools/train.py`` adds it to every config.
+torch>=2.6 unpickles with ``weights_only=True``: only tensors, plain containers and types that are
+explicitly admitted are rebuilt; a pickle that names anything else (``os.system``,
+``builtins.eval``, ``getattr``...) is refused before anything runs. MMEngine 0.10.7 checkpoints
+carry, in their ``message_hub`` (and possibly ``meta``), :class:`mmengine.logging.HistoryBuffer`
+objects holding numpy arrays and scalars. :func:`load_checkpoint_file` admits exactly those types
+(:func:`mmengine_safe_globals`: the history buffer, numpy's array/scalar constructors and the
+numeric dtypes; not ``getattr``, not object arrays) and is registered as MMEngine's loader of
+local files when :mod:`silc_seg` is imported. So ``load_from``, ``init_cfg`` checkpoints and
+``--resume`` work with any tool that imports silc-seg (ours, mmseg's ``tools/train.py`` with
+``custom_imports=dict(imports=['silc_seg'])``, ``mim train``), for ordinary MMEngine checkpoints.
+
+:func:`load_model_checkpoint` is the single path by which ``init_model``, ``tools/test.py`` and
+``tools/demo.py`` put weights into a model: missing keys and any tensor of the wrong shape are
+errors naming the keys (and, when the checkpoint records the config it was made for, that config).
 """
+import os
 import os.path as osp
-from typing import Any, Iterable, List
+import pickle
+import re
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+import torch.nn as nn
 from mmengine.logging import HistoryBuffer
-from mmengine.runner.checkpoint import CheckpointLoader
+from mmengine.runner.checkpoint import (CheckpointLoader, _load_checkpoint,
+                                        _load_checkpoint_to_model)
 
-_HISTORY_BUFFER_TAG = '__mmengine_history_buffer__'
-_NDARRAY_TAG = '__numpy_ndarray__'
-
-# Top-level checkpoint entries that may hold non-tensor Python objects. ``state_dict`` and
-# ``optimizer`` only hold tensors and plain containers already.
-_CONVERTED_ENTRIES = ('meta', 'message_hub')
+# Key renaming applied by MMEngine when weights go into a model: checkpoints saved from a
+# (Distributed)DataParallel-wrapped model prefix every key with ``module.``.
+REVISE_KEYS = [(r'^module\.', '')]
 
 
-def _encode(value: Any) -> Any:
-    if isinstance(value, HistoryBuffer):
-        log_history, count_history = value.data
-        return {
-            _HISTORY_BUFFER_TAG: True,
-            'log_history': _encode(log_history),
-            'count_history': _encode(count_history),
-            'max_length': value.max_length,
-        }
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind not in 'biuf':
-            raise TypeError(
-                f'cannot store a numpy array of dtype {value.dtype} in a weights-only '
-                'checkpoint; convert it to a list or a tensor before saving')
-        return {_NDARRAY_TAG: torch.from_numpy(np.ascontiguousarray(value))}
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        return type(value)((k, _encode(v)) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return type(value)(_encode(v) for v in value)
-    return value
+class CheckpointRefusedError(pickle.UnpicklingError):
+    """A checkpoint asks for Python objects that weights-only loading does not rebuild."""
 
 
-def _decode(value: Any) -> Any:
-    if isinstance(value, dict):
-        if value.get(_HISTORY_BUFFER_TAG) is True:
-            return HistoryBuffer(
-                _decode(value['log_history']).tolist(),
-                _decode(value['count_history']).tolist(), value['max_length'])
-        if _NDARRAY_TAG in value and len(value) == 1:
-            return value[_NDARRAY_TAG].numpy()
-        return type(value)((k, _decode(v)) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return type(value)(_decode(v) for v in value)
-    return value
+class CheckpointMismatchError(KeyError):
+    """A checkpoint does not fit the model (missing keys or tensors of another shape)."""
+
+    def __str__(self) -> str:  # KeyError would print the repr of the message
+        return str(self.args[0]) if self.args else ''
 
 
-def to_safe_checkpoint(checkpoint: dict) -> dict:
-    """Replace, in place, the entries of an MMEngine checkpoint that ``weights_only`` loading
-    refuses (history buffers, numpy values) with plain containers and tensors.
+def list_keys(keys: Sequence[str], max_listed: int = 20) -> str:
+    """``'a, b, c ... and 7 more'``: the first ``max_listed`` of ``keys``."""
+    keys = list(keys)
+    more = f' ... and {len(keys) - max_listed} more' if len(keys) > max_listed else ''
+    return ', '.join(keys[:max_listed]) + more
 
-    Args:
-        checkpoint (dict): The checkpoint dict built by ``Runner.save_checkpoint``.
+
+def _numeric_dtype_classes() -> List[type]:
+    # numpy>=1.25 gives every dtype its own class (numpy.dtypes.Float64DType...), which the
+    # unpickler must be allowed to build. Numeric kinds only: object / string / void arrays are
+    # refused (an object array would carry arbitrary pickled objects).
+    codes = '?bhilqBHILQefd'
+    return sorted({type(np.dtype(code)) for code in codes}, key=lambda cls: cls.__name__)
+
+
+# MMEngine pickles a HistoryBuffer with its statistics methods, as ``getattr(HistoryBuffer,
+# 'mean')``; these are the only attribute look-ups a checkpoint may ask for.
+_HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_method(owner: Any, name: Any) -> Any:
+    """Stands in for ``builtins.getattr`` while unpickling: resolves exactly
+    ``HistoryBuffer.min / max / current / mean`` and refuses every other look-up."""
+    if owner is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'Weights only load failed. WeightsUnpickler error: the file asks for the attribute '
+        f'{name!r} of {owner!r}; only the statistics methods of HistoryBuffer '
+        f'({", ".join(_HISTORY_BUFFER_METHODS)}) are resolved')
+
+
+def mmengine_safe_globals() -> List[Any]:
+    """The globals that MMEngine checkpoints need beyond tensors and containers.
 
     Returns:
-        dict: The same dict, for chaining.
+        list: entries for :func:`torch.serialization.safe_globals`: ``HistoryBuffer``,
+        ``numpy.ndarray``, ``numpy.dtype``, the numeric dtype classes, numpy's array and scalar
+        reconstructors (also under their numpy-1 module path, so that checkpoints written with
+        numpy 1 load with numpy 2), and, under the name ``builtins.getattr``, a look-up that
+        resolves only the statistics methods of ``HistoryBuffer`` (never ``getattr`` itself).
     """
-    for key in _CONVERTED_ENTRIES:
-        if key in checkpoint:
-            checkpoint[key] = _encode(checkpoint[key])
-    return checkpoint
+    try:
+        from numpy._core import multiarray  # numpy>=2
+    except ImportError:  # pragma: no cover (numpy 1)
+        from numpy.core import multiarray
+    entries: List[Any] = [HistoryBuffer, np.ndarray, np.dtype, *_numeric_dtype_classes()]
+    for function in (multiarray._reconstruct, multiarray.scalar):
+        entries.append(function)
+        for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
+            if function.__module__ != module:
+                entries.append((function, f'{module}.{function.__name__}'))
+    entries.append((_history_buffer_method, 'builtins.getattr'))
+    return entries
 
 
-def from_safe_checkpoint(checkpoint: dict) -> dict:
-    """Inverse of :func:`to_safe_checkpoint`, in place.
+def _refusal_reason(message: str) -> str:
+    match = re.search(r'the file asks for (the attribute .+? of .+?);', message)
+    if match:
+        return f'a look-up of {match.group(1)}'
+    match = re.search(r'GLOBAL (\S+) (?:was not an allowed global|whose module)', message)
+    if match:
+        return f'a reference to the Python object {match.group(1)}'
+    match = re.search(r'but got (<[^>]+>)', message)
+    if match:
+        return f'an object of type {match.group(1)}'
+    match = re.search(r'WeightsUnpickler error: ([^\n]+)', message)
+    return match.group(1).strip() if match else 'a pickled Python object it cannot rebuild'
+
+
+def torch_load_weights_only(filename: str, map_location: Any = 'cpu') -> Any:
+    """``torch.load`` with ``weights_only=True`` that admits MMEngine's checkpoint types.
 
     Args:
-        checkpoint (dict): A checkpoint loaded with ``weights_only=True``.
+        filename (str): A ``torch.save`` file.
+        map_location: As for :func:`torch.load`. Defaults to ``'cpu'``.
 
     Returns:
-        dict: The same dict, for chaining.
+        The unpickled object.
+
+    Raises:
+        CheckpointRefusedError: the file asks for anything else; the message says what and why,
+            and nothing from the file has run.
     """
-    for key in _CONVERTED_ENTRIES:
-        if key in checkpoint:
-            checkpoint[key] = _decode(checkpoint[key])
-    return checkpoint
+    try:
+        with torch.serialization.safe_globals(mmengine_safe_globals()):
+            return torch.load(filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        message = str(error)
+        if 'Weights only load failed' not in message and 'WeightsUnpickler' not in message:
+            raise CheckpointRefusedError(
+                f'{filename} is not a PyTorch checkpoint that can be read: {message}') from None
+        raise CheckpointRefusedError(
+            f'Refused to load {filename}: the file contains {_refusal_reason(message)}. '
+            'silc-seg only unpickles tensors, plain containers and the types of MMEngine '
+            'checkpoints (history buffers, numeric numpy arrays and scalars), because '
+            'unpickling anything else can run code stored in the file. Nothing from the file '
+            'was executed. Save only the weights (a state dict of tensors, or .safetensors), or '
+            'convert public weights with tools/model_converters/.') from None
 
 
-def _load_local(filename: str, map_location=None) -> dict:
-    """Local-file loader for MMEngine's ``CheckpointLoader``: ``.safetensors`` files through
-    safetensors, everything else through ``torch.load`` with its (weights-only) default."""
+def load_from_local(filename: str, map_location: Any = None) -> dict:
+    """MMEngine's loader of local files while silc-seg is imported.
+
+    ``.safetensors`` files are read with safetensors (their string metadata becomes ``meta``);
+    everything else with :func:`torch_load_weights_only`.
+
+    Args:
+        filename (str): Local path.
+        map_location: As for :func:`torch.load`.
+
+    Returns:
+        dict: The checkpoint.
+    """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
     if filename.endswith('.safetensors'):
+        from safetensors import safe_open
         from safetensors.torch import load_file
         device = map_location if isinstance(map_location, str) else 'cpu'
-        return {'state_dict': load_file(filename, device=device)}
-    return torch.load(filename, map_location=map_location, weights_only=True)
+        with safe_open(filename, framework='pt') as handle:
+            meta = dict(handle.metadata() or {})
+        return {'state_dict': load_file(filename, device=device), 'meta': meta}
+    return torch_load_weights_only(filename, map_location)
 
 
 def register_checkpoint_loaders() -> None:
-    """Let every MMEngine checkpoint load (``load_from``, ``init_cfg``, ``--resume``) read
-    ``.safetensors`` files, and always load local files with ``weights_only=True``."""
-    CheckpointLoader.register_scheme(prefixes='', loader=_load_local, force=True)
+    """Make :func:`load_from_local` MMEngine's loader of local files (``load_from``,
+    ``init_cfg=dict(type='Pretrained')``, ``--resume``)."""
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
 
 
-def check_state_dict_keys(model_keys: Iterable[str], checkpoint_keys: Iterable[str],
-                          filename: str = 'checkpoint', allow_missing: bool = False,
-                          max_listed: int = 20) -> List[str]:
-    """Compare a model's state-dict keys with a checkpoint's and fail clearly on a mismatch.
+def _package_configs_dir() -> Optional[str]:
+    from .config import configs_root
+    try:
+        return configs_root()
+    except FileNotFoundError:
+        return None
+
+
+def configs_built_on(config_file: str) -> List[str]:
+    """Task configs of silc-seg (``silc/*.py``) that inherit, directly or not, ``config_file``.
+
+    Args:
+        config_file (str): A config path; only its file name is used.
+
+    Returns:
+        list[str]: paths relative to the configs folder, e.g. ``['silc/zs_ade150.py']``.
+    """
+    root = _package_configs_dir()
+    if root is None:
+        return []
+    texts = {}
+    for folder, _, files in os.walk(root):
+        for name in files:
+            if name.endswith('.py'):
+                path = osp.join(folder, name)
+                with open(path, encoding='utf-8') as f:
+                    texts[osp.relpath(path, root)] = f.read()
+    bases = {osp.basename(config_file)}
+    users = set()
+    while True:
+        found = {path for path, text in texts.items() if path not in users and any(
+            re.search(r'[/\'"]' + re.escape(base) + r'[\'"]', text) for base in bases)}
+        if not found:
+            break
+        users |= found
+        bases |= {osp.basename(path) for path in found}
+    task_configs = [path for path in users if path.startswith('silc' + os.sep)
+                    and not path.endswith(('_common.py', '_runtime.py'))]
+    # Zero-shot configs first: they take a checkpoint as it is (CAT-Seg and pretraining
+    # configs fine-tune or train from it).
+    return sorted(task_configs, key=lambda path: (not osp.basename(path).startswith('zs_'), path))
+
+
+def fitting_config_hint(checkpoint: Mapping) -> str:
+    """What a checkpoint says about the config it fits ('' when it says nothing).
+
+    Converted checkpoints record the tower config (``meta['config']``); runner checkpoints the
+    whole training config (``meta['cfg']``) and the run name (``meta['experiment_name']``).
+    """
+    meta = checkpoint.get('meta') if isinstance(checkpoint, Mapping) else None
+    if not isinstance(meta, Mapping):
+        return ''
+    if meta.get('config'):
+        model = f' ({meta["model"]})' if meta.get('model') else ''
+        hint = f' The checkpoint was converted for the towers of {meta["config"]}{model}'
+        users = configs_built_on(str(meta['config']))
+        if users:
+            hint += f'; configs built on them: {list_keys(users, 6)}'
+        return hint + '.'
+    if meta.get('cfg'):
+        name = meta.get('experiment_name', 'the run that saved it')
+        return (f' The checkpoint carries the config it was trained with (run {name}; the full '
+                "text is in checkpoint['meta']['cfg']): use that config.")
+    return ''
+
+
+def check_checkpoint_fits(model_state: Mapping[str, torch.Tensor],
+                          state_dict: Mapping[str, torch.Tensor],
+                          filename: str = 'checkpoint',
+                          allow_missing: bool = False,
+                          hint: str = '',
+                          max_listed: int = 5) -> List[str]:
+    """Check that a checkpoint's weights fit a model: same shapes, no key missing.
 
     Keys of the checkpoint that the model does not have (a pretraining teacher, a distillation
-    head) are allowed and returned; keys the model needs but the checkpoint lacks raise, because
+    head) are allowed and returned. Keys the model needs but the checkpoint lacks raise (unless
+    ``allow_missing``), and so does any tensor whose shape differs from the model's, because
     evaluating partly random weights gives meaningless numbers.
 
     Args:
-        model_keys (Iterable[str]): ``model.state_dict().keys()``.
-        checkpoint_keys (Iterable[str]): keys of the checkpoint's state dict.
+        model_state (Mapping[str, Tensor]): ``model.state_dict()``.
+        state_dict (Mapping[str, Tensor]): the checkpoint's weights (keys already revised).
         filename (str): checkpoint name used in the message.
-        allow_missing (bool): only warn-worthy: return instead of raising on missing keys.
+        allow_missing (bool): return instead of raising on missing keys.
+        hint (str): appended to the message (see :func:`fitting_config_hint`).
         max_listed (int): how many keys of each kind the message lists.
 
     Returns:
         list[str]: the unexpected (unused) checkpoint keys.
+
+    Raises:
+        CheckpointMismatchError: on a shape mismatch or missing keys.
     """
-    model_keys, checkpoint_keys = set(model_keys), set(checkpoint_keys)
-    missing = sorted(model_keys - checkpoint_keys)
-    unexpected = sorted(checkpoint_keys - model_keys)
-
-    def listing(keys):
-        more = f' ... and {len(keys) - max_listed} more' if len(keys) > max_listed else ''
-        return ', '.join(keys[:max_listed]) + more
-
+    missing = sorted(set(model_state) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(model_state))
+    wrong_shape = [(key, tuple(state_dict[key].shape), tuple(value.shape))
+                   for key, value in model_state.items()
+                   if key in state_dict and hasattr(state_dict[key], 'shape')
+                   and tuple(state_dict[key].shape) != tuple(value.shape)]
+    problems = []
+    if wrong_shape:
+        problems.append(
+            f'{len(wrong_shape)} tensor(s) have another shape than in the model: ' +
+            list_keys([f'{key} {ckpt} in the checkpoint vs {model} in the model'
+                       for key, ckpt, model in wrong_shape], max_listed))
     if missing and not allow_missing:
-        raise KeyError(
-            f'{filename} does not match the model: {len(missing)} missing key(s): '
-            f'{listing(missing)}; {len(unexpected)} unexpected key(s): {listing(unexpected)}. '
-            'Check that the config describes the architecture the checkpoint was trained or '
-            'converted for.')
+        problems.append(f'{len(missing)} key(s) of the model are missing: '
+                        f'{list_keys(missing, max_listed)}')
+    if problems:
+        raise CheckpointMismatchError(
+            f'{filename} does not fit the model: ' + '; '.join(problems) +
+            (f'; {len(unexpected)} checkpoint key(s) are not used by the model: '
+             f'{list_keys(unexpected, max_listed)}' if unexpected else '') +
+            '. The config must describe the architecture the checkpoint was trained or '
+            'converted for.' + hint)
     return unexpected
+
+
+def revise_key(key: str) -> str:
+    """A checkpoint key under the name MMEngine gives it when loading (:data:`REVISE_KEYS`)."""
+    for pattern, replacement in REVISE_KEYS:
+        key = re.sub(pattern, replacement, key)
+    return key
+
+
+def load_model_checkpoint(model: nn.Module,
+                          filename: str,
+                          allow_missing: bool = False,
+                          logger: Optional[str] = 'current') -> dict:
+    """Load the weights of ``filename`` into ``model``, failing clearly when they do not fit.
+
+    Args:
+        model (nn.Module): Target model (unwrapped).
+        filename (str): ``.pth`` (runner checkpoint or state dict, weights-only) or
+            ``.safetensors``; any path or URL MMEngine's ``CheckpointLoader`` reads.
+        allow_missing (bool): load even if the checkpoint lacks some model keys (they keep
+            their initialization). Shape mismatches are always errors.
+        logger (str, optional): MMEngine logger for the unused-keys note.
+
+    Returns:
+        dict: The loaded checkpoint. Its ``meta['dataset_meta']``, if any, is set on the model.
+
+    Raises:
+        CheckpointRefusedError: the file holds objects that weights-only loading refuses.
+        CheckpointMismatchError: missing keys or tensors of the wrong shape.
+    """
+    checkpoint = _load_checkpoint(filename, map_location='cpu', logger=logger)
+    if not isinstance(checkpoint, dict):
+        raise TypeError(f'{filename} holds a {type(checkpoint).__name__}, not a state dict')
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    revised = {revise_key(key): value for key, value in state_dict.items()}
+    unexpected = set(check_checkpoint_fits(model.state_dict(), revised, str(filename),
+                                           allow_missing, fitting_config_hint(checkpoint)))
+    if unexpected:
+        from mmengine.logging import print_log
+        print_log(f'{filename}: {len(unexpected)} weight(s) not used by this model were skipped '
+                  f'(e.g. {list_keys(sorted(unexpected), 3)})', logger=logger)
+    used = {key: value for key, value in state_dict.items() if revise_key(key) not in unexpected}
+    _load_checkpoint_to_model(model, {'state_dict': used}, strict=not allow_missing,
+                              logger=logger, revise_keys=REVISE_KEYS)
+    meta = checkpoint.get('meta')
+    if isinstance(meta, dict) and meta.get('dataset_meta') is not None:
+        model.dataset_meta = meta['dataset_meta']
+    return checkpoint
+
+
+__all__: Tuple[str, ...] = (
+    'REVISE_KEYS', 'CheckpointMismatchError', 'CheckpointRefusedError', 'check_checkpoint_fits',
+    'configs_built_on', 'fitting_config_hint', 'list_keys', 'load_from_local',
+    'load_model_checkpoint', 'mmengine_safe_globals', 'register_checkpoint_loaders', 'revise_key',
+    'torch_load_weights_only')

@@ -5,6 +5,50 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config
 
+_PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def configs_root() -> str:
+    """The folder of silc-seg's configs, wherever the package is.
+
+    An installed package ships them in ``silc_seg/.mim/configs`` (as mmseg does; ``setup.py``
+    copies them there, or links them for an editable install), which is also where MMEngine
+    looks for ``silc_seg::`` config paths. A source checkout (next to ``setup.py``) uses its own
+    ``configs/`` folder, so that edits there count even if a build left a copy in ``.mim``.
+
+    Returns:
+        str: absolute path of the configs folder.
+    """
+    checkout = osp.dirname(_PACKAGE_DIR)
+    if osp.isfile(osp.join(checkout, 'setup.py')) and osp.isdir(
+            osp.join(checkout, 'configs', 'silc')):
+        return osp.join(checkout, 'configs')
+    shipped = osp.join(_PACKAGE_DIR, '.mim', 'configs')
+    if osp.isdir(osp.join(shipped, 'silc')):
+        return shipped
+    raise FileNotFoundError(
+        f'silc-seg configs not found in {osp.join(_PACKAGE_DIR, ".mim", "configs")}: reinstall '
+        'the package (pip install silc-seg, or pip install -e . in a checkout)')
+
+
+def get_config_path(relative_path: str) -> str:
+    """Absolute path of one of silc-seg's configs.
+
+    Args:
+        relative_path (str): path under the configs folder (``'silc/zs_ade150.py'``); a leading
+            ``configs/`` is accepted.
+
+    Returns:
+        str: the path (the file must exist).
+    """
+    relative_path = relative_path.replace('\\', '/')
+    if relative_path.startswith('configs/'):
+        relative_path = relative_path[len('configs/'):]
+    path = osp.join(configs_root(), relative_path)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'no silc-seg config {relative_path!r} in {configs_root()}')
+    return path
+
 
 def prepare_runner_cfg(cfg: Config,
                        config_path: str,
@@ -15,9 +59,7 @@ def prepare_runner_cfg(cfg: Config,
 
     - ``--cfg-options`` are merged, ``--launcher`` is recorded;
     - the work dir is CLI > config > ``./work_dirs/<config name>`` (as in mmseg);
-    - ``default_scope`` falls back to ``'mmseg'``, the scope silc-seg registers into;
-    - :class:`~silc_seg.engine.hooks.SafeCheckpointHook` is added unless listed, so that the
-      checkpoints the run saves can be resumed with ``torch.load(weights_only=True)``.
+    - ``default_scope`` falls back to ``'mmseg'``, the scope silc-seg registers into.
 
     Args:
         cfg (Config): The loaded config, modified in place.
@@ -38,11 +80,6 @@ def prepare_runner_cfg(cfg: Config,
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(config_path))[0])
     cfg.setdefault('default_scope', 'mmseg')
-    custom_hooks = list(cfg.get('custom_hooks', None) or [])
-    if not any(h.get('type') in ('SafeCheckpointHook', 'mmseg.SafeCheckpointHook')
-               for h in custom_hooks):
-        custom_hooks.append(dict(type='SafeCheckpointHook'))
-    cfg.custom_hooks = custom_hooks
     return cfg
 
 

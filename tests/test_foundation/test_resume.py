@@ -1,5 +1,4 @@
 """Save-then-resume through MMEngine 0.10.7 on torch>=2.6 (weights-only loading)."""
-import io
 import os
 import pickle
 import subprocess
@@ -12,7 +11,7 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 
-from silc_seg.utils import from_safe_checkpoint, to_safe_checkpoint
+from silc_seg.utils import CheckpointRefusedError, torch_load_weights_only
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,21 +44,23 @@ def run_train(config, work_dir, *extra):
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_history_buffer_round_trip():
+def test_history_buffer_round_trip(tmp_path):
+    """An ordinary MMEngine message hub (history buffers, numpy arrays and scalars) loads
+    weights-only through silc-seg's loader, as it was saved."""
     buf = HistoryBuffer([1.5, 2.5, 3.0], [1, 2, 1], max_length=10)
     ckpt = {'message_hub': {'log_scalars': {'train/loss': buf},
                             'runtime_info': {'iter': 3, 'scale': np.float32(2.0),
                                              'hist': np.arange(4)}},
             'meta': {'epoch': 0}, 'state_dict': {'w': torch.ones(2)}}
-    buffer = io.BytesIO()
-    torch.save(to_safe_checkpoint(ckpt), buffer)
-    buffer.seek(0)
-    restored = from_safe_checkpoint(torch.load(buffer, weights_only=True))
+    torch.save(ckpt, tmp_path / 'plain.pth')
+    restored = torch_load_weights_only(str(tmp_path / 'plain.pth'))
     rbuf = restored['message_hub']['log_scalars']['train/loss']
     assert isinstance(rbuf, HistoryBuffer) and rbuf.max_length == 10
     np.testing.assert_array_equal(rbuf.data[0], [1.5, 2.5, 3.0])
     np.testing.assert_array_equal(rbuf.data[1], [1, 2, 1])
-    assert restored['message_hub']['runtime_info']['scale'] == 2.0
+    assert rbuf.mean() == pytest.approx(7.0 / 4)  # sum of values / sum of counts
+    scale = restored['message_hub']['runtime_info']['scale']
+    assert scale == 2.0 and scale.dtype == np.float32
     np.testing.assert_array_equal(restored['message_hub']['runtime_info']['hist'], np.arange(4))
 
 
@@ -72,21 +73,20 @@ def test_train_save_resume(tmp_path):
     assert straight.returncode == 0, straight.stderr[-3000:]
 
     ckpt_path = straight_dir / 'iter_4.pth'
-    # The checkpoint must load under torch's default weights-only unpickler ...
-    ckpt = torch.load(ckpt_path, map_location='cpu', weights_only=True)
+    # An ordinary MMEngine checkpoint: it loads weights-only with the admitted MMEngine types
+    # and carries the logged history as HistoryBuffers.
+    ckpt = torch_load_weights_only(str(ckpt_path))
     assert ckpt['meta']['iter'] == 4
-    # ... and still carry the logged history, restored as HistoryBuffers.
-    hub = from_safe_checkpoint(ckpt)['message_hub']
-    assert isinstance(hub['log_scalars']['train/loss'], HistoryBuffer)
+    assert isinstance(ckpt['message_hub']['log_scalars']['train/loss'], HistoryBuffer)
 
     # Second half in a fresh work dir, resumed from the half-way checkpoint of the first run.
     work_dir = tmp_path / 'resumed'
     resumed = run_train(config, work_dir, '--resume', str(ckpt_path))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert not (work_dir / 'iter_4.pth').exists()
-    final = torch.load(work_dir / 'iter_8.pth', map_location='cpu', weights_only=True)
+    final = torch_load_weights_only(str(work_dir / 'iter_8.pth'))
     assert final['meta']['iter'] == 8
-    reference = torch.load(straight_dir / 'iter_8.pth', map_location='cpu', weights_only=True)
+    reference = torch_load_weights_only(str(straight_dir / 'iter_8.pth'))
     # Optimizer state, LR schedule and data position all continue: identical weights
     # (CPU, deterministic; bitwise up to float32 rounding).
     for key, value in reference['state_dict'].items():
@@ -94,15 +94,18 @@ def test_train_save_resume(tmp_path):
     assert final['param_schedulers'] == reference['param_schedulers']
 
 
-def test_plain_mmengine_checkpoint_is_refused(tmp_path):
-    """Without the conversion, torch's weights-only loader refuses MMEngine's message hub:
-    this is the failure the SafeCheckpointHook exists for."""
+def test_admitted_types_do_not_loosen_torch_load(tmp_path):
+    """The MMEngine types are admitted only inside silc-seg's loader: torch.load itself still
+    refuses them after ``import silc_seg``, and the loader still refuses other objects."""
     ckpt = {'message_hub': {'log_scalars': {'loss': HistoryBuffer([1.0], [1])}}}
     torch.save(ckpt, tmp_path / 'plain.pth')
     with pytest.raises(pickle.UnpicklingError):
         torch.load(tmp_path / 'plain.pth', weights_only=True)
-    torch.save(to_safe_checkpoint(ckpt), tmp_path / 'safe.pth')
-    torch.load(tmp_path / 'safe.pth', weights_only=True)
+    assert isinstance(torch_load_weights_only(str(tmp_path / 'plain.pth'))['message_hub']
+                      ['log_scalars']['loss'], HistoryBuffer)
+    torch.save({'names': np.array(['a', None], dtype=object)}, tmp_path / 'object.pth')
+    with pytest.raises(CheckpointRefusedError, match='object.pth'):
+        torch_load_weights_only(str(tmp_path / 'object.pth'))
 
 
 def test_two_process_cpu_launch(tmp_path):
@@ -118,7 +121,7 @@ def test_two_process_cpu_launch(tmp_path):
     result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    ckpt = torch.load(tmp_path / 'work' / 'iter_4.pth', map_location='cpu', weights_only=True)
+    ckpt = torch_load_weights_only(str(tmp_path / 'work' / 'iter_4.pth'))
     assert ckpt['meta']['iter'] == 4
     log = result.stdout + result.stderr
     assert 'Distributed training: True' in log and 'GPU number: 2' in log, log[-3000:]

@@ -1,4 +1,3 @@
-from .safe_checkpoint_hook import SafeCheckpointHook  # noqa: F401
 from .data_stats_hook import DataStatsHook  # noqa: F401
 from .model_dataset_meta_hook import ModelDatasetMetaHook  # noqa: F401
 from .ema_teacher_hook import EMATeacherHook  # noqa: F401
