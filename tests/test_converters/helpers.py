@@ -7,9 +7,12 @@ import os.path as osp
 import pytest
 import torch
 
-from silc_seg.models.utils.convert import REPO_ROOT, build_towers, verify_state_dict
+from silc_seg.converters import build_towers, verify_state_dict
+from silc_seg.utils import get_config_path
 
 open_clip = pytest.importorskip('open_clip')
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 # Required agreement of converted towers with the reference implementations (fp32, eval).
 TOLERANCE = 1e-4
@@ -60,7 +63,7 @@ def convert_with_tool(tmp_path, model_name, dst_name):
     dst = str(tmp_path / dst_name)
     lines = run_tool(load_tool('openclip2silc'), [str(src), dst, '--model', model_name])
     config = lines[-1]
-    assert config.startswith('configs/_base_/models/') and osp.isfile(osp.join(REPO_ROOT, config))
+    assert config.startswith('configs/_base_/models/') and osp.isfile(get_config_path(config))
     towers, state_dict = load_converted(dst, config)
     return reference, towers, state_dict, config
 

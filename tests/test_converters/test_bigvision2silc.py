@@ -11,7 +11,7 @@ from torch import nn
 from silc_seg.models.backbones import SILCVisionTransformer
 from silc_seg.models.losses import SigLipLoss
 from silc_seg.models.text_encoders import SILCTextTransformer
-from silc_seg.models.utils.convert import convert_big_vision_arrays, verify_state_dict
+from silc_seg.converters import convert_big_vision_arrays, verify_state_dict
 from .helpers import TOLERANCE, convert_with_tool, load_tool, max_diff
 
 open_clip = pytest.importorskip('open_clip')

@@ -2,20 +2,19 @@
 must give the same image and text embeddings in the towers of the printed arch config."""
 import contextlib
 import io
-import os.path as osp
 import zipfile
 
 import pytest
 import torch
 from mmengine.config import Config
 
+from silc_seg.converters import (MODEL_CONFIGS, build_towers, convert_openclip_state_dict,
+                                 load_openclip_checkpoint, verify_state_dict)
 from silc_seg.models.backbones import SILCVisionTransformer
 from silc_seg.models.losses import ClipContrastiveLoss
 from silc_seg.models.text_encoders import SILCTextTransformer
-from silc_seg.models.utils.convert import (MODEL_CONFIGS, REPO_ROOT, build_towers,
-                                           convert_openclip_state_dict, load_openclip_checkpoint,
-                                           verify_state_dict)
 from silc_seg.registry import MODELS
+from silc_seg.utils import get_config_path
 from .helpers import TOLERANCE, convert_with_tool, load_tool, max_diff, perturb
 
 open_clip = pytest.importorskip('open_clip')
@@ -152,7 +151,7 @@ def test_training_checkpoint_wrapper_and_errors(tmp_path):
 @pytest.mark.parametrize('config', sorted(set(MODEL_CONFIGS.values())) + [
     'configs/_base_/models/silc_vit-b16.py', 'configs/_base_/models/silc_vit-tiny.py'])
 def test_arch_configs_are_consistent(config):
-    cfg = Config.fromfile(osp.join(REPO_ROOT, config))
+    cfg = Config.fromfile(get_config_path(config))
     # The model uses the very towers the file defines at top level (also after inheritance).
     for name in ('image_encoder', 'text_encoder', 'tokenizer'):
         assert cfg.model[name] == cfg[name], name
@@ -169,7 +168,7 @@ def test_arch_configs_are_consistent(config):
 
 def test_tiny_arch_config_builds_and_embeds():
     towers = build_towers('configs/_base_/models/silc_vit-tiny.py')
-    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs/_base_/models/silc_vit-tiny.py'))
+    cfg = Config.fromfile(get_config_path('_base_/models/silc_vit-tiny.py'))
     tokens = MODELS.build(cfg.tokenizer)(['a red square', 'a blue circle'])
     assert towers['text_encoder'](tokens).shape == (2, 128)
     assert towers['image_encoder'].encode_image(torch.randn(2, 3, 64, 64)).shape == (2, 128)

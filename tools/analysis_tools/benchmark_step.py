@@ -22,10 +22,8 @@ Example::
 """
 import argparse
 import statistics
-import sys
 import time
 from contextlib import nullcontext
-from pathlib import Path
 
 import torch
 from mmengine.config import Config, DictAction
@@ -33,9 +31,8 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 from mmengine.utils import import_modules_from_strings
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from silc_seg.engine.hooks.ema_teacher_hook import ema_update  # noqa: E402
-from silc_seg.registry import MODELS, OPTIMIZERS  # noqa: E402
+from silc_seg.engine.hooks.ema_teacher_hook import ema_update
+from silc_seg.registry import MODELS, OPTIMIZERS
 
 
 def parse_args():

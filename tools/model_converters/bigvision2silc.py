@@ -10,13 +10,10 @@ printed as the last line.
 import argparse
 import os
 import os.path as osp
-import sys
 
 import numpy as np
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-from silc_seg.models.utils.convert import (  # noqa: E402
+from silc_seg.converters import (
     build_towers, config_path, convert_big_vision_arrays, save_state_dict, verify_state_dict)
 
 BIG_VISION_MODELS = ['ViT-B-16-SigLIP']

@@ -10,11 +10,8 @@ exactly into) the towers of the arch config, whose path is printed as the last l
 import argparse
 import os
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-from silc_seg.models.utils.convert import (  # noqa: E402
+from silc_seg.converters import (
     MODEL_CONFIGS, OPENAI_MODEL_NAMES, build_towers, config_path, convert_openclip_state_dict,
     load_openclip_checkpoint, save_state_dict, verify_state_dict)
 
