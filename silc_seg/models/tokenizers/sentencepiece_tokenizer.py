@@ -42,26 +42,53 @@ class SentencePieceTokenizer:
                  context_length: int = 64,
                  pad_id: Optional[int] = None,
                  canonicalize: bool = True):
-        try:
-            import sentencepiece
-        except ImportError as error:
-            raise ImportError('SentencePieceTokenizer needs sentencepiece: '
-                              'pip install -r requirements/optional.txt') from error
         if context_length < 1:
             raise ValueError(f'context_length must be positive, got {context_length}')
-        if not osp.isfile(model_file):
-            raise FileNotFoundError(
-                f'SentencePiece model {model_file!r} not found (SigLIP: the T5 cc_en.32000 '
-                'vocabulary, see configs/_base_/models/siglip_vit-b-16.py)')
         self.model_file = model_file
-        self.processor = sentencepiece.SentencePieceProcessor(model_file=model_file)
-        self.eos_id = self.processor.eos_id()
-        if self.eos_id < 0:
-            raise ValueError(f'{model_file} defines no end-of-sequence token')
-        self.pad_id = self.eos_id if pad_id is None else pad_id
         self.context_length = context_length
         self.canonicalize = canonicalize
-        self.vocab_size = self.processor.get_piece_size()
+        self._pad_id = pad_id
+        # Read on first use, so that a model whose text is never tokenised (the image tower of
+        # a converted SigLIP checkpoint) builds without the vocabulary file.
+        self._processor = None
+
+    @property
+    def processor(self):
+        """The SentencePiece processor, loaded from ``model_file`` on first use."""
+        if self._processor is None:
+            try:
+                import sentencepiece
+            except ImportError as error:
+                raise ImportError('SentencePieceTokenizer needs sentencepiece: '
+                                  'pip install -r requirements/optional.txt') from error
+            if not osp.isfile(self.model_file):
+                raise FileNotFoundError(
+                    f'SentencePiece model {self.model_file!r} not found: tokenising text needs '
+                    'the vocabulary the text tower was trained with. For SigLIP, download the T5 '
+                    'English vocabulary https://storage.googleapis.com/t5-data/vocabs/'
+                    f'cc_en.32000/sentencepiece.model to {self.model_file} (relative to the '
+                    'working directory), or point the config at your copy with --cfg-options '
+                    'model.tokenizer.model_file=PATH (see configs/_base_/models/siglip_vit-b-16.py)')
+            processor = sentencepiece.SentencePieceProcessor(model_file=self.model_file)
+            if processor.eos_id() < 0:
+                raise ValueError(f'{self.model_file} defines no end-of-sequence token')
+            self._processor = processor
+        return self._processor
+
+    @property
+    def eos_id(self) -> int:
+        """End-of-sequence id (appended to every text)."""
+        return self.processor.eos_id()
+
+    @property
+    def pad_id(self) -> int:
+        """Padding id: the one given, else the end-of-sequence id."""
+        return self.eos_id if self._pad_id is None else self._pad_id
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of pieces of the vocabulary."""
+        return self.processor.get_piece_size()
 
     def encode(self, text: str) -> List[int]:
         """Piece ids of one cleaned text, without the end token."""

@@ -1,27 +1,28 @@
 """Prompt templates for zero-shot classifiers built from text embeddings.
 
-The template lists are the ones OpenAI CLIP published for ImageNet, taken from ``open_clip`` (a
-runtime dependency) instead of being copied here.
+The template lists OpenAI CLIP published for ImageNet are data files shipped with the package
+(``templates/*.txt``, one format string per line, their source named in the file header), so the
+runtime needs no ``open_clip``.
 """
+import os.path as osp
 from typing import List, Sequence, Union
 
-from open_clip.zero_shot_metadata import (OPENAI_IMAGENET_TEMPLATES,
-                                          SIMPLE_IMAGENET_TEMPLATES)
-
 _SINGLE_TEMPLATE = 'a photo of a {}.'
+_TEMPLATE_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'templates')
 
 
-def _as_format_strings(templates) -> List[str]:
-    # open_clip stores templates as one-argument callables; a '{}' placeholder makes them plain,
-    # printable format strings.
-    return [template('{}') for template in templates]
+def read_template_file(path: str) -> List[str]:
+    """Templates of a text file: one format string per line; blank and ``#`` lines skipped."""
+    with open(path, encoding='utf-8') as f:
+        lines = [line.rstrip('\n') for line in f]
+    return [line for line in lines if line.strip() and not line.startswith('#')]
 
 
 PROMPT_TEMPLATE_SETS = {
     # The 80 templates of OpenAI CLIP's ImageNet zero-shot classifier (SCLIP/NACLIP/ClearCLIP).
-    'imagenet80': _as_format_strings(OPENAI_IMAGENET_TEMPLATES),
+    'imagenet80': read_template_file(osp.join(_TEMPLATE_DIR, 'imagenet80.txt')),
     # The 7-template subset CLIP's authors selected on ImageNet.
-    'short': _as_format_strings(SIMPLE_IMAGENET_TEMPLATES),
+    'short': read_template_file(osp.join(_TEMPLATE_DIR, 'short.txt')),
     'single': [_SINGLE_TEMPLATE],
 }
 
