@@ -1,7 +1,8 @@
-"""Cross-rank helpers for the contrastive and distillation losses.
+"""Differentiable cross-rank exchanges for the contrastive losses.
 
-All functions are no-ops (identity / single-rank answers) when ``torch.distributed`` is not
-initialized, so the losses run unchanged in a single process.
+Everything else (``get_dist_info``, gathering without gradient, mean / max all-reduce) comes from
+:mod:`mmengine.dist`, which also answers for a single process. The two functions here have no
+MMEngine counterpart because their backward must route gradients to the rank that owns a tensor.
 
 Gradient convention (the one of OpenCLIP): the gathering functions below are differentiable and
 their backward *sums* the gradients of every rank into the rank that owns the tensor. When every
@@ -9,18 +10,10 @@ rank computes a loss whose average over ranks is the big-batch loss, the gradien
 its own features is ``world_size`` times the big-batch gradient; DistributedDataParallel then
 averages parameter gradients over ranks, which gives exactly the big-batch gradient.
 """
-from typing import List, Tuple
-
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_nn
-
-
-def get_dist_info() -> Tuple[int, int]:
-    """``(rank, world_size)``; ``(0, 1)`` without an initialized process group."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+from mmengine.dist import get_dist_info
 
 
 def all_gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
@@ -37,39 +30,6 @@ def all_gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     if world_size == 1:
         return tensor
     return torch.cat(dist_nn.all_gather(tensor), dim=0)
-
-
-@torch.no_grad()
-def all_gather_no_grad(tensor: torch.Tensor) -> List[torch.Tensor]:
-    """Every rank's ``tensor`` (a list indexed by rank), without gradient."""
-    _, world_size = get_dist_info()
-    if world_size == 1:
-        return [tensor]
-    gathered = [torch.empty_like(tensor) for _ in range(world_size)]
-    dist.all_gather(gathered, tensor.contiguous())
-    return gathered
-
-
-@torch.no_grad()
-def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
-    """Mean of ``tensor`` over ranks (a new tensor; the input is left untouched)."""
-    _, world_size = get_dist_info()
-    if world_size == 1:
-        return tensor.clone()
-    reduced = tensor.clone()
-    dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
-    return reduced / world_size
-
-
-@torch.no_grad()
-def all_reduce_any(flag: bool, device: torch.device = torch.device('cpu')) -> bool:
-    """True on every rank when ``flag`` is True on any rank (agree on a collective decision)."""
-    _, world_size = get_dist_info()
-    if world_size == 1:
-        return bool(flag)
-    value = torch.tensor([float(flag)], device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item() > 0)
 
 
 class _RingShift(torch.autograd.Function):

@@ -5,8 +5,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmengine.dist import all_gather, get_dist_info
+
 from silc_seg.registry import MODELS
-from silc_seg.utils.dist import all_gather_no_grad, all_gather_with_grad, get_dist_info
+from silc_seg.utils.dist import all_gather_with_grad
 
 
 def gather_features(features: torch.Tensor, gather_with_grad: bool = True) -> torch.Tensor:
@@ -23,7 +25,7 @@ def gather_features(features: torch.Tensor, gather_with_grad: bool = True) -> to
     if gather_with_grad:
         return all_gather_with_grad(features)
     rank, _ = get_dist_info()
-    gathered = all_gather_no_grad(features)
+    gathered = all_gather(features.detach())
     gathered[rank] = features
     return torch.cat(gathered, dim=0)
 

@@ -1,9 +1,9 @@
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.dist import all_reduce
 
 from silc_seg.registry import MODELS
-from silc_seg.utils.dist import all_reduce_mean
 
 
 def teacher_probabilities(teacher_output: torch.Tensor, center: torch.Tensor,
@@ -133,9 +133,9 @@ class LocalGlobalDistillLoss(nn.Module):
         """``center <- m * center + (1 - m) * mean(teacher outputs of all ranks)``; skipped when
         that mean is not finite."""
         # Averaged in the buffer's precision (fp32 under bf16 autocast).
-        batch_center = all_reduce_mean(
-            teacher_output.detach().to(self.center.dtype).mean(dim=0, keepdim=True))
-        # A non-finite batch (the step will be rejected by the model's loss guard) must not
+        batch_center = teacher_output.detach().to(self.center.dtype).mean(dim=0, keepdim=True)
+        all_reduce(batch_center, op='mean')  # in place; a no-op in a single process
+        # A non-finite batch (NonFiniteGuardOptimWrapper rejects its step) must not
         # poison the running center; the reduced value is the same on every rank.
         if torch.isfinite(batch_center).all():
             self.center.mul_(self.center_momentum).add_(

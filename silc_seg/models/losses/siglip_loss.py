@@ -4,9 +4,10 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.dist import get_dist_info
 
 from silc_seg.registry import MODELS
-from silc_seg.utils.dist import all_gather_with_grad, get_dist_info, ring_shift_with_grad
+from silc_seg.utils.dist import all_gather_with_grad, ring_shift_with_grad
 
 
 def siglip_pair_loss(image_features: torch.Tensor,
