@@ -64,15 +64,18 @@ def main():
     setup_cpu_distributed(cfg, args.launcher)
 
     if args.amp:
+        # Each fp32 wrapper and its mixed-precision counterpart.
+        amp_types = {'OptimWrapper': 'AmpOptimWrapper',
+                     'NonFiniteGuardOptimWrapper': 'NonFiniteGuardAmpOptimWrapper'}
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if optim_wrapper == 'AmpOptimWrapper':
+        if optim_wrapper in amp_types.values():
             print_log('AMP training is already enabled in your config.',
                       logger='current', level=logging.WARNING)
         else:
-            assert optim_wrapper == 'OptimWrapper', (
-                '`--amp` is only supported when the optimizer wrapper type is '
-                f'`OptimWrapper` but got {optim_wrapper}.')
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            assert optim_wrapper in amp_types, (
+                '`--amp` is only supported when the optimizer wrapper type is one of '
+                f'{sorted(amp_types)} but got {optim_wrapper}.')
+            cfg.optim_wrapper.type = amp_types[optim_wrapper]
             cfg.optim_wrapper.dtype = args.amp_dtype
             if args.amp_dtype == 'float16':
                 cfg.optim_wrapper.loss_scale = 'dynamic'

@@ -53,9 +53,6 @@ model = dict(
         center_momentum=0.9),
     zero_shot_classes={{_base_.demo_classes}},
     zero_shot_templates=['a picture with {}.', '{}.'])
-# Under DistributedDataParallel keeps SILC.train_step's handling of non-finite losses.
-# (Scope prefix: MMEngine's runner looks wrappers up in its root registry.)
-model_wrapper_cfg = dict(type='mmseg.SILCDistributedDataParallel')
 
 custom_hooks = [
     # A short run: a faster-moving teacher than the paper's 0.996 (time constant 100 iterations).

@@ -36,12 +36,9 @@ model = dict(
         student_temp=0.1,
         teacher_temp=0.07,
         center_momentum=0.9),
-    distill_weight=1.0,
-    # Drop the update of a step whose loss is not finite (agreed across ranks) instead of failing.
-    skip_nonfinite_steps=True)
-# Keeps SILC.train_step's non-finite step handling under DistributedDataParallel.
-# (Scope prefix: MMEngine's runner looks wrappers up in its root registry.)
-model_wrapper_cfg = dict(type='mmseg.SILCDistributedDataParallel')
+    distill_weight=1.0)
+# Drop the update of a step whose loss is not finite (agreed across ranks) instead of failing.
+optim_wrapper = dict(skip_nonfinite_steps=True)
 
 custom_hooks = [
     dict(type='EMATeacherHook', momentum=0.996, end_momentum=0.9999),

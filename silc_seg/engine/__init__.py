@@ -1,3 +1,3 @@
-from . import hooks
+from . import hooks, optimizers
 
-__all__ = ['hooks']
+__all__ = ['hooks', 'optimizers']

@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from silc_seg.engine.hooks import EMATeacherHook, TeacherTempWarmupHook
 from silc_seg.engine.hooks.ema_teacher_hook import ema_update
+from silc_seg.engine.optimizers import NonFiniteGuardOptimWrapper
 from silc_seg.registry import DATASETS, HOOKS
 from silc_seg.utils import torch_load_weights_only
 from tests.test_models.test_silc import BATCH, CONTEXT, VOCAB, batch, build, model_cfg
@@ -63,8 +64,9 @@ def test_teacher_is_ema_of_student_after_each_optimizer_step(accumulate):
 
 
 def test_skipped_step_does_not_update_teacher():
-    model = build(skip_nonfinite_steps=True).train()
-    optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.5))
+    model = build().train()
+    optim_wrapper = NonFiniteGuardOptimWrapper(
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.5), skip_nonfinite_steps=True)
     runner = fake_runner(model, optim_wrapper, 4)
     hook = EMATeacherHook()
     with torch.no_grad():

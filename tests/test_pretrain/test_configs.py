@@ -9,11 +9,12 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.dataset import default_collate
+from mmengine.optim import AmpOptimWrapper
 from mmengine.registry import DefaultScope
 from torch.utils.data import DataLoader
 
 import silc_seg  # noqa: F401
-from silc_seg.registry import DATASETS, HOOKS, MODELS
+from silc_seg.registry import DATASETS, HOOKS, MODELS, OPTIM_WRAPPERS
 
 B16_CONFIGS = {
     'configs/silc/pretrain_b16.py': ('ClipContrastiveLoss', True),
@@ -30,7 +31,9 @@ def test_b16_configs_follow_the_paper(path):
     model = cfg.model
     assert model.type == 'SILC' and model.contrastive_loss.type == loss_type
     assert cfg.default_scope == 'mmseg' and 'silc_seg' in cfg.custom_imports.imports
-    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    # bf16 mixed precision, with the non-finite loss guard (an AmpOptimWrapper subclass).
+    assert cfg.optim_wrapper.type == 'NonFiniteGuardAmpOptimWrapper'
+    assert issubclass(OPTIM_WRAPPERS.get(cfg.optim_wrapper.type), AmpOptimWrapper)
     assert cfg.optim_wrapper.dtype == 'bfloat16'
     assert [s.type for s in cfg.param_scheduler] == ['LinearLR', 'CosineAnnealingLR']
     assert cfg.optim_wrapper.optimizer.type == 'AdamW'

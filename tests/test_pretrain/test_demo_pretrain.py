@@ -100,6 +100,8 @@ def _train_rank(rank, world_size, port, config, work_dir, options):
     class CPURunner(Runner):
 
         def wrap_model(self, model_wrapper_cfg, model):
+            # MMEngine's default wrapper when the config names none.
+            model_wrapper_cfg = model_wrapper_cfg or dict(type='MMDistributedDataParallel')
             return MODEL_WRAPPERS.build(
                 model_wrapper_cfg, default_args=dict(module=model, device_ids=None))
 
@@ -111,8 +113,10 @@ def _train_rank(rank, world_size, port, config, work_dir, options):
     prepare_runner_cfg(cfg, config, str(work_dir), parsed, 'pytorch')
     runner = CPURunner.from_cfg(cfg)
     assert runner.world_size == world_size and runner.distributed
-    assert type(runner.model).__name__ == 'SILCDistributedDataParallel'
+    assert type(runner.model).__name__ == 'MMDistributedDataParallel'
     runner.train()
+    # Built from the config during train(): the guard, with MMEngine's own DDP wrapper.
+    assert type(runner.optim_wrapper).__name__ == 'NonFiniteGuardOptimWrapper'
 
 
 def test_two_process_gloo_run(demo_root, tmp_path):

@@ -3,7 +3,9 @@ max_iters = 200
 warmup_iters = 20
 base_lr = 1e-3
 optim_wrapper = dict(
-    type='OptimWrapper',
+    # OptimWrapper that raises on a non-finite loss (on any rank); skip_nonfinite_steps=True
+    # skips such steps instead (silc_seg/engine/optimizers).
+    type='NonFiniteGuardOptimWrapper',
     optimizer=dict(
         type='AdamW', lr=base_lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.05),
     clip_grad=dict(max_norm=1.0),

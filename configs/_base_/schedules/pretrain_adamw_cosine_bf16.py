@@ -6,7 +6,9 @@ max_iters = 250000
 warmup_iters = 10000
 base_lr = 5e-4
 optim_wrapper = dict(
-    type='AmpOptimWrapper',
+    # AmpOptimWrapper that raises on a non-finite loss (on any rank); skip_nonfinite_steps=True
+    # skips such steps instead (silc_seg/engine/optimizers).
+    type='NonFiniteGuardAmpOptimWrapper',
     # bf16 has fp32's range: no loss scaling needed.
     dtype='bfloat16',
     optimizer=dict(

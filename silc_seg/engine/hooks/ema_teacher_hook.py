@@ -92,7 +92,8 @@ class EMATeacherHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         model = self._model(runner)
-        if getattr(model, 'last_step_skipped', False):
+        # NonFiniteGuardOptimWrapper dropped this step's update: the student did not move.
+        if getattr(runner.optim_wrapper, 'last_step_skipped', False):
             return
         should_update = getattr(runner.optim_wrapper, 'should_update', None)
         if should_update is not None and not should_update():

@@ -1,4 +1,3 @@
 from .silc import SILC
-from .silc_ddp import SILCDistributedDataParallel
 
-__all__ = ['SILC', 'SILCDistributedDataParallel']
+__all__ = ['SILC']

@@ -1,18 +1,14 @@
 import copy
-import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
-from mmengine.optim import OptimWrapper
 from mmpretrain.structures import DataSample
 
 from silc_seg.registry import MODELS
 from ..utils.text_classifier import TextClassifier
-from silc_seg.utils.dist import all_reduce_any
 
 ConfigType = Union[dict, nn.Module]
 
@@ -61,10 +57,6 @@ class SILC(BaseModel):
             :meth:`predict` (sets ``pred_score``). Defaults to None.
         zero_shot_templates (Sequence[str]): Prompt templates with one ``{}`` for the class name;
             class embeddings average over them. Defaults to ``('a photo of a {}.',)``.
-        skip_nonfinite_steps (bool): On a non-finite loss term, skip the optimizer update
-            instead of raising :class:`FloatingPointError`. Under distributed training this
-            needs ``model_wrapper_cfg=dict(type='mmseg.SILCDistributedDataParallel')``.
-            Defaults to False.
         data_preprocessor (dict | nn.Module, optional): Defaults to ``SILCDataPreprocessor``.
         init_cfg (dict, optional): Defaults to None.
     """
@@ -81,7 +73,6 @@ class SILC(BaseModel):
                  num_global_crops: Optional[int] = None,
                  zero_shot_classes: Optional[Sequence[str]] = None,
                  zero_shot_templates: Sequence[str] = ('a photo of a {}.', ),
-                 skip_nonfinite_steps: bool = False,
                  data_preprocessor: Optional[ConfigType] = dict(type='SILCDataPreprocessor'),
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=_build(data_preprocessor), init_cfg=init_cfg)
@@ -92,7 +83,6 @@ class SILC(BaseModel):
         self.contrastive_weight = contrastive_weight
         self.distill_weight = distill_weight
         self.num_global_crops = num_global_crops
-        self.skip_nonfinite_steps = skip_nonfinite_steps
 
         self.with_distill = distill_head is not None
         if self.with_distill:
@@ -127,8 +117,6 @@ class SILC(BaseModel):
         self.text_classifier = TextClassifier(
             self.text_encoder, self.tokenizer, self.zero_shot_templates,
             batch_size=len(self.zero_shot_templates)) if self.zero_shot_classes else None
-        self.last_step_skipped = False
-        self._guarded_step = False
 
     # ----------------------------------------------------------------------------------------
     # Public API
@@ -252,75 +240,6 @@ class SILC(BaseModel):
             raise ValueError(f'{name} must be (num_views * {batch_size}, 3, H, W) for '
                              f'{batch_size} captions, got {tuple(crops.shape)}')
         return crops.shape[0] // batch_size
-
-    def train_step(self, data: Union[dict, tuple, list],
-                   optim_wrapper: OptimWrapper) -> Dict[str, torch.Tensor]:
-        """:meth:`BaseModel.train_step` with the non-finite loss guard of :meth:`parse_losses`.
-
-        With ``skip_nonfinite_steps``, a non-finite loss term (on any rank) drops the update:
-        gradients are zeroed, no optimizer step happens (so the EMA teacher is not updated
-        either), the skip is counted in the message hub (``train/nonfinite_skips``) and a warning
-        is logged.
-        """
-        return self.guarded_train_step(data, optim_wrapper, self)
-
-    def guarded_train_step(self, data: Union[dict, tuple, list], optim_wrapper: OptimWrapper,
-                           forward_model: nn.Module) -> Dict[str, torch.Tensor]:
-        """:meth:`train_step` running the forward pass through ``forward_model`` (this model,
-        or the :class:`SILCDistributedDataParallel` wrapping it)."""
-        self._guarded_step = True
-        try:
-            with optim_wrapper.optim_context(forward_model):
-                data = self.data_preprocessor(data, True)
-                losses = forward_model._run_forward(data, mode='loss')
-            parsed_loss, log_vars = self.parse_losses(losses)
-        finally:
-            self._guarded_step = False
-        if self.last_step_skipped:
-            optim_wrapper.zero_grad()
-            message_hub = MessageHub.get_current_instance()
-            skips = message_hub.get_info('nonfinite_skips', 0) + 1
-            message_hub.update_info('nonfinite_skips', skips)
-            message_hub.update_scalar('train/nonfinite_skips', skips)
-            warnings.warn(f'{self._nonfinite_message(log_vars)}; skipped the optimizer step '
-                          f'({skips} skipped so far)')
-        else:
-            optim_wrapper.update_params(parsed_loss)
-        return log_vars
-
-    def parse_losses(self, losses: Dict[str, torch.Tensor]):
-        """:meth:`BaseModel.parse_losses`, then check every loss term is finite on every rank.
-
-        A non-finite term raises :class:`FloatingPointError` naming the iteration and the term
-        values, unless ``skip_nonfinite_steps`` (then :meth:`guarded_train_step` skips the
-        update). It runs here because MMEngine's DistributedDataParallel wrapper calls
-        ``parse_losses`` but not :meth:`train_step`.
-        """
-        parsed_loss, log_vars = super().parse_losses(losses)
-        nonfinite = any(not torch.isfinite(value).all()
-                        for name, value in log_vars.items() if 'loss' in name)
-        self.last_step_skipped = all_reduce_any(nonfinite, parsed_loss.device)
-        if self.last_step_skipped and not (self.skip_nonfinite_steps and self._guarded_step):
-            hint = ('set model.skip_nonfinite_steps=True to skip such steps'
-                    if not self.skip_nonfinite_steps else
-                    "skipping steps under DistributedDataParallel needs "
-                    "model_wrapper_cfg=dict(type='mmseg.SILCDistributedDataParallel')")
-            raise FloatingPointError(
-                f'{self._nonfinite_message(log_vars)}. Lower the learning rate, enable '
-                f'gradient clipping, or {hint}.')
-        return parsed_loss, log_vars
-
-    @staticmethod
-    def _nonfinite_message(log_vars: Dict[str, torch.Tensor]) -> str:
-        terms = {name: value for name, value in log_vars.items()
-                 if 'loss' in name and name != 'loss'}
-        bad_terms = [name for name, value in terms.items() if not torch.isfinite(value).all()]
-        if not bad_terms:
-            bad_terms = ['the sum of the terms' if not torch.isfinite(log_vars['loss']).all()
-                         else 'another rank']
-        values = ', '.join(f'{name}={value.item():.6g}' for name, value in terms.items())
-        iteration = MessageHub.get_current_instance().get_info('iter')
-        return f'non-finite loss at iteration {iteration} (in {", ".join(bad_terms)}): {values}'
 
     # ----------------------------------------------------------------------------------------
     # Inference
