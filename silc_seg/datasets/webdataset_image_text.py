@@ -2,6 +2,7 @@ import json
 import math
 import multiprocessing
 import random
+from collections import Counter
 from typing import Iterator, List, Optional, Sequence, Union
 
 from mmengine.dataset import Compose
@@ -83,10 +84,12 @@ class WebDatasetImageText(IterableDataset):
     within a buffer. All randomness derives from ``seed``, the epoch, the rank and the worker, so a
     run repeats exactly for the same world size and ``num_workers``.
 
-    Bad samples (no image, undecodable image, empty or non-text caption) and unreadable or
-    truncated shards are logged and skipped; the count of skips before a good sample travels as
-    its ``num_skipped`` (see :mod:`silc_seg.datasets.image_text_utils`). The samples of a
-    truncated shard before the damage are kept.
+    Bad samples (no image, undecodable image, empty or non-text caption) and missing
+    (``missing_shard``), unreadable or truncated (``corrupt_shard``) shards are logged and
+    skipped; the count of skips before a good sample travels as its ``num_skipped`` (see
+    :mod:`silc_seg.datasets.image_text_utils`). The samples of a truncated shard before the damage
+    are kept. A pass over all of a worker's shards that yields no usable sample (e.g. a mistyped
+    ``shards`` pattern) raises a ``RuntimeError`` with the skip counts instead of spinning.
 
     Args:
         shards (str | list[str]): Shard paths or URLs (anything ``webdataset.gopen`` opens),
@@ -140,6 +143,9 @@ class WebDatasetImageText(IterableDataset):
         # Shared with the dataloader workers, so set_epoch reaches persistent workers too.
         self._epoch = multiprocessing.Value('i', 0)
         self.skipped = 0
+        # Skips of the current pass by reason (and one source each), for the empty-pass error.
+        self._pass_skips: Counter = Counter()
+        self._pass_examples: dict = {}
 
     @property
     def metainfo(self) -> dict:
@@ -174,6 +180,8 @@ class WebDatasetImageText(IterableDataset):
                 stream = _TarEndChecker(raw_stream)
                 yield from group_by_keys(files(stream))
                 stream.check_end()
+        except FileNotFoundError as err:  # a mistyped path or a shard not yet copied
+            raise BadSample('missing_shard', url, repr(err)) from err
         except Exception as err:  # tarfile, gzip, IO and network errors
             raise BadSample('corrupt_shard', url, repr(err)) from err
 
@@ -209,6 +217,12 @@ class WebDatasetImageText(IterableDataset):
             ori_shape=img.shape[:2],
             img_shape=img.shape[:2])
 
+    def _skip(self, err: BadSample) -> None:
+        log_skipped(err)
+        self.skipped += 1
+        self._pass_skips[err.reason] += 1
+        self._pass_examples.setdefault(err.reason, err.source)
+
     def _samples(self, urls: Sequence[str]) -> Iterator[dict]:
         """Decoded good samples of ``urls``, counting bad ones in ``self.skipped``."""
         for url in urls:
@@ -219,14 +233,12 @@ class WebDatasetImageText(IterableDataset):
                 except StopIteration:
                     break
                 except BadSample as err:
-                    log_skipped(err)
-                    self.skipped += 1
+                    self._skip(err)
                     break
                 try:
                     yield self._decode(raw)
                 except BadSample as err:
-                    log_skipped(err)
-                    self.skipped += 1
+                    self._skip(err)
 
     def _shuffled(self, samples: Iterator[dict],
                   rng: random.Random) -> Iterator[dict]:
@@ -257,19 +269,34 @@ class WebDatasetImageText(IterableDataset):
                               worker_id, num_workers, self.shuffle)
             rng = random.Random(
                 hash((self.seed, epoch, rank, worker_id)) & 0xFFFFFFFF)
+            self._pass_skips, self._pass_examples = Counter(), {}
+            num_good = 0
             for results in self._shuffled(self._samples(urls), rng):
                 results['num_skipped'] = self.skipped
                 data = self.pipeline(results)
                 if data is None:
-                    log_skipped(
-                        BadSample('dropped_by_pipeline', results['img_path']))
-                    self.skipped += 1
+                    self._skip(BadSample('dropped_by_pipeline', results['img_path']))
                     continue
                 self.skipped = 0
+                num_good += 1
                 yield data
+            if num_good == 0:
+                self._raise_empty_pass(urls, epoch, rank, worker_id)
             if not self.repeat:
                 return
             epoch += 1
+
+    def _raise_empty_pass(self, urls: Sequence[str], epoch: int, rank: int,
+                          worker_id: int) -> None:
+        """A pass over all shards without one usable sample: repeating it would spin forever."""
+        reasons = ', '.join(f'{count} {reason}' for reason, count in self._pass_skips.most_common())
+        examples = '; '.join(f'{reason}: {source}'
+                             for reason, source in self._pass_examples.items())
+        raise RuntimeError(
+            f'WebDatasetImageText: no usable sample in a full pass over {len(urls)} shard(s) '
+            f'(epoch {epoch}, rank {rank}, dataloader worker {worker_id}; skipped: '
+            f'{reasons or "nothing"}; e.g. {examples or "-"}). Check `shards` '
+            f'({self.urls[0]}{", ..." if len(self.urls) > 1 else ""}) and the pipeline.')
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(num_shards={len(self.urls)}, '

@@ -221,3 +221,52 @@ def test_webdataset_too_few_shards_for_workers(shard_dir):
         _keys(ds, num_workers=2)
     with pytest.raises(ValueError, match='no shard matches'):
         WebDatasetImageText(shards=[])
+
+
+def _next_within(stream, seconds=20):
+    """``next(stream)``, or a failure instead of a hang when it takes longer than ``seconds``."""
+    import signal
+
+    class Hang(BaseException):  # not an Exception: the dataset's error handling must not eat it
+        pass
+
+    def _timeout(signum, frame):
+        raise Hang(f'no sample and no error within {seconds} s')
+
+    previous = signal.signal(signal.SIGALRM, _timeout)
+    signal.alarm(seconds)
+    try:
+        return next(stream)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize('repeat', [True, False])
+def test_webdataset_mistyped_shards_fail_instead_of_hanging(tmp_path, repeat, monkeypatch):
+    # The mistyped path of issue 16: every shard is missing; a repeating stream used to spin.
+    import silc_seg.datasets.webdataset_image_text as wds_module
+    logged = []
+    monkeypatch.setattr(wds_module, 'log_skipped', lambda err: logged.append(err.reason))
+    ds = WebDatasetImageText(shards=str(tmp_path / 'nonexistent/{00000..00003}.tar'),
+                             repeat=repeat, pipeline=[dict(type='PackSILCInputs')])
+    with pytest.raises(RuntimeError, match=r'no usable sample in a full pass over 4 shard') as e:
+        _next_within(iter(ds))
+    assert '4 missing_shard' in str(e.value) and 'nonexistent/00000.tar' in str(e.value)
+    assert logged == ['missing_shard'] * 4
+
+
+def test_webdataset_all_bad_samples_fail_but_one_good_shard_is_enough(tmp_path, shard_dir):
+    _write(tmp_path / 'junk.tar', b'not a tar at all' * 10)
+    _write_shard(tmp_path / 'bad.tar', ['k0', 'k1'], dict(k0='corrupt_image', k1='no_image'))
+    ds = WebDatasetImageText(shards=[str(tmp_path / 'junk.tar'), str(tmp_path / 'bad.tar')],
+                             pipeline=[dict(type='PackSILCInputs')])
+    with pytest.raises(RuntimeError, match='1 corrupt_shard, 1 corrupt_image, 1 missing_image'):
+        _next_within(iter(ds))
+    # A missing shard among good ones is skipped and counted, not fatal.
+    ds = WebDatasetImageText(
+        shards=[str(tmp_path / 'gone.tar'), str(shard_dir / 'shard-00.tar')], shuffle=False,
+        pipeline=[dict(type='PackSILCInputs')])
+    stream = iter(ds)
+    first = _next_within(stream)['data_samples']
+    assert first.sample_idx == 's0k0' and first.num_skipped == 1
