@@ -71,6 +71,8 @@ def trigger_visualization_hook(cfg, args):
             "visualization=dict(type='SegVisualizationHook')")
     visualization_hook = default_hooks['visualization']
     visualization_hook['draw'] = True
+    # Every test image, whatever interval the config keeps for drawing during training.
+    visualization_hook['interval'] = 1
     if args.show:
         visualization_hook['show'] = True
         visualization_hook['wait_time'] = args.wait_time

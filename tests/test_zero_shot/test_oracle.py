@@ -74,8 +74,9 @@ def test_oracle_ade20k_full_test_tool_path(tmp_path):
     checkpoint = str(tmp_path / 'oracle.pth')
     write_oracle_checkpoint(config, ADE20KDataset.METAINFO['classes'], checkpoint, shuffle=False)
     show_dir = str(tmp_path / 'overlays')
-    assert run_test_tool(config, checkpoint, str(tmp_path / 'work'), '--show-dir',
-                         show_dir) == 100.0
+    # A config interval above the number of images must not stop --show-dir saving each one.
+    assert run_test_tool(config, checkpoint, str(tmp_path / 'work'), '--show-dir', show_dir,
+                         '--cfg-options', 'default_hooks.visualization.interval=50') == 100.0
     overlays = sorted(f for _, _, files in os.walk(show_dir) for f in files if f.endswith('.png'))
     assert overlays == ['test_ADE_val_00000000.jpg_0.png', 'test_ADE_val_00000001.jpg_0.png']
 

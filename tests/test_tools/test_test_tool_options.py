@@ -1,0 +1,30 @@
+"""tools/test.py options that change the config: --show-dir."""
+import importlib.util
+import os.path as osp
+from argparse import Namespace
+
+import pytest
+from mmengine.config import Config
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def load_tool(name):
+    """Import ``tools/<name>.py`` as a module (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f'silc_tool_{name}',
+                                                  osp.join(REPO, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('config', ['catseg_b16_ade150.py', 'zs_ade150.py'])
+def test_show_dir_saves_every_image_whatever_the_config_interval(config, tmp_path):
+    # The CAT-Seg configs keep SegVisualizationHook's default interval (50): with it, --show-dir
+    # saved nothing for a short test set.
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'silc', config))
+    args = Namespace(show=False, show_dir=str(tmp_path), wait_time=2)
+    cfg = load_tool('test').trigger_visualization_hook(cfg, args)
+    hook = cfg.default_hooks.visualization
+    assert hook.draw and hook.interval == 1
+    assert cfg.visualizer.save_dir == str(tmp_path)
