@@ -49,6 +49,8 @@ val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 max_iters = 80000
 optim_wrapper = dict(
     type='OptimWrapper',
+    # One log line for the frozen parameters (EMA teacher / frozen tower parts), not one each.
+    constructor='FrozenParamsOptimWrapperConstructor',
     optimizer=dict(type='AdamW', lr=2e-4, weight_decay=1e-4),
     # detectron2 CLIP_GRADIENTS: full-model L2 norm clipped at 0.01
     clip_grad=dict(max_norm=0.01, norm_type=2),

@@ -6,6 +6,8 @@ optim_wrapper = dict(
     # OptimWrapper that raises on a non-finite loss (on any rank); skip_nonfinite_steps=True
     # skips such steps instead (silc_seg/engine/optimizers).
     type='NonFiniteGuardOptimWrapper',
+    # One log line for the frozen parameters (EMA teacher / frozen tower parts), not one each.
+    constructor='FrozenParamsOptimWrapperConstructor',
     optimizer=dict(
         type='AdamW', lr=base_lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.05),
     clip_grad=dict(max_norm=1.0),

@@ -9,6 +9,8 @@ optim_wrapper = dict(
     # AmpOptimWrapper that raises on a non-finite loss (on any rank); skip_nonfinite_steps=True
     # skips such steps instead (silc_seg/engine/optimizers).
     type='NonFiniteGuardAmpOptimWrapper',
+    # One log line for the frozen parameters (EMA teacher / frozen tower parts), not one each.
+    constructor='FrozenParamsOptimWrapperConstructor',
     # bf16 has fp32's range: no loss scaling needed.
     dtype='bfloat16',
     optimizer=dict(
