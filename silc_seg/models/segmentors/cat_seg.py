@@ -9,21 +9,20 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from mmengine.structures import PixelData
-from mmseg.models.segmentors import BaseSegmentor
 from mmseg.structures import SegDataSample
 from torch import Tensor
 
 from silc_seg.registry import MODELS
 from ..layers.cat_seg_qv_finetune import setup_qv_finetuning
 from ..utils import TextClassifier, build_vocabulary
-from .vocabulary import ClassNames, VocabularyMixin
+from .base import OpenVocabularySegmentor
+from .vocabulary import ClassNames
 
 CAT_SEG_TEMPLATE = 'A photo of a {} in the scene'
 
 
 @MODELS.register_module()
-class CATSeg(VocabularyMixin, BaseSegmentor):
+class CATSeg(OpenVocabularySegmentor):
     """CAT-Seg segmentor (CVPR 2024 version: the image tower's intermediate features guide the
     upsampling; no extra backbone).
 
@@ -123,7 +122,7 @@ class CATSeg(VocabularyMixin, BaseSegmentor):
                              f'{self.decode_head.num_guidance_maps} intermediate maps')
         self.image_size = tuple(image_size)
         self.train_cfg = train_cfg
-        self.test_cfg = self._check_test_cfg(test_cfg or dict(mode='whole'))
+        self.test_cfg = self._check_test_cfg(test_cfg)
         self.train_vocabulary = (
             build_vocabulary(train_class_names) if train_class_names is not None else None)
         self._init_vocabulary(class_names)
@@ -135,18 +134,10 @@ class CATSeg(VocabularyMixin, BaseSegmentor):
                 tower.init_weights()
             setup_qv_finetuning(tower, trainable)
 
-    @staticmethod
-    def _check_test_cfg(test_cfg: dict) -> dict:
-        test_cfg = dict(test_cfg)
-        mode = test_cfg.setdefault('mode', 'whole')
-        if mode not in ('whole', 'slide'):
-            raise ValueError(f"test_cfg.mode must be 'whole' or 'slide', got {mode!r}")
-        if mode == 'slide':
-            for key in ('out_size', 'crop_size', 'stride'):
-                if key not in test_cfg:
-                    raise ValueError(f"test_cfg.mode='slide' needs test_cfg.{key}")
-                value = test_cfg[key]
-                test_cfg[key] = (value, value) if isinstance(value, int) else tuple(value)
+    @classmethod
+    def _check_test_cfg(cls, test_cfg: Optional[dict]) -> dict:
+        test_cfg = cls.check_test_cfg(test_cfg, slide_keys=('out_size', 'crop_size', 'stride'))
+        if test_cfg['mode'] == 'slide':
             for out, crop, stride in zip(test_cfg['out_size'], test_cfg['crop_size'],
                                          test_cfg['stride']):
                 if crop > out or stride < 1 or (out - crop) % stride:
@@ -251,37 +242,18 @@ class CATSeg(VocabularyMixin, BaseSegmentor):
         return F.interpolate(logits, size=image.shape[-2:], mode='bilinear',
                              align_corners=self.align_corners)[0].sigmoid()
 
-    def predict(self, inputs: Tensor, data_samples=None) -> List[SegDataSample]:
-        """Segment a batch; samples get ``seg_logits`` (per-class sigmoid scores) and
-        ``pred_sem_seg`` at their original size.
+    def inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> List[Tensor]:
+        """Per-class sigmoid scores of each image at its unpadded input size.
 
         Args:
             inputs (Tensor): (B, 3, H, W) preprocessed (possibly padded) images.
-            data_samples (list[SegDataSample], optional): samples with metainfo.
+            batch_img_metas (list[dict]): metainfo with ``img_shape`` of each image.
 
         Returns:
-            list[SegDataSample]: the segmentation results.
+            list[Tensor]: (T, h_i, w_i) scores of every image (``seg_logits`` after
+            :meth:`predict`, whose ``pred_sem_seg`` is their arg-max at the original size).
         """
-        if data_samples is None:
-            data_samples = [
-                SegDataSample(metainfo=dict(
-                    img_shape=inputs.shape[-2:], ori_shape=inputs.shape[-2:]))
-                for _ in range(inputs.shape[0])
-            ]
         scores_of = self._slide_scores if self.test_cfg['mode'] == 'slide' else self._whole_scores
-        with torch.no_grad():
-            text_features = self.test_text_features()
-            for sample, image in zip(data_samples, inputs):
-                meta = sample.metainfo
-                height, width = meta.get('img_shape', image.shape[-2:])[:2]
-                scores = scores_of(image[:, :height, :width], text_features)
-                if meta.get('flip', False):
-                    dims = (2, ) if meta.get('flip_direction') == 'horizontal' else (1, )
-                    scores = scores.flip(dims=dims)
-                ori_shape = tuple(meta.get('ori_shape', (height, width))[:2])
-                scores = F.interpolate(scores[None], size=ori_shape, mode='bilinear',
-                                       align_corners=self.align_corners)[0]
-                sample.set_data(dict(
-                    seg_logits=PixelData(data=scores),
-                    pred_sem_seg=PixelData(data=scores.argmax(dim=0, keepdim=True))))
-        return data_samples
+        text_features = self.test_text_features()
+        return [scores_of(image, text_features)
+                for image in self.unpadded_images(inputs, batch_img_metas)]

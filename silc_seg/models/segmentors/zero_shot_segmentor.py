@@ -10,14 +10,14 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from mmengine.structures import PixelData
-from mmseg.models.segmentors import BaseSegmentor
 from mmseg.structures import SegDataSample
 from torch import Tensor
 
 from silc_seg.registry import MODELS
 from ..layers.dense_attention import DENSE_VARIANTS
 from ..utils import PAMR, TextClassifier
-from .vocabulary import ClassNames, VocabularyMixin
+from .base import OpenVocabularySegmentor
+from .vocabulary import ClassNames
 
 
 
@@ -57,7 +57,7 @@ def centred_padding(height: int, width: int, multiple: int) -> Tuple[int, int, i
 
 
 @MODELS.register_module()
-class ZeroShotSegmentor(VocabularyMixin, BaseSegmentor):
+class ZeroShotSegmentor(OpenVocabularySegmentor):
     """Zero-shot segmentor: patch-to-text cosine similarity on frozen towers.
 
     Submodules are named as in pretraining (``image_encoder``, ``text_encoder``, see
@@ -124,25 +124,12 @@ class ZeroShotSegmentor(VocabularyMixin, BaseSegmentor):
                 f'unknown dense_variant {dense_variant!r}; choose from {DENSE_VARIANTS}')
         self.dense_variant = dense_variant
         self.pamr = PAMR(**pamr) if pamr is not None else None
-        self.test_cfg = self._check_test_cfg(test_cfg or dict(mode='whole'))
-        self.align_corners = False
+        self.test_cfg = self._check_test_cfg(test_cfg)
         self._init_vocabulary(class_names)
 
-    @staticmethod
-    def _check_test_cfg(test_cfg: dict) -> dict:
-        test_cfg = dict(test_cfg)
-        mode = test_cfg.setdefault('mode', 'whole')
-        if mode not in ('whole', 'slide'):
-            raise ValueError(f"test_cfg.mode must be 'whole' or 'slide', got {mode!r}")
-        if mode == 'slide':
-            for key in ('crop_size', 'stride'):
-                if key not in test_cfg:
-                    raise ValueError(f"test_cfg.mode='slide' needs test_cfg.{key}")
-                value = test_cfg[key]
-                value = (value, value) if isinstance(value, int) else tuple(value)
-                if len(value) != 2 or min(value) < 1:
-                    raise ValueError(f'test_cfg.{key} must be a positive int or (h, w)')
-                test_cfg[key] = value
+    @classmethod
+    def _check_test_cfg(cls, test_cfg: Optional[dict]) -> dict:
+        test_cfg = cls.check_test_cfg(test_cfg, slide_keys=('crop_size', 'stride'))
         test_cfg.setdefault('window_batch_size', 16)
         if test_cfg['window_batch_size'] < 1:
             raise ValueError('test_cfg.window_batch_size must be >= 1')
@@ -259,57 +246,28 @@ class ZeroShotSegmentor(VocabularyMixin, BaseSegmentor):
         Returns:
             list[Tensor]: (Q, h_i, w_i) logits of every image.
         """
-        images = []
-        for image, meta in zip(inputs, batch_img_metas):
-            height, width = meta.get('img_shape', image.shape[-2:])[:2]
-            images.append(image[:, :height, :width])
+        images = self.unpadded_images(inputs, batch_img_metas)
         if self.test_cfg['mode'] == 'slide':
             return self._slide_logits(images)
         return [self._whole_logits(image) for image in images]
 
     # ---------------------------------------------------------------------------- prediction
-    def predict(self, inputs: Tensor, data_samples=None) -> List[SegDataSample]:
-        """Segment a batch; the samples get ``seg_logits`` (class probabilities) and
-        ``pred_sem_seg`` at their original image size.
+    def postprocess_image(self, sample: SegDataSample, image: Tensor, logits: Tensor) -> None:
+        """Query logits at the original size (flip undone), refined by PAMR if enabled, then
+        class probabilities (synonyms merged) and labels with the head's background rules.
 
         Args:
-            inputs (Tensor): (B, 3, H, W) preprocessed images.
-            data_samples (list[SegDataSample], optional): samples with metainfo.
-
-        Returns:
-            list[SegDataSample]: the segmentation results.
+            sample (SegDataSample): the sample to fill.
+            image (Tensor): ``(3, h, w)`` the unpadded input image (PAMR's guide).
+            logits (Tensor): ``(Q, h, w)`` its query logits.
         """
-        if data_samples is None:
-            data_samples = [
-                SegDataSample(metainfo=dict(
-                    img_shape=inputs.shape[-2:], ori_shape=inputs.shape[-2:]))
-                for _ in range(inputs.shape[0])
-            ]
-        batch_img_metas = [sample.metainfo for sample in data_samples]
-        with torch.no_grad():
-            query_logits = self.inference(inputs, batch_img_metas)
-            _, query_to_class = self.text_embeddings()
-            for sample, image, logits in zip(data_samples, inputs, query_logits):
-                self._postprocess(sample, image, logits, query_to_class)
-        return data_samples
-
-    def _postprocess(self, sample: SegDataSample, image: Tensor, logits: Tensor,
-                     query_to_class: List[int]) -> None:
         meta = sample.metainfo
-        height, width = logits.shape[-2:]
-        image = image[:, :height, :width]
-        if meta.get('flip', False):
-            dims = (2, ) if meta.get('flip_direction') == 'horizontal' else (1, )
-            logits, image = logits.flip(dims=dims), image.flip(dims=dims)
-        ori_shape = tuple(meta.get('ori_shape', (height, width))[:2])
-        logits = F.interpolate(
-            logits[None], size=ori_shape, mode='bilinear', align_corners=False)
+        logits = self.to_original_geometry(logits, meta)[None]
         if self.pamr is not None:
-            guide = F.interpolate(
-                image[None], size=ori_shape, mode='bilinear', align_corners=False)
-            logits = self.pamr(guide, logits)
-        probabilities = self.decode_head.class_probabilities(
-            logits[0], query_to_class, self.num_classes)
+            logits = self.pamr(self.to_original_geometry(image, meta)[None], logits)
+        query_to_class = self.text_classifier.query_to_class(self.vocabulary)
+        probabilities = self.decode_head.class_probabilities(logits[0], query_to_class,
+                                                             self.num_classes)
         labels = self.decode_head.predict_labels(probabilities)
         sample.set_data(dict(
             seg_logits=PixelData(data=probabilities), pred_sem_seg=PixelData(data=labels)))

@@ -134,6 +134,19 @@ class TextClassifier:
                 owners.append(class_index)
         return prompts, owners
 
+    def query_to_class(self, vocabulary: Sequence[Sequence[str]]) -> List[int]:
+        """The class index of each embedding row for ``vocabulary`` (no tower involved).
+
+        Args:
+            vocabulary (Sequence[Sequence[str]]): the names (synonyms) of each class.
+
+        Returns:
+            list[int]: one class index per query (per name with ``'separate'``, else per class).
+        """
+        if self.name_rule == 'separate':
+            return self.prompts(vocabulary)[1]
+        return list(range(len(vocabulary)))
+
     def _tokenize(self, prompts: List[str]) -> List[Tensor]:
         return [
             self.tokenizer(prompts[start:start + self.batch_size])
@@ -153,13 +166,12 @@ class TextClassifier:
     def _combine(self, prompt_embeddings: Tensor, owners: List[int],
                  num_classes: int) -> ClassEmbeddings:
         embeddings = prompt_embeddings.view(len(owners), len(self.templates), -1)
-        query_to_class = owners
         if self.name_rule == 'average':
             index = torch.as_tensor(owners, device=embeddings.device)
             embeddings = F.normalize(
                 embeddings.new_zeros(num_classes, *embeddings.shape[1:]).index_add(
                     0, index, embeddings), dim=-1)
-            query_to_class = list(range(num_classes))
+        query_to_class = owners if self.name_rule == 'separate' else list(range(num_classes))
         if self.template_reduction == 'mean':
             embeddings = embeddings.mean(dim=1)
         return ClassEmbeddings(F.normalize(embeddings, dim=-1), query_to_class)
