@@ -31,7 +31,6 @@ import os
 import pstats
 import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,9 +41,9 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from PIL import Image, ImageFilter, ImageOps
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-import silc_seg  # noqa: E402,F401  (registers the transforms and datasets)
-from silc_seg.registry import DATASETS  # noqa: E402
+import silc_seg  # noqa: F401  (registers the transforms and datasets)
+from silc_seg.registry import DATASETS
+from silc_seg.utils import get_config_path
 
 DEFAULT_CONFIG = 'configs/_base_/datasets/wds_pretrain_224.py'
 SIZES = ((500, 375), (375, 500), (500, 333), (480, 360), (500, 400), (333, 500))
@@ -173,7 +172,8 @@ def main():
         cv2.setNumThreads(0)  # MMEngine's default env_cfg (opencv_num_threads=0)
     except ImportError:
         pass
-    cfg = Config.fromfile(args.config)
+    cfg = Config.fromfile(args.config if os.path.isfile(args.config) else
+                          get_config_path(args.config))
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     tmp = None
     if args.data_dir:

@@ -15,6 +15,12 @@ with backward = 2x forward: for the image towers alone (student fwd+bwd of all v
 fwd of the global views vs fwd+bwd of one view), and for the whole step (adding the text tower,
 the same in both, and the distillation head). Optimizer and EMA costs are not counted.
 
+Inside the SILC step the script also times the EMA teacher update and the teacher forward
+(teacher tower on the global crops + teacher head; the device is synchronised around it) and
+reports their medians as shares of the step, next to the teacher's share of the step FLOPs.
+With ``--peak-tflops`` (the device's dense peak for the dtype, e.g. 989 for H100 SXM bf16) it
+prints the model FLOP utilisation (analytical FLOPs of the step / time / peak).
+
 Example::
 
     python tools/analysis_tools/benchmark_step.py configs/silc/demo_silc_tiny.py \\
@@ -32,6 +38,7 @@ from mmengine.registry import init_default_scope
 from mmengine.utils import import_modules_from_strings
 
 from silc_seg.engine.hooks.ema_teacher_hook import ema_update
+from silc_seg.models.utils.compile import compile_transformer_blocks
 from silc_seg.registry import MODELS, OPTIMIZERS
 
 
@@ -47,6 +54,13 @@ def parse_args():
     parser.add_argument('--local-size', type=int, help='default: config local_crop_size')
     parser.add_argument('--num-global', type=int, help='default: config num_global_crops')
     parser.add_argument('--num-local', type=int, help='default: config num_local_crops')
+    parser.add_argument('--fused', action='store_true', help='fused AdamW')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile every transformer block (CompileBlocksHook)')
+    parser.add_argument('--with-cp', action='store_true',
+                        help='activation checkpointing of the towers\' blocks')
+    parser.add_argument('--peak-tflops', type=float,
+                        help='dense peak TFLOP/s of the device for the dtype, for MFU')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
 
@@ -114,12 +128,40 @@ def make_batch(batch_size, num_global, num_local, global_size, local_size, conte
     return dict(inputs=inputs, data_samples=None)
 
 
-def build(model_cfg, optimizer_cfg, device):
+def build(model_cfg, optimizer_cfg, device, compile_blocks=False):
     model = MODELS.build(model_cfg)
     model.init_weights()
     model.to(device).train()
+    if compile_blocks:
+        compile_transformer_blocks(model)
     optimizer = OPTIMIZERS.build(dict(optimizer_cfg, params=model.parameters()))
     return model, OptimWrapper(optimizer)
+
+
+class Stopwatch:
+    """Accumulated wall time of wrapped calls, with the device synchronised around each."""
+
+    def __init__(self, device):
+        self.device = device
+        self.elapsed = 0.0
+
+    def _sync(self):
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+
+    def wrap(self, fn):
+        def timed(*args, **kwargs):
+            self._sync()
+            start = time.perf_counter()
+            out = fn(*args, **kwargs)
+            self._sync()
+            self.elapsed += time.perf_counter() - start
+            return out
+        return timed
+
+    def take(self):
+        elapsed, self.elapsed = self.elapsed, 0.0
+        return elapsed
 
 
 def main():
@@ -140,13 +182,25 @@ def main():
     if local_size is None and num_local:
         raise ValueError('the config has no local_crop_size: pass --local-size')
     device = torch.device(args.device)
-    optimizer_cfg = cfg.optim_wrapper.optimizer
+    optimizer_cfg = cfg.optim_wrapper.optimizer.copy()
+    if args.fused:
+        optimizer_cfg['fused'] = True
+    model_cfg = cfg.model.copy()
+    if args.with_cp:
+        model_cfg.image_encoder['with_cp'] = True
+        model_cfg.text_encoder['with_cp'] = True
 
     torch.manual_seed(0)
-    silc, silc_optim = build(cfg.model, optimizer_cfg, device)
-    baseline_cfg = cfg.model.copy()
+    silc, silc_optim = build(model_cfg, optimizer_cfg, device, args.compile)
+    baseline_cfg = model_cfg.copy()
     baseline_cfg.update(distill_head=None, distill_loss=None)
-    baseline, baseline_optim = build(baseline_cfg, optimizer_cfg, device)
+    baseline, baseline_optim = build(baseline_cfg, optimizer_cfg, device, args.compile)
+    teacher_watch, ema_watch = Stopwatch(device), Stopwatch(device)
+    # Instance attributes shadow the methods: time the teacher forward inside the step.
+    teacher_tower = silc.teacher_image_encoder
+    teacher_tower.encode_image = teacher_watch.wrap(teacher_tower.encode_image)
+    silc.teacher_head.forward = teacher_watch.wrap(silc.teacher_head.forward)
+    update_teacher = ema_watch.wrap(ema_update)
     context_length = silc.text_encoder.context_length
     silc_batch = make_batch(args.batch_size, num_global, num_local, global_size, local_size,
                             context_length)
@@ -157,8 +211,8 @@ def main():
     def silc_step():
         with autocast():
             silc.train_step(silc_batch, silc_optim)
-        ema_update(silc.teacher_image_encoder, silc.image_encoder, 0.996)
-        ema_update(silc.teacher_head, silc.distill_head, 0.996)
+        update_teacher(silc.teacher_image_encoder, silc.image_encoder, 0.996)
+        update_teacher(silc.teacher_head, silc.distill_head, 0.996)
 
     def baseline_step():
         with autocast():
@@ -176,16 +230,23 @@ def main():
     for _ in range(args.warmup):
         silc_step()
         baseline_step()
-    silc_times, baseline_times = [], []
+    teacher_watch.take()
+    ema_watch.take()
+    silc_times, baseline_times, teacher_shares, ema_shares = [], [], [], []
     for _ in range(args.iters):
         silc_times.append(timed(silc_step))
+        teacher_shares.append(teacher_watch.take() / silc_times[-1])
+        ema_shares.append(ema_watch.take() / silc_times[-1])
         baseline_times.append(timed(baseline_step))
 
     silc_time, baseline_time = statistics.median(silc_times), statistics.median(baseline_times)
     silc_image, baseline_image, silc_full, baseline_full = step_flops(
         silc, global_size, local_size, num_global, num_local)
+    teacher_flops = num_global * (vit_forward_flops(silc.image_encoder, global_size)
+                                  + linear_flops(silc.distill_head))
     print(f'config: {args.config}  device: {device}  amp: {args.amp}  '
-          f'batch: {args.batch_size} pairs  threads: {torch.get_num_threads()}')
+          f'batch: {args.batch_size} pairs  threads: {torch.get_num_threads()}  '
+          f'fused AdamW: {args.fused}  compile: {args.compile}  with_cp: {args.with_cp}')
     print(f'SILC step ({num_global}x{global_size}px global + {num_local}x{local_size}px local, '
           f'teacher, head, EMA): {silc_time * 1e3:.1f} ms '
           f'({args.batch_size / silc_time:.3g} pairs/s)')
@@ -197,6 +258,14 @@ def main():
     print(f'theoretical full-step FLOP ratio (+ text tower, distillation head): '
           f'{silc_full / baseline_full:.2f} '
           f'({silc_full / 1e9:.3f} vs {baseline_full / 1e9:.3f} GFLOPs per pair)')
+    print(f'share of the SILC step: teacher forward {statistics.median(teacher_shares):.1%} '
+          f'(FLOPs: {teacher_flops / silc_full:.1%}), EMA update '
+          f'{statistics.median(ema_shares):.1%} (not in the FLOP count)')
+    if args.peak_tflops:
+        peak = args.peak_tflops * 1e12
+        print(f'MFU (analytical step FLOPs / time / {args.peak_tflops:g} TFLOP/s): SILC '
+              f'{silc_full * args.batch_size / silc_time / peak:.1%}, contrastive-only '
+              f'{baseline_full * args.batch_size / baseline_time / peak:.1%}')
 
 
 if __name__ == '__main__':

@@ -13,8 +13,12 @@ optim_wrapper = dict(
     constructor='FrozenParamsOptimWrapperConstructor',
     # bf16 has fp32's range: no loss scaling needed.
     dtype='bfloat16',
+    # fused=True: one kernel for the whole AdamW update (CUDA and CPU), same result up to
+    # rounding; see docs/benchmarks.md for its measured effect. Off by default until measured
+    # on a GPU. (torch.compile of the transformer blocks: add dict(type='CompileBlocksHook')
+    # to custom_hooks; activation checkpointing: with_cp=True in both towers.)
     optimizer=dict(
-        type='AdamW', lr=base_lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.2),
+        type='AdamW', lr=base_lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.2, fused=False),
     clip_grad=dict(max_norm=1.0),
     paramwise_cfg=dict(
         norm_decay_mult=0.0,
