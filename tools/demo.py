@@ -21,6 +21,7 @@ from mmseg.visualization import SegLocalVisualizer
 import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
 from silc_seg.apis import init_model
 from silc_seg.models.utils import build_vocabulary
+from silc_seg.utils import ConfigOverrideError, merge_cfg_options
 
 LEGEND_ROW = 22
 LEGEND_WIDTH = 220
@@ -39,7 +40,8 @@ def parse_args():
     parser.add_argument('--device', default='cpu', help='device, e.g. cpu or cuda:0')
     parser.add_argument('--opacity', type=float, default=0.5, help='mask opacity in (0, 1]')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings in the config, in xxx=yyy format')
+                        help='override settings in the config, in xxx=yyy format (keys are '
+                        'checked against the config; +xxx=yyy adds a key it does not have)')
     args = parser.parse_args()
     if (args.classes is None) == (args.classes_file is None):
         parser.error('give exactly one of --classes and --classes-file')
@@ -71,8 +73,10 @@ def add_legend(image, names, palette, labels_present):
 def main():
     args = parse_args()
     config = Config.fromfile(args.config)
-    if args.cfg_options:
-        config.merge_from_dict(args.cfg_options)
+    try:
+        merge_cfg_options(config, args.cfg_options)
+    except ConfigOverrideError as err:
+        raise SystemExit(f'--cfg-options {err}')
     vocabulary = build_vocabulary(
         args.classes_file if args.classes_file else args.classes.split(','))
     # mmseg's inference_model reads the test pipeline from model.cfg, which init_model sets.

@@ -16,7 +16,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
-from silc_seg.utils import (load_model_checkpoint, prepare_runner_cfg,
+from silc_seg.utils import (ConfigOverrideError, load_model_checkpoint, prepare_runner_cfg,
                             setup_cpu_distributed)
 
 
@@ -48,7 +48,8 @@ def parse_args():
         nargs='+',
         action=DictAction,
         help='override settings in the config, in xxx=yyy format '
-        '(lists: key="[a,b]" or key=a,b)')
+        '(lists: key="[a,b]" or key=a,b); keys are checked against the config, '
+        '+xxx=yyy adds a key it does not have')
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -84,8 +85,10 @@ def trigger_visualization_hook(cfg, args):
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
-    prepare_runner_cfg(cfg, args.config, args.work_dir, args.cfg_options,
-                       args.launcher)
+    try:
+        prepare_runner_cfg(cfg, args.config, args.work_dir, args.cfg_options, args.launcher)
+    except ConfigOverrideError as err:
+        raise SystemExit(f'--cfg-options {err}')
     setup_cpu_distributed(cfg, args.launcher)
     # Loaded below, after the key check, instead of by the runner.
     cfg.load_from = None

@@ -13,7 +13,7 @@ from mmengine.runner import Runner
 
 import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
 from silc_seg.registry import RUNNERS
-from silc_seg.utils import prepare_runner_cfg, setup_cpu_distributed
+from silc_seg.utils import ConfigOverrideError, prepare_runner_cfg, setup_cpu_distributed
 
 
 def parse_args():
@@ -42,7 +42,8 @@ def parse_args():
         nargs='+',
         action=DictAction,
         help='override settings in the config, in xxx=yyy format '
-        '(lists: key="[a,b]" or key=a,b)')
+        '(lists: key="[a,b]" or key=a,b); keys are checked against the config, '
+        '+xxx=yyy adds a key it does not have')
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -59,8 +60,10 @@ def parse_args():
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
-    prepare_runner_cfg(cfg, args.config, args.work_dir, args.cfg_options,
-                       args.launcher)
+    try:
+        prepare_runner_cfg(cfg, args.config, args.work_dir, args.cfg_options, args.launcher)
+    except ConfigOverrideError as err:
+        raise SystemExit(f'--cfg-options {err}')
     setup_cpu_distributed(cfg, args.launcher)
 
     if args.amp:

@@ -8,6 +8,7 @@ from mmengine.utils import import_modules_from_strings
 
 from silc_seg.registry import MODELS
 from silc_seg.utils.checkpoint import load_model_checkpoint
+from silc_seg.utils.config import merge_cfg_options
 
 
 def init_model(config: Union[str, Path, Config],
@@ -23,7 +24,8 @@ def init_model(config: Union[str, Path, Config],
             :func:`~silc_seg.utils.load_model_checkpoint`. None keeps the initialized weights.
             Defaults to None.
         device (str): Defaults to ``'cpu'``.
-        cfg_options (dict, optional): Overrides merged into the config.
+        cfg_options (dict, optional): Overrides merged into the config; keys are checked as
+            ``--cfg-options`` are (:func:`~silc_seg.utils.merge_cfg_options`).
 
     Returns:
         nn.Module: The model in eval mode on ``device``, with ``cfg`` set to the config. For
@@ -41,8 +43,7 @@ def init_model(config: Union[str, Path, Config],
         config = Config.fromfile(str(config))
     elif not isinstance(config, Config):
         raise TypeError(f'config must be a file path or a Config, got {type(config).__name__}')
-    if cfg_options:
-        config.merge_from_dict(cfg_options)
+    merge_cfg_options(config, cfg_options)
     if config.get('custom_imports'):
         import_modules_from_strings(**config.custom_imports)
     init_default_scope(config.get('default_scope', 'mmseg'))

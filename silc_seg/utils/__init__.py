@@ -1,13 +1,14 @@
 from .checkpoint import (CheckpointMismatchError, CheckpointRefusedError, check_checkpoint_fits,
                          list_keys, load_model_checkpoint, mmengine_safe_globals,
                          register_checkpoint_loaders, torch_load_weights_only)
-from .config import configs_root, get_config_path, prepare_runner_cfg, setup_cpu_distributed
+from .config import (ConfigOverrideError, configs_root, get_config_path, merge_cfg_options,
+                     prepare_runner_cfg, setup_cpu_distributed)
 
 register_checkpoint_loaders()
 
 __all__ = [
-    'CheckpointMismatchError', 'CheckpointRefusedError', 'check_checkpoint_fits', 'configs_root',
-    'get_config_path', 'list_keys', 'load_model_checkpoint', 'mmengine_safe_globals',
-    'prepare_runner_cfg', 'register_checkpoint_loaders', 'setup_cpu_distributed',
-    'torch_load_weights_only'
+    'CheckpointMismatchError', 'CheckpointRefusedError', 'ConfigOverrideError',
+    'check_checkpoint_fits', 'configs_root', 'get_config_path', 'list_keys',
+    'load_model_checkpoint', 'merge_cfg_options', 'mmengine_safe_globals', 'prepare_runner_cfg',
+    'register_checkpoint_loaders', 'setup_cpu_distributed', 'torch_load_weights_only'
 ]

@@ -1,9 +1,12 @@
+import difflib
+import inspect
 import os.path as osp
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
+from torch.utils.data import DataLoader
 
 _PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -50,6 +53,155 @@ def get_config_path(relative_path: str) -> str:
     return path
 
 
+# Top-level settings MMEngine's Runner (and our tools) read with defaults, so configs often leave
+# them out; overriding them needs no "+".
+RUNNER_SETTINGS = frozenset([
+    'auto_scale_lr', 'compile', 'custom_hooks', 'custom_imports', 'data_preprocessor',
+    'default_hooks', 'default_scope', 'env_cfg', 'experiment_name', 'find_unused_parameters',
+    'launcher', 'load_from', 'log_level', 'log_processor', 'model_wrapper_cfg', 'optim_wrapper',
+    'param_scheduler', 'randomness', 'resume', 'runner_type', 'test_cfg', 'test_dataloader',
+    'test_evaluator', 'train_cfg', 'train_dataloader', 'tta_model', 'tta_pipeline', 'val_cfg',
+    'val_dataloader', 'val_evaluator', 'visualizer', 'work_dir'
+])
+
+
+# Untyped dicts whose consumer takes more keys than configs usually spell out.
+_UNTYPED_DICT_KEYS = {
+    # Runner.set_randomness
+    'randomness': ('seed', 'diff_rank_seed', 'deterministic'),
+    # Runner.setup_env
+    'env_cfg': ('cudnn_benchmark', 'mp_cfg', 'dist_cfg', 'resource_limit'),
+}
+
+
+def _constructor_keywords(type_name: Any) -> tuple:
+    """Keyword arguments the registered class ``type_name`` (any mmseg-scope registry) takes:
+    its ``__init__`` parameters and, when that passes ``**kwargs`` on, its bases' too."""
+    import mmseg.registry as registries
+    cls = type_name if isinstance(type_name, type) else None
+    if cls is None and isinstance(type_name, str):
+        for name in ('MODELS', 'DATASETS', 'TRANSFORMS', 'HOOKS', 'LOOPS', 'OPTIM_WRAPPERS',
+                     'OPTIMIZERS', 'PARAM_SCHEDULERS', 'METRICS', 'DATA_SAMPLERS',
+                     'VISUALIZERS', 'VISBACKENDS', 'LOG_PROCESSORS', 'MODEL_WRAPPERS'):
+            try:
+                cls = getattr(registries, name).get(type_name)
+            except Exception:  # unknown scope prefix or a failed lazy import
+                cls = None
+            if isinstance(cls, type):
+                break
+    if not isinstance(cls, type):
+        return ()
+    keywords = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get('__init__')
+        if init is None:
+            continue
+        try:
+            params = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):
+            break
+        keywords += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD,
+                                                            p.KEYWORD_ONLY)]
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return tuple(k for k in keywords if k != 'self')
+
+
+def _accepted_new_keys(node: dict, path: list) -> tuple:
+    """Keys a dict may gain without "+": its module's constructor keywords (dicts with a
+    ``type``), a dataloader's ``DataLoader`` arguments, or the known keys of an untyped dict."""
+    if 'type' in node:
+        return _constructor_keywords(node['type'])
+    if path and path[-1].endswith('dataloader'):
+        return tuple(inspect.signature(DataLoader.__init__).parameters)
+    return _UNTYPED_DICT_KEYS.get('.'.join(path), ())
+
+
+class ConfigOverrideError(KeyError):
+    """A ``--cfg-options`` key that names nothing in the config."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def check_override_key(cfg: Config, key: str) -> None:
+    """Check that the dotted ``key`` of an override names an existing config entry.
+
+    Each component must exist in its parent dict (or be an index into its parent list). A
+    component may also be new when its parent is an empty dict (nothing to misspell), when the
+    parent has a ``type`` whose class takes it as a keyword argument (e.g.
+    ``custom_hooks.0.end_momentum`` for ``EMATeacherHook``), when the parent is a dataloader dict
+    and it is a ``DataLoader`` argument, for the known keys of ``randomness`` and ``env_cfg``,
+    and, at the top level, for the settings the runner reads with a default
+    (:data:`RUNNER_SETTINGS`).
+
+    Raises:
+        ConfigOverrideError: with the closest existing key ("did you mean").
+    """
+    node: Any = cfg.to_dict() if isinstance(cfg, Config) else cfg
+    path = []
+    for part in key.split('.'):
+        where = '.'.join(path) or 'the config'
+        if node is None:
+            return  # MMEngine's merge reports a dict merged into None itself
+        if isinstance(node, (list, tuple)):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigOverrideError(
+                    f'`{key}`: {where} has {len(node)} items, so `{part}` is no index of it '
+                    f'(0 to {len(node) - 1})')
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            if part in node:
+                node = node[part]
+            elif (not node or (not path and part in RUNNER_SETTINGS)
+                  or part in _accepted_new_keys(node, path)):
+                return
+            else:
+                candidates = [str(k) for k in node.keys()]
+                if not path:
+                    candidates += sorted(RUNNER_SETTINGS)
+                close = difflib.get_close_matches(part, candidates, n=1, cutoff=0.5)
+                wrong = '.'.join(path + [part])
+                hint = (f'did you mean `{".".join(path + close)}`?' if close else
+                        f'the keys of {where} are {", ".join(candidates[:20])}')
+                raise ConfigOverrideError(
+                    f'`{key}`: the config has no `{wrong}` ({hint}). To add a key the config '
+                    f'does not have, write it with a leading "+": +{key}=...')
+        else:
+            return  # a scalar replaced by a dict: MMEngine's merge reports that itself
+        path.append(part)
+
+
+def merge_cfg_options(cfg: Config, options: Optional[dict]) -> Config:
+    """Merge ``--cfg-options`` into ``cfg`` after checking every key (typos are errors).
+
+    ``key=value`` must name an existing entry (see :func:`check_override_key`); ``+key=value``
+    adds a key the config does not have (e.g. an extra keyword of a module), as in Hydra. Nothing
+    is merged if any key fails.
+
+    Args:
+        cfg (Config): The loaded config, modified in place.
+        options (dict, optional): Parsed ``--cfg-options`` (``DictAction``).
+
+    Returns:
+        Config: ``cfg``.
+
+    Raises:
+        ConfigOverrideError: A key names nothing in the config.
+    """
+    if not options:
+        return cfg
+    checked = {}
+    for key, value in options.items():
+        if key.startswith('+'):
+            key = key[1:]
+        else:
+            check_override_key(cfg, key)
+        checked[key] = value
+    cfg.merge_from_dict(checked)
+    return cfg
+
+
 def prepare_runner_cfg(cfg: Config,
                        config_path: str,
                        work_dir: Optional[str] = None,
@@ -57,7 +209,8 @@ def prepare_runner_cfg(cfg: Config,
                        launcher: str = 'none') -> Config:
     """Apply the command-line settings shared by ``tools/train.py`` and ``tools/test.py``.
 
-    - ``--cfg-options`` are merged, ``--launcher`` is recorded;
+    - ``--cfg-options`` are checked and merged (:func:`merge_cfg_options`), ``--launcher`` is
+      recorded;
     - the work dir is CLI > config > ``./work_dirs/<config name>`` (as in mmseg);
     - ``default_scope`` falls back to ``'mmseg'``, the scope silc-seg registers into.
 
@@ -70,10 +223,12 @@ def prepare_runner_cfg(cfg: Config,
 
     Returns:
         Config: ``cfg``.
+
+    Raises:
+        ConfigOverrideError: An override key names nothing in the config.
     """
     cfg.launcher = launcher
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    merge_cfg_options(cfg, cfg_options)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:

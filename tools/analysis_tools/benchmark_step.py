@@ -40,6 +40,7 @@ from mmengine.utils import import_modules_from_strings
 from silc_seg.engine.hooks.ema_teacher_hook import ema_update
 from silc_seg.models.utils.compile import compile_transformer_blocks
 from silc_seg.registry import MODELS, OPTIMIZERS
+from silc_seg.utils import ConfigOverrideError, merge_cfg_options
 
 
 def parse_args():
@@ -167,8 +168,10 @@ class Stopwatch:
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    try:
+        merge_cfg_options(cfg, args.cfg_options)
+    except ConfigOverrideError as err:
+        raise SystemExit(f'--cfg-options {err}')
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)
     init_default_scope(cfg.get('default_scope', 'mmseg'))

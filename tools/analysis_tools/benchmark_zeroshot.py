@@ -28,6 +28,7 @@ from mmseg.structures import SegDataSample
 import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
 from silc_seg.models.segmentors.zero_shot_segmentor import sliding_windows
 from silc_seg.registry import DATASETS, MODELS
+from silc_seg.utils import ConfigOverrideError, merge_cfg_options
 
 
 def parse_args():
@@ -40,7 +41,8 @@ def parse_args():
     parser.add_argument('--repeats', type=int, default=3, help='timed passes (best is kept)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings in the config, in xxx=yyy format')
+                        help='override settings in the config, in xxx=yyy format (keys are '
+                        'checked against the config; +xxx=yyy adds a key it does not have)')
     return parser.parse_args()
 
 
@@ -103,8 +105,10 @@ def best_times(functions, repeats):
 def main():
     args = parse_args()
     config = Config.fromfile(args.config)
-    if args.cfg_options:
-        config.merge_from_dict(args.cfg_options)
+    try:
+        merge_cfg_options(config, args.cfg_options)
+    except ConfigOverrideError as err:
+        raise SystemExit(f'--cfg-options {err}')
     init_default_scope(config.get('default_scope', 'mmseg'))
     if config.model.test_cfg.get('mode') != 'slide':
         raise ValueError('the benchmark compares sliding-window inference; use a slide config')
