@@ -12,12 +12,12 @@ import argparse
 import os
 
 from mmengine.config import Config, DictAction
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner import Runner
 
 import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
-from silc_seg.utils import (ConfigOverrideError, load_model_checkpoint, prepare_runner_cfg,
-                            setup_cpu_distributed)
+from silc_seg.utils import (ConfigOverrideError, apply_test_time_augmentation,
+                            load_model_checkpoint, prepare_runner_cfg, setup_cpu_distributed)
 
 
 def parse_args():
@@ -56,7 +56,13 @@ def parse_args():
         default='none',
         help='job launcher')
     parser.add_argument(
-        '--tta', action='store_true', help='test time augmentation')
+        '--tta', action='store_true',
+        help='test-time augmentation: average the scores of flipped and rescaled views '
+        "(the config's tta_pipeline, else one built from its test pipeline)")
+    parser.add_argument(
+        '--tta-scales', nargs='+', type=float, default=[1.0],
+        help='with --tta and no tta_pipeline in the config: size multipliers of the test '
+        'resize, e.g. 0.75 1.0 1.25 (default: 1.0, flip only)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
@@ -96,15 +102,15 @@ def main():
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.tta:
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        cfg.tta_model.module = cfg.model
-        cfg.model = cfg.tta_model
+        apply_test_time_augmentation(cfg, args.tta_scales)
     if args.out is not None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
 
     runner = Runner.from_cfg(cfg)
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    if isinstance(model, BaseTTAModel):  # the segmentor inside the --tta wrapper
+        model = model.module
     load_model_checkpoint(model, args.checkpoint, allow_missing=args.allow_missing_keys)
     runner.test()
 

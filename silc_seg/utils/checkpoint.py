@@ -247,7 +247,8 @@ def check_checkpoint_fits(model_state: Mapping[str, torch.Tensor],
                           filename: str = 'checkpoint',
                           allow_missing: bool = False,
                           hint: str = '',
-                          max_listed: int = 5) -> List[str]:
+                          max_listed: int = 5,
+                          resizable: Sequence[str] = ()) -> List[str]:
     """Check that a checkpoint's weights fit a model: same shapes, no key missing.
 
     Keys of the checkpoint that the model does not have (a pretraining teacher, a distillation
@@ -262,6 +263,9 @@ def check_checkpoint_fits(model_state: Mapping[str, torch.Tensor],
         allow_missing (bool): return instead of raising on missing keys.
         hint (str): appended to the message (see :func:`fitting_config_hint`).
         max_listed (int): how many keys of each kind the message lists.
+        resizable (Sequence[str]): keys whose number of positions (dim 1) the model adapts
+            when loading (a ViT's ``pos_embed`` at another resolution); only the other dims
+            must match.
 
     Returns:
         list[str]: the unexpected (unused) checkpoint keys.
@@ -269,12 +273,19 @@ def check_checkpoint_fits(model_state: Mapping[str, torch.Tensor],
     Raises:
         CheckpointMismatchError: on a shape mismatch or missing keys.
     """
+
+    def fits(key, ckpt_shape, model_shape):
+        if ckpt_shape == model_shape:
+            return True
+        return (key in resizable and len(ckpt_shape) == len(model_shape) == 3
+                and ckpt_shape[::2] == model_shape[::2])
+
     missing = sorted(set(model_state) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(model_state))
     wrong_shape = [(key, tuple(state_dict[key].shape), tuple(value.shape))
                    for key, value in model_state.items()
                    if key in state_dict and hasattr(state_dict[key], 'shape')
-                   and tuple(state_dict[key].shape) != tuple(value.shape)]
+                   and not fits(key, tuple(state_dict[key].shape), tuple(value.shape))]
     problems = []
     if wrong_shape:
         problems.append(
@@ -327,8 +338,13 @@ def load_model_checkpoint(model: nn.Module,
         raise TypeError(f'{filename} holds a {type(checkpoint).__name__}, not a state dict')
     state_dict = checkpoint.get('state_dict', checkpoint)
     revised = {revise_key(key): value for key, value in state_dict.items()}
+    # Towers that resize some weights on load (a ViT's position embeddings at another
+    # resolution) name them in ``checkpoint_resizable_keys``.
+    resizable = [f'{name}.{key}' if name else key for name, module in model.named_modules()
+                 for key in getattr(module, 'checkpoint_resizable_keys', ())]
     unexpected = set(check_checkpoint_fits(model.state_dict(), revised, str(filename),
-                                           allow_missing, fitting_config_hint(checkpoint)))
+                                           allow_missing, fitting_config_hint(checkpoint),
+                                           resizable=resizable))
     if unexpected:
         from mmengine.logging import print_log
         print_log(f'{filename}: {len(unexpected)} weight(s) not used by this model were skipped '

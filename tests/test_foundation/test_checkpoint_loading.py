@@ -160,3 +160,23 @@ def test_demo_tool_stops_on_wrong_shapes(oracle_setup):
     assert result.returncode != 0
     assert 'image_encoder.class_embeddings (150, 128) in the checkpoint' in result.stderr
     assert not out.exists()
+
+
+def test_position_embeddings_of_another_resolution_load_resized(tmp_path):
+    """A ViT's pos_embed at another grid is adapted on load, not a mismatch; its width is."""
+    from silc_seg.models.backbones import SILCVisionTransformer
+
+    class Segmentor(nn.Module):
+
+        def __init__(self, img_size, width=None):
+            super().__init__()
+            self.image_encoder = SILCVisionTransformer(
+                arch='tiny', patch_size=8, img_size=img_size, width=width, output_dim=None)
+
+    torch.save(Segmentor(32).state_dict(), tmp_path / 'grid4.pth')
+    model = Segmentor(64)
+    load_model_checkpoint(model, str(tmp_path / 'grid4.pth'))
+    assert model.image_encoder.pos_embed.shape == (1, 65, 192)
+    torch.save(Segmentor(32, width=96).state_dict(), tmp_path / 'narrow.pth')
+    with pytest.raises(CheckpointMismatchError, match=r'image_encoder.pos_embed \(1, 17, 96\)'):
+        load_model_checkpoint(Segmentor(64), str(tmp_path / 'narrow.pth'))

@@ -1,6 +1,6 @@
 """Give the model the metainfo (class names, palette) of the dataset it is evaluated on."""
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 
 from silc_seg.registry import HOOKS
 
@@ -20,6 +20,8 @@ class ModelDatasetMetaHook(Hook):
     @staticmethod
     def _set_meta(runner, loop) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if isinstance(model, BaseTTAModel):  # tools/test.py --tta
+            model = model.module
         if not hasattr(model, 'dataset_meta'):
             return
         metainfo = getattr(loop.dataloader.dataset, 'metainfo', None)

@@ -95,6 +95,9 @@ class SILCVisionTransformer(BaseModule):
         'l14': dict(width=1024, depth=24, num_heads=16, patch_size=14, mlp_ratio=4.0),
     }
 
+    # Loaded with the grid resized to ``img_size`` (see ``_resize_checkpoint_pos_embed``).
+    checkpoint_resizable_keys = ('pos_embed', )
+
     def __init__(self,
                  arch: Union[str, dict] = 'b16',
                  img_size: Union[int, Tuple[int, int]] = 224,
