@@ -261,7 +261,10 @@ class SILCVisionTransformer(BaseModule):
         self._freeze_stages()
         return self
 
-    def embed(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
+    def embed(self,
+              x: Tensor,
+              patch_mask: Optional[Tensor] = None,
+              mask_token: Optional[Tensor] = None) -> Tuple[Tensor, Tuple[int, int]]:
         """Patch, class-token and positional embeddings (and ``ln_pre``).
 
         Images whose size is not a multiple of the patch size are zero-padded at the bottom and
@@ -269,6 +272,11 @@ class SILCVisionTransformer(BaseModule):
 
         Args:
             x (Tensor): ``(B, 3, H, W)`` images.
+            patch_mask (Tensor, optional): ``(B, h * w)`` bool, True where a patch is masked:
+                its patch embedding is replaced by ``mask_token`` before the positional
+                embedding is added (BEiT / iBOT masked image modelling).
+            mask_token (Tensor, optional): ``(width,)`` embedding of a masked patch; needed with
+                ``patch_mask``.
 
         Returns:
             tuple: ``(B, num_prefix_tokens + h * w, width)`` tokens and the grid ``(h, w)``.
@@ -276,6 +284,13 @@ class SILCVisionTransformer(BaseModule):
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f'expected (B, 3, H, W) images, got shape {tuple(x.shape)}')
         x, hw = self.patch_embed(x)
+        if patch_mask is not None:
+            if mask_token is None:
+                raise ValueError('patch_mask needs a mask_token')
+            if patch_mask.shape != x.shape[:2]:
+                raise ValueError(f'patch_mask must be (B, h * w) = {tuple(x.shape[:2])}, got '
+                                 f'{tuple(patch_mask.shape)}')
+            x = torch.where(patch_mask.unsqueeze(-1), mask_token.to(x.dtype), x)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
         return self.ln_pre(x + self.resized_pos_embed(hw).to(x.dtype)), tuple(hw)
@@ -356,10 +371,27 @@ class SILCVisionTransformer(BaseModule):
         Returns:
             Tensor: ``(B, output_dim)`` embeddings, not normalized.
         """
-        x, _ = self.embed(x)
+        return self.pool(self.forward_tokens(x))
+
+    def forward_tokens(self,
+                       x: Tensor,
+                       patch_mask: Optional[Tensor] = None,
+                       mask_token: Optional[Tensor] = None) -> Tensor:
+        """All tokens after the last block (before ``ln_post``): the input of :meth:`pool`
+        and, without the prefix tokens, of :meth:`project_patches`.
+
+        Args:
+            x (Tensor): ``(B, 3, H, W)`` images.
+            patch_mask (Tensor, optional): see :meth:`embed`.
+            mask_token (Tensor, optional): see :meth:`embed`.
+
+        Returns:
+            Tensor: ``(B, num_prefix_tokens + h * w, width)``.
+        """
+        x, _ = self.embed(x, patch_mask, mask_token)
         for block in self.blocks:
             x = self._run_block(block, x)
-        return self.pool(x)
+        return x
 
     def project_patches(self, x: Tensor) -> Tensor:
         """The per-token path of :meth:`pool`: ``(B, N, width)`` patch tokens of the last

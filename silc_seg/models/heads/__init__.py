@@ -1,3 +1,4 @@
 from .distillation_head import DistillationHead
+from .masked_token_decoder import MaskedTokenDecoder
 
-__all__ = ['DistillationHead']
+__all__ = ['DistillationHead', 'MaskedTokenDecoder']

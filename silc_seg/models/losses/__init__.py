@@ -1,9 +1,12 @@
 from .clip_contrastive_loss import ClipContrastiveLoss, clip_contrastive_loss
 from .local_global_distill_loss import (LocalGlobalDistillLoss, local_global_distill_loss,
                                         teacher_probabilities)
+from .masked_distill_losses import (MaskedPatchDistillLoss, masked_lm_loss,
+                                    masked_patch_distill_loss)
 from .siglip_loss import SigLipLoss, siglip_loss
 
 __all__ = [
-    'ClipContrastiveLoss', 'LocalGlobalDistillLoss', 'SigLipLoss', 'clip_contrastive_loss',
-    'local_global_distill_loss', 'siglip_loss', 'teacher_probabilities'
+    'ClipContrastiveLoss', 'LocalGlobalDistillLoss', 'MaskedPatchDistillLoss', 'SigLipLoss',
+    'clip_contrastive_loss', 'local_global_distill_loss', 'masked_lm_loss',
+    'masked_patch_distill_loss', 'siglip_loss', 'teacher_probabilities'
 ]

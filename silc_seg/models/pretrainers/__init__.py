@@ -1,3 +1,4 @@
+from .masked_self_distill import MaskedSelfDistill
 from .silc import SILC
 
-__all__ = ['SILC']
+__all__ = ['MaskedSelfDistill', 'SILC']

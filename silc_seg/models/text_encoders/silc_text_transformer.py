@@ -184,19 +184,45 @@ class SILCTextTransformer(BaseModule):
         Returns:
             Tensor: ``(N, output_dim)`` embeddings, not normalized.
         """
+        x = self.forward_tokens(token_ids)
+        return self.text_projection(self._pool(x, token_ids))
+
+    def forward_tokens(self,
+                       token_ids: Tensor,
+                       token_mask: Optional[Tensor] = None,
+                       mask_embedding: Optional[Tensor] = None) -> Tensor:
+        """Per-token features after ``ln_final`` (the input of the pooling).
+
+        Args:
+            token_ids (Tensor): ``(N, L)`` token ids, ``L <= context_length``.
+            token_mask (Tensor, optional): ``(N, L)`` bool, True where a token is masked: its
+                token embedding is replaced by ``mask_embedding`` (masked language modelling;
+                the vocabularies have no mask id of their own).
+            mask_embedding (Tensor, optional): ``(width,)``; needed with ``token_mask``.
+
+        Returns:
+            Tensor: ``(N, L, width)``.
+        """
         if token_ids.dim() != 2:
             raise ValueError(f'expected (N, L) token ids, got shape {tuple(token_ids.shape)}')
         length = token_ids.shape[1]
         if length > self.context_length:
             raise ValueError(f'{length} tokens exceed the context length {self.context_length}')
-        x = self.token_embedding(token_ids) + self.positional_embedding[:length]
+        x = self.token_embedding(token_ids)
+        if token_mask is not None:
+            if mask_embedding is None:
+                raise ValueError('token_mask needs a mask_embedding')
+            if token_mask.shape != token_ids.shape:
+                raise ValueError(f'token_mask must be {tuple(token_ids.shape)}, got '
+                                 f'{tuple(token_mask.shape)}')
+            x = torch.where(token_mask.unsqueeze(-1), mask_embedding.to(x.dtype), x)
+        x = x + self.positional_embedding[:length]
         for block in self.blocks:
             if self.with_cp and self.training and x.requires_grad:
                 x = cp.checkpoint(block, x, None, self.causal, use_reentrant=False)
             else:
                 x = block(x, is_causal=self.causal)
-        x = self.ln_final(x)
-        return self.text_projection(self._pool(x, token_ids))
+        return self.ln_final(x)
 
     def encode_text(self, token_ids: Tensor) -> Tensor:
         """Alias of :meth:`forward`."""
