@@ -157,3 +157,9 @@ def test_pack_rejects_inconsistent_views():
         PackSILCInputs(num_global_crops=1)(dict(img=views))
     with pytest.raises(ValueError, match='local crops'):
         PackSILCInputs(num_global_crops=3)(dict(img=views))
+    with pytest.raises(ValueError, match='local crops'):
+        PackSILCInputs(num_global_crops=4, require_local_crops=False)(dict(img=views))
+    # Single-view objectives: global crops only, no local_crops key.
+    packed = PackSILCInputs(num_global_crops=1, require_local_crops=False)(
+        dict(img=views[:1]))['inputs']
+    assert set(packed) == {'global_crops'} and len(packed['global_crops']) == 1

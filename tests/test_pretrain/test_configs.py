@@ -92,3 +92,48 @@ def test_b16_data_path_feeds_a_silc_step(tmp_path):
     assert inputs['text'].shape == (4, 77)
     losses = model.loss(inputs, data['data_samples'])
     assert torch.isfinite(losses['loss_contrastive']) and torch.isfinite(losses['loss_distill'])
+
+
+@pytest.mark.parametrize('path,with_silc', [('configs/silc/pretrain_maskclip_b16.py', False),
+                                            ('configs/silc/pretrain_silc-maskdistill_b16.py',
+                                             True)])
+def test_b16_masked_distill_configs_feed_a_step(path, with_silc, tmp_path):
+    """The masked self-distillation B/16 configs (Dong et al.'s MaskCLIP objective): their
+    settings, and WebDataset shard -> crops -> preprocessor -> all loss terms (towers shrunk,
+    decoders and heads at their configured sizes)."""
+    cfg = Config.fromfile(path)
+    model_cfg = cfg.model
+    assert model_cfg.type == 'MaskedSelfDistill'
+    assert (model_cfg.image_mask_ratio, model_cfg.image_mask_strategy) == (0.4, 'block')
+    assert model_cfg.text_mask_ratio == 0.15
+    assert model_cfg.masked_distill_weight == model_cfg.mlm_weight == 1.0
+    assert model_cfg.masked_head.out_channels == model_cfg.masked_distill_loss.out_channels
+    hooks = {h['type']: h for h in cfg.custom_hooks}
+    assert 'EMATeacherHook' in hooks
+    assert (model_cfg.distill_head is not None) == with_silc
+    assert ('TeacherTempWarmupHook' in hooks) == with_silc
+    num_global = 2 if with_silc else 1
+    assert cfg.optim_wrapper.type == 'NonFiniteGuardAmpOptimWrapper'
+
+    _shard(tmp_path / 'shard-0.tar', 4)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        dataset = DATASETS.build(
+            dict(cfg.train_dataloader.dataset, shards=str(tmp_path / 'shard-0.tar'),
+                 repeat=False))
+        batch = default_collate(list(DataLoader(dataset, batch_size=None)))
+        for tower in (model_cfg.image_encoder, model_cfg.text_encoder):
+            tower.update(width=32, depth=1, num_heads=2)
+        for decoder in (model_cfg.image_decoder, model_cfg.text_decoder):
+            decoder.update(in_channels=32, embed_dims=32, num_heads=2)
+        model_cfg.text_decoder.out_channels = 32
+        model = MODELS.build(model_cfg)
+    model.init_weights()
+    data = model.data_preprocessor(batch, training=True)
+    inputs = data['inputs']
+    assert inputs['global_crops'].shape == (num_global * 4, 3, 224, 224)
+    losses = model.loss(inputs, data['data_samples'])
+    names = {'loss_contrastive', 'loss_mask_distill', 'loss_mlm'}
+    if with_silc:
+        names.add('loss_distill')
+    assert names <= set(losses)
+    assert all(torch.isfinite(losses[name]) for name in names)

@@ -9,10 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from silc_seg.utils.checkpoint import torch_load_weights_only
 from silc_seg.utils.demo_data import make_demo_data
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = ['configs/silc/demo_silc_tiny.py', 'configs/silc/demo_clip_tiny.py']
+# Masked self-distillation (MaskCLIP of Dong et al.), alone and with SILC.
+MASKED_CONFIGS = ['configs/silc/demo_maskdistill_tiny.py',
+                  'configs/silc/demo_silc-maskdistill_tiny.py']
 
 
 @pytest.fixture(scope='module')
@@ -52,10 +56,11 @@ def train(config, work_dir, options, *extra):
 
 
 def load_state(path):
-    return torch.load(path, map_location='cpu', weights_only=True)['state_dict']
+    # Weights-only, admitting MMEngine's checkpoint types (the message hub's history).
+    return torch_load_weights_only(str(path))['state_dict']
 
 
-@pytest.mark.parametrize('config', CONFIGS[:1])
+@pytest.mark.parametrize('config', CONFIGS[:1] + MASKED_CONFIGS[:1])
 def test_resume_gives_identical_weights(config, demo_root, tmp_path):
     """4 iterations straight == 2 iterations, --resume, 2 more (same seed, CPU)."""
     options = small_run_options(demo_root, max_iters=4)
@@ -75,6 +80,23 @@ def test_resume_gives_identical_weights(config, demo_root, tmp_path):
     # Same ops in the same order on CPU: bit-identical (tolerance 0).
     for key in expected:
         assert torch.equal(expected[key], actual[key]), key
+    if config in MASKED_CONFIGS:
+        # The masked branch's state travels: tokenizer head, its center, the mask counter.
+        assert int(expected['mask_step']) == 4 and int(first_half['mask_step']) == 2
+        assert any(k.startswith('teacher_masked_head.') for k in expected)
+        assert 'masked_distill_loss.center' in expected
+
+
+@pytest.mark.parametrize('config', MASKED_CONFIGS[1:])
+def test_masked_distill_demo_trains(config, demo_root, tmp_path):
+    """The SILC + masked self-distillation demo through tools/train.py (2 iterations)."""
+    options = small_run_options(demo_root, max_iters=2, batch_size=2)
+    log = train(config, tmp_path, options)
+    text = log.stdout + log.stderr
+    for name in ('loss_contrastive', 'loss_distill', 'loss_mask_distill', 'loss_mlm'):
+        assert name in text, name
+    state = load_state(tmp_path / 'iter_2.pth')
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
 
 
 def free_port():

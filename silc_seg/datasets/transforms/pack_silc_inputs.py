@@ -39,12 +39,16 @@ class PackSILCInputs(BaseTransform):
 
     Args:
         num_global_crops (int): How many of the views are global crops. Defaults to 2.
+        require_local_crops (bool): Refuse view lists with only global crops (a multi-crop
+            pipeline that lost its local views). False for single-view objectives (masked
+            self-distillation), which then get no ``local_crops``. Defaults to True.
         meta_keys (Sequence[str]): Keys of ``results`` copied into the data sample's metainfo
             when present.
     """
 
     def __init__(self,
                  num_global_crops: int = 2,
+                 require_local_crops: bool = True,
                  meta_keys: Sequence[str] = ('img_path', 'caption',
                                              'sample_idx', 'ori_shape',
                                              'img_shape', 'num_skipped')
@@ -53,6 +57,7 @@ class PackSILCInputs(BaseTransform):
             raise ValueError(
                 f'num_global_crops must be >= 1, got {num_global_crops}')
         self.num_global_crops = num_global_crops
+        self.require_local_crops = require_local_crops
         self.meta_keys = tuple(meta_keys)
 
     def transform(self, results: dict) -> dict:
@@ -67,15 +72,17 @@ class PackSILCInputs(BaseTransform):
         img = results['img']
         inputs = {}
         if isinstance(img, (list, tuple)):
-            if len(img) <= self.num_global_crops:
+            num_local = len(img) - self.num_global_crops
+            if num_local < 0 or (num_local == 0 and self.require_local_crops):
                 raise ValueError(
                     f'got {len(img)} views but num_global_crops='
                     f'{self.num_global_crops}: the multi-crop pipeline must also produce '
-                    'local crops')
+                    'local crops (or set require_local_crops=False)')
             inputs['global_crops'] = _stack_same_size(
                 img[:self.num_global_crops], 'global crops')
-            inputs['local_crops'] = _stack_same_size(
-                img[self.num_global_crops:], 'local crops')
+            if num_local:
+                inputs['local_crops'] = _stack_same_size(
+                    img[self.num_global_crops:], 'local crops')
         else:
             inputs['image'] = image_to_tensor(img)
         if 'text' in results:
@@ -91,4 +98,5 @@ class PackSILCInputs(BaseTransform):
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(num_global_crops='
-                f'{self.num_global_crops}, meta_keys={self.meta_keys})')
+                f'{self.num_global_crops}, require_local_crops={self.require_local_crops}, '
+                f'meta_keys={self.meta_keys})')
