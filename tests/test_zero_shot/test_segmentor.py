@@ -1,6 +1,7 @@
 """ZeroShotSegmentor inference paths, text-embedding cache and vocabulary errors (toy towers)."""
 import pytest
 import torch
+import torch.nn.functional as F
 from mmseg.structures import SegDataSample
 
 from silc_seg.models.segmentors.zero_shot_segmentor import sliding_windows
@@ -170,3 +171,39 @@ def test_flipped_inputs_are_flipped_back(direction, dim):
     samples[0].set_metainfo(dict(flip=True, flip_direction=direction))
     flipped = model.predict(image, samples)[0]
     torch.testing.assert_close(flipped.seg_logits.data, plain.seg_logits.data.flip(dim))
+
+
+def test_partial_patches_drop_is_the_references_whole_image_path():
+    """SCLIP / NACLIP: the patch conv ignores the rows / columns that do not fill a patch, and the
+    patch logits are stretched bilinearly over the whole image."""
+    torch.manual_seed(3)
+    image = torch.randn(1, 3, 30, 43)  # 7 x 10 whole 4px patches, 2 rows and 3 columns left
+    model = build_segmentor(dict(mode='whole', partial_patches='drop'))
+    logits = model.inference(image, [dict(img_shape=(30, 43))])[0]
+    text, _ = model.text_embeddings()
+    with torch.no_grad():
+        dense = model.image_encoder.encode_dense(image[..., :28, :40])['dense']
+        patch_logits = torch.einsum('bchw,qc->bqhw', F.normalize(dense, dim=1), text)
+        expected = F.interpolate(patch_logits, size=(30, 43), mode='bilinear',
+                                 align_corners=False)[0]
+    torch.testing.assert_close(logits, expected)
+    padded = build_segmentor(dict(mode='whole')).inference(image, [dict(img_shape=(30, 43))])[0]
+    assert not torch.allclose(padded, logits)
+    with pytest.raises(ValueError, match='partial_patches'):
+        build_segmentor(dict(mode='whole', partial_patches='crop'))
+    with pytest.raises(ValueError, match='no whole'):
+        model.inference(torch.randn(1, 3, 3, 8), [dict(img_shape=(3, 8))])
+
+
+def test_precision_on_cpu_runs_in_fp32():
+    torch.manual_seed(4)
+    image = torch.randn(1, 3, 24, 32)
+    fp32 = build_segmentor().inference(image, [dict(img_shape=(24, 32))])[0]
+    for precision in ('fp16', 'bf16'):
+        model = build_segmentor(precision=precision)
+        logits = model.inference(image, [dict(img_shape=(24, 32))])[0]
+        assert logits.dtype == torch.float32
+        torch.testing.assert_close(logits, fp32)
+    with pytest.raises(ValueError, match='precision'):
+        build_segmentor(precision='fp8')
+

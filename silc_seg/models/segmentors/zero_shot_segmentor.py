@@ -5,10 +5,12 @@ the class names (averaged over prompt templates), as in MaskCLIP (Zhou et al., 2
 ClearCLIP and NACLIP; the last image block can be replaced by their dense variants
 (``dense_variant``, see :mod:`silc_seg.models.layers.dense_attention`).
 """
+from contextlib import nullcontext
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine.logging import print_log
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 from torch import Tensor
@@ -19,7 +21,8 @@ from ..utils import PAMR, TextClassifier
 from .base import OpenVocabularySegmentor
 from .vocabulary import ClassNames
 
-
+PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+PARTIAL_PATCH_MODES = ('pad', 'drop')
 
 def sliding_windows(height: int, width: int, crop_size: Tuple[int, int],
                     stride: Tuple[int, int]) -> List[Tuple[int, int, int, int]]:
@@ -51,7 +54,8 @@ def sliding_windows(height: int, width: int, crop_size: Tuple[int, int],
 
 def centred_padding(height: int, width: int, multiple: int) -> Tuple[int, int, int, int]:
     """``(left, right, top, bottom)`` padding that makes both sides multiples of ``multiple``,
-    split evenly between the two borders (as SCLIP does for its windows)."""
+    split evenly between the two borders (as ClearCLIP's ``compute_padsize`` does for its
+    windows)."""
     pad_h, pad_w = -height % multiple, -width % multiple
     return pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2
 
@@ -87,11 +91,21 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
             environment variable ``SILC_SEG_TEXT_CACHE_DIR``, else none.
         pamr (dict, optional): ``dict(num_iter=10, dilations=(8, 16))`` to refine the logits with
             :class:`PAMR`; None disables it.
+        precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``: on a GPU the towers (image
+            windows and class-name prompts) run under ``torch.autocast`` with that dtype; the
+            logits are cast back to fp32 before resizing, PAMR and the softmax. On CPU every
+            precision runs in fp32 (a warning says so once). The references (SCLIP, NACLIP,
+            ClearCLIP) cast the CLIP weights to fp16 on GPU. Defaults to ``'fp32'``.
         data_preprocessor (dict, optional): e.g. ``SegDataPreProcessor`` with the tower's
             normalization.
         test_cfg (dict, optional): ``mode`` (``'slide'`` or ``'whole'``), ``crop_size`` and
             ``stride`` (slide), ``window_batch_size`` (windows per image-tower forward; all
-            windows of the batch's images are pooled).
+            windows of the batch's images are pooled), ``partial_patches``: what happens to a
+            window (or whole image) whose sides are not multiples of the patch size:
+            ``'pad'`` (default) zero-pads it evenly on both borders and crops the padding off
+            the upsampled logits (ClearCLIP); ``'drop'`` leaves the last rows / columns that do
+            not fill a patch out of the tower and stretches the patch logits over the whole
+            window (SCLIP, NACLIP, whose patch convolution ignores them).
         init_cfg (dict, optional): initialization config.
     """
 
@@ -107,6 +121,7 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
                  text_batch_size: int = 256,
                  text_cache_dir: Optional[str] = None,
                  pamr: Optional[dict] = None,
+                 precision: str = 'fp32',
                  data_preprocessor: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
@@ -124,6 +139,10 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
                 f'unknown dense_variant {dense_variant!r}; choose from {DENSE_VARIANTS}')
         self.dense_variant = dense_variant
         self.pamr = PAMR(**pamr) if pamr is not None else None
+        if precision not in PRECISIONS:
+            raise ValueError(f'unknown precision {precision!r}; choose from {list(PRECISIONS)}')
+        self.precision = precision
+        self._warned_cpu_precision = False
         self.test_cfg = self._check_test_cfg(test_cfg)
         self._init_vocabulary(class_names)
 
@@ -131,6 +150,9 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
     def _check_test_cfg(cls, test_cfg: Optional[dict]) -> dict:
         test_cfg = cls.check_test_cfg(test_cfg, slide_keys=('crop_size', 'stride'))
         test_cfg.setdefault('window_batch_size', 16)
+        if test_cfg.setdefault('partial_patches', 'pad') not in PARTIAL_PATCH_MODES:
+            raise ValueError(f'test_cfg.partial_patches must be one of {PARTIAL_PATCH_MODES}, '
+                             f"got {test_cfg['partial_patches']!r}")
         if test_cfg['window_batch_size'] < 1:
             raise ValueError('test_cfg.window_batch_size must be >= 1')
         return test_cfg
@@ -182,10 +204,21 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
 
     def _patch_logits(self, windows: Tensor,
                       text_embeddings: Tensor) -> Tuple[Tensor, Tuple[int, int, int, int]]:
-        """Patch-resolution query logits of same-sized windows, padded to whole patches first;
-        returns the logits and the ``(left, right, top, bottom)`` padding."""
-        padding = centred_padding(*windows.shape[-2:], self.image_encoder.patch_size)
-        logits = self.decode_head(self.extract_feat(F.pad(windows, padding)), text_embeddings)
+        """Patch-resolution query logits of same-sized windows, padded to whole patches first
+        (``partial_patches='pad'``) or cut to whole patches (``'drop'``); returns the logits
+        and the ``(left, right, top, bottom)`` padding to crop off after upsampling."""
+        patch_size = self.image_encoder.patch_size
+        height, width = windows.shape[-2:]
+        if self.test_cfg['partial_patches'] == 'drop':
+            if height < patch_size or width < patch_size:
+                raise ValueError(f"a {height}x{width} window holds no whole {patch_size}px "
+                                 "patch: use test_cfg.partial_patches='pad'")
+            windows = windows[..., :height - height % patch_size, :width - width % patch_size]
+            padding = (0, 0, 0, 0)
+        else:
+            padding = centred_padding(height, width, patch_size)
+            windows = F.pad(windows, padding)
+        logits = self.decode_head(self.extract_feat(windows), text_embeddings)
         return logits, padding
 
     @staticmethod
@@ -236,6 +269,19 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
                     counts[index][:, y1:y2, x1:x2] += 1
         return [total / count for total, count in zip(sums, counts)]
 
+    def _autocast(self, device: torch.device):
+        """The context the towers run in for ``precision`` (see the class docstring)."""
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return nullcontext()
+        if device.type != 'cuda':
+            if not self._warned_cpu_precision:
+                print_log(f'precision={self.precision!r} applies on GPU only; the towers run '
+                          f'in fp32 on {device.type}', logger='current', level=30)
+                self._warned_cpu_precision = True
+            return nullcontext()
+        return torch.autocast('cuda', dtype=dtype)
+
     def inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> List[Tensor]:
         """Query logits of each image at its (unpadded) input resolution.
 
@@ -244,12 +290,15 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
             batch_img_metas (list[dict]): metainfo with ``img_shape`` of each image.
 
         Returns:
-            list[Tensor]: (Q, h_i, w_i) logits of every image.
+            list[Tensor]: (Q, h_i, w_i) fp32 logits of every image.
         """
         images = self.unpadded_images(inputs, batch_img_metas)
-        if self.test_cfg['mode'] == 'slide':
-            return self._slide_logits(images)
-        return [self._whole_logits(image) for image in images]
+        with self._autocast(inputs.device):
+            if self.test_cfg['mode'] == 'slide':
+                logits = self._slide_logits(images)
+            else:
+                logits = [self._whole_logits(image) for image in images]
+        return [image_logits.float() for image_logits in logits]
 
     # ---------------------------------------------------------------------------- prediction
     def postprocess_image(self, sample: SegDataSample, image: Tensor, logits: Tensor) -> None:
