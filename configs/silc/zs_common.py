@@ -1,33 +1,18 @@
-# Zero-shot segmentation with SILC ViT-B/16 towers: shared model and runtime settings.
-# The per-dataset configs (zs_<dataset>.py) add the dataset and its head options.
-# Default protocol (SCLIP / NACLIP): sliding 224x224 windows with stride 112 over the
-# image resized to a short side of 336 (448 COCO-Stuff, 560 Cityscapes), OpenAI's 80 ImageNet
-# templates, logit scale 40 (VOC-21: 65, PC-60 and COCO-Object: 50, with background thresholds).
-# See configs/silc/README.md for the other published protocols.
-_base_ = ['./zs_runtime.py', '../_base_/models/silc_vit-b16.py']
-
+# Zero-shot segmentation with SILC ViT-B/16 towers (the OpenCLIP ViT-B-16 layout): the entry
+# point for SILC checkpoints. The per-dataset configs (zs_<dataset>.py) add the dataset and its
+# head options.
+# One default protocol (SCLIP's evaluation settings, wangf3014/SCLIP configs/cfg_*.py): the image
+# resized to a short side of 336 (448 COCO-Stuff, 560 Cityscapes), 224x224 sliding windows with
+# stride 112, OpenAI's 80 ImageNet templates, logit scale 40 (VOC-21: 65, PC-60 and COCO-Object:
+# 50, with background thresholds), our vocabularies (class_names/*.txt, or the dataset's class
+# names), the plain last block, no PAMR, fp32. The published methods' protocols are the presets
+# of configs/zero_shot/ (docs/zero_shot_protocols.md).
+_base_ = [
+    './zs_runtime.py', '../_base_/models/zero_shot_segmentor.py',
+    '../_base_/towers/openclip_vit-b-16.py'
+]
 model = dict(
-    _delete_=True,
-    type='ZeroShotSegmentor',
     image_encoder={{_base_.image_encoder}},
     text_encoder={{_base_.text_encoder}},
     tokenizer={{_base_.tokenizer}},
-    data_preprocessor=dict(
-        type='SegDataPreProcessor',
-        # OpenAI CLIP / SILC normalization (SigLIP towers: mean=[127.5] * 3, std=[127.5] * 3).
-        mean=[122.770938, 116.7460125, 104.09373615],
-        std=[68.5005327, 66.6321579, 70.32316305],
-        bgr_to_rgb=True,
-        pad_val=0,
-        seg_pad_val=255),
-    decode_head=dict(type='ZeroShotHead', logit_scale=40.0),
-    # None: the class names of the evaluated dataset (ModelDatasetMetaHook in zs_runtime.py), or a
-    # class-name file / list (one class per line, comma-separated synonyms).
-    class_names=None,
-    templates='imagenet80',
-    # plain | maskclip | sclip | clearclip | naclip (last-block variant).
-    dense_variant='plain',
-    # dict(num_iter=10, dilations=(8, 16)) enables PAMR refinement.
-    pamr=None,
-    test_cfg=dict(mode='slide', crop_size=(224, 224), stride=(112, 112), window_batch_size=16))
-
+    data_preprocessor=dict(mean={{_base_.clip_mean}}, std={{_base_.clip_std}}))

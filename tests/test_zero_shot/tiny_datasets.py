@@ -77,3 +77,44 @@ def make_pascal_context59(root, num_images=2, seed=1):
     with open(osp.join(root, 'ImageSets/SegmentationContext/val.txt'), 'w') as f:
         f.write('\n'.join(names) + '\n')
     return palette
+
+
+# Every zero-shot benchmark's mmseg layout with one small random image: (image path, annotation
+# path, split file or None, valid annotation values) relative to the data root.
+LAYOUTS = {
+    'ade150': ('images/validation/ADE_val_00000001.jpg',
+               'annotations/validation/ADE_val_00000001.png', None, list(range(151))),
+    'pc59': ('JPEGImages/2008_000001.jpg', 'SegmentationClassContext/2008_000001.png',
+             'ImageSets/SegmentationContext/val.txt', list(range(60))),
+    'pc60': ('JPEGImages/2008_000001.jpg', 'SegmentationClassContext/2008_000001.png',
+             'ImageSets/SegmentationContext/val.txt', list(range(60))),
+    'voc20': ('JPEGImages/2007_000001.jpg', 'SegmentationClass/2007_000001.png',
+              'ImageSets/Segmentation/val.txt', list(range(21)) + [255]),
+    'voc21': ('JPEGImages/2007_000001.jpg', 'SegmentationClass/2007_000001.png',
+              'ImageSets/Segmentation/val.txt', list(range(21)) + [255]),
+    'cityscapes': ('leftImg8bit/val/frankfurt/frankfurt_000000_000001_leftImg8bit.png',
+                   'gtFine/val/frankfurt/frankfurt_000000_000001_gtFine_labelTrainIds.png', None,
+                   list(range(19)) + [255]),
+    'coco-stuff171': ('images/val2017/000000000001.jpg',
+                      'annotations/val2017/000000000001_labelTrainIds.png', None,
+                      list(range(171)) + [255]),
+    'coco-object': ('images/val2017/000000000001.jpg',
+                    'annotations/val2017/000000000001_instanceTrainIds.png', None,
+                    list(range(81)) + [255]),
+}
+
+
+def make_benchmark_layout(name, root, shape=(40, 56), seed=0):
+    """One random image and annotation in the layout of benchmark ``name`` (a LAYOUTS key)."""
+    image_path, annotation_path, split, values = LAYOUTS[name]
+    rng = np.random.default_rng(seed)
+    for path in (image_path, annotation_path):
+        os.makedirs(osp.dirname(osp.join(root, path)), exist_ok=True)
+    image = rng.integers(0, 256, shape + (3, ), dtype=np.uint8)
+    Image.fromarray(image).save(osp.join(root, image_path))
+    annotation = rng.choice(np.array(values, np.uint8), size=shape)
+    Image.fromarray(annotation).save(osp.join(root, annotation_path))
+    if split:
+        os.makedirs(osp.dirname(osp.join(root, split)), exist_ok=True)
+        with open(osp.join(root, split), 'w') as f:
+            f.write(osp.splitext(osp.basename(image_path))[0] + '\n')
