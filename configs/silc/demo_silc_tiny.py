@@ -10,38 +10,22 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
     '../_base_/datasets/demo_pretrain.py',
     '../_base_/schedules/demo_pretrain_cpu.py',
+    '../_base_/towers/demo_tiny.py',
 ]
 custom_imports = dict(imports=['silc_seg'], allow_failed_imports=False)
 default_scope = 'mmseg'
 
-embed_dim = 64
-image_encoder = dict(
-    type='SILCVisionTransformer',
-    img_size=64,
-    patch_size=8,
-    width=64,
-    depth=4,
-    num_heads=4,
-    output_dim=embed_dim)
-text_encoder = dict(
-    type='SILCTextTransformer',
-    context_length={{_base_.caption_context_length}},
-    width=64,
-    depth=3,
-    num_heads=4,
-    output_dim=embed_dim)
-tokenizer = {{_base_.caption_tokenizer}}
 num_prototypes = 1024
 model = dict(
     type='SILC',
-    image_encoder=image_encoder,
-    text_encoder=text_encoder,
-    tokenizer=tokenizer,
+    image_encoder={{_base_.image_encoder}},
+    text_encoder={{_base_.text_encoder}},
+    tokenizer={{_base_.tokenizer}},
     data_preprocessor=dict(type='SILCDataPreprocessor', bgr_to_rgb=True),
     contrastive_loss=dict(type='ClipContrastiveLoss'),
     distill_head=dict(
         type='DistillationHead',
-        in_channels=embed_dim,
+        in_channels={{_base_.embed_dim}},
         hidden_channels=256,
         bottleneck_channels=64,
         out_channels=num_prototypes),
@@ -52,7 +36,7 @@ model = dict(
         teacher_temp=0.07,
         center_momentum=0.9),
     zero_shot_classes={{_base_.demo_classes}},
-    zero_shot_templates=['a picture with {}.', '{}.'])
+    zero_shot_templates={{_base_.demo_templates}})
 
 custom_hooks = [
     # A short run: a faster-moving teacher than the paper's 0.996 (time constant 100 iterations).
