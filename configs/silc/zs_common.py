@@ -9,10 +9,10 @@
 # of configs/zero_shot/ (docs/zero_shot_protocols.md).
 _base_ = [
     './zs_runtime.py', '../_base_/models/zero_shot_segmentor.py',
-    '../_base_/towers/openclip_vit-b-16.py'
+    '../_base_/towers/silc_vit-b16.py'
 ]
 model = dict(
     image_encoder={{_base_.image_encoder}},
     text_encoder={{_base_.text_encoder}},
     tokenizer={{_base_.tokenizer}},
-    data_preprocessor=dict(mean={{_base_.clip_mean}}, std={{_base_.clip_std}}))
+    data_preprocessor=dict(mean={{_base_.image_mean}}, std={{_base_.image_std}}))

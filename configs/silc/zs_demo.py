@@ -21,7 +21,7 @@ model = dict(
     text_encoder={{_base_.text_encoder}},
     tokenizer={{_base_.tokenizer}},
     # The CLIP normalization SILCDataPreprocessor used in pretraining.
-    data_preprocessor=dict(mean={{_base_.clip_mean}}, std={{_base_.clip_std}}),
+    data_preprocessor=dict(mean={{_base_.image_mean}}, std={{_base_.image_std}}),
     templates={{_base_.demo_templates}},
     dense_variant='naclip',
     test_cfg=dict(crop_size=(64, 64), stride=(32, 32), window_batch_size=32))

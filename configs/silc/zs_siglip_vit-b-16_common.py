@@ -11,4 +11,4 @@ model = dict(
     image_encoder={{_base_.image_encoder}},
     text_encoder={{_base_.text_encoder}},
     tokenizer={{_base_.tokenizer}},
-    data_preprocessor=dict(mean={{_base_.siglip_mean}}, std={{_base_.siglip_std}}))
+    data_preprocessor=dict(mean={{_base_.image_mean}}, std={{_base_.image_std}}))

@@ -10,7 +10,7 @@ model = dict(
     # OpenAI CLIP normalization (RGB, 0-255 scale).
     data_preprocessor=dict(
         type='SILCDataPreprocessor',
-        mean={{_base_.clip_mean}},
-        std={{_base_.clip_std}},
+        mean={{_base_.image_mean}},
+        std={{_base_.image_std}},
         bgr_to_rgb=True),
     contrastive_loss=dict(type='ClipContrastiveLoss'))

@@ -8,7 +8,7 @@ model = dict(
     tokenizer={{_base_.tokenizer}},
     data_preprocessor=dict(
         type='SILCDataPreprocessor',
-        mean={{_base_.siglip_mean}},
-        std={{_base_.siglip_std}},
+        mean={{_base_.image_mean}},
+        std={{_base_.image_std}},
         bgr_to_rgb=True),
     contrastive_loss=dict(type='SigLipLoss'))

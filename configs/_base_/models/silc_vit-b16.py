@@ -1,8 +1,6 @@
-# SILC ViT-B/16 towers (arXiv 2310.13355): ViT-B/16 image tower with class-token pooling and a
-# 512-d projection, CLIP-style causal text tower with CLIP's BPE tokenizer. The layout is OpenCLIP's
-# ViT-B-16 (../towers/openclip_vit-b-16.py), so converted OpenCLIP weights can initialize it.
+# SILC ViT-B/16 pretraining model (arXiv 2310.13355) on the towers of ../towers/silc_vit-b16.py.
 # The distillation head (J=512 -> K prototypes) and losses are set by the pretraining configs.
-_base_ = ['../towers/openclip_vit-b-16.py']
+_base_ = ['../towers/silc_vit-b16.py']
 model = dict(
     type='SILC',
     image_encoder={{_base_.image_encoder}},
@@ -10,7 +8,7 @@ model = dict(
     tokenizer={{_base_.tokenizer}},
     data_preprocessor=dict(
         type='SILCDataPreprocessor',
-        mean={{_base_.clip_mean}},
-        std={{_base_.clip_std}},
+        mean={{_base_.image_mean}},
+        std={{_base_.image_std}},
         bgr_to_rgb=True),
     contrastive_loss=dict(type='ClipContrastiveLoss'))

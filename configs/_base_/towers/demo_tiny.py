@@ -2,7 +2,7 @@
 # a ViT with 8 px patches for 64 px global / 32 px local crops and a 3-block text tower over 32
 # CLIP BPE tokens (the caption length of ../datasets/demo_pretrain.py), in a 64-d joint space,
 # with CLIP's normalization (SILCDataPreprocessor's default).
-_base_ = ['./clip_mean_std.py']
+_base_ = ['./clip_normalization.py']
 embed_dim = 64
 image_encoder = dict(
     type='SILCVisionTransformer',

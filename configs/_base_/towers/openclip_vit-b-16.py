@@ -2,7 +2,7 @@
 # weights; SILC ViT-B/16 has the same layout). Task configs (pretraining, zero-shot, CAT-Seg)
 # inherit these and build their own model around them.
 # Weights: python tools/model_converters/openclip2silc.py SRC DST --model ViT-B-16
-_base_ = ['./clip_mean_std.py']
+_base_ = ['./clip_normalization.py']
 embed_dim = 512
 image_encoder = dict(
     type='SILCVisionTransformer',

@@ -24,5 +24,5 @@ tokenizer = dict(
     model_file='checkpoints/siglip/cc_en.32000.model',
     context_length=64)
 # SigLIP normalization: [-1, 1].
-siglip_mean = [127.5] * 3
-siglip_std = [127.5] * 3
+image_mean = [127.5] * 3
+image_std = [127.5] * 3

@@ -1,8 +1,0 @@
-# OpenAI CLIP's image normalization on the 0-255 scale (RGB): mean and std of
-# (0.48145466, 0.4578275, 0.40821073) and (0.26862954, 0.26130258, 0.27577711) times 255.
-# The one definition for every config (pretraining preprocessors, zero-shot and CAT-Seg
-# segmentors); SILCDataPreprocessor has the same values as its defaults.
-# SCLIP / NACLIP / ClearCLIP write them rounded to 3 decimals (mean=[122.771, 116.746, 104.094],
-# std=[68.501, 66.632, 70.323]): a difference below 1e-5 of a normalized pixel.
-clip_mean = [122.7709383, 116.7460125, 104.09373615]
-clip_std = [68.5005327, 66.6321579, 70.32316305]
