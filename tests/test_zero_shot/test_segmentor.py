@@ -206,4 +206,3 @@ def test_precision_on_cpu_runs_in_fp32():
         torch.testing.assert_close(logits, fp32)
     with pytest.raises(ValueError, match='precision'):
         build_segmentor(precision='fp8')
-

@@ -1,6 +1,6 @@
-# SigLIP ViT-B/16 (224 px) towers only: open_clip `ViT-B-16-SigLIP` (timm image trunk) and big_vision
-# `siglip_b16_224`: no class token, attention-pooling (MAP) head, no image projection, bidirectional
-# text tower pooled at the last position, sigmoid loss with a learned bias.
+# SigLIP ViT-B/16 (224 px) towers only: open_clip `ViT-B-16-SigLIP` (timm image trunk) and
+# big_vision `siglip_b16_224`: no class token, attention-pooling (MAP) head, no image projection,
+# bidirectional text tower pooled at the last position (trained with a sigmoid loss).
 # Weights: python tools/model_converters/openclip2silc.py SRC DST --model ViT-B-16-SigLIP
 #          python tools/model_converters/bigvision2silc.py SRC.npz DST --model ViT-B-16-SigLIP
 # big_vision computes GELU with the tanh approximation; timm and OpenCLIP (whose outputs these

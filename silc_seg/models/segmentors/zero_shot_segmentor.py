@@ -24,6 +24,7 @@ from .vocabulary import ClassNames
 PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 PARTIAL_PATCH_MODES = ('pad', 'drop')
 
+
 def sliding_windows(height: int, width: int, crop_size: Tuple[int, int],
                     stride: Tuple[int, int]) -> List[Tuple[int, int, int, int]]:
     """Window boxes ``(y1, y2, x1, x2)`` covering an image, laid out as mmseg's
