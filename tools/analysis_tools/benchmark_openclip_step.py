@@ -57,6 +57,8 @@ def parse_args():
     parser.add_argument('--with-cp', action='store_true',
                         help='activation checkpointing of our towers\' blocks')
     parser.add_argument('--memory', action='store_true', help='also measure peak memory')
+    parser.add_argument('--memory-only', action='store_true',
+                        help='measure peak memory, skip the timing')
     parser.add_argument('--only', choices=SIDES, help=argparse.SUPPRESS)  # memory child
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
@@ -188,7 +190,7 @@ def memory_child(cfg, args, device):
 
 def measure_memory(args, side):
     """Peak memory of ``side`` in a child process (see the module doc)."""
-    argv = [a for a in sys.argv[1:] if a != '--memory']
+    argv = [a for a in sys.argv[1:] if a not in ('--memory', '--memory-only')]
     out = subprocess.run([sys.executable, __file__, *argv, '--only', side], check=True,
                          capture_output=True, text=True, env=dict(os.environ)).stdout
     return json.loads(out.strip().splitlines()[-1])['peak_mib']
@@ -206,6 +208,9 @@ def main():
         memory_child(cfg, args, device)
         return
 
+    if args.memory_only:
+        report_memory(args, device)
+        return
     steps, params = make_steps(cfg, args, device, SIDES)
     for _ in range(args.warmup):
         for step in steps.values():
@@ -231,11 +236,17 @@ def main():
           f'(median of per-pair ratios {statistics.median(ratios):.3f}x)')
     if args.memory:
         del steps
-        peaks = {side: measure_memory(args, side) for side in SIDES}
-        kind = 'max allocated' if device.type == 'cuda' else 'peak RSS increase'
-        for side in SIDES:
-            print(f'{side:>9}: {kind} over the step {peaks[side]:8.0f} MiB')
-        print(f'memory ours / open_clip: {peaks["ours"] / peaks["open_clip"]:.3f}')
+        report_memory(args, device)
+
+
+def report_memory(args, device):
+    peaks = {side: measure_memory(args, side) for side in SIDES}
+    kind = 'max allocated' if device.type == 'cuda' else 'peak RSS increase'
+    print(f'memory, batch {args.batch_size}, {"bf16 autocast" if args.amp else "fp32"}, '
+          f'with_cp (ours): {args.with_cp}')
+    for side in SIDES:
+        print(f'{side:>9}: {kind} over the step {peaks[side]:8.0f} MiB')
+    print(f'memory ours / open_clip: {peaks["ours"] / peaks["open_clip"]:.3f}')
 
 
 if __name__ == '__main__':

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Bring up silc-seg on a bare GPU machine (Python 3.12 + torch, no MMLab packages, no network)
+# from the wheels in .gpu_wheels (tools/gpu_kit/prepare_wheels.sh), then run the GPU benchmarks.
+# Everything goes under .gpu_kit/ (git-ignored); logs and summary.txt under $OUT.
+#
+#   bash tools/gpu_kit/run_gpu_benchmarks.sh              # setup + GPU benchmarks (~6 min)
+#   bash tools/gpu_kit/run_gpu_benchmarks.sh --setup-only # setup and import check only
+#   bash tools/gpu_kit/run_gpu_benchmarks.sh --smoke      # setup + every benchmark at toy size
+#                                                          # on CPU (tests the kit without a GPU)
+# Environment: PYTHON (default python3), GPU_KIT_WHEELS (default .gpu_wheels), OUT (default
+# work_dirs/gpu_kit), PEAK_TFLOPS (dense bf16 peak for MFU; default from the device name),
+# CATSEG_CMD (overrides the CAT-Seg benchmark command).
+# With the device tool: run(command="bash tools/gpu_kit/run_gpu_benchmarks.sh",
+#                           carry=[".gpu_wheels"], timeout_s=600)
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+KIT_SRC="$ROOT/tools/gpu_kit"
+PY="${PYTHON:-python3}"
+WHEELS="${GPU_KIT_WHEELS:-$ROOT/.gpu_wheels}"
+KIT="$ROOT/.gpu_kit"
+SITE="$KIT/site"
+SHIMS="$KIT/shims"
+OUT="${OUT:-$ROOT/work_dirs/gpu_kit}"
+MODE=gpu
+case "${1:-}" in
+    --setup-only) MODE=setup ;;
+    --smoke) MODE=smoke ;;
+    '') ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+esac
+mkdir -p "$OUT"
+SUMMARY="$OUT/summary.txt"
+START=$SECONDS
+log() { printf '[gpu_kit %4ds] %s\n' "$((SECONDS - START))" "$*" | tee -a "$SUMMARY"; }
+: > "$SUMMARY"
+
+# ------------------------------------------------------------------------------------------
+# Setup: pure-Python wheels always (pinned); binary ones only where the machine lacks them;
+# stand-ins (tools/gpu_kit/shims) for what is imported but never run and not installable here.
+system_has() { env -u PYTHONPATH "$PY" -c "import $1" >/dev/null 2>&1; }
+module_of() {
+    case "$1" in pillow) echo PIL ;; pyyaml) echo yaml ;; *) echo "${1//-/_}" ;; esac
+}
+
+setup() {
+    local torch_line
+    torch_line="$(env -u PYTHONPATH "$PY" -c 'import torch
+print(f"torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}")' 2>&1 | tail -1)"
+    log "python: $("$PY" --version 2>&1); $torch_line"
+    system_has torch || { log "FATAL: $PY has no torch"; exit 1; }
+    [[ -d "$WHEELS" ]] || {
+        log "FATAL: no wheel folder $WHEELS (run prepare_wheels.sh, carry it)"; exit 1; }
+    [[ -f "$WHEELS/KIT_TARGET" ]] && log "wheels prepared for $(cat "$WHEELS/KIT_TARGET")"
+    rm -rf "$KIT"
+    mkdir -p "$SITE" "$SHIMS"
+    cp "$KIT_SRC/shims/_gpu_kit_stub.py" "$SHIMS/"
+    local wheels=() skipped=() spec name optional file
+    while read -r spec optional; do
+        [[ -z "$spec" || "$spec" == \#* ]] && continue
+        name="${spec%%==*}"
+        if [[ "$optional" == optional ]] && system_has "$(module_of "$name")"; then
+            skipped+=("$name")
+            continue
+        fi
+        file="$(ls "$WHEELS"/"${name//-/_}"-*.whl 2>/dev/null | head -n1)"
+        [[ -n "$file" ]] || { log "FATAL: no wheel for $name in $WHEELS"; exit 1; }
+        wheels+=("$file")
+    done < "$KIT_SRC/packages.txt"
+    log "installing ${#wheels[@]} wheels into $SITE (machine's own: ${skipped[*]:-none})"
+    "$PY" -m pip install --quiet --disable-pip-version-check --no-index --no-deps \
+        --target "$SITE" "${wheels[@]}" 2>&1 | grep -v -e '^WARNING: Target directory' \
+        -e "^WARNING: Location" | tee -a "$SUMMARY"
+    # mmcv-lite has no compiled ops; mmcv.ops is imported (not run) by mmseg.models.
+    cp "$KIT_SRC/shims/mmcv_ext.py" "$SITE/mmcv/_ext.py"
+    export PYTHONPATH="$SITE:$ROOT:$SHIMS"
+    if ! "$PY" -c 'import torchvision' >/dev/null 2>&1; then
+        log "torchvision does not import with this torch: using the stand-in"
+        rm -rf "$SITE"/torchvision "$SITE"/torchvision-*
+        cp -r "$KIT_SRC/shims/torchvision" "$SHIMS/"
+    fi
+    for package in cv2 scipy; do
+        if ! "$PY" -c "import $package" >/dev/null 2>&1; then
+            cp -r "$KIT_SRC/shims/$package" "$SHIMS/"
+            log "$package: stand-in (imported at module level, not used by the benchmarks)"
+        fi
+    done
+    "$PY" - <<'EOF' 2>&1 | tee -a "$SUMMARY"
+import importlib
+for name in ('mmengine', 'mmcv', 'mmseg', 'mmpretrain', 'open_clip', 'torchvision', 'numpy'):
+    module = importlib.import_module(name)
+    print(f'  {name} {getattr(module, "__version__", "?")} from {module.__file__}')
+import mmseg.models, mmpretrain.models, silc_seg  # noqa: E401,F401
+from silc_seg.registry import MODELS
+print('  import silc_seg, mmseg.models, mmpretrain.models: ok;',
+      len(MODELS.module_dict), 'models registered in the mmseg scope')
+EOF
+    [[ "${PIPESTATUS[0]}" -eq 0 ]] || { log "FATAL: import check failed"; exit 1; }
+    log "setup done"
+}
+
+# ------------------------------------------------------------------------------------------
+# Benchmarks: each under its own time limit, its log in $OUT/<name>.log; a failure is
+# recorded and the next one runs.
+run_bench() {
+    local name="$1" limit="$2"
+    shift 2
+    local begin=$SECONDS
+    log "$name: $*"
+    timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
+    local rc=$?
+    # The result lines (from the first 'config:' line on; MMEngine's weight-init report and
+    # warnings before it stay in the log).
+    if grep -q '^config:' "$OUT/$name.log"; then
+        sed -n '/^config:/,$p' "$OUT/$name.log"
+    else
+        tail -n 12 "$OUT/$name.log"
+    fi | grep -v -i -e 'warn' | sed 's/^/    /' | tee -a "$SUMMARY"
+    log "$name: exit $rc after $((SECONDS - begin)) s$([[ $rc -eq 124 ]] && echo ' (time limit)')"
+}
+
+peak_tflops() {
+    if [[ -n "${PEAK_TFLOPS:-}" ]]; then echo "$PEAK_TFLOPS"; return; fi
+    "$PY" - <<'EOF'
+import torch
+name = torch.cuda.get_device_name() if torch.cuda.is_available() else ''
+# Dense bf16 tensor-core peaks (NVIDIA data sheets): H100/H200 SXM 989, H100 PCIe 756, A100 312.
+peaks = [('H100 PCIe', 756), ('H100', 989), ('H200', 989), ('A100', 312)]
+print(next((value for key, value in peaks if key in name), 0))
+EOF
+}
+
+setup
+[[ "$MODE" == setup ]] && exit 0
+cd "$ROOT"
+STEP=tools/analysis_tools/benchmark_step.py
+CLIP=tools/analysis_tools/benchmark_openclip_step.py
+ZS=tools/analysis_tools/benchmark_zeroshot.py
+if [[ "$MODE" == smoke ]]; then
+    export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+    run_bench silc_step 300 "$PY" $STEP configs/silc/demo_silc_tiny.py --batch-size 4 \
+        --iters 1 --warmup 1 --device cpu --peak-tflops 0.1
+    run_bench clip_vs_openclip 600 "$PY" $CLIP --batch-size 1 --iters 1 --warmup 0 --device cpu \
+        --memory
+    run_bench zeroshot 300 "$PY" $ZS configs/silc/zs_demo.py --num-images 2 --image-size 96 96 \
+        --repeats 1 --device cpu
+    run_bench catseg 300 ${CATSEG_CMD:-"$PY" tools/analysis_tools/benchmark_catseg_head.py \
+        configs/silc/catseg_b16_ade847.py --num-classes 8 --num-class-slots 0}
+    log "smoke run done"
+    exit 0
+fi
+
+"$PY" -c 'import torch; assert torch.cuda.is_available()' || { log "FATAL: no GPU"; exit 1; }
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 \
+    | sed 's/^/    /' | tee -a "$SUMMARY"
+PEAK="$(peak_tflops)"
+log "MFU against a dense bf16 peak of $PEAK TFLOP/s"
+# SILC B/16, the paper's geometry (2x224 + 6x96 crops, K=65536), 128 pairs per GPU as in
+# configs/silc/pretrain_b16.py, bf16 autocast; the contrastive-only step alongside.
+run_bench silc_step 180 "$PY" $STEP configs/silc/pretrain_b16.py --amp --batch-size 128 \
+    --iters 10 --warmup 3 --device cuda --peak-tflops "$PEAK"
+run_bench silc_step_fused_adamw 150 "$PY" $STEP configs/silc/pretrain_b16.py --amp \
+    --batch-size 128 --iters 10 --warmup 3 --device cuda --peak-tflops "$PEAK" --fused
+# CLIP-mode step vs open_clip ViT-B-16 + ClipLoss, same batch, bf16 autocast, AdamW.
+run_bench clip_vs_openclip 180 "$PY" $CLIP --amp --batch-size 256 --iters 10 --warmup 3 \
+    --device cuda --memory
+# Zero-shot segmentation, ADE-150 protocol (an ADE image of 512x683 resized to short side 336),
+# 150 classes x 80 templates, sliding 224 windows.
+run_bench zeroshot 150 "$PY" $ZS configs/silc/zs_ade150.py --num-images 8 --image-size 336 448 \
+    --repeats 2 --device cuda
+# CAT-Seg training iteration (command from the CAT-Seg work, see docs/benchmarks.md).
+run_bench catseg 150 ${CATSEG_CMD:-"$PY" tools/analysis_tools/benchmark_catseg_head.py \
+    configs/silc/catseg_b16_ade847.py --num-classes 847 --device cuda}
+# torch.compile of the blocks, last: compilation time is the least predictable.
+if (( SECONDS - START < 420 )); then
+    run_bench silc_step_compiled 170 "$PY" $STEP configs/silc/pretrain_b16.py --amp \
+        --batch-size 128 --iters 10 --warmup 3 --device cuda --peak-tflops "$PEAK" --compile
+else
+    log "silc_step_compiled: skipped, not enough time left"
+fi
+log "all done"
