@@ -8,8 +8,7 @@
 #   bash tools/gpu_kit/run_gpu_benchmarks.sh --smoke      # setup + every benchmark at toy size
 #                                                          # on CPU (tests the kit without a GPU)
 # Environment: PYTHON (default python3), GPU_KIT_WHEELS (default .gpu_wheels), OUT (default
-# work_dirs/gpu_kit), PEAK_TFLOPS (dense bf16 peak for MFU; default from the device name),
-# CATSEG_CMD (overrides the CAT-Seg benchmark command).
+# work_dirs/gpu_kit), PEAK_TFLOPS (dense bf16 peak for MFU; default from the device name).
 # With the device tool: run(command="bash tools/gpu_kit/run_gpu_benchmarks.sh",
 #                           carry=[".gpu_wheels"], timeout_s=600)
 set -uo pipefail
@@ -135,6 +134,7 @@ cd "$ROOT"
 STEP=tools/analysis_tools/benchmark_step.py
 CLIP=tools/analysis_tools/benchmark_openclip_step.py
 ZS=tools/analysis_tools/benchmark_zeroshot.py
+CATSEG=tools/analysis_tools/benchmark_catseg.py
 if [[ "$MODE" == smoke ]]; then
     export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
     run_bench silc_step 300 "$PY" $STEP configs/silc/demo_silc_tiny.py --batch-size 4 \
@@ -143,8 +143,13 @@ if [[ "$MODE" == smoke ]]; then
         --memory
     run_bench zeroshot 300 "$PY" $ZS configs/silc/zs_demo.py --num-images 2 --image-size 96 96 \
         --repeats 1 --device cpu
-    run_bench catseg 300 ${CATSEG_CMD:-"$PY" tools/analysis_tools/benchmark_catseg_head.py \
-        configs/silc/catseg_b16_ade847.py --num-classes 8 --num-class-slots 0}
+    if [[ -f $CATSEG ]]; then
+        run_bench catseg 300 "$PY" $CATSEG configs/silc/catseg_tiny_coco-stuff171.py \
+            --device cpu --iters 2 --warmup 1 --test-images 2 --out "$OUT/catseg_tiny_cpu.json"
+    else
+        run_bench catseg_head 300 "$PY" tools/analysis_tools/benchmark_catseg_head.py \
+            configs/silc/catseg_b16_ade847.py --num-classes 8 --num-class-slots 0
+    fi
     log "smoke run done"
     exit 0
 fi
@@ -167,9 +172,16 @@ run_bench clip_vs_openclip 180 "$PY" $CLIP --amp --batch-size 256 --iters 10 --w
 # 150 classes x 80 templates, sliding 224 windows.
 run_bench zeroshot 150 "$PY" $ZS configs/silc/zs_ade150.py --num-images 8 --image-size 336 448 \
     --repeats 2 --device cuda
-# CAT-Seg training iteration (command from the CAT-Seg work, see docs/benchmarks.md).
-run_bench catseg 150 ${CATSEG_CMD:-"$PY" tools/analysis_tools/benchmark_catseg_head.py \
-    configs/silc/catseg_b16_ade847.py --num-classes 847 --device cuda}
+# CAT-Seg: training iteration (4 x 384 px, 171 COCO-Stuff classes, fp32 as the reference) and
+# test images/s (ADE-150 sliding protocol); JSON in $OUT. Before that script existed: the head.
+if [[ -f $CATSEG ]]; then
+    run_bench catseg 170 "$PY" $CATSEG configs/silc/catseg_b16_coco-stuff171.py --device cuda \
+        --dtype fp32 --batch-size 4 --warmup 5 --iters 20 --test-images 10 \
+        --out "$OUT/catseg_b16_fp32.json"
+else
+    run_bench catseg_head 150 "$PY" tools/analysis_tools/benchmark_catseg_head.py \
+        configs/silc/catseg_b16_ade847.py --num-classes 847 --device cuda
+fi
 # torch.compile of the blocks, last: compilation time is the least predictable.
 if (( SECONDS - START < 420 )); then
     run_bench silc_step_compiled 170 "$PY" $STEP configs/silc/pretrain_b16.py --amp \
