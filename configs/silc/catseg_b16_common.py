@@ -56,7 +56,7 @@ model = dict(
             type='CrossEntropyLoss', use_sigmoid=True, avg_non_ignore=True, loss_weight=1.0),
         ignore_index=255),
     # COCO-Stuff-171 label values 0..170 in mmseg's class order.
-    train_class_names='configs/silc/class_names/coco-stuff171.txt',
+    train_class_names='{{fileDirname}}/class_names/coco-stuff171.txt',
     # None: the evaluated dataset's classes (ModelDatasetMetaHook below).
     class_names=None,
     templates=['A photo of a {} in the scene'],
