@@ -105,7 +105,8 @@ def _refusal_reason(message: str) -> str:
         return f'a look-up of {match.group(1)}'
     match = re.search(r'GLOBAL (\S+) (?:was not an allowed global|whose module)', message)
     if match:
-        return f'a reference to the Python object {match.group(1)}'
+        name = match.group(1)  # torch drops the module of builtins ('eval')
+        return f'a reference to the Python object {name if "." in name else "builtins." + name}'
     match = re.search(r'but got (<[^>]+>)', message)
     if match:
         return f'an object of type {match.group(1)}'
