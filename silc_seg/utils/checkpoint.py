@@ -15,7 +15,6 @@ local files when :mod:`silc_seg` is imported. So ``load_from``, ``init_cfg`` che
 ``tools/demo.py`` put weights into a model: missing keys and any tensor of the wrong shape are
 errors naming the keys (and, when the checkpoint records the config it was made for, that config).
 """
-import os
 import os.path as osp
 import pickle
 import re
@@ -177,49 +176,6 @@ def register_checkpoint_loaders() -> None:
     CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
 
 
-def _package_configs_dir() -> Optional[str]:
-    from .config import configs_root
-    try:
-        return configs_root()
-    except FileNotFoundError:
-        return None
-
-
-def configs_built_on(config_file: str) -> List[str]:
-    """Task configs of silc-seg (``silc/*.py``) that inherit, directly or not, ``config_file``.
-
-    Args:
-        config_file (str): A config path; only its file name is used.
-
-    Returns:
-        list[str]: paths relative to the configs folder, e.g. ``['silc/zs_ade150.py']``.
-    """
-    root = _package_configs_dir()
-    if root is None:
-        return []
-    texts = {}
-    for folder, _, files in os.walk(root):
-        for name in files:
-            if name.endswith('.py'):
-                path = osp.join(folder, name)
-                with open(path, encoding='utf-8') as f:
-                    texts[osp.relpath(path, root)] = f.read()
-    bases = {osp.basename(config_file)}
-    users = set()
-    while True:
-        found = {path for path, text in texts.items() if path not in users and any(
-            re.search(r'[/\'"]' + re.escape(base) + r'[\'"]', text) for base in bases)}
-        if not found:
-            break
-        users |= found
-        bases |= {osp.basename(path) for path in found}
-    task_configs = [path for path in users if path.startswith('silc' + os.sep)
-                    and not path.endswith(('_common.py', '_runtime.py'))]
-    # Zero-shot configs first: they take a checkpoint as it is (CAT-Seg and pretraining
-    # configs fine-tune or train from it).
-    return sorted(task_configs, key=lambda path: (not osp.basename(path).startswith('zs_'), path))
-
-
 def fitting_config_hint(checkpoint: Mapping) -> str:
     """What a checkpoint says about the config it fits ('' when it says nothing).
 
@@ -231,11 +187,8 @@ def fitting_config_hint(checkpoint: Mapping) -> str:
         return ''
     if meta.get('config'):
         model = f' ({meta["model"]})' if meta.get('model') else ''
-        hint = f' The checkpoint was converted for the towers of {meta["config"]}{model}'
-        users = configs_built_on(str(meta['config']))
-        if users:
-            hint += f'; configs built on them: {list_keys(users, 6)}'
-        return hint + '.'
+        return (f' The checkpoint was converted for the towers of {meta["config"]}{model}: use '
+                'a config whose towers are those.')
     if meta.get('cfg'):
         name = meta.get('experiment_name', 'the run that saved it')
         return (f' The checkpoint carries the config it was trained with (run {name}; the full '
@@ -361,6 +314,6 @@ def load_model_checkpoint(model: nn.Module,
 
 __all__: Tuple[str, ...] = (
     'REVISE_KEYS', 'CheckpointMismatchError', 'CheckpointRefusedError', 'check_checkpoint_fits',
-    'configs_built_on', 'fitting_config_hint', 'list_keys', 'load_from_local',
+    'fitting_config_hint', 'list_keys', 'load_from_local',
     'load_model_checkpoint', 'mmengine_safe_globals', 'register_checkpoint_loaders', 'revise_key',
     'torch_load_weights_only')

@@ -62,8 +62,11 @@ SCRIPT = textwrap.dedent('''
         return model
 
 
-    for config in ('silc/demo_silc_tiny.py', 'silc/zs_demo.py', 'silc/catseg_b16_ade150.py',
-                   'silc/zs_siglip_vit-b-16_ade150.py'):
+    # The tiny demo configs (every pretraining objective) and one config of each B/16 model kind.
+    demos = sorted(f'silc/{name}' for name in os.listdir(os.path.join(configs_root(), 'silc'))
+                   if name.startswith('demo_'))
+    for config in demos + ['silc/zs_demo.py', 'silc/catseg_b16_ade150.py',
+                           'silc/zs_siglip_vit-b-16_ade150.py']:
         build(Config.fromfile(os.path.join(configs_root(), config)).model)
     zs_demo = Config.fromfile(os.path.join(configs_root(), 'silc/zs_demo.py')).model
     build(dict(type='ScoreAveragingTTAModel', module=zs_demo))
