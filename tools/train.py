@@ -13,7 +13,8 @@ from mmengine.runner import Runner
 
 import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
 from silc_seg.registry import RUNNERS
-from silc_seg.utils import ConfigOverrideError, prepare_runner_cfg, setup_cpu_distributed
+from silc_seg.utils import (AMP_WRAPPERS, ConfigOverrideError, fp32_without_gpu,
+                            prepare_runner_cfg, setup_cpu_distributed)
 
 
 def parse_args():
@@ -67,21 +68,19 @@ def main():
     setup_cpu_distributed(cfg, args.launcher)
 
     if args.amp:
-        # Each fp32 wrapper and its mixed-precision counterpart.
-        amp_types = {'OptimWrapper': 'AmpOptimWrapper',
-                     'NonFiniteGuardOptimWrapper': 'NonFiniteGuardAmpOptimWrapper'}
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if optim_wrapper in amp_types.values():
+        if optim_wrapper in AMP_WRAPPERS.values():
             print_log('AMP training is already enabled in your config.',
                       logger='current', level=logging.WARNING)
         else:
-            assert optim_wrapper in amp_types, (
+            assert optim_wrapper in AMP_WRAPPERS, (
                 '`--amp` is only supported when the optimizer wrapper type is one of '
-                f'{sorted(amp_types)} but got {optim_wrapper}.')
-            cfg.optim_wrapper.type = amp_types[optim_wrapper]
+                f'{sorted(AMP_WRAPPERS)} but got {optim_wrapper}.')
+            cfg.optim_wrapper.type = AMP_WRAPPERS[optim_wrapper]
             cfg.optim_wrapper.dtype = args.amp_dtype
             if args.amp_dtype == 'float16':
                 cfg.optim_wrapper.loss_scale = 'dynamic'
+    fp32_without_gpu(cfg)
 
     if args.resume == 'auto':
         cfg.resume = True

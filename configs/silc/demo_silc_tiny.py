@@ -38,16 +38,12 @@ model = dict(
     zero_shot_classes={{_base_.demo_classes}},
     zero_shot_templates={{_base_.demo_templates}})
 
-custom_hooks = [
-    # A short run: a faster-moving teacher than the paper's 0.996 (time constant 100 iterations).
-    dict(type='EMATeacherHook', momentum=0.99, end_momentum=0.999),
-    dict(
-        type='TeacherTempWarmupHook',
-        warmup_teacher_temp=0.04,
-        teacher_temp=0.07,
-        warmup_iters=100),
-    dict(type='DataStatsHook', interval={{_base_.default_hooks.logger.interval}}),
-]
+# A short run: a faster-moving teacher than the paper's 0.996 (time constant 100 iterations).
+ema_teacher_hook = dict(type='EMATeacherHook', momentum=0.99, end_momentum=0.999)
+teacher_temp_hook = dict(
+    type='TeacherTempWarmupHook', warmup_teacher_temp=0.04, teacher_temp=0.07, warmup_iters=100)
+data_stats_hook = dict(type='DataStatsHook', interval={{_base_.default_hooks.logger.interval}})
+custom_hooks = [ema_teacher_hook, teacher_temp_hook, data_stats_hook]
 log_processor = dict(by_epoch=False, window_size=20)
 # TensorBoard: vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
 vis_backends = [dict(type='LocalVisBackend')]

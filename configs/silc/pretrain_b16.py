@@ -48,6 +48,8 @@ custom_hooks = [
         teacher_temp=0.07,
         warmup_iters=30000),
     dict(type='DataStatsHook', interval={{_base_.default_hooks.logger.interval}}),
+    # --resume continues the WebDataset stream at its saved position instead of re-reading it.
+    dict(type='StreamResumeHook'),
 ]
 
 log_processor = dict(by_epoch=False, window_size=50)

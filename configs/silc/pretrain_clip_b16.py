@@ -7,4 +7,6 @@ _base_ = ['./pretrain_b16.py']
 model = dict(distill_head=None, distill_loss=None)
 custom_hooks = [
     dict(type='DataStatsHook', interval={{_base_.default_hooks.logger.interval}}),
+    # --resume continues the WebDataset stream at its saved position instead of re-reading it.
+    dict(type='StreamResumeHook'),
 ]

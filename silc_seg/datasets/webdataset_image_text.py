@@ -1,9 +1,10 @@
+import itertools
 import json
 import math
 import multiprocessing
 import random
 from collections import Counter
-from typing import Iterator, List, Optional, Sequence, Union
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 from mmengine.dataset import Compose
 from mmengine.dist import get_dist_info
@@ -12,6 +13,12 @@ from torch.utils.data import IterableDataset, get_worker_info
 from silc_seg.registry import DATASETS
 from .image_text_utils import (BadSample, decode_image, log_skipped,
                                pick_caption, valid_captions)
+
+
+# Dataloader workers per rank whose pass counts and resume positions fit the shared memory.
+MAX_WORKERS = 256
+# Resume record per worker process: a flag and a stream_position.
+_SLOT = 6
 
 
 def expand_shards(shards: Union[str, Sequence[str]]) -> List[str]:
@@ -81,8 +88,15 @@ class WebDatasetImageText(IterableDataset):
     ``png`` or ``webp``) and a caption (``txt``, or ``json`` with a ``caption`` field, optionally
     a list of extra captions under ``extra_captions``). Shards are split between ranks and
     dataloader workers (see :func:`shards_for`) and reshuffled every epoch; samples are shuffled
-    within a buffer. All randomness derives from ``seed``, the epoch, the rank and the worker, so a
-    run repeats exactly for the same world size and ``num_workers``.
+    within blocks of ``shuffle_buffer``. All randomness derives from ``seed``, the epoch, the rank
+    and the worker, so a run repeats exactly for the same world size and ``num_workers``.
+
+    Every sample carries its ``stream_position`` ``(worker_id, epoch, shard, offset,
+    consumed)``: the block it came from (the shard's index in the worker's list for the epoch
+    and the index of the block's first sample in that shard) and how many of the block's samples
+    have been emitted. :meth:`resume_at` restarts each worker there by reading one block, without
+    decoding anything before it; :class:`~silc_seg.engine.hooks.StreamResumeHook` saves the
+    positions in checkpoints and restores them on ``--resume``.
 
     Bad samples (no image, undecodable image, empty or non-text caption) and missing
     (``missing_shard``), unreadable or truncated (``corrupt_shard``) shards are logged and
@@ -97,10 +111,13 @@ class WebDatasetImageText(IterableDataset):
         pipeline (list[dict]): Transforms applied to each decoded sample (the first sees
             ``img``, ``caption``, ``img_path``, ``sample_idx``, ``ori_shape``, ``img_shape``).
         repeat (bool): Stream forever, moving to the next epoch after each pass (for
-            ``IterBasedTrainLoop``). If False, one ``__iter__`` is one pass over the epoch set by
-            :meth:`set_epoch`. Defaults to True.
-        shuffle (bool): Shuffle shards per epoch and samples within a buffer. Defaults to True.
-        shuffle_buffer (int): Sample shuffle buffer size per worker. Defaults to 1000.
+            ``IterBasedTrainLoop``). If False, one ``__iter__`` is one pass over one epoch; the
+            dataset counts the passes itself, so each is the next epoch (no hook or sampler
+            needs to call :meth:`set_epoch`). Defaults to True.
+        shuffle (bool): Shuffle shards per epoch and samples within blocks. Defaults to True.
+        shuffle_buffer (int): Samples per shuffled block, per worker: each worker reads this
+            many (undecoded) samples, shuffles them with a generator seeded by the block's start
+            and decodes them in that order. Defaults to 1000.
         seed (int): Base seed. Defaults to 0.
         image_keys (Sequence[str]): Accepted image extensions, in order of preference.
         text_keys (Sequence[str]): Accepted caption extensions, in order of preference.
@@ -140,8 +157,11 @@ class WebDatasetImageText(IterableDataset):
         self.num_samples = num_samples
         self.color_type = color_type
         self.imdecode_backend = imdecode_backend
-        # Shared with the dataloader workers, so set_epoch reaches persistent workers too.
+        # Shared with the dataloader workers (persistent or not): the first epoch, the passes
+        # each worker has started since, and one resume record per worker (see resume_at).
         self._epoch = multiprocessing.Value('i', 0)
+        self._passes = multiprocessing.Array('i', MAX_WORKERS)
+        self._resume = multiprocessing.Array('q', MAX_WORKERS * _SLOT, lock=False)
         self.skipped = 0
         # Skips of the current pass by reason (and one source each), for the empty-pass error.
         self._pass_skips: Counter = Counter()
@@ -152,8 +172,11 @@ class WebDatasetImageText(IterableDataset):
         return dict(dataset_type='WebDatasetImageText', num_shards=len(self.urls))
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch (shard order and assignment) of the next pass."""
-        self._epoch.value = epoch
+        """Make the next pass epoch ``epoch`` (shard order and assignment); later passes count
+        on from it. Not needed for training: every pass is a new epoch by itself."""
+        with self._passes.get_lock():
+            self._epoch.value = epoch
+            self._passes[:] = [0] * MAX_WORKERS
 
     def __len__(self) -> int:
         """``num_samples`` per rank; without it, a nominal ``2**31`` (an endless stream).
@@ -223,35 +246,51 @@ class WebDatasetImageText(IterableDataset):
         self._pass_skips[err.reason] += 1
         self._pass_examples.setdefault(err.reason, err.source)
 
-    def _samples(self, urls: Sequence[str]) -> Iterator[dict]:
-        """Decoded good samples of ``urls``, counting bad ones in ``self.skipped``."""
-        for url in urls:
-            shard = self._read_shard(url)
-            while True:
-                try:
-                    raw = next(shard)
-                except StopIteration:
-                    break
-                except BadSample as err:
-                    self._skip(err)
-                    break
-                try:
-                    yield self._decode(raw)
-                except BadSample as err:
-                    self._skip(err)
+    def _raw_samples(self, urls: Sequence[str], shard: int,
+                     offset: int) -> Iterator[Tuple[int, int, dict]]:
+        """``(shard index, index in the shard, raw sample)`` of ``urls`` from ``(shard, offset)``
+        on; the raw samples before ``offset`` are read but not decoded. A shard that cannot be
+        read (or breaks off) is counted as skipped and the next one follows."""
+        for index in range(shard, len(urls)):
+            position = 0
+            try:
+                for raw in self._read_shard(urls[index]):
+                    if index > shard or position >= offset:
+                        yield index, position, raw
+                    position += 1
+            except BadSample as err:
+                self._skip(err)
 
-    def _shuffled(self, samples: Iterator[dict],
-                  rng: random.Random) -> Iterator[dict]:
-        if not self.shuffle or self.shuffle_buffer <= 1:
-            yield from samples
-            return
-        buffer = []
-        for sample in samples:
-            buffer.append(sample)
-            if len(buffer) >= self.shuffle_buffer:
-                yield buffer.pop(rng.randrange(len(buffer)))
-        rng.shuffle(buffer)
-        yield from buffer
+    def _epoch_samples(self, urls: Sequence[str], epoch: int, rank: int, worker_id: int,
+                       start: Tuple[int, int, int]) -> Iterator[Tuple[dict, tuple]]:
+        """Decoded samples of one epoch with the stream position after each.
+
+        Raw samples are taken in blocks of ``shuffle_buffer``; each block is shuffled with a
+        generator seeded by the block's start (shard and index in the shard) and decoded in
+        that order. A position ``(shard, offset, consumed)`` (block start and samples of the
+        block already emitted) thus rebuilds the stream exactly by reading one block.
+        """
+        shard, offset, consumed = start
+        raw_samples = self._raw_samples(urls, shard, offset)
+        block_size = max(self.shuffle_buffer, 1) if self.shuffle else 1
+        while True:
+            block = list(itertools.islice(raw_samples, block_size))
+            if not block:
+                return
+            block_start = block[0][:2]
+            order = list(range(len(block)))
+            if self.shuffle:
+                random.Random(hash((self.seed, epoch, rank, worker_id) +
+                                   block_start)).shuffle(order)
+            for step in range(consumed, len(order)):
+                _, _, raw = block[order[step]]
+                try:
+                    results = self._decode(raw)
+                except BadSample as err:
+                    self._skip(err)
+                    continue
+                yield results, block_start + (step + 1, )
+            consumed = 0
 
     def __iter__(self) -> Iterator[dict]:
         rank, world_size = get_dist_info()
@@ -263,16 +302,28 @@ class WebDatasetImageText(IterableDataset):
                 f'{len(self.urls)} shards cannot feed {world_size} ranks x {num_workers} '
                 'dataloader workers (each needs at least one shard); use more shards or '
                 'fewer workers')
-        epoch = self._epoch.value
+        if worker_id >= MAX_WORKERS:
+            raise ValueError(f'at most {MAX_WORKERS} dataloader workers per rank')
+        # The dataset counts its own passes (one __iter__ per pass and worker) in memory shared
+        # with the workers, so every pass is a new epoch without anyone calling set_epoch.
+        with self._passes.get_lock():
+            epoch = self._epoch.value + self._passes[worker_id]
+            self._passes[worker_id] += 1
+            start = (0, 0, 0)
+            slot = worker_id * _SLOT
+            resume = self._resume[slot:slot + _SLOT]
+            if resume[0]:  # once: later passes start at the beginning of their epoch
+                # This process continues the stream of worker resume[1] (see resume_at).
+                worker_id, epoch, start = resume[1], resume[2], tuple(resume[3:])
+                self._resume[slot] = 0
         while True:
             urls = shards_for(self.urls, epoch, self.seed, rank, world_size,
                               worker_id, num_workers, self.shuffle)
-            rng = random.Random(
-                hash((self.seed, epoch, rank, worker_id)) & 0xFFFFFFFF)
             self._pass_skips, self._pass_examples = Counter(), {}
             num_good = 0
-            for results in self._shuffled(self._samples(urls), rng):
+            for results, position in self._epoch_samples(urls, epoch, rank, worker_id, start):
                 results['num_skipped'] = self.skipped
+                results['stream_position'] = (worker_id, epoch) + position
                 data = self.pipeline(results)
                 if data is None:
                     self._skip(BadSample('dropped_by_pipeline', results['img_path']))
@@ -280,11 +331,48 @@ class WebDatasetImageText(IterableDataset):
                 self.skipped = 0
                 num_good += 1
                 yield data
-            if num_good == 0:
+            if num_good == 0 and start == (0, 0, 0):
                 self._raise_empty_pass(urls, epoch, rank, worker_id)
             if not self.repeat:
                 return
             epoch += 1
+            start = (0, 0, 0)
+
+    def resume_at(self, positions: Sequence[Sequence[int]], num_workers: int,
+                  next_worker: int = 0) -> None:
+        """Start the next pass of each worker right after a saved sample, without replaying.
+
+        A ``DataLoader`` takes batches from its workers in turn, starting with worker 0; the
+        stream continues with the batch of worker ``next_worker``, so the worker processes
+        take over the streams of the saved workers rotated by ``next_worker`` (process 0
+        continues worker ``next_worker``'s stream, and so on).
+
+        Call it while no dataloader iteration over this dataset is running (see
+        :class:`~silc_seg.engine.hooks.StreamResumeHook`): a worker reads its position when its
+        next pass starts. Later passes continue with the following epochs.
+
+        Args:
+            positions (Sequence[Sequence[int]]): ``stream_position`` values as the samples carry
+                them, the last one seen of each worker: ``(worker_id, epoch, shard, offset,
+                consumed)``. A worker without one starts at the beginning of the earliest epoch.
+            num_workers (int): Dataloader workers per rank (1 without worker processes), as
+                when the positions were saved.
+            next_worker (int): The worker whose batch comes next: the one after the worker of
+                the last batch taken. Defaults to 0.
+        """
+        positions = {int(p[0]): tuple(int(v) for v in p) for p in positions}
+        if not 1 <= num_workers <= MAX_WORKERS or any(
+                not 0 <= worker_id < num_workers for worker_id in positions):
+            raise ValueError(f'positions {sorted(positions.values())} do not fit '
+                             f'{num_workers} workers (at most {MAX_WORKERS})')
+        first_epoch = min((p[1] for p in positions.values()), default=self._epoch.value)
+        with self._passes.get_lock():
+            self._epoch.value = first_epoch
+            self._passes[:] = [0] * MAX_WORKERS
+            for process in range(num_workers):
+                worker_id = (process + next_worker) % num_workers
+                position = positions.get(worker_id, (worker_id, first_epoch, 0, 0, 0))
+                self._resume[process * _SLOT:(process + 1) * _SLOT] = [1, *position]
 
     def _raise_empty_pass(self, urls: Sequence[str], epoch: int, rank: int,
                           worker_id: int) -> None:

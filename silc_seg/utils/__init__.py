@@ -1,16 +1,17 @@
 from .checkpoint import (CheckpointMismatchError, CheckpointRefusedError, check_checkpoint_fits,
                          list_keys, load_model_checkpoint, mmengine_safe_globals,
                          register_checkpoint_loaders, torch_load_weights_only)
-from .config import (ConfigOverrideError, configs_root, get_config_path, merge_cfg_options,
-                     prepare_runner_cfg, setup_cpu_distributed)
+from .config import (AMP_WRAPPERS, ConfigOverrideError, configs_root, fp32_without_gpu,
+                     get_config_path, merge_cfg_options, prepare_runner_cfg,
+                     setup_cpu_distributed)
 from .tta import apply_test_time_augmentation, build_tta_pipeline
 
 register_checkpoint_loaders()
 
 __all__ = [
-    'CheckpointMismatchError', 'CheckpointRefusedError', 'ConfigOverrideError',
+    'AMP_WRAPPERS', 'CheckpointMismatchError', 'CheckpointRefusedError', 'ConfigOverrideError',
     'apply_test_time_augmentation', 'build_tta_pipeline', 'check_checkpoint_fits',
-    'configs_root', 'get_config_path', 'list_keys', 'load_model_checkpoint', 'merge_cfg_options',
-    'mmengine_safe_globals', 'prepare_runner_cfg', 'register_checkpoint_loaders',
-    'setup_cpu_distributed', 'torch_load_weights_only'
+    'configs_root', 'fp32_without_gpu', 'get_config_path', 'list_keys', 'load_model_checkpoint',
+    'merge_cfg_options', 'mmengine_safe_globals', 'prepare_runner_cfg',
+    'register_checkpoint_loaders', 'setup_cpu_distributed', 'torch_load_weights_only'
 ]

@@ -1,11 +1,13 @@
 import difflib
 import inspect
+import logging
 import os.path as osp
 from typing import Any, Optional
 
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
+from mmengine.logging import print_log
 from torch.utils.data import DataLoader
 
 _PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -236,6 +238,39 @@ def prepare_runner_cfg(cfg: Config,
                                 osp.splitext(osp.basename(config_path))[0])
     cfg.setdefault('default_scope', 'mmseg')
     return cfg
+
+
+# Each fp32 optimizer wrapper and its mixed-precision counterpart.
+AMP_WRAPPERS = {
+    'OptimWrapper': 'AmpOptimWrapper',
+    'NonFiniteGuardOptimWrapper': 'NonFiniteGuardAmpOptimWrapper',
+}
+
+
+def fp32_without_gpu(cfg: Config) -> bool:
+    """On a machine without a GPU, switch a mixed-precision optimizer wrapper to fp32.
+
+    MMEngine's ``AmpOptimWrapper`` stops with "only available training on gpu"; the GPU
+    pretraining configs (``pretrain_b16.py``: bf16 autocast) then run on CPU in fp32, which
+    needs no loss scaling. Logs one warning when it switches.
+
+    Args:
+        cfg (Config): The config, modified in place.
+
+    Returns:
+        bool: Whether the wrapper was switched.
+    """
+    wrapper = cfg.get('optim_wrapper', None)
+    fp32_types = {amp: fp32 for fp32, amp in AMP_WRAPPERS.items()}
+    if torch.cuda.is_available() or not wrapper or wrapper.get('type') not in fp32_types:
+        return False
+    amp_type = wrapper['type']
+    wrapper['type'] = fp32_types[amp_type]
+    dropped = [key for key in ('dtype', 'loss_scale') if wrapper.pop(key, None) is not None]
+    print_log(f'No GPU: training in fp32 ({amp_type} -> {wrapper["type"]}'
+              f'{", ignoring " + " and ".join(dropped) if dropped else ""})',
+              logger='current', level=logging.WARNING)
+    return True
 
 
 def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:

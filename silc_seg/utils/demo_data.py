@@ -15,9 +15,16 @@ Layout written by :func:`make_demo_data` under ``out``::
     images/{train,val}/*.png
     seg/img_dir/val/*.png, seg/ann_dir/val/*.png   mmseg layout, label ids 0..C-1
     meta.json                            generator version and arguments (idempotency stamp)
+
+and, by :func:`write_demo_shards` (``make_demo_data.py --shards N``), the training pairs as
+WebDataset shards for ``configs/silc/demo_silc_wds_tiny.py``::
+
+    shards/train-{00000..N-1}.tar        <key>.png + <key>.json (caption, extra_captions)
 """
+import io
 import json
 import os
+import tarfile
 import os.path as osp
 from typing import Dict, List, Sequence, Tuple
 
@@ -228,3 +235,40 @@ def make_demo_data(out: str,
     with open(meta_path, 'w') as f:
         json.dump(meta, f, indent=2)
     return True
+
+
+def write_demo_shards(out: str, num_shards: int = 8, split: str = 'train') -> List[str]:
+    """Pack the demo pairs of ``split`` into ``num_shards`` WebDataset tar shards.
+
+    Pairs are dealt round-robin, so the shards differ in size by at most one pair. Each sample
+    is ``<key>.png`` with ``<key>.json`` holding ``caption`` and ``extra_captions``, as
+    :class:`~silc_seg.datasets.WebDatasetImageText` reads them.
+
+    Args:
+        out (str): The demo data directory (written by :func:`make_demo_data`).
+        num_shards (int): Number of shards. Defaults to 8.
+        split (str): ``'train'`` or ``'val'``. Defaults to ``'train'``.
+
+    Returns:
+        list[str]: The shard paths, ``out/shards/<split>-00000.tar`` and on.
+    """
+    if num_shards < 1:
+        raise ValueError(f'num_shards must be >= 1, got {num_shards}')
+    with open(osp.join(out, 'annotations', f'pretrain_{split}.jsonl')) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    os.makedirs(osp.join(out, 'shards'), exist_ok=True)
+    paths = [osp.join(out, 'shards', f'{split}-{i:05d}.tar') for i in range(num_shards)]
+    for shard, path in enumerate(paths):
+        with tarfile.open(path, 'w') as tar:
+            for record in records[shard::num_shards]:
+                key = osp.splitext(osp.basename(record['image']))[0]
+                caption = dict(caption=record['caption'],
+                               extra_captions=record.get('extra_captions', []))
+                with open(osp.join(out, record['image']), 'rb') as f:
+                    members = [(f'{key}.png', f.read()),
+                               (f'{key}.json', json.dumps(caption).encode())]
+                for name, data in members:
+                    info = tarfile.TarInfo(name)
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+    return paths

@@ -143,7 +143,8 @@ def _keys(dataset, **loader_kwargs):
 
 def _wds(pattern, **kwargs):
     kwargs.setdefault('pipeline', [dict(type='PackSILCInputs')])
-    return WebDatasetImageText(shards=pattern, repeat=False, **kwargs)
+    kwargs.setdefault('repeat', False)
+    return WebDatasetImageText(shards=pattern, **kwargs)
 
 
 def test_webdataset_reads_all_samples_once(shard_dir):
@@ -270,3 +271,62 @@ def test_webdataset_all_bad_samples_fail_but_one_good_shard_is_enough(tmp_path, 
     stream = iter(ds)
     first = _next_within(stream)['data_samples']
     assert first.sample_idx == 's0k0' and first.num_skipped == 1
+
+
+@pytest.mark.parametrize('loader_kwargs', [
+    dict(), dict(num_workers=2), dict(num_workers=2, persistent_workers=True)])
+def test_webdataset_counts_its_own_epochs(shard_dir, loader_kwargs):
+    # No hook calls set_epoch: each pass over the dataloader is the next epoch by itself.
+    pattern = str(shard_dir / 'shard-{00..03}.tar')
+    ds = _wds(pattern, shuffle_buffer=4, seed=3)
+    loader = DataLoader(ds, batch_size=None, **loader_kwargs)
+    passes = [[d['data_samples'].sample_idx for d in loader] for _ in range(3)]
+    expected = []
+    for epoch in range(3):
+        reference = _wds(pattern, shuffle_buffer=4, seed=3)
+        reference.set_epoch(epoch)
+        expected.append(_keys(reference, **loader_kwargs))
+    assert passes == expected
+    assert passes[0] != passes[1] != passes[2]
+
+
+@pytest.mark.parametrize('num_workers', [0, 2])
+@pytest.mark.parametrize('stop', [1, 4, 9, 13])
+def test_webdataset_resume_at_position_continues_the_same_stream(shard_dir, num_workers, stop):
+    """A stream resumed at the positions of the last samples seen yields exactly the samples an
+    uninterrupted stream yields next (batches of 2, round robin over the workers)."""
+    pattern = str(shard_dir / 'shard-{00..03}.tar')
+
+    def batches(dataset, count):
+        loader = DataLoader(dataset, batch_size=2, num_workers=num_workers,
+                            collate_fn=lambda batch: [d['data_samples'] for d in batch])
+        stream = iter(loader)
+        return [next(stream) for _ in range(count)]
+
+    straight = batches(_wds(pattern, repeat=True, shuffle_buffer=3, seed=5), 30)
+    last_seen = {}
+    for batch in straight[:stop]:
+        for sample in batch:
+            last_seen[sample.stream_position[0]] = sample.stream_position
+    workers = max(num_workers, 1)
+    next_worker = (straight[stop - 1][-1].stream_position[0] + 1) % workers
+    resumed_ds = _wds(pattern, repeat=True, shuffle_buffer=3, seed=5)
+    resumed_ds.resume_at(list(last_seen.values()), workers, next_worker)
+    resumed = batches(resumed_ds, 30 - stop)
+    keys = lambda bs: [[s.sample_idx for s in b] for b in bs]  # noqa: E731
+    assert keys(resumed) == keys(straight[stop:])  # 30 batches: the stream crosses epochs
+
+
+def test_webdataset_resume_decodes_nothing_before_the_position(shard_dir, monkeypatch):
+    pattern = str(shard_dir / 'shard-{00..03}.tar')
+    straight = [d['data_samples'] for d in
+                DataLoader(_wds(pattern, shuffle_buffer=4), batch_size=None)]
+    decoded = []
+    original = WebDatasetImageText._decode
+    monkeypatch.setattr(WebDatasetImageText, '_decode',
+                        lambda self, raw: decoded.append(raw['__key__']) or original(self, raw))
+    ds = _wds(pattern, shuffle_buffer=4)
+    ds.resume_at([straight[14].stream_position], num_workers=1)
+    rest = [d['data_samples'].sample_idx for d in DataLoader(ds, batch_size=None)]
+    assert rest == [s.sample_idx for s in straight[15:]]
+    assert decoded == rest  # the 15 samples before the position were not decoded again

@@ -1,27 +1,16 @@
 """The SILC optimizer setup logs its frozen (EMA teacher) parameters in one line, not one each."""
-import logging
 import os.path as osp
 
 import torch
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 from mmengine.optim import DefaultOptimWrapperConstructor, build_optim_wrapper
 from mmengine.registry import init_default_scope
 
 import silc_seg  # noqa: F401
 from silc_seg.registry import MODELS
+from tests.mmengine_log import captured_log
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-class _Records(logging.Handler):
-
-    def __init__(self):
-        super().__init__()
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
 
 
 def test_demo_silc_frozen_teacher_logged_once_and_param_groups_unchanged():
@@ -31,14 +20,9 @@ def test_demo_silc_frozen_teacher_logged_once_and_param_groups_unchanged():
     model = MODELS.build(cfg.model)
     frozen = [name for name, param in model.named_parameters() if not param.requires_grad]
     assert len(frozen) > 50  # the whole EMA teacher
-    logger = MMLogger.get_current_instance()
-    records = _Records()
-    logger.addHandler(records)
-    try:
+    with captured_log() as messages:
         optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    finally:
-        logger.removeHandler(records)
-    skipped = [m for m in records.messages if 'requires_grad=False' in m]
+    skipped = [m for _, m in messages if 'requires_grad=False' in m]
     assert skipped == [f'{len(frozen)} parameters with requires_grad=False are not optimized '
                        '(distill_head.*, teacher_image_encoder.*, teacher_head.*)']
     # Same parameter groups as MMEngine's default constructor builds.

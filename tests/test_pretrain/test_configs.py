@@ -42,7 +42,7 @@ def test_b16_configs_follow_the_paper(path):
     assert cfg.global_crop_size == 224 and cfg.local_crop_size == 96
     assert cfg.train_dataloader.dataset.type == 'WebDatasetImageText'
     hooks = {h['type']: h for h in cfg.custom_hooks}
-    assert 'DataStatsHook' in hooks
+    assert 'DataStatsHook' in hooks and 'StreamResumeHook' in hooks
     if not with_distill:
         assert model.distill_head is None and 'EMATeacherHook' not in hooks
         return

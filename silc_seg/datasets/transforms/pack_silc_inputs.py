@@ -43,7 +43,9 @@ class PackSILCInputs(BaseTransform):
             pipeline that lost its local views). False for single-view objectives (masked
             self-distillation), which then get no ``local_crops``. Defaults to True.
         meta_keys (Sequence[str]): Keys of ``results`` copied into the data sample's metainfo
-            when present.
+            when present (``num_skipped`` and ``stream_position`` come from the image-text
+            datasets, for :class:`~silc_seg.engine.hooks.DataStatsHook` and
+            :class:`~silc_seg.engine.hooks.StreamResumeHook`).
     """
 
     def __init__(self,
@@ -51,7 +53,8 @@ class PackSILCInputs(BaseTransform):
                  require_local_crops: bool = True,
                  meta_keys: Sequence[str] = ('img_path', 'caption',
                                              'sample_idx', 'ori_shape',
-                                             'img_shape', 'num_skipped')
+                                             'img_shape', 'num_skipped',
+                                             'stream_position')
                  ) -> None:
         if num_global_crops < 1:
             raise ValueError(

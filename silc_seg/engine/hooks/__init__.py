@@ -3,3 +3,4 @@ from .model_dataset_meta_hook import ModelDatasetMetaHook  # noqa: F401
 from .ema_teacher_hook import EMATeacherHook  # noqa: F401
 from .teacher_temp_hook import TeacherTempWarmupHook  # noqa: F401
 from .compile_blocks_hook import CompileBlocksHook  # noqa: F401
+from .stream_resume_hook import StreamResumeHook  # noqa: F401

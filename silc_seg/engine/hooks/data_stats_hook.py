@@ -25,8 +25,6 @@ class DataStatsHook(Hook):
     The skip count is all-reduced every ``interval`` iterations (the same iterations on every
     rank) and at the end of training.
 
-    It also hands the epoch to datasets that have ``set_epoch`` (``WebDatasetImageText``).
-
     Args:
         interval (int): All-reduce and update the skip count every ``interval`` iterations;
             set it to the ``LoggerHook`` interval. Defaults to 10.
@@ -51,11 +49,6 @@ class DataStatsHook(Hook):
         if 'train/skipped_samples' in hub.log_scalars:
             self._total_skipped = int(
                 hub.get_scalar('train/skipped_samples').current())
-
-    def before_train_epoch(self, runner) -> None:
-        dataset = runner.train_dataloader.dataset
-        if hasattr(dataset, 'set_epoch'):
-            dataset.set_epoch(runner.epoch)
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch: Optional[dict] = None) -> None:
