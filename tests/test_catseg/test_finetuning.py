@@ -150,7 +150,6 @@ def real_towers_cfg():
 
 
 def test_silc_towers_checkpoint_keys_and_qv_only_training():
-    pytest.importorskip('silc_seg.models.backbones.silc_vit')
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
     torch.manual_seed(0)

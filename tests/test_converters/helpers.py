@@ -4,13 +4,12 @@ import importlib.util
 import io
 import os.path as osp
 
-import pytest
+import open_clip
 import torch
 
 from silc_seg.converters import build_towers, verify_state_dict
 from silc_seg.utils import get_config_path
 
-open_clip = pytest.importorskip('open_clip')
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

@@ -4,7 +4,9 @@ loader (``open_clip.convert.load_big_vision_weights``) on the same randomly fill
 from functools import partial
 
 import numpy as np
+import open_clip
 import pytest
+import timm
 import torch
 from torch import nn
 
@@ -14,8 +16,6 @@ from silc_seg.models.text_encoders import SILCTextTransformer
 from silc_seg.converters import convert_big_vision_arrays, verify_state_dict
 from .helpers import TOLERANCE, convert_with_tool, load_tool, max_diff
 
-open_clip = pytest.importorskip('open_clip')
-timm = pytest.importorskip('timm')
 
 # Small two-tower SigLIP: 32 px images, 8 px patches, 32-d, 2 blocks, 2 heads.
 WIDTH, HEADS, DEPTH, MLP, PATCH, IMAGE = 32, 2, 2, 128, 8, 32

@@ -1,11 +1,9 @@
 """openclip2silc on OpenAI-style ViT-B-32 (QuickGELU) towers: a second patch size, arch preset
 and activation through the command-line tool."""
-import pytest
+import open_clip
 import torch
 
 from .helpers import TOLERANCE, convert_with_tool, max_diff
-
-open_clip = pytest.importorskip('open_clip')
 
 
 @torch.no_grad()

@@ -197,7 +197,7 @@ def test_encode_dense(pool_type, class_token):
 
 
 def test_map_pool_matches_timm_attention_pool():
-    timm_pool = pytest.importorskip('timm.layers').AttentionPoolLatent
+    from timm.layers import AttentionPoolLatent as timm_pool
     vit = small_vit(pool_type='map', class_token=False, output_dim=None, norm_eps=1e-6)
     reference = timm_pool(32, num_heads=2, mlp_ratio=4.0,
                           norm_layer=partial(torch.nn.LayerNorm, eps=1e-6)).eval()
@@ -284,5 +284,16 @@ model = dict(
 
 
 def test_registry_build():
-    vit = MODELS.build(dict(type='SILCVisionTransformer', arch='tiny', depth=1))
-    assert isinstance(vit, SILCVisionTransformer)
+    # Registered in mmseg's own registry (what `custom_imports` relies on), and a config dict
+    # builds the same network as the constructor with the same arguments.
+    from mmseg.registry import MODELS as MMSEG_MODELS
+    assert MMSEG_MODELS.get('SILCVisionTransformer') is SILCVisionTransformer
+    torch.manual_seed(0)
+    vit = MODELS.build(dict(type='SILCVisionTransformer', arch='tiny', depth=1, img_size=32))
+    torch.manual_seed(0)
+    direct = SILCVisionTransformer(arch='tiny', depth=1, img_size=32)
+    assert vit.state_dict().keys() == direct.state_dict().keys()
+    for key, value in direct.state_dict().items():
+        torch.testing.assert_close(vit.state_dict()[key], value, rtol=0, atol=0, msg=key)
+    x = torch.randn(1, 3, 32, 32)
+    torch.testing.assert_close(vit.eval()(x), direct.eval()(x))
