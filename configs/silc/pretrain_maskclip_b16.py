@@ -14,6 +14,7 @@ model = dict(distill_head=None, distill_loss=None)
 # augmentation: OpenCLIP's training transform (mlfoundations/open_clip
 # src/open_clip/transform.py, AugmentationCfg.scale); the paper's own augmentation is not in
 # the material we have.
+num_global_crops = 1
 train_pipeline = [
     dict(
         type='mmpretrain.MultiView',
@@ -27,7 +28,7 @@ train_pipeline = [
                 backend='pillow'),
         ]]),
     dict(type='TokenizeCaption', tokenizer={{_base_.caption_tokenizer}}),
-    dict(type='PackSILCInputs', num_global_crops=1, require_local_crops=False),
+    dict(type='PackSILCInputs', num_global_crops=num_global_crops, require_local_crops=False),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 

@@ -21,10 +21,17 @@ reports their medians as shares of the step, next to the teacher's share of the 
 With ``--peak-tflops`` (the device's dense peak for the dtype, e.g. 989 for H100 SXM bf16) it
 prints the model FLOP utilisation (analytical FLOPs of the step / time / peak).
 
+With ``--masked-config`` it also times, in the same alternation, the step of a masked
+self-distillation config (``MaskedSelfDistill``: MaskCLIP of Dong et al., not Zhou et al.'s
+training-free MaskCLIP) on that config's own global views (``num_global_crops``, no local
+crops): student forward on the unmasked views (contrastive), student forward on the masked
+views + decoder + head, teacher forward on the unmasked views, masked language modelling,
+optimizer step and the EMA update of every student/teacher pair.
+
 Example::
 
     python tools/analysis_tools/benchmark_step.py configs/silc/demo_silc_tiny.py \\
-        --iters 20 --batch-size 32
+        --iters 20 --batch-size 32 --masked-config configs/silc/demo_maskdistill_tiny.py
 """
 import argparse
 import statistics
@@ -62,6 +69,8 @@ def parse_args():
                         help='activation checkpointing of the towers\' blocks')
     parser.add_argument('--peak-tflops', type=float,
                         help='dense peak TFLOP/s of the device for the dtype, for MFU')
+    parser.add_argument('--masked-config',
+                        help='also time this masked self-distillation (MaskedSelfDistill) config')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
 
@@ -210,6 +219,9 @@ def main():
     baseline_batch = make_batch(args.batch_size, 1, 0, global_size, local_size, context_length)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.amp else \
         nullcontext
+    masked_step, masked_views = None, None
+    if args.masked_config:
+        masked_step, masked_views = masked_distill_step(args, optimizer_cfg, device, autocast)
 
     def silc_step():
         with autocast():
@@ -236,11 +248,17 @@ def main():
     teacher_watch.take()
     ema_watch.take()
     silc_times, baseline_times, teacher_shares, ema_shares = [], [], [], []
+    masked_times = []
+    if masked_step is not None:
+        for _ in range(args.warmup):
+            masked_step()
     for _ in range(args.iters):
         silc_times.append(timed(silc_step))
         teacher_shares.append(teacher_watch.take() / silc_times[-1])
         ema_shares.append(ema_watch.take() / silc_times[-1])
         baseline_times.append(timed(baseline_step))
+        if masked_step is not None:
+            masked_times.append(timed(masked_step))
 
     silc_time, baseline_time = statistics.median(silc_times), statistics.median(baseline_times)
     silc_image, baseline_image, silc_full, baseline_full = step_flops(
@@ -256,6 +274,12 @@ def main():
     print(f'contrastive-only step (1x{global_size}px view): {baseline_time * 1e3:.1f} ms '
           f'({args.batch_size / baseline_time:.3g} pairs/s)')
     print(f'measured ratio SILC / contrastive-only: {silc_time / baseline_time:.2f}')
+    if masked_times:
+        masked_time = statistics.median(masked_times)
+        print(f'masked self-distillation step ({args.masked_config}: {masked_views}, masks, '
+              f'teacher, decoders, MLM, EMA): {masked_time * 1e3:.1f} ms '
+              f'({args.batch_size / masked_time:.3g} pairs/s); ratio to contrastive-only '
+              f'{masked_time / baseline_time:.2f}, to SILC {masked_time / silc_time:.2f}')
     print(f'theoretical image-tower FLOP ratio: {silc_image / baseline_image:.2f} '
           f'({silc_image / 1e9:.3f} vs {baseline_image / 1e9:.3f} GFLOPs per pair)')
     print(f'theoretical full-step FLOP ratio (+ text tower, distillation head): '
@@ -269,6 +293,34 @@ def main():
         print(f'MFU (analytical step FLOPs / time / {args.peak_tflops:g} TFLOP/s): SILC '
               f'{silc_full * args.batch_size / silc_time / peak:.1%}, contrastive-only '
               f'{baseline_full * args.batch_size / baseline_time / peak:.1%}')
+
+
+def masked_distill_step(args, optimizer_cfg, device, autocast):
+    """The training step of ``args.masked_config`` (towers as configured there, the
+    benchmark's optimizer) and a description of its views."""
+    cfg = Config.fromfile(args.masked_config)
+    model_cfg = cfg.model.copy()
+    if model_cfg.get('type') != 'MaskedSelfDistill':
+        raise ValueError(f'{args.masked_config} is not a MaskedSelfDistill config')
+    if args.with_cp:
+        model_cfg.image_encoder['with_cp'] = True
+        model_cfg.text_encoder['with_cp'] = True
+    num_global = cfg.get('num_global_crops', 1)
+    size = cfg.get('global_crop_size', model_cfg.image_encoder.get('img_size'))
+    num_local = cfg.get('num_local_crops', 0) if model_cfg.get('distill_head') else 0
+    local_size = cfg.get('local_crop_size', None)
+    model, optim_wrapper = build(model_cfg, optimizer_cfg, device, args.compile)
+    batch = make_batch(args.batch_size, num_global, num_local, size, local_size,
+                       model.text_encoder.context_length)
+
+    def step():
+        with autocast():
+            model.train_step(batch, optim_wrapper)
+        for student, teacher in model.student_teacher_pairs():
+            ema_update(teacher, student, 0.996)
+
+    views = f'{num_global}x{size}px' + (f' + {num_local}x{local_size}px' if num_local else '')
+    return step, views
 
 
 if __name__ == '__main__':
