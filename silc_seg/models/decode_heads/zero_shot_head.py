@@ -1,5 +1,5 @@
 """Decode head turning dense patch embeddings into class scores by cosine similarity with text
-embeddings (MaskCLIP / SCLIP / NACLIP-style zero-shot segmentation)."""
+embeddings (MaskCLIP of Zhou et al. / SCLIP / NACLIP-style zero-shot segmentation)."""
 from typing import Optional, Sequence
 
 import torch

@@ -50,9 +50,9 @@ class AttentionPoolLatent(nn.Module):
         return pooled[:, 0]
 
     def forward_dense(self, x: Tensor) -> Tensor:
-        """Per-token path of the pooling (MaskCLIP-style): each token is pooled as if the probe
-        attended to it alone, i.e. its value projection goes through ``proj`` and the residual
-        MLP. ``(B, N, D)`` -> ``(B, N, D)``."""
+        """Per-token path of the pooling (as the training-free MaskCLIP of Zhou et al.): each
+        token is pooled as if the probe attended to it alone, i.e. its value projection goes
+        through ``proj`` and the residual MLP. ``(B, N, D)`` -> ``(B, N, D)``."""
         dim = x.shape[-1]
         values = F.linear(x, self.kv.weight[dim:], self.kv.bias[dim:])
         tokens = self.proj(values)

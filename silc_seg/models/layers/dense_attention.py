@@ -2,7 +2,7 @@
 
 ``SILCVisionTransformer.encode_dense`` runs its last transformer block through
 :func:`last_block_forward`, so training-free dense variants that modify the last block's attention
-(MaskCLIP, SCLIP, ClearCLIP, NACLIP) plug in here without touching the tower.
+(MaskCLIP of Zhou et al., SCLIP, ClearCLIP, NACLIP) plug in here without touching the tower.
 """
 from typing import Tuple
 
