@@ -6,8 +6,10 @@
 
 Both sides read the same generated JPEG files (photo-like: smooth colour fields, edges, texture
 and sensor noise, about 500 x 375, quality 90) in one process with one thread each (torch, OpenCV),
-which is what one dataloader worker gets; timed passes of the two alternate, and medians are
-reported.
+which is what one dataloader worker gets. Each round goes through the files in chunks of
+``--chunk`` images, and every side processes each chunk in turn (rotating which goes first), so
+that load changes on a shared machine hit all sides alike; images/s of a side is its total over a
+round, and the ratios are medians over the rounds.
 
 - ``ours``: :class:`ImageTextManifestDataset` with the config's ``train_pipeline``: read and decode
   the file, 2 global + ``num_local_crops`` local crops with the DINO photometric augmentations,
@@ -54,7 +56,8 @@ def parse_args():
     parser.add_argument('--config', default=DEFAULT_CONFIG,
                         help='config with train_pipeline, num_local_crops and crop settings')
     parser.add_argument('--num-images', type=int, default=300)
-    parser.add_argument('--rounds', type=int, default=5, help='timed passes of each side')
+    parser.add_argument('--rounds', type=int, default=5, help='timed passes over the files')
+    parser.add_argument('--chunk', type=int, default=10, help='images per turn of a side')
     parser.add_argument('--data-dir', help='where to write the JPEGs (default: a temp dir)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--profile', action='store_true',
@@ -164,6 +167,20 @@ def time_pass(fetch, num):
     return num / (time.perf_counter() - start)
 
 
+def interleaved_round(sides, num, chunk, first):
+    """Images/s of every side over ``num`` images, the sides taking turns chunk by chunk."""
+    names = list(sides)
+    elapsed = dict.fromkeys(names, 0.0)
+    for turn, begin in enumerate(range(0, num, chunk)):
+        shift = (first + turn) % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            for i in range(begin, min(begin + chunk, num)):
+                sides[name](i)
+            elapsed[name] += time.perf_counter() - start
+    return {name: num / elapsed[name] for name in names}
+
+
 def main():
     args = parse_args()
     torch.set_num_threads(1)  # what a dataloader worker gets
@@ -210,15 +227,15 @@ def main():
     for fetch in sides.values():  # warm-up
         time_pass(fetch, min(20, args.num_images))
     rates = {name: [] for name in sides}
-    names = list(sides)
     for round_index in range(args.rounds):
-        order = names if round_index % 2 == 0 else names[::-1]
-        for name in order:
-            rates[name].append(time_pass(sides[name], args.num_images))
+        for name, rate in interleaved_round(sides, args.num_images, args.chunk,
+                                            round_index).items():
+            rates[name].append(rate)
 
     print(f'config: {args.config}  images: {args.num_images} JPEGs, mean {mean_kb:.0f} KiB  '
           f'crops: 2x{cfg.global_crop_size} + {cfg.num_local_crops}x{cfg.local_crop_size}  '
-          f'threads: torch {torch.get_num_threads()}  rounds: {args.rounds}')
+          f'threads: torch {torch.get_num_threads()}  '
+          f'rounds: {args.rounds} (chunks of {args.chunk})')
     medians = {name: statistics.median(values) for name, values in rates.items()}
     for name, values in rates.items():
         print(f'{name:>10}: {medians[name]:6.1f} images/s per worker  '
