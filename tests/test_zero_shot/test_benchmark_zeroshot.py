@@ -1,0 +1,37 @@
+"""tools/analysis_tools/benchmark_zeroshot.py compares like with like: its written-out reference
+loop (SCLIP's one-window-at-a-time inference) predicts what ZeroShotSegmentor.predict does."""
+import importlib.util
+from pathlib import Path
+
+import torch
+from mmseg.structures import SegDataSample
+
+from .test_segmentor import build_segmentor
+
+PATH = Path(__file__).resolve().parents[2] / 'tools/analysis_tools/benchmark_zeroshot.py'
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location('benchmark_zeroshot', PATH)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    return benchmark
+
+
+def test_reference_loop_predicts_the_segmentor_labels():
+    benchmark = load_benchmark()
+    model = build_segmentor(dict(mode='slide', crop_size=(24, 24), stride=(12, 12),
+                                 window_batch_size=8),
+                            pamr=dict(num_iter=2, dilations=(1, 2)))
+    torch.manual_seed(3)
+    images = [torch.randn(3, 40, 54), torch.randn(3, 30, 30)]  # not patch-aligned
+    text_embeddings, query_to_class = model.text_embeddings()
+    assert len(query_to_class) > model.num_classes  # synonyms are merged by the loop too
+    loop = benchmark.reference_loop_predict(model, images, text_embeddings, query_to_class)
+    for image, labels in zip(images, loop):
+        sample = SegDataSample(metainfo=dict(img_shape=image.shape[-2:],
+                                             ori_shape=image.shape[-2:]))
+        ours = model.predict(image[None], [sample])[0].pred_sem_seg.data
+        assert torch.equal(ours, labels)
+        assert labels.unique().numel() > 1  # not a trivially uniform prediction
+
