@@ -144,7 +144,7 @@ class TextClassifier:
             list[int]: one class index per query (per name with ``'separate'``, else per class).
         """
         if self.name_rule == 'separate':
-            return self.prompts(vocabulary)[1]
+            return [index for index, names in enumerate(vocabulary) for _ in names]
         return list(range(len(vocabulary)))
 
     def _tokenize(self, prompts: List[str]) -> List[Tensor]:
