@@ -3,6 +3,7 @@ loop (SCLIP's one-window-at-a-time inference) predicts what ZeroShotSegmentor.pr
 import importlib.util
 from pathlib import Path
 
+import pytest
 import torch
 from mmseg.structures import SegDataSample
 
@@ -18,13 +19,15 @@ def load_benchmark():
     return benchmark
 
 
-def test_reference_loop_predicts_the_segmentor_labels():
+@pytest.mark.parametrize('partial_patches', ['pad', 'drop'])
+def test_reference_loop_predicts_the_segmentor_labels(partial_patches):
     benchmark = load_benchmark()
     model = build_segmentor(dict(mode='slide', crop_size=(24, 24), stride=(12, 12),
-                                 window_batch_size=8),
+                                 window_batch_size=8, partial_patches=partial_patches),
                             pamr=dict(num_iter=2, dilations=(1, 2)))
     torch.manual_seed(3)
-    images = [torch.randn(3, 40, 54), torch.randn(3, 30, 30)]  # not patch-aligned
+    # The second image is smaller than a window and not patch-aligned (22 = 5 patches + 2 px).
+    images = [torch.randn(3, 40, 54), torch.randn(3, 22, 30)]
     text_embeddings, query_to_class = model.text_embeddings()
     assert len(query_to_class) > model.num_classes  # synonyms are merged by the loop too
     loop = benchmark.reference_loop_predict(model, images, text_embeddings, query_to_class)

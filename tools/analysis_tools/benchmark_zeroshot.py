@@ -167,13 +167,21 @@ def reference_loop_predict(model, images, text_embeddings, query_to_class):
         for y1, y2, x1, x2 in sliding_windows(height, width, (crop_h, crop_w),
                                               model.test_cfg['stride']):
             window = image[:, :, y1:y2, x1:x2]
-            left, right, top, bottom = centred_padding(*window.shape[-2:],
-                                                       model.image_encoder.patch_size)
-            padded = F.pad(window, (left, right, top, bottom))
+            patch_size = model.image_encoder.patch_size
+            if model.test_cfg.get('partial_patches', 'pad') == 'drop':
+                # SCLIP: the patch embedding ignores the pixels that do not fill a patch, the
+                # logits are stretched over the whole window.
+                left = right = top = bottom = 0
+                padded = window[..., :(y2 - y1) // patch_size * patch_size,
+                                :(x2 - x1) // patch_size * patch_size]
+            else:
+                left, right, top, bottom = centred_padding(*window.shape[-2:], patch_size)
+                padded = F.pad(window, (left, right, top, bottom))
             dense = model.image_encoder.encode_dense(padded, variant=model.dense_variant)['dense']
             dense = F.normalize(dense, dim=1)
             logits = torch.einsum('bchw,qc->bqhw', dense, text_embeddings)
-            logits = F.interpolate(logits, size=padded.shape[-2:], mode='bilinear')
+            logits = F.interpolate(
+                logits, size=(y2 - y1 + top + bottom, x2 - x1 + left + right), mode='bilinear')
             logits = logits[:, :, top:top + y2 - y1, left:left + x2 - x1]
             total += F.pad(logits, (x1, width - x2, y1, height - y2))
             count[:, :, y1:y2, x1:x2] += 1
