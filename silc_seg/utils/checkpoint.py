@@ -281,7 +281,8 @@ def load_model_checkpoint(model: nn.Module,
         logger (str, optional): MMEngine logger for the unused-keys note.
 
     Returns:
-        dict: The loaded checkpoint. Its ``meta['dataset_meta']``, if any, is set on the model.
+        dict: The loaded checkpoint. Its ``meta['dataset_meta']``, if it names classes, is set
+        on the model.
 
     Raises:
         CheckpointRefusedError: the file holds objects that weights-only loading refuses.
@@ -307,8 +308,11 @@ def load_model_checkpoint(model: nn.Module,
     _load_checkpoint_to_model(model, {'state_dict': used}, strict=not allow_missing,
                               logger=logger, revise_keys=REVISE_KEYS)
     meta = checkpoint.get('meta')
-    if isinstance(meta, dict) and meta.get('dataset_meta') is not None:
-        model.dataset_meta = meta['dataset_meta']
+    dataset_meta = meta.get('dataset_meta') if isinstance(meta, dict) else None
+    # Only class names are of use to a model; a pretraining run records its image-text
+    # dataset's metainfo, which has none (and a segmentor would refuse it).
+    if isinstance(dataset_meta, dict) and dataset_meta.get('classes'):
+        model.dataset_meta = dataset_meta
     return checkpoint
 
 

@@ -8,7 +8,7 @@ from mmseg.structures import SegDataSample
 
 from silc_seg.models.layers.dense_attention import DENSE_VARIANTS
 from silc_seg.registry import MODELS
-from silc_seg.utils import check_checkpoint_fits
+from silc_seg.utils import check_checkpoint_fits, load_model_checkpoint
 
 TOWERS = dict(
     image_encoder=dict(type='SILCVisionTransformer', img_size=32, patch_size=8, width=32,
@@ -67,3 +67,23 @@ def test_silc_checkpoint_covers_the_zero_shot_segmentor():
     expected = torch.nn.functional.normalize(silc.text_encoder(
         segmentor.tokenizer([t.format('red stripes') for t in segmentor.templates])), dim=-1)
     torch.testing.assert_close(text[0], torch.nn.functional.normalize(expected.mean(0), dim=0))
+
+
+def test_pretraining_checkpoint_with_runner_meta_loads_into_the_segmentor(tmp_path):
+    """A pretraining run's checkpoint records its image-text dataset's metainfo (no class
+    names) as meta['dataset_meta']; loading it into the segmentor keeps the segmentor's own
+    vocabulary source instead of failing (tools/test.py on the demo checkpoint)."""
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    silc = MODELS.build(Config.fromfile('configs/silc/demo_silc_tiny.py').model)
+    path = str(tmp_path / 'iter_200.pth')
+    torch.save(dict(state_dict=silc.state_dict(), meta=dict(dataset_meta=dict())), path)
+    segmentor = MODELS.build(Config.fromfile('configs/silc/zs_demo.py').model)
+    load_model_checkpoint(segmentor, path)
+    assert segmentor.dataset_meta is None
+    torch.testing.assert_close(segmentor.image_encoder.pos_embed, silc.image_encoder.pos_embed)
+    # Class names in the checkpoint's metainfo are still handed over.
+    torch.save(dict(state_dict=silc.state_dict(),
+                    meta=dict(dataset_meta=dict(classes=('red stripes', 'plain blue')))), path)
+    load_model_checkpoint(segmentor, path)
+    assert segmentor.dataset_meta == dict(classes=('red stripes', 'plain blue'))
