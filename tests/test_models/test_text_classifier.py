@@ -109,6 +109,13 @@ def test_cache_hit_miss_and_invalidation():
     assert classifier(VOCABULARY).embeddings is not first and forwards.count == 3
     cached = classifier(VOCABULARY).embeddings
 
+    # Under autocast the embeddings differ: computed anew, and the fp32 entry is not reused.
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        low_precision = classifier(VOCABULARY).embeddings
+    assert forwards.count == 4 and not torch.equal(low_precision, cached)
+    cached = classifier(VOCABULARY).embeddings
+    assert forwards.count == 5
+
     # A training update of the tower (optimizer step) invalidates.
     optimizer = torch.optim.SGD(text_encoder.parameters(), lr=0.1)
     text_encoder.train()

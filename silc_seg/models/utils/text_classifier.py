@@ -13,7 +13,8 @@ fingerprint of the tower's tensors (device, dtype, shape, sum and L2 norm of eac
 of ``load_state_dict`` calls on the tower, so optimizer steps, EMA updates, in-place
 edits, device moves and checkpoint loads all invalidate the cache without anyone clearing it.
 An in-place edit that keeps every tensor's sum and norm (e.g. swapping two rows, or a change below
-float32 rounding of the sums) is not detected: call :meth:`~TextClassifier.invalidate` after such an edit.
+float32 rounding of the sums) is not detected: call :meth:`~TextClassifier.invalidate` after such
+an edit. Embeddings computed under autocast (fp16/bf16) are kept apart from fp32 ones.
 
 Optionally the embeddings are also stored on disk (``cache_dir``, or the environment variable
 ``SILC_SEG_TEXT_CACHE_DIR``), keyed by a SHA-256 of the tower's weights and settings and of the
@@ -200,11 +201,19 @@ class TextClassifier:
             ClassEmbeddings: the embeddings and the class of each row.
         """
         key = (tuple(map(tuple, vocabulary)), tuple(self.templates), self.name_rule,
-               self.template_reduction, self.weights_version())
+               self.template_reduction, self._autocast_state(), self.weights_version())
         if self._cache is None or self._cache[0] != key:
             with torch.no_grad():
                 self._cache = (key, self._encode_with_disk_cache(vocabulary))
         return self._cache[1]
+
+    def _autocast_state(self) -> tuple:
+        """Whether (and in which dtype) the tower would run under autocast right now: fp16
+        embeddings are not the fp32 ones, so the caches keep them apart."""
+        device_type = next(self.text_encoder.parameters()).device.type
+        if not torch.is_autocast_enabled(device_type):
+            return (device_type, None)
+        return (device_type, str(torch.get_autocast_dtype(device_type)))
 
     # ---------------------------------------------------------------------------- invalidation
     def _count_load(self, module: nn.Module, incompatible_keys) -> None:
@@ -249,7 +258,7 @@ class TextClassifier:
     def _disk_key(self, token_batches: List[Tensor], owners: List[int]) -> str:
         digest = hashlib.sha256()
         settings = dict(
-            format=_CACHE_FORMAT, name_rule=self.name_rule,
+            format=_CACHE_FORMAT, name_rule=self.name_rule, autocast=self._autocast_state(),
             template_reduction=self.template_reduction, owners=owners,
             tower=type(self.text_encoder).__qualname__,
             # Settings that change the output without changing the weights (pooling, mask).
