@@ -417,7 +417,10 @@ class SILCVisionTransformer(BaseModule):
 
         Args:
             x (Tensor): ``(B, 3, H, W)`` images.
-            variant (str): last-block variant (``'plain'``: the ordinary block).
+            variant (str): last-block variant: ``'plain'`` (the ordinary block), the
+                training-free ``'maskclip'``, ``'sclip'``, ``'clearclip'``, ``'naclip'``, or
+                ``'catseg'`` (CAT-Seg's value path with the class token's residual, which needs
+                a class token).
             return_intermediates (Sequence[int]): block indices (negative from the end) whose
                 outputs to return as maps.
 

@@ -3,6 +3,7 @@
 ``SILCVisionTransformer.encode_dense`` runs its last transformer block through
 :func:`last_block_forward`, so training-free dense variants that modify the last block's attention
 (MaskCLIP of Zhou et al., SCLIP, ClearCLIP, NACLIP) plug in here without touching the tower.
+CAT-Seg's dense path (``'catseg'``) replaces the last block the same way.
 """
 from typing import Tuple
 
@@ -10,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-DENSE_VARIANTS = ('plain', 'maskclip', 'sclip', 'clearclip', 'naclip')
+DENSE_VARIANTS = ('plain', 'maskclip', 'sclip', 'clearclip', 'naclip', 'catseg')
 
 
 def _layer_scale(block: nn.Module, name: str, x: Tensor) -> Tensor:
@@ -88,6 +89,29 @@ def naclip_block_forward(block: nn.Module, x: Tensor, hw: Tuple[int, int],
     return _layer_scale(block, 'ls_1', block.attn.merge_heads(attention @ v))
 
 
+def catseg_block_forward(block: nn.Module, x: Tensor, num_prefix_tokens: int) -> Tensor:
+    """CAT-Seg's dense last block (``ResidualAttentionBlock.forward_dense`` of
+    cvlab-kaist/CAT-Seg ``cat_seg/third_party/model_vpt.py``): every token's value projection of
+    ``ln_1(x)`` goes through the output projection (no query-key attention); the residual added
+    to every token is the class token's block input ``x[:, :1]``, not the token's own input;
+    then the FFN with its residual: ``v + mlp(ln_2(v))``.
+
+    Args:
+        block (nn.Module): the last :class:`~silc_seg.models.layers.transformer.TransformerBlock`.
+        x (Tensor): ``(B, N, D)`` tokens, the class token first.
+        num_prefix_tokens (int): prefix tokens of the tower; at least 1 (the class token).
+
+    Returns:
+        Tensor: ``(B, N, D)`` tokens.
+    """
+    if num_prefix_tokens < 1:
+        raise ValueError("dense variant 'catseg' adds the class token's input to every token; "
+                         'this tower has no class token (class_token=False)')
+    _, _, v = block.attn.split_qkv(block.ln_1(x))
+    v = x[:, :1] + _layer_scale(block, 'ls_1', block.attn.merge_heads(v))
+    return v + _layer_scale(block, 'ls_2', block.mlp(block.ln_2(v)))
+
+
 def last_block_forward(block: nn.Module, x: Tensor, variant: str, hw: Tuple[int, int],
                        num_prefix_tokens: int) -> Tensor:
     """Run the last transformer block on ``(B, N, D)`` tokens.
@@ -96,7 +120,8 @@ def last_block_forward(block: nn.Module, x: Tensor, variant: str, hw: Tuple[int,
         block (nn.Module): a :class:`~silc_seg.models.layers.transformer.TransformerBlock`.
         x (Tensor): ``(B, num_prefix_tokens + h * w, D)`` tokens, prefix tokens first.
         variant (str): ``'plain'``: the ordinary block; ``'maskclip'``, ``'sclip'``,
-            ``'clearclip'``, ``'naclip'``: the training-free dense variants above.
+            ``'clearclip'``, ``'naclip'``: the training-free dense variants above;
+            ``'catseg'``: CAT-Seg's dense path (:func:`catseg_block_forward`).
         hw (tuple[int, int]): the patch grid ``(h, w)``.
         num_prefix_tokens (int): number of prefix (class) tokens.
 
@@ -116,4 +141,6 @@ def last_block_forward(block: nn.Module, x: Tensor, variant: str, hw: Tuple[int,
         return sclip_block_forward(block, x)
     if variant == 'clearclip':
         return clearclip_block_forward(block, x)
+    if variant == 'catseg':
+        return catseg_block_forward(block, x, num_prefix_tokens)
     return naclip_block_forward(block, x, hw, num_prefix_tokens)
