@@ -12,6 +12,7 @@ from silc_seg.models.layers.cat_seg_class_attention import (ClassAggregationLaye
                                                             linear_attention)
 from silc_seg.models.layers.cat_seg_swin_block import GuidedSwinBlock, GuidedSwinBlockPair
 from silc_seg.models.layers.cat_seg_upsampler import GuidedUpsampleBlock
+from silc_seg.models.losses import per_class_bce_loss
 from silc_seg.registry import MODELS
 
 init_default_scope('mmseg')
@@ -151,15 +152,50 @@ def test_top_classes_kept_and_dropped_classes_scattered_low(num_class_slots, num
                        max_cost.topk(3).indices.sort().values)
 
 
-def test_bce_loss_matches_direct_computation_with_ignored_pixels():
-    from mmseg.structures import SegDataSample
-    from mmengine.structures import PixelData
-    torch.manual_seed(0)
-    head = MODELS.build(dict(
+def tiny_head(**overrides):
+    return MODELS.build(dict(
         type='CATSegHead', vision_width=16, guidance_upsample_dims=(8, 4),
         aggregator=dict(text_dims=16, num_templates=1, embed_dims=32, decoder_dims=(32, 16),
                         decoder_guidance_dims=(8, 4), decoder_guidance_proj_dims=(8, 4),
-                        window_size=4, num_class_slots=8)))
+                        window_size=4, num_class_slots=8), **overrides))
+
+
+def test_default_loss_keeps_ignored_pixels_as_all_negative_targets():
+    """CAT-Seg's loss (cat_seg/cat_seg_model.py, CATSeg.forward) written out: logits resized to
+    the labels, channels last, zero targets everywhere, one-hot rows at the non-ignored pixels,
+    BCE with logits averaged over every element."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    torch.manual_seed(0)
+    head = tiny_head()
+    logits = torch.randn(2, 5, 8, 8)
+    labels = torch.randint(0, 5, (2, 1, 16, 16))
+    labels[0, 0, :4] = 255
+    samples = [SegDataSample(gt_sem_seg=PixelData(data=label)) for label in labels]
+    losses = head.loss_by_feat(logits, samples)
+    outputs = F.interpolate(logits, size=(16, 16), mode='bilinear', align_corners=False)
+    targets = labels[:, 0]
+    mask = targets != 255
+    outputs = outputs.permute(0, 2, 3, 1)
+    dense_targets = torch.zeros(outputs.shape)
+    dense_targets[mask] = F.one_hot(targets[mask], num_classes=5).float()
+    expected = F.binary_cross_entropy_with_logits(outputs, dense_targets)
+    assert torch.allclose(losses['loss_ce'], expected, atol=1e-6)
+    # ignored pixels count: the same logits with the ignored pixels dropped give another value
+    excluded = F.binary_cross_entropy_with_logits(outputs[mask], dense_targets[mask])
+    assert not torch.allclose(losses['loss_ce'], excluded, atol=1e-4)
+    with pytest.raises(ValueError, match='expected'):
+        per_class_bce_loss(logits, labels)
+    with pytest.raises(ValueError, match="start with 'loss_'"):
+        MODELS.build(dict(type='PerClassBCELoss', loss_name='bce'))
+
+
+def test_bce_loss_excluding_ignored_pixels_is_an_option():
+    from mmseg.structures import SegDataSample
+    from mmengine.structures import PixelData
+    torch.manual_seed(0)
+    head = tiny_head(loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=True,
+                                      avg_non_ignore=True, loss_weight=1.0))
     logits = torch.randn(2, 5, 8, 8)
     labels = torch.randint(0, 5, (2, 1, 16, 16))
     labels[0, 0, :4] = 255

@@ -28,10 +28,12 @@ class CATSegHead(BaseModule):
             of each intermediate map; must equal ``aggregator['decoder_guidance_dims']``.
         guidance_upsample_scales (Sequence[int]): their upsampling factors (kernel = stride).
         loss_decode (dict): loss config, called as ``loss(logits, labels, ignore_index=...)``
-            with (B, T, H, W) logits and (B, H, W) labels; the default is mmseg's sigmoid
-            ``CrossEntropyLoss`` (per-class binary cross-entropy over one-hot targets, averaged
-            over the non-ignored pixels and all classes). CAT-Seg's reference code instead keeps
-            ignored pixels in the average with all-zero targets; here they do not count.
+            with (B, T, H, W) logits and (B, H, W) labels. The default,
+            :class:`~silc_seg.models.losses.PerClassBCELoss`, is CAT-Seg's: per-class binary
+            cross-entropy over one-hot targets, ignored pixels kept with all-zero targets,
+            averaged over all pixels and classes. mmseg's
+            ``dict(type='CrossEntropyLoss', use_sigmoid=True, avg_non_ignore=True)`` leaves the
+            ignored pixels out instead.
         ignore_index (int): label value excluded from the loss.
         align_corners (bool): for resizing logits to the label size.
         init_cfg (dict, optional): initialization config.
@@ -42,9 +44,7 @@ class CATSegHead(BaseModule):
                  aggregator: dict = dict(),
                  guidance_upsample_dims: Sequence[int] = (256, 128),
                  guidance_upsample_scales: Sequence[int] = (2, 4),
-                 loss_decode: dict = dict(
-                     type='CrossEntropyLoss', use_sigmoid=True, avg_non_ignore=True,
-                     loss_weight=1.0),
+                 loss_decode: dict = dict(type='PerClassBCELoss', loss_weight=1.0),
                  ignore_index: int = 255,
                  align_corners: bool = False,
                  init_cfg: Optional[dict] = None):

@@ -3,10 +3,11 @@ from .local_global_distill_loss import (LocalGlobalDistillLoss, local_global_dis
                                         teacher_probabilities)
 from .masked_distill_losses import (MaskedPatchDistillLoss, masked_lm_loss,
                                     masked_patch_distill_loss)
+from .per_class_bce_loss import PerClassBCELoss, per_class_bce_loss
 from .siglip_loss import SigLipLoss, siglip_loss
 
 __all__ = [
-    'ClipContrastiveLoss', 'LocalGlobalDistillLoss', 'MaskedPatchDistillLoss', 'SigLipLoss',
-    'clip_contrastive_loss', 'local_global_distill_loss', 'masked_lm_loss',
-    'masked_patch_distill_loss', 'siglip_loss', 'teacher_probabilities'
+    'ClipContrastiveLoss', 'LocalGlobalDistillLoss', 'MaskedPatchDistillLoss', 'PerClassBCELoss',
+    'SigLipLoss', 'clip_contrastive_loss', 'local_global_distill_loss', 'masked_lm_loss',
+    'masked_patch_distill_loss', 'per_class_bce_loss', 'siglip_loss', 'teacher_probabilities'
 ]
