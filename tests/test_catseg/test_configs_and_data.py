@@ -38,7 +38,13 @@ def test_training_config_is_the_cat_seg_vit_b_recipe():
     ]
     assert cfg.model.decode_head.aggregator.window_size == 12
     assert cfg.model.decode_head.aggregator.num_layers == 2
-    assert cfg.model.guidance_layers == (3, 7)
+    # CAT-Seg's dense features, fine-tuned parameters, class names and loss
+    assert cfg.model.dense_variant == 'catseg'
+    assert cfg.model.train_qv_bias is False
+    assert cfg.model.image_trainable_params == () and cfg.model.text_trainable_params == ()
+    assert cfg.model.class_name_rule == 'first'
+    assert cfg.model.decode_head.loss_decode.type == 'PerClassBCELoss'
+    assert 'vision_width' not in cfg.model.decode_head  # follows the tower
     vocabulary = load_class_names(cfg.model.train_class_names)
     assert [names[0] for names in vocabulary] == list(COCOStuffDataset.METAINFO['classes'])
 
@@ -69,9 +75,17 @@ def test_training_config_builds_vit_b_towers_with_qv_training_only():
     model = MODELS.build(cfg.model)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     towers = [n for n in trainable if n.startswith(('image_encoder.', 'text_encoder.'))]
-    # 12 image + 12 text blocks x (q, v) x (weight, bias) + 2 positional embeddings
-    assert len(towers) == 24 * 4 + 2
-    assert model.image_encoder.pos_embed.shape == (1, 24 * 24 + 1, 768)
+    # 12 image + 12 text blocks x (q, v) weights
+    assert sorted(towers) == sorted(
+        f'{tower}.blocks.{i}.attn.qkv.{part}_weight' for tower in ('image_encoder',
+                                                                    'text_encoder')
+        for i in range(12) for part in ('query', 'value'))
+    # the 224 px embedding stays, resized to the 24 x 24 grid of 384 px inputs at each forward
+    assert model.image_encoder.pos_embed.shape == (1, 14 * 14 + 1, 768)
+    assert model.image_size == (384, 384)
+    assert model.guidance_layers == (3, 7)
+    assert model.decode_head.guidance_upsamplers[0].in_channels == 768
+    assert model.decode_head.aggregator.num_templates == 1
     head_params = sum(p.numel() for n, p in model.named_parameters() if n.startswith('decode_head'))
     print(f'CAT-Seg head parameters: {head_params / 1e6:.2f} M')
 
@@ -169,3 +183,54 @@ def test_training_pipeline_gives_384_crops(tmp_path):
     sample = DATASETS.build(dataset_cfg)[0]
     assert sample['inputs'].shape == (3, 384, 384)
     assert sample['data_samples'].gt_sem_seg.data.shape == (1, 384, 384)
+
+
+def make_coco_stuff_layout(root, splits=(('train2017', 6), ('val2017', 2))):
+    """COCO-Stuff-164k layout: images/<split>/*.jpg, annotations/<split>/*_labelTrainIds.png
+    with label values 0..170 and 255."""
+    rng = np.random.default_rng(0)
+    for split, num in splits:
+        for index in range(num):
+            name = f'{index:012d}'
+            label = np.full((72, 88), rng.integers(0, 171), dtype=np.uint8)
+            y, x = rng.integers(0, 36, size=2)
+            label[y:y + 30, x:x + 40] = rng.integers(0, 171)
+            label[:2] = 255
+            mmcv.imwrite(rng.integers(0, 255, (72, 88, 3), dtype=np.uint8),
+                         osp.join(root, 'images', split, name + '.jpg'))
+            mmcv.imwrite(label, osp.join(root, 'annotations', split,
+                                         name + '_labelTrainIds.png'))
+
+
+def test_tiny_cpu_config_trains_and_evaluates_a_few_iterations(tmp_path, single_thread):
+    """configs/silc/catseg_tiny_coco-stuff171.py through MMEngine's Runner as tools/train.py
+    runs it: 3 iterations on a generated COCO-Stuff layout, then validation with the sliding
+    protocol, and a checkpoint."""
+    from mmengine.runner import Runner
+    root = str(tmp_path / 'coco_stuff164k')
+    make_coco_stuff_layout(root)
+    cfg = load('catseg_tiny_coco-stuff171.py')
+    cfg.train_dataloader.dataset.data_root = root
+    cfg.val_dataloader.dataset.data_root = root
+    cfg.test_dataloader.dataset.data_root = root
+    cfg.train_cfg.max_iters = 3
+    cfg.train_cfg.val_interval = 3
+    cfg.default_hooks.checkpoint.interval = 3
+    cfg.param_scheduler[0].T_max = cfg.param_scheduler[0].end = 3
+    cfg.work_dir = str(tmp_path / 'work_dir')
+    runner = Runner.from_cfg(cfg)
+    model = runner.model
+    assert model.guidance_layers == (1, 3)  # 6 tiny blocks
+    assert model.decode_head.guidance_upsamplers[0].in_channels == 192
+    assert model.dense_variant == 'catseg'
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    runner.train()
+    assert runner.iter == 3
+    assert osp.isfile(osp.join(cfg.work_dir, 'iter_3.pth'))
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
+    assert any(k.startswith('decode_head.') for k in changed)
+    assert any(k.endswith('attn.qkv.weight') for k in changed)
+    assert not any(k.endswith(('pos_embed', 'positional_embedding', 'attn.qkv.bias'))
+                   for k in changed)
+    metrics = runner.val_loop.run()
+    assert 0 <= metrics['mIoU'] <= 100

@@ -6,6 +6,7 @@ from mmengine.registry import init_default_scope
 from mmseg.structures import SegDataSample
 
 import silc_seg  # noqa: F401
+from silc_seg.models.segmentors.cat_seg import default_guidance_layers
 from silc_seg.registry import MODELS
 
 from .tiny_towers import tiny_catseg_cfg
@@ -33,8 +34,30 @@ def test_shapes_from_towers_to_logits():
     assert model.encode_decode(images, [{}] * 2).shape == (2, 3, 48, 40)
 
 
+def test_first_name_rule_is_the_default_and_embeds_only_the_first_name():
+    """CAT-Seg's CATSegPredictor.get_text_embeds (cvlab-kaist/CAT-Seg commit b0e9438b,
+    cat_seg/modeling/transformer/cat_seg_predictor.py) formats the templates with
+    ``classname.split(', ')[0]``."""
+    model = build()
+    assert model.class_name_rule == 'first'
+    with torch.no_grad():
+        alone = model.encode_vocabulary([['dog'], ['cat']])
+        with_synonyms = model.encode_vocabulary([['dog', 'puppy', 'hound'], ['cat', 'kitten']])
+        other_first = model.encode_vocabulary([['puppy', 'dog'], ['cat']])
+        prompts = model.tokenizer(['a photo of a dog.', 'a photo of a cat.'])
+        direct = F.normalize(model.text_encoder(prompts), dim=-1)[:, None]
+    assert torch.equal(with_synonyms, alone)
+    assert torch.allclose(alone, direct, atol=1e-6)
+    assert not torch.allclose(other_first[0], alone[0], atol=1e-3)
+    model.set_vocabulary(['dog, puppy', 'cat'])  # class-name file syntax
+    assert torch.allclose(model.test_text_features(), alone, atol=1e-6)
+    with pytest.raises(ValueError, match='class_name_rule'):
+        build(class_name_rule='mean')
+
+
 def test_synonyms_are_averaged_per_template():
-    cfg = tiny_catseg_cfg(templates=('a photo of a {}.', 'a {} in the scene'))
+    cfg = tiny_catseg_cfg(templates=('a photo of a {}.', 'a {} in the scene'),
+                          class_name_rule='average')
     torch.manual_seed(0)
     model = MODELS.build(cfg).eval()
     with torch.no_grad():
@@ -47,11 +70,14 @@ def test_synonyms_are_averaged_per_template():
 
 def test_configuration_errors_are_explicit():
     cfg = tiny_catseg_cfg()
-    cfg['templates'] = ['a {}', 'the {}']  # the head was built for one template
-    with pytest.raises(ValueError, match='prompt templates'):
+    cfg['templates'] = ['a {}', 'the {}']
+    cfg['decode_head']['aggregator']['num_templates'] = 1  # configured against the templates
+    with pytest.raises(ValueError, match='num_templates=1 does not match the number of templ'):
         MODELS.build(cfg)
     with pytest.raises(ValueError, match='guidance_layers'):
         build(guidance_layers=(1, ))
+    with pytest.raises(ValueError, match='dense_variant'):
+        build(dense_variant='cat-seg')
     with pytest.raises(ValueError, match='tile out_size'):
         build(test_cfg=dict(mode='slide', out_size=(60, 60), crop_size=(32, 32), stride=16))
     model = build()
@@ -141,3 +167,38 @@ def test_text_cache_follows_the_vocabulary_and_the_weights():
     with torch.no_grad():
         model.text_encoder.positional_embedding.add_(torch.randn(16, 32))
     assert not torch.allclose(model.test_text_features(), cached)
+
+
+def test_sizes_follow_the_towers_and_configured_ones_are_checked():
+    """Another image tower needs no coupled head overrides: vision width, text dims, template
+    count, guidance layers and image size follow from it; a contradicting value is an error
+    that names the key, not a shape error deep in the forward."""
+    from .tiny_towers import tiny_image_encoder, tiny_text_encoder
+    wide = tiny_catseg_cfg(
+        image_encoder=tiny_image_encoder(arch=dict(width=48, depth=6, num_heads=2,
+                                                   patch_size=4, mlp_ratio=2.0),
+                                         output_dim=24, img_size=48),
+        text_encoder=tiny_text_encoder(output_dim=24),
+        templates=('a photo of a {}.', 'a {} in the scene'),
+        class_names=['sky', 'grass'])
+    torch.manual_seed(0)
+    model = MODELS.build(wide).eval()
+    assert model.decode_head.guidance_upsamplers[0].in_channels == 48
+    assert model.decode_head.aggregator.num_templates == 2
+    assert model.guidance_layers == (1, 3)  # 6 blocks: the ends of the first third and two
+    assert model.image_size == (48, 48)
+    with torch.no_grad():
+        assert model.predict(torch.randn(1, 3, 40, 56))[0].seg_logits.data.shape == (2, 40, 56)
+    # CAT-Seg's own choices for ViT-B/16 (12 blocks) and ViT-L/14 (24 blocks)
+    assert default_guidance_layers(12, 2) == (3, 7)
+    assert default_guidance_layers(24, 2) == (7, 15)
+    mismatched = tiny_catseg_cfg()
+    mismatched['decode_head']['vision_width'] = 768
+    with pytest.raises(ValueError, match=r'decode_head.vision_width=768 .* image tower width'):
+        MODELS.build(mismatched)
+    mismatched = tiny_catseg_cfg()
+    mismatched['decode_head']['aggregator']['text_dims'] = 512
+    with pytest.raises(ValueError, match='decode_head.aggregator.text_dims=512'):
+        MODELS.build(mismatched)
+    with pytest.raises(ValueError, match='same output_dim'):
+        MODELS.build(tiny_catseg_cfg(text_encoder=tiny_text_encoder(output_dim=24)))

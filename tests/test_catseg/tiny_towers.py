@@ -1,126 +1,72 @@
-"""Tiny image/text towers with the block layout of docs/design.md (fused ``attn.qkv``,
-``attn.proj``, class token first), so CAT-Seg can be tested in seconds on CPU."""
+"""A tiny CAT-Seg on the project's own towers (``SILCVisionTransformer``,
+``SILCTextTransformer``), small enough to train and test in seconds on CPU."""
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from silc_seg.registry import MODELS
 
 TOKEN_LENGTH = 16
-
-
-class TinyAttention(nn.Module):
-
-    def __init__(self, dims, num_heads):
-        super().__init__()
-        self.num_heads = num_heads
-        self.qkv = nn.Linear(dims, 3 * dims)
-        self.proj = nn.Linear(dims, dims)
-
-    def forward(self, x, attn_mask=None):
-        batch, length, dims = x.shape
-        q, k, v = self.qkv(x).view(batch, length, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
-        return self.proj(out.transpose(1, 2).reshape(batch, length, dims))
-
-
-class TinyBlock(nn.Module):
-
-    def __init__(self, dims, num_heads):
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(dims)
-        self.attn = TinyAttention(dims, num_heads)
-        self.ln_2 = nn.LayerNorm(dims)
-        self.mlp = nn.Sequential(nn.Linear(dims, 2 * dims), nn.GELU(), nn.Linear(2 * dims, dims))
-
-    def forward(self, x, attn_mask=None):
-        x = x + self.attn(self.ln_1(x), attn_mask)
-        return x + self.mlp(self.ln_2(x))
-
-
-@MODELS.register_module(force=True)
-class CATSegTinyViT(nn.Module):
-    """ViT with a class token, learned positional embedding and output projection."""
-
-    def __init__(self, width=32, depth=3, num_heads=2, patch_size=4, grid=8, output_dim=16):
-        super().__init__()
-        self.patch_size = patch_size
-        self.conv1 = nn.Conv2d(3, width, patch_size, patch_size)
-        self.class_embedding = nn.Parameter(torch.randn(width) * 0.02)
-        self.pos_embed = nn.Parameter(torch.randn(grid * grid + 1, width) * 0.02)
-        self.blocks = nn.ModuleList([TinyBlock(width, num_heads) for _ in range(depth)])
-        self.ln_post = nn.LayerNorm(width)
-        self.proj = nn.Parameter(torch.randn(width, output_dim) * width**-0.5)
-
-    def encode_dense(self, x, variant='plain', return_intermediates=()):
-        if variant != 'plain':
-            raise ValueError(f'tiny tower has only the plain variant, got {variant!r}')
-        patches = self.conv1(x)
-        batch, _, height, width = patches.shape
-        tokens = patches.flatten(2).transpose(1, 2)
-        tokens = torch.cat([self.class_embedding.expand(batch, 1, -1), tokens], dim=1)
-        tokens = tokens + self.pos_embed[:tokens.shape[1]]
-        intermediates = []
-        for index, block in enumerate(self.blocks):
-            tokens = block(tokens)
-            if index in return_intermediates:
-                intermediates.append(tokens[:, 1:].transpose(1, 2).reshape(batch, -1, height,
-                                                                           width))
-        dense = self.ln_post(tokens[:, 1:]) @ self.proj
-        return dict(dense=dense.transpose(1, 2).reshape(batch, -1, height, width),
-                    intermediates=intermediates)
-
-
-@MODELS.register_module(force=True)
-class CATSegTinyTextTransformer(nn.Module):
-    """Causal text transformer pooled at the last non-padding token, projected."""
-
-    def __init__(self, width=32, depth=2, num_heads=2, vocab_size=256, output_dim=16):
-        super().__init__()
-        self.token_embedding = nn.Embedding(vocab_size, width)
-        self.positional_embedding = nn.Parameter(torch.randn(TOKEN_LENGTH, width) * 0.02)
-        self.blocks = nn.ModuleList([TinyBlock(width, num_heads) for _ in range(depth)])
-        self.ln_final = nn.LayerNorm(width)
-        self.text_projection = nn.Parameter(torch.randn(width, output_dim) * width**-0.5)
-        self.register_buffer(
-            'causal_mask',
-            torch.full((TOKEN_LENGTH, TOKEN_LENGTH), float('-inf')).triu(1),
-            persistent=False)
-
-    def forward(self, token_ids):
-        x = self.token_embedding(token_ids) + self.positional_embedding
-        for block in self.blocks:
-            x = block(x, self.causal_mask)
-        last = (token_ids > 0).sum(dim=1).clamp(min=1) - 1
-        return self.ln_final(x)[torch.arange(x.shape[0]), last] @ self.text_projection
+END_OF_TEXT = 255
 
 
 @MODELS.register_module(force=True)
 class CATSegTinyTokenizer:
-    """Characters -> ids, zero padded to ``TOKEN_LENGTH``."""
+    """Characters -> ids 1..254 and a final end-of-text id 255 (the largest id, so the text
+    tower's default ``'argmax'`` pooling reads the end-of-text token, as in CLIP), zero
+    padded to ``TOKEN_LENGTH``."""
 
     def __call__(self, texts):
         ids = torch.zeros(len(texts), TOKEN_LENGTH, dtype=torch.long)
         for row, text in enumerate(texts):
-            codes = [1 + ord(c) % 255 for c in text.lower()[:TOKEN_LENGTH]]
+            codes = [1 + ord(c) % 254 for c in text.lower()[:TOKEN_LENGTH - 1]] + [END_OF_TEXT]
             ids[row, :len(codes)] = torch.tensor(codes)
         return ids
 
 
+WIDTH = 32
+# Linear weights at std width ** -0.5, the scale of a trained tower's projections. The towers'
+# default std 0.02 suits width 768; at width 32 it leaves the value path (which CAT-Seg's dense
+# features read) and the text embeddings of different names nearly constant.
+TINY_INIT = [
+    dict(type='TruncNormal', layer='Linear', std=WIDTH**-0.5, bias=0.),
+    dict(type='Constant', layer='LayerNorm', val=1., bias=0.),
+]
+
+
+def tiny_image_encoder(**overrides):
+    """ViT of 3 blocks of width 32 on 4 px patches of 32 x 32 images: 8 x 8 embeddings."""
+    cfg = dict(
+        type='SILCVisionTransformer',
+        arch=dict(width=WIDTH, depth=3, num_heads=2, patch_size=4, mlp_ratio=2.0),
+        img_size=32,
+        output_dim=16,
+        init_cfg=TINY_INIT)
+    cfg.update(overrides)
+    return cfg
+
+
+def tiny_text_encoder(**overrides):
+    cfg = dict(
+        type='SILCTextTransformer',
+        arch=dict(context_length=TOKEN_LENGTH, vocab_size=END_OF_TEXT + 1, width=WIDTH, depth=2,
+                  num_heads=2, mlp_ratio=2.0, output_dim=16),
+        init_cfg=TINY_INIT)
+    cfg.update(overrides)
+    return cfg
+
+
 def tiny_catseg_cfg(num_class_slots=8, templates=('a photo of a {}.', ), **overrides):
-    """CATSeg config for 32 x 32 inputs: 8 x 8 embeddings, windows of 4, logits at 32 x 32."""
+    """CATSeg config for 32 x 32 inputs: 8 x 8 embeddings, windows of 4, logits at 32 x 32.
+    The tower-dependent sizes (vision width, text dims, templates, guidance layers, image size)
+    are left to follow the towers, as in the shipped configs."""
     cfg = dict(
         type='CATSeg',
-        image_encoder=dict(type='CATSegTinyViT'),
-        text_encoder=dict(type='CATSegTinyTextTransformer'),
+        image_encoder=tiny_image_encoder(),
+        text_encoder=tiny_text_encoder(),
         tokenizer=dict(type='CATSegTinyTokenizer'),
         decode_head=dict(
             type='CATSegHead',
-            vision_width=32,
             guidance_upsample_dims=(16, 8),
             aggregator=dict(
-                text_dims=16,
-                num_templates=len(templates),
                 embed_dims=32,
                 appearance_guidance_dims=16,
                 text_guidance_dims=16,
@@ -133,10 +79,6 @@ def tiny_catseg_cfg(num_class_slots=8, templates=('a photo of a {}.', ), **overr
                 window_size=4,
                 num_class_slots=num_class_slots)),
         templates=list(templates),
-        guidance_layers=(0, 1),
-        image_size=(32, 32),
-        image_trainable_params=('pos_embed', ),
-        text_trainable_params=('positional_embedding', ),
         data_preprocessor=dict(
             type='SegDataPreProcessor',
             mean=[122.8, 116.7, 104.1],

@@ -38,9 +38,13 @@ def main():
     head_cfg = model_cfg.decode_head
     if args.num_class_slots is not None:
         head_cfg.aggregator.num_class_slots = args.num_class_slots
+    # the sizes CATSeg takes from the towers and templates
+    tower = MODELS.build(model_cfg.image_encoder)
+    head_cfg.vision_width = tower.width
+    head_cfg.aggregator.text_dims = tower.output_dim
+    head_cfg.aggregator.num_templates = len(model_cfg.templates)
     head = MODELS.build(head_cfg).to(args.device).eval()
-    patch_size = MODELS.build(model_cfg.image_encoder).patch_size
-    grid = [side // patch_size for side in model_cfg.image_size]
+    grid = [side // tower.patch_size for side in (model_cfg.image_size or tower.img_size)]
     dense = torch.randn(1, head_cfg.aggregator.text_dims, *grid, device=args.device)
     guidance = [
         torch.randn(1, head_cfg.vision_width, *grid, device=args.device)

@@ -1,7 +1,10 @@
 """Query/value-only fine-tuning of towers with fused ``attn.qkv`` projections (CAT-Seg).
 
-CAT-Seg fine-tunes only the query and value projections of CLIP's attention layers (and the
-positional embeddings). Our towers fuse the three projections into one ``Linear(D, 3D)``, so the
+CAT-Seg fine-tunes only the query and value projection weights of CLIP's attention layers
+(cvlab-kaist/CAT-Seg ``cat_seg/cat_seg_model.py``, ``CLIP_FINETUNE: "attention"``: the
+parameters whose names contain ``q_proj``/``v_proj``; the fused in-projection bias, whose name
+contains neither, stays frozen, and the branch meant for positional embeddings never fires
+because their names lack ``transformer``). Our towers fuse the three projections into one ``Linear(D, 3D)``, so the
 key rows cannot be frozen with ``requires_grad``; masking their gradient is not enough either,
 because decoupled weight decay (AdamW) still shrinks them. :class:`SplitQKVLinear` therefore
 stores the query, key and value rows as separate parameters (the key ones frozen) and behaves like
@@ -94,17 +97,21 @@ class SplitQKVLinear(nn.Module):
 
 
 def setup_qv_finetuning(tower: nn.Module,
-                        trainable_param_names: Iterable[str] = ()) -> List[str]:
-    """Freeze a tower except the query/value projections of every attention layer and the
-    parameters whose names end with one of ``trainable_param_names`` (e.g. positional
-    embeddings).
+                        trainable_param_names: Iterable[str] = (),
+                        train_qv_bias: bool = False) -> List[str]:
+    """Freeze a tower except the query/value projection weights of every attention layer
+    (CAT-Seg's rule), optionally their biases, and the parameters whose names end with one of
+    ``trainable_param_names`` (e.g. positional embeddings).
 
     Every submodule named ``attn`` with a fused ``qkv`` ``nn.Linear`` gets a
     :class:`SplitQKVLinear`.
 
     Args:
         tower (nn.Module): the image or text tower; modified in place.
-        trainable_param_names (Iterable[str]): parameter-name suffixes that stay trainable.
+        trainable_param_names (Iterable[str]): parameter-name suffixes that stay trainable
+            (CAT-Seg: none).
+        train_qv_bias (bool): also train the query and value rows of the ``qkv`` bias
+            (CAT-Seg: False, its fused in-projection bias is frozen).
 
     Returns:
         list[str]: the names of the trainable parameters.
@@ -128,10 +135,11 @@ def setup_qv_finetuning(tower: nn.Module,
     if unmatched:
         raise ValueError(f'{type(tower).__name__} has no parameter named *{unmatched}; '
                          f'its parameters: {[n for n, _ in tower.named_parameters()][:8]}...')
+    qv_names = ('qkv.query_weight', 'qkv.value_weight') + (
+        ('qkv.query_bias', 'qkv.value_bias') if train_qv_bias else ())
     trainable = []
     for name, param in tower.named_parameters():
-        is_qv = name.endswith(('qkv.query_weight', 'qkv.query_bias', 'qkv.value_weight',
-                               'qkv.value_bias'))
+        is_qv = name.endswith(qv_names)
         param.requires_grad = is_qv or (bool(suffixes) and name.endswith(suffixes))
         if param.requires_grad:
             trainable.append(name)
