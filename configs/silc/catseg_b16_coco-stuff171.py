@@ -4,8 +4,9 @@
 # pc459}.py.
 # Recipe: 384 x 384 crops, batch 4 (1 GPU x 4, or scale samples_per_gpu), 80k iterations, AdamW
 # lr 2e-4, weight decay 1e-4, cosine decay, gradient-norm clipping at 0.01 over the full model,
-# towers' query/value projections and positional embeddings at 0.01 x lr (the rest of both
-# towers frozen), one prompt template ("A photo of a {} in the scene").
+# the query/value projection weights of both towers at 0.01 x lr (the rest of both towers
+# frozen), one prompt template ("A photo of a {} in the scene"), CAT-Seg's dense last block.
+# Every setting with its official source: docs/catseg.md.
 # Initialize from a SILC checkpoint or a converted CLIP one (keys image_encoder.*/text_encoder.*):
 #   python tools/train.py configs/silc/catseg_b16_coco-stuff171.py \
 #       --cfg-options load_from=work_dirs/silc_b16/iter_250000.pth

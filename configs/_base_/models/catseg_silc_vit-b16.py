@@ -1,0 +1,62 @@
+# CAT-Seg (Cho et al., CVPR 2024; cvlab-kaist/CAT-Seg configs/vitb_384.yaml) on the SILC ViT-B/16
+# towers of configs/_base_/towers/silc_vit-b16.py. Another tower: inherit another file of
+# configs/_base_/towers/ instead (or override image_encoder/text_encoder/tokenizer and the
+# normalization); the head's vision width, text dims, template count and guidance layers follow
+# from the towers (CATSeg), so nothing else needs changing.
+# Every value and its official source: the table "CAT-Seg settings" in configs/silc/README.md.
+_base_ = ['../towers/silc_vit-b16.py']
+crop_size = (384, 384)
+model = dict(
+    type='CATSeg',
+    # The tower keeps its 224 px positional embedding (14 x 14), resized bicubically to the
+    # 24 x 24 grid of the 384 px input at every forward, as CAT-Seg's VisualTransformer does.
+    image_encoder={{_base_.image_encoder}},
+    text_encoder={{_base_.text_encoder}},
+    tokenizer={{_base_.tokenizer}},
+    data_preprocessor=dict(
+        type='SegDataPreProcessor',
+        mean={{_base_.image_mean}},
+        std={{_base_.image_std}},
+        bgr_to_rgb=True,
+        size=crop_size,
+        pad_val=0,
+        seg_pad_val=255),
+    decode_head=dict(
+        type='CATSegHead',
+        guidance_upsample_dims=(256, 128),
+        guidance_upsample_scales=(2, 4),
+        aggregator=dict(
+            embed_dims=128,
+            appearance_guidance_dims=128,
+            text_guidance_dims=128,
+            decoder_dims=(64, 32),
+            decoder_guidance_dims=(256, 128),
+            decoder_guidance_proj_dims=(32, 16),
+            num_layers=2,
+            num_heads=4,
+            pooling_size=(2, 2),
+            window_size=12,
+            num_class_slots=256),
+        # CAT-Seg's loss: per-class BCE, ignored pixels as all-negative targets. Ours before:
+        # dict(type='CrossEntropyLoss', use_sigmoid=True, avg_non_ignore=True) (ignored left out)
+        loss_decode=dict(type='PerClassBCELoss', loss_weight=1.0),
+        ignore_index=255),
+    templates=['A photo of a {} in the scene'],
+    # a class with several names is embedded by its first name (CAT-Seg's predictor); 'average'
+    # averages the embeddings of all names
+    class_name_rule='first',
+    # CAT-Seg's dense last block (value path, class-token residual); 'plain': the ordinary block
+    dense_variant='catseg',
+    # CAT-Seg trains the q/v projection weights of both towers only; our earlier variant also
+    # trained the q/v biases and both positional embeddings:
+    #   train_qv_bias=True, image_trainable_params=('pos_embed', ),
+    #   text_trainable_params=('positional_embedding', )
+    train_qv_bias=False,
+    image_trainable_params=(),
+    text_trainable_params=(),
+    # None: blocks 4 and 8 of 12 (indices 3 and 7) guide the 2x and 4x decoder stages
+    guidance_layers=None,
+    image_size=crop_size,
+    # CAT-Seg inference: the image resized to 640 x 640, 2 x 2 windows of 384 with overlap 1/3,
+    # plus the whole image at 384; sigmoid scores averaged.
+    test_cfg=dict(mode='slide', out_size=(640, 640), crop_size=crop_size, stride=(256, 256)))
