@@ -49,7 +49,7 @@ model = dict(
     train_class_names='configs/silc/class_names/coco-stuff171.txt',
     class_names=None,
     templates=['A photo of a {} in the scene'],
-    class_name_rule='first',
+    name_rule='first',
     dense_variant='catseg',
     image_size=crop_size,
     # the image resized to 96 x 96, 2 x 2 windows of 64 (stride 32) plus the whole image

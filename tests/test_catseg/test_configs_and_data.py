@@ -42,7 +42,7 @@ def test_training_config_is_the_cat_seg_vit_b_recipe():
     assert cfg.model.dense_variant == 'catseg'
     assert cfg.model.train_qv_bias is False
     assert cfg.model.image_trainable_params == () and cfg.model.text_trainable_params == ()
-    assert cfg.model.class_name_rule == 'first'
+    assert cfg.model.name_rule == 'first'
     assert cfg.model.decode_head.loss_decode.type == 'PerClassBCELoss'
     assert 'vision_width' not in cfg.model.decode_head  # follows the tower
     vocabulary = load_class_names(cfg.model.train_class_names)

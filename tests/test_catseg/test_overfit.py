@@ -110,7 +110,7 @@ def test_catseg_overfits_coco_stuff_layout_and_segments_unseen_names(tmp_path, s
 
     model = runner.model
     # the defaults this run trained with
-    assert model.dense_variant == 'catseg' and model.class_name_rule == 'first'
+    assert model.dense_variant == 'catseg' and model.text_classifier.name_rule == 'first'
     assert type(model.decode_head.loss_decode).__name__ == 'PerClassBCELoss'
     assert not any(p.requires_grad for n, p in model.named_parameters()
                    if n.endswith(('qkv.query_bias', 'qkv.value_bias', 'pos_embed',

@@ -39,7 +39,7 @@ def test_first_name_rule_is_the_default_and_embeds_only_the_first_name():
     cat_seg/modeling/transformer/cat_seg_predictor.py) formats the templates with
     ``classname.split(', ')[0]``."""
     model = build()
-    assert model.class_name_rule == 'first'
+    assert model.text_classifier.name_rule == 'first'
     with torch.no_grad():
         alone = model.encode_vocabulary([['dog'], ['cat']])
         with_synonyms = model.encode_vocabulary([['dog', 'puppy', 'hound'], ['cat', 'kitten']])
@@ -51,13 +51,13 @@ def test_first_name_rule_is_the_default_and_embeds_only_the_first_name():
     assert not torch.allclose(other_first[0], alone[0], atol=1e-3)
     model.set_vocabulary(['dog, puppy', 'cat'])  # class-name file syntax
     assert torch.allclose(model.test_text_features(), alone, atol=1e-6)
-    with pytest.raises(ValueError, match='class_name_rule'):
-        build(class_name_rule='mean')
+    with pytest.raises(ValueError, match='name_rule'):
+        build(name_rule='mean')
 
 
 def test_synonyms_are_averaged_per_template():
     cfg = tiny_catseg_cfg(templates=('a photo of a {}.', 'a {} in the scene'),
-                          class_name_rule='average')
+                          name_rule='average')
     torch.manual_seed(0)
     model = MODELS.build(cfg).eval()
     with torch.no_grad():

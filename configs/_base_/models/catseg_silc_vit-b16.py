@@ -44,7 +44,7 @@ model = dict(
     templates=['A photo of a {} in the scene'],
     # a class with several names is embedded by its first name (CAT-Seg's predictor); 'average'
     # averages the embeddings of all names
-    class_name_rule='first',
+    name_rule='first',
     # CAT-Seg's dense last block (value path, class-token residual); 'plain': the ordinary block
     dense_variant='catseg',
     # CAT-Seg trains the q/v projection weights of both towers only; our earlier variant also

@@ -1,6 +1,7 @@
 # Tiny SILC towers for CPU demos, trials and tests, tower-only (see silc_vit-b16.py): ViT-tiny
 # (192-d, 6 blocks, 3 heads) with 8 px patches for 64 px global / 32 px local crops, and a 4-block
 # text tower over 32 CLIP BPE tokens.
+_base_ = ['./clip_normalization.py']  # image_mean / image_std
 embed_dim = 128
 image_encoder = dict(
     type='SILCVisionTransformer',
@@ -13,6 +14,3 @@ image_encoder = dict(
 text_encoder = dict(
     type='SILCTextTransformer', arch='tiny', context_length=32, output_dim=embed_dim)
 tokenizer = dict(type='CLIPTokenizer', context_length=32)
-# Input normalization: OpenAI CLIP's mean/std (RGB, 0-255 scale), SILCDataPreprocessor's default.
-image_mean = [122.7709383, 116.7460125, 104.09373615]
-image_std = [68.5005327, 66.6321579, 70.32316305]
