@@ -18,7 +18,7 @@ from .tiny_towers import tiny_catseg_cfg
 CLASS_COLOURS = {0: (220, 40, 40), 2: (40, 200, 60), 95: (40, 60, 220), 156: (230, 220, 50)}
 TRAIN_CLASSES = tuple(COCOStuffDataset.METAINFO['classes'][value] for value in CLASS_COLOURS)
 NUM_IMAGES = 4
-MAX_ITERS = 250
+MAX_ITERS = 400
 MIN_TRAIN_MIOU = 90.0
 TOWER_LR_MULT = 0.1
 
