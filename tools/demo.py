@@ -7,9 +7,11 @@
 CFG is a zero-shot config (e.g. ``configs/silc/zs_ade150.py``); its test pipeline
 (short-side resize) and inference settings (sliding windows, templates, dense variant) are used,
 its dataset is not. The overlay, drawn by mmseg's ``SegLocalVisualizer``, gets a legend of the
-classes present in the prediction.
+classes present in the prediction with the share of the image each covers. The class names and
+the image are checked before the model is built.
 """
 import argparse
+import os.path as osp
 
 import cv2
 import mmcv
@@ -20,11 +22,11 @@ from mmseg.visualization import SegLocalVisualizer
 
 import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
 from silc_seg.apis import init_model
-from silc_seg.models.utils import build_vocabulary
+from silc_seg.models.utils import build_vocabulary, parse_class_list
 from silc_seg.utils import ConfigOverrideError, merge_cfg_options
 
 LEGEND_ROW = 22
-LEGEND_WIDTH = 220
+LEGEND_FONT = dict(fontFace=cv2.FONT_HERSHEY_SIMPLEX, fontScale=0.5, thickness=1)
 
 
 def parse_args():
@@ -56,18 +58,40 @@ def class_palette(num_classes):
     return [tuple(int(c) for c in colour) for colour in rgb]
 
 
-def add_legend(image, names, palette, labels_present):
-    """Append a column listing the classes present, with their colours."""
+def legend_text(name, area):
+    """A legend entry: the class name and its share of the image."""
+    return f'{name}  {area:.1%}'
+
+
+def add_legend(image, names, palette, labels_present, areas):
+    """Append a column listing the classes present with their colours and areas, as wide as
+    the longest entry."""
+    texts = [legend_text(names[label], area) for label, area in zip(labels_present, areas)]
+    text_width = max([cv2.getTextSize(text, **LEGEND_FONT)[0][0] for text in texts] or [0])
+    swatch_left, text_left = 8, 8 + 16 + 8
     height = max(image.shape[0], LEGEND_ROW * (len(labels_present) + 1))
-    canvas = np.full((height, image.shape[1] + LEGEND_WIDTH, 3), 255, np.uint8)
+    canvas = np.full((height, image.shape[1] + text_left + text_width + 8, 3), 255, np.uint8)
     canvas[:image.shape[0], :image.shape[1]] = image
-    for row, label in enumerate(labels_present):
+    for row, (label, text) in enumerate(zip(labels_present, texts)):
         top = LEGEND_ROW // 2 + row * LEGEND_ROW
-        left = image.shape[1] + 8
+        left = image.shape[1] + swatch_left
         cv2.rectangle(canvas, (left, top), (left + 16, top + 16), palette[label], -1)
-        cv2.putText(canvas, names[label], (left + 24, top + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                    (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(canvas, text, (image.shape[1] + text_left, top + 13), color=(0, 0, 0),
+                    lineType=cv2.LINE_AA, **LEGEND_FONT)
     return canvas
+
+
+def read_image(path):
+    """The image at ``path`` (BGR), or a clear exit if it cannot be read."""
+    if not osp.isfile(path):
+        raise SystemExit(f'{path}: no such image file')
+    try:
+        image = mmcv.imread(path)
+    except Exception:  # decoders raise many types on non-image bytes
+        image = None
+    if image is None or image.size == 0:
+        raise SystemExit(f'{path} is not an image OpenCV can read (PNG, JPEG, BMP, WebP, ...)')
+    return image
 
 
 def main():
@@ -77,27 +101,31 @@ def main():
         merge_cfg_options(config, args.cfg_options)
     except ConfigOverrideError as err:
         raise SystemExit(f'--cfg-options {err}')
-    vocabulary = build_vocabulary(
-        args.classes_file if args.classes_file else args.classes.split(','))
+    try:
+        vocabulary = (build_vocabulary(args.classes_file) if args.classes_file else
+                      parse_class_list(args.classes))
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(str(err))
+    # Checked before the model is built (seconds, not the model's build time).
+    image = read_image(args.image)
     # mmseg's inference_model reads the test pipeline from model.cfg, which init_model sets.
     model = init_model(config, args.checkpoint, args.device)
     model.set_vocabulary(vocabulary)
 
-    result = inference_model(model, args.image)
+    result = inference_model(model, image)
     names = [synonyms[0] for synonyms in vocabulary]
     palette = class_palette(len(names))
     visualizer = SegLocalVisualizer(alpha=args.opacity)
     visualizer.dataset_meta = dict(classes=names, palette=palette)
-    image = mmcv.imread(args.image, channel_order='rgb')
     visualizer.add_datasample(
-        'demo', image, data_sample=result, draw_gt=False, show=False, with_labels=False)
-    labels = np.unique(result.pred_sem_seg.data.cpu().numpy())
-    overlay = add_legend(visualizer.get_image(), names, palette, labels.tolist())
+        'demo', mmcv.bgr2rgb(image), data_sample=result, draw_gt=False, show=False,
+        with_labels=False)
+    labels = np.unique(result.pred_sem_seg.data.cpu().numpy()).tolist()
+    areas = [float((result.pred_sem_seg.data == label).float().mean()) for label in labels]
+    overlay = add_legend(visualizer.get_image(), names, palette, labels, areas)
     mmcv.imwrite(mmcv.rgb2bgr(overlay), args.out, auto_mkdir=True)
-    areas = {names[label]: float((result.pred_sem_seg.data == label).float().mean())
-             for label in labels}
     print(f'saved {args.out}; predicted area per class: ' +
-          ', '.join(f'{name} {area:.1%}' for name, area in areas.items()))
+          ', '.join(f'{names[label]} {area:.1%}' for label, area in zip(labels, areas)))
 
 
 if __name__ == '__main__':

