@@ -96,3 +96,5 @@ def test_tools_stop_on_misspelled_override(tool, args, tmp_path):
     assert result.returncode != 0
     assert 'did you mean' in result.stderr, result.stderr[-2000:]
     assert 'Traceback' not in result.stderr, result.stderr[-2000:]
+    # Nothing else: MMEngine's two pkg_resources warnings per command are gone (issue 16.9).
+    assert 'pkg_resources' not in result.stderr, result.stderr[-2000:]

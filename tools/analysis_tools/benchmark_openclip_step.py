@@ -21,6 +21,7 @@ gradients, optimizer state and activations included).
 """
 import argparse
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -38,7 +39,7 @@ from silc_seg.models.data_preprocessors.silc_data_preprocessor import (
     CLIP_MEAN, CLIP_STD)
 from silc_seg.models.utils.compile import compile_transformer_blocks
 from silc_seg.registry import MODELS
-from silc_seg.utils import get_config_path
+from silc_seg.utils import get_config_path, mmengine_log_level
 
 DEFAULT_CONFIG = 'configs/silc/pretrain_clip_b16.py'
 SIDES = ('ours', 'open_clip')
@@ -96,7 +97,8 @@ def build_ours(cfg, args, device):
         model_cfg.image_encoder.with_cp = True
         model_cfg.text_encoder.with_cp = True
     model = MODELS.build(model_cfg)
-    model.init_weights()
+    with mmengine_log_level(logging.WARNING):  # not one line per parameter
+        model.init_weights()
     model.to(device).train()
     if args.compile:
         compile_transformer_blocks(model)

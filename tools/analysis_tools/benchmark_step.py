@@ -34,6 +34,7 @@ Example::
         --iters 20 --batch-size 32 --masked-config configs/silc/demo_maskdistill_tiny.py
 """
 import argparse
+import logging
 import statistics
 import time
 from contextlib import nullcontext
@@ -47,7 +48,7 @@ from mmengine.utils import import_modules_from_strings
 from silc_seg.engine.hooks.ema_teacher_hook import ema_update
 from silc_seg.models.utils.compile import compile_transformer_blocks
 from silc_seg.registry import MODELS, OPTIMIZERS
-from silc_seg.utils import ConfigOverrideError, merge_cfg_options
+from silc_seg.utils import ConfigOverrideError, merge_cfg_options, mmengine_log_level
 
 
 def parse_args():
@@ -140,7 +141,8 @@ def make_batch(batch_size, num_global, num_local, global_size, local_size, conte
 
 def build(model_cfg, optimizer_cfg, device, compile_blocks=False):
     model = MODELS.build(model_cfg)
-    model.init_weights()
+    with mmengine_log_level(logging.WARNING):  # not one line per parameter
+        model.init_weights()
     model.to(device).train()
     if compile_blocks:
         compile_transformer_blocks(model)
