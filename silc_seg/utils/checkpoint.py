@@ -18,7 +18,9 @@ errors naming the keys (and, when the checkpoint records the config it was made 
 import os.path as osp
 import pickle
 import re
-from typing import Any, List, Mapping, Optional, Sequence, Tuple
+import warnings
+from collections import Counter, OrderedDict
+from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -247,8 +249,7 @@ def check_checkpoint_fits(model_state: Mapping[str, torch.Tensor],
             list_keys([f'{key} {ckpt} in the checkpoint vs {model} in the model'
                        for key, ckpt, model in wrong_shape], max_listed))
     if missing and not allow_missing:
-        problems.append(f'{len(missing)} key(s) of the model are missing: '
-                        f'{list_keys(missing, max_listed)}')
+        problems.append(f'{len(missing)} missing key(s): {list_keys(missing, max_listed)}')
     if problems:
         raise CheckpointMismatchError(
             f'{filename} does not fit the model: ' + '; '.join(problems) +
@@ -269,7 +270,8 @@ def revise_key(key: str) -> str:
 def load_model_checkpoint(model: nn.Module,
                           filename: str,
                           allow_missing: bool = False,
-                          logger: Optional[str] = 'current') -> dict:
+                          logger: Optional[str] = 'current',
+                          prefix: Optional[str] = None) -> dict:
     """Load the weights of ``filename`` into ``model``, failing clearly when they do not fit.
 
     Args:
@@ -278,11 +280,14 @@ def load_model_checkpoint(model: nn.Module,
             ``.safetensors``; any path or URL MMEngine's ``CheckpointLoader`` reads.
         allow_missing (bool): load even if the checkpoint lacks some model keys (they keep
             their initialization). Shape mismatches are always errors.
-        logger (str, optional): MMEngine logger for the unused-keys note.
+        logger (str, optional): MMEngine logger of the loading messages.
+        prefix (str, optional): load only the checkpoint keys under this prefix, without it
+            (``'image_encoder.'`` for a tower), as ``init_cfg=dict(type='Pretrained',
+            prefix=...)`` does.
 
     Returns:
         dict: The loaded checkpoint. Its ``meta['dataset_meta']``, if it names classes, is set
-        on the model.
+        on a whole model (no ``prefix``).
 
     Raises:
         CheckpointRefusedError: the file holds objects that weights-only loading refuses.
@@ -291,33 +296,72 @@ def load_model_checkpoint(model: nn.Module,
     checkpoint = _load_checkpoint(filename, map_location='cpu', logger=logger)
     if not isinstance(checkpoint, dict):
         raise TypeError(f'{filename} holds a {type(checkpoint).__name__}, not a state dict')
-    state_dict = checkpoint.get('state_dict', checkpoint)
-    revised = {revise_key(key): value for key, value in state_dict.items()}
+    state_dict = {revise_key(key): value
+                  for key, value in checkpoint.get('state_dict', checkpoint).items()}
+    if prefix:
+        prefix = prefix if prefix.endswith('.') else prefix + '.'
+        state_dict = {key[len(prefix):]: value for key, value in state_dict.items()
+                      if key.startswith(prefix)}
+        if not state_dict:
+            raise CheckpointMismatchError(f'{filename} has no weights under {prefix!r}.' +
+                                          fitting_config_hint(checkpoint))
     # Towers that resize some weights on load (a ViT's position embeddings at another
     # resolution) name them in ``checkpoint_resizable_keys``.
     resizable = [f'{name}.{key}' if name else key for name, module in model.named_modules()
                  for key in getattr(module, 'checkpoint_resizable_keys', ())]
-    unexpected = set(check_checkpoint_fits(model.state_dict(), revised, str(filename),
+    unexpected = set(check_checkpoint_fits(model.state_dict(), state_dict, str(filename),
                                            allow_missing, fitting_config_hint(checkpoint),
                                            resizable=resizable))
     if unexpected:
-        from mmengine.logging import print_log
-        print_log(f'{filename}: {len(unexpected)} weight(s) not used by this model were skipped '
-                  f'(e.g. {list_keys(sorted(unexpected), 3)})', logger=logger)
-    used = {key: value for key, value in state_dict.items() if revise_key(key) not in unexpected}
+        # Grouped by top-level module: a pretraining teacher is one entry, not hundreds.
+        groups = Counter(key.split('.', 1)[0] for key in unexpected)
+        warnings.warn(f'{filename}: skipped {len(unexpected)} weight(s) the model does not use: ' +
+                      ', '.join(f'{name}.* ({count})' for name, count in sorted(groups.items())))
+    # Keys are revised already (REVISE_KEYS, as MMEngine's loader would).
+    used = OrderedDict((key, value) for key, value in state_dict.items() if key not in unexpected)
     _load_checkpoint_to_model(model, {'state_dict': used}, strict=not allow_missing,
-                              logger=logger, revise_keys=REVISE_KEYS)
+                              logger=logger, revise_keys=[])
     meta = checkpoint.get('meta')
     dataset_meta = meta.get('dataset_meta') if isinstance(meta, dict) else None
     # Only class names are of use to a model; a pretraining run records its image-text
     # dataset's metainfo, which has none (and a segmentor would refuse it).
-    if isinstance(dataset_meta, dict) and dataset_meta.get('classes'):
+    if prefix is None and isinstance(dataset_meta, dict) and dataset_meta.get('classes'):
         model.dataset_meta = dataset_meta
     return checkpoint
 
 
+def init_weights_checked(module: nn.Module, init_weights: Callable[[], None]) -> bool:
+    """Run a tower's ``init_weights`` with its ``Pretrained`` ``init_cfg`` loaded by
+    :func:`load_model_checkpoint` instead of MMEngine's ``PretrainedInit``, which loads with
+    ``strict=False`` and only logs tensors of another shape.
+
+    Args:
+        module (nn.Module): a ``BaseModule`` whose ``init_cfg`` may hold
+            ``dict(type='Pretrained', checkpoint=..., prefix=...)``.
+        init_weights (Callable): the parent class's ``init_weights`` bound to ``module``; it
+            runs with the other ``init_cfg`` entries.
+
+    Returns:
+        bool: whether pretrained weights were loaded.
+    """
+    init_cfgs = module.init_cfg if isinstance(module.init_cfg, list) else [module.init_cfg]
+    pretrained = [cfg for cfg in init_cfgs if cfg and cfg.get('type') == 'Pretrained']
+    if not pretrained:
+        init_weights()
+        return False
+    original = module.init_cfg
+    module.init_cfg = [cfg for cfg in init_cfgs if cfg and cfg.get('type') != 'Pretrained']
+    try:
+        init_weights()
+    finally:
+        module.init_cfg = original
+    for cfg in pretrained:
+        load_model_checkpoint(module, cfg['checkpoint'], prefix=cfg.get('prefix'))
+    return True
+
+
 __all__: Tuple[str, ...] = (
     'REVISE_KEYS', 'CheckpointMismatchError', 'CheckpointRefusedError', 'check_checkpoint_fits',
-    'fitting_config_hint', 'list_keys', 'load_from_local',
+    'fitting_config_hint', 'init_weights_checked', 'list_keys', 'load_from_local',
     'load_model_checkpoint', 'mmengine_safe_globals', 'register_checkpoint_loaders', 'revise_key',
     'torch_load_weights_only')

@@ -33,7 +33,8 @@ def build_tta_pipeline(test_pipeline: Sequence[dict],
     resizes = [i for i, step in enumerate(pipeline) if step.get('type') in _RESIZE_TYPES]
     if len(resizes) != 1:
         raise ValueError(f'test-time augmentation needs exactly one Resize in the test '
-                         f'pipeline to scale, found {len(resizes)}: set tta_pipeline in the config')
+                         f'pipeline to scale, found {len(resizes)}: set tta_pipeline in the '
+                         'config')
     if not scale_factors or any(factor <= 0 for factor in scale_factors):
         raise ValueError(f'scale factors must be positive, got {list(scale_factors)}')
     resize = pipeline[resizes[0]]

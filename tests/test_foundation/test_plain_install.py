@@ -1,6 +1,6 @@
 """A plain ``pip install`` of the package (no optional extras, not run from the checkout): it
-imports, finds its own configs (shipped in ``silc_seg/.mim/configs``), builds every registered model type
-and runs ``tools/test.py`` (shipped in ``silc_seg/.mim/tools``) on the demo data, with
+imports, finds its own configs (shipped in ``silc_seg/.mim/configs``), builds every registered
+model type and runs ``tools/test.py`` (shipped in ``silc_seg/.mim/tools``) on the demo data, with
 ``open_clip``, ``sentencepiece``, ``webdataset`` and ``tensorboard`` made unimportable."""
 import os
 import shutil

@@ -9,6 +9,7 @@ from mmengine.config import Config
 
 from silc_seg.models.backbones import SILCVisionTransformer
 from silc_seg.registry import MODELS
+from silc_seg.utils import CheckpointMismatchError
 
 
 def small_vit(**kwargs):
@@ -235,6 +236,22 @@ def test_pretrained_init_cfg_with_prefix(tmp_path, suffix):
                                rtol=1e-5)
     with pytest.raises(ValueError, match='model.pretrained=None'):
         small_vit(pretrained='pretrain/vit_base_patch16_224.pth')
+
+
+def test_pretrained_init_cfg_refuses_other_shapes(tmp_path):
+    """MMEngine's PretrainedInit loads with strict=False and only logs a tensor of another shape;
+    the towers load their Pretrained init_cfg through the checked loader instead (issue 16)."""
+    wide = small_vit(output_dim=24)
+    torch.save({'state_dict': {f'image_encoder.{k}': v for k, v in wide.state_dict().items()}},
+               tmp_path / 'wide.pth')
+    vit = small_vit(init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'wide.pth'),
+                                  prefix='image_encoder.'))
+    shapes = r'proj.weight \(24, 32\) in the checkpoint vs \(16, 32\) in the model'
+    with pytest.raises(CheckpointMismatchError, match=shapes):
+        vit.init_weights()
+    with pytest.raises(CheckpointMismatchError, match="no weights under 'text_encoder.'"):
+        small_vit(init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'wide.pth'),
+                                prefix='text_encoder.')).init_weights()
 
 
 def test_inside_mmseg_upernet_config(tmp_path):

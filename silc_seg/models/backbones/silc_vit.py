@@ -11,6 +11,7 @@ from mmpretrain.models.utils import resize_pos_embed
 from torch import Tensor, nn
 
 from silc_seg.registry import MODELS
+from silc_seg.utils.checkpoint import init_weights_checked
 from ..layers.attention_pool import AttentionPoolLatent
 from ..layers.dense_attention import last_block_forward
 from ..layers.transformer import TransformerBlock
@@ -221,9 +222,9 @@ class SILCVisionTransformer(BaseModule):
             trunc_normal_(self.attn_pool.latent, std=self.width**-0.5)
 
     def init_weights(self):
-        super().init_weights()
-        pretrained = isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'
-        if not pretrained:
+        # A Pretrained init_cfg loads through silc-seg's checked loader: missing keys and
+        # tensors of another shape are errors (MMEngine's PretrainedInit only logs them).
+        if not init_weights_checked(self, super().init_weights):
             self._init_embeddings()
 
     def _resize_checkpoint_pos_embed(self, state_dict, prefix, *args, **kwargs):

@@ -7,6 +7,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from silc_seg.registry import MODELS
+from silc_seg.utils.checkpoint import init_weights_checked
 from ..layers.transformer import TransformerBlock
 from ..utils.arch import resolve_arch
 
@@ -131,9 +132,9 @@ class SILCTextTransformer(BaseModule):
         nn.init.normal_(self.positional_embedding, std=0.01)
 
     def init_weights(self):
-        super().init_weights()
-        pretrained = isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'
-        if not pretrained:
+        # A Pretrained init_cfg loads through silc-seg's checked loader: missing keys and
+        # tensors of another shape are errors (MMEngine's PretrainedInit only logs them).
+        if not init_weights_checked(self, super().init_weights):
             self._init_embeddings()
 
     def _pool(self, x: Tensor, token_ids: Tensor) -> Tensor:
