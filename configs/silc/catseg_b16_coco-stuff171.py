@@ -11,7 +11,10 @@
 #   python tools/train.py configs/silc/catseg_b16_coco-stuff171.py \
 #       --cfg-options load_from=work_dirs/silc_b16/iter_250000.pth
 # (the head is new, so expect "missing keys" for decode_head.* in the log).
-_base_ = ['./catseg_b16_common.py', '../_base_/datasets/zs_coco-stuff171.py']
+_base_ = [
+    './catseg_b16_common.py', '../_base_/datasets/zs_coco-stuff171.py',
+    '../_base_/schedules/catseg_adamw_cosine_80k.py'
+]
 
 crop_size = (384, 384)
 train_pipeline = [
@@ -47,21 +50,3 @@ val_dataloader = dict(
 test_dataloader = dict(dataset=dict(pipeline={{_base_.catseg_test_pipeline}}))
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 
-max_iters = 80000
-optim_wrapper = dict(
-    type='OptimWrapper',
-    # One log line for the frozen parameters (EMA teacher / frozen tower parts), not one each.
-    constructor='FrozenParamsOptimWrapperConstructor',
-    optimizer=dict(type='AdamW', lr=2e-4, weight_decay=1e-4),
-    # detectron2 CLIP_GRADIENTS: full-model L2 norm clipped at 0.01
-    clip_grad=dict(max_norm=0.01, norm_type=2),
-    paramwise_cfg=dict(custom_keys={
-        'image_encoder': dict(lr_mult=0.01),
-        'text_encoder': dict(lr_mult=0.01)
-    }))
-param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=0.0, by_epoch=False, begin=0,
-         end=max_iters)
-]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=5000)
-val_cfg = dict(type='ValLoop')

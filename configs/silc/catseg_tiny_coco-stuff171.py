@@ -9,29 +9,22 @@
 # tests/test_catseg/test_configs_and_data.py runs it for a few iterations on a generated layout.
 _base_ = [
     'mmseg::_base_/default_runtime.py', '../_base_/towers/silc_vit-tiny.py',
-    '../_base_/datasets/zs_coco-stuff171.py'
+    '../_base_/models/catseg.py', '../_base_/datasets/zs_coco-stuff171.py',
+    '../_base_/schedules/catseg_adamw_cosine_80k.py'
 ]
 custom_imports = dict(imports=['silc_seg'], allow_failed_imports=False)
 
 crop_size = (64, 64)
+# CAT-Seg's model (configs/_base_/models/catseg.py) on the tiny towers, with a smaller head;
+# vision width, text dims, template count and guidance layers follow from the towers.
 model = dict(
-    type='CATSeg',
     image_encoder={{_base_.image_encoder}},
     text_encoder={{_base_.text_encoder}},
     tokenizer={{_base_.tokenizer}},
-    data_preprocessor=dict(
-        type='SegDataPreProcessor',
-        mean={{_base_.image_mean}},
-        std={{_base_.image_std}},
-        bgr_to_rgb=True,
-        size=crop_size,
-        pad_val=0,
-        seg_pad_val=255),
-    # vision width, text dims, template count and guidance layers follow from the towers
+    data_preprocessor=dict(mean={{_base_.image_mean}}, std={{_base_.image_std}},
+                           size=crop_size),
     decode_head=dict(
-        type='CATSegHead',
         guidance_upsample_dims=(32, 16),
-        guidance_upsample_scales=(2, 4),
         aggregator=dict(
             embed_dims=32,
             appearance_guidance_dims=32,
@@ -41,16 +34,10 @@ model = dict(
             decoder_guidance_proj_dims=(8, 4),
             num_layers=1,
             num_heads=2,
-            pooling_size=(2, 2),
             window_size=4,
-            num_class_slots=64),
-        loss_decode=dict(type='PerClassBCELoss', loss_weight=1.0),
-        ignore_index=255),
-    train_class_names='configs/silc/class_names/coco-stuff171.txt',
+            num_class_slots=64)),
+    train_class_names='{{fileDirname}}/class_names/coco-stuff171.txt',
     class_names=None,
-    templates=['A photo of a {} in the scene'],
-    name_rule='first',
-    dense_variant='catseg',
     image_size=crop_size,
     # the image resized to 96 x 96, 2 x 2 windows of 64 (stride 32) plus the whole image
     test_cfg=dict(mode='slide', out_size=(96, 96), crop_size=crop_size, stride=(32, 32)))
@@ -91,22 +78,13 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
 
-# CAT-Seg's optimizer (catseg_b16_coco-stuff171.py) on a short schedule
+# CAT-Seg's optimization on a short schedule
 max_iters = 200
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=2e-4, weight_decay=1e-4),
-    clip_grad=dict(max_norm=0.01, norm_type=2),
-    paramwise_cfg=dict(custom_keys={
-        'image_encoder': dict(lr_mult=0.01),
-        'text_encoder': dict(lr_mult=0.01)
-    }))
 param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=0.0, by_epoch=False, begin=0,
          end=max_iters)
 ]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 test_cfg = dict(type='TestLoop')
 custom_hooks = [dict(type='ModelDatasetMetaHook')]
 default_hooks = dict(

@@ -77,9 +77,9 @@ def test_training_config_builds_vit_b_towers_with_qv_training_only():
     towers = [n for n in trainable if n.startswith(('image_encoder.', 'text_encoder.'))]
     # 12 image + 12 text blocks x (q, v) weights
     assert sorted(towers) == sorted(
-        f'{tower}.blocks.{i}.attn.qkv.{part}_weight' for tower in ('image_encoder',
-                                                                    'text_encoder')
-        for i in range(12) for part in ('query', 'value'))
+        f'{tower}.blocks.{i}.attn.qkv.{part}_weight'
+        for tower in ('image_encoder', 'text_encoder') for i in range(12)
+        for part in ('query', 'value'))
     # the 224 px embedding stays, resized to the 24 x 24 grid of 384 px inputs at each forward
     assert model.image_encoder.pos_embed.shape == (1, 14 * 14 + 1, 768)
     assert model.image_size == (384, 384)

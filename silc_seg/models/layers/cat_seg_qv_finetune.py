@@ -1,14 +1,14 @@
 """Query/value-only fine-tuning of towers with fused ``attn.qkv`` projections (CAT-Seg).
 
 CAT-Seg fine-tunes only the query and value projection weights of CLIP's attention layers
-(cvlab-kaist/CAT-Seg ``cat_seg/cat_seg_model.py``, ``CLIP_FINETUNE: "attention"``: the
-parameters whose names contain ``q_proj``/``v_proj``; the fused in-projection bias, whose name
-contains neither, stays frozen, and the branch meant for positional embeddings never fires
-because their names lack ``transformer``). Our towers fuse the three projections into one ``Linear(D, 3D)``, so the
-key rows cannot be frozen with ``requires_grad``; masking their gradient is not enough either,
-because decoupled weight decay (AdamW) still shrinks them. :class:`SplitQKVLinear` therefore
-stores the query, key and value rows as separate parameters (the key ones frozen) and behaves like
-the fused ``Linear`` everywhere else: same forward, ``weight``/``bias`` attributes, and the same
+(cvlab-kaist/CAT-Seg ``cat_seg/cat_seg_model.py``, ``CLIP_FINETUNE: "attention"``: the parameters
+whose names contain ``q_proj``/``v_proj``; the fused in-projection bias, whose name contains
+neither, stays frozen, and the branch meant for positional embeddings never fires because their
+names lack ``transformer``). Our towers fuse the three projections into one ``Linear(D, 3D)``, so
+the key rows cannot be frozen with ``requires_grad``; masking their gradient is not enough either,
+because decoupled weight decay (AdamW) still shrinks them. :class:`SplitQKVLinear` therefore stores
+the query, key and value rows as separate parameters (the key ones frozen) and behaves like the
+fused ``Linear`` everywhere else: same forward, ``weight``/``bias`` attributes, and the same
 ``qkv.weight``/``qkv.bias`` state-dict keys, so checkpoints load and save unchanged.
 """
 from typing import Iterable, List
@@ -131,10 +131,11 @@ def setup_qv_finetuning(tower: nn.Module,
     for attention in attention_layers:
         attention.qkv = SplitQKVLinear(attention.qkv)
     suffixes = tuple(trainable_param_names)
-    unmatched = [s for s in suffixes if not any(n.endswith(s) for n, _ in tower.named_parameters())]
+    names = [name for name, _ in tower.named_parameters()]
+    unmatched = [s for s in suffixes if not any(name.endswith(s) for name in names)]
     if unmatched:
         raise ValueError(f'{type(tower).__name__} has no parameter named *{unmatched}; '
-                         f'its parameters: {[n for n, _ in tower.named_parameters()][:8]}...')
+                         f'its parameters: {names[:8]}...')
     qv_names = ('qkv.query_weight', 'qkv.value_weight') + (
         ('qkv.query_bias', 'qkv.value_bias') if train_qv_bias else ())
     trainable = []

@@ -1,22 +1,15 @@
-# CAT-Seg (Cho et al., CVPR 2024; cvlab-kaist/CAT-Seg configs/vitb_384.yaml) on the SILC ViT-B/16
-# towers of configs/_base_/towers/silc_vit-b16.py. Another tower: inherit another file of
-# configs/_base_/towers/ instead (or override image_encoder/text_encoder/tokenizer and the
-# normalization); the head's vision width, text dims, template count and guidance layers follow
-# from the towers (CATSeg), so nothing else needs changing.
-# Every value and its official source: the table "CAT-Seg settings" in configs/silc/README.md.
-_base_ = ['../towers/silc_vit-b16.py']
+# CAT-Seg (Cho et al., CVPR 2024), the ViT-B recipe of cvlab-kaist/CAT-Seg configs/vitb_384.yaml,
+# without towers: a task config inherits a tower base (configs/_base_/towers/*.py) next to this
+# file and sets model.image_encoder / text_encoder / tokenizer and the data_preprocessor's
+# mean / std from it (configs/silc/catseg_b16_common.py). The head's vision width, text dims,
+# template count and guidance layers follow from the towers (CATSeg), so nothing else changes
+# with another tower.
+# Every value and its official source: the settings table of docs/catseg.md.
 crop_size = (384, 384)
 model = dict(
     type='CATSeg',
-    # The tower keeps its 224 px positional embedding (14 x 14), resized bicubically to the
-    # 24 x 24 grid of the 384 px input at every forward, as CAT-Seg's VisualTransformer does.
-    image_encoder={{_base_.image_encoder}},
-    text_encoder={{_base_.text_encoder}},
-    tokenizer={{_base_.tokenizer}},
     data_preprocessor=dict(
         type='SegDataPreProcessor',
-        mean={{_base_.image_mean}},
-        std={{_base_.image_std}},
         bgr_to_rgb=True,
         size=crop_size,
         pad_val=0,
@@ -56,6 +49,8 @@ model = dict(
     text_trainable_params=(),
     # None: blocks 4 and 8 of 12 (indices 3 and 7) guide the 2x and 4x decoder stages
     guidance_layers=None,
+    # A ViT-B/16 tower keeps its 224 px positional embedding (14 x 14), resized bicubically to
+    # the 24 x 24 grid of the 384 px input at every forward, as CAT-Seg's VisualTransformer does.
     image_size=crop_size,
     # CAT-Seg inference: the image resized to 640 x 640, 2 x 2 windows of 384 with overlap 1/3,
     # plus the whole image at 384; sigmoid scores averaged.
