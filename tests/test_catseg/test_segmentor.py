@@ -202,3 +202,24 @@ def test_sizes_follow_the_towers_and_configured_ones_are_checked():
         MODELS.build(mismatched)
     with pytest.raises(ValueError, match='same output_dim'):
         MODELS.build(tiny_catseg_cfg(text_encoder=tiny_text_encoder(output_dim=24)))
+
+
+def test_dense_variant_selects_the_last_block_of_the_cost_volume():
+    """CAT-Seg's dense path by default; the ordinary last block ('plain', our earlier path) stays
+    selectable. Guidance maps come from earlier blocks and do not change."""
+    images = torch.randn(1, 3, 32, 32)
+    default, plain = build(), build(dense_variant='plain')
+    assert default.dense_variant == 'catseg'
+    with torch.no_grad():
+        got = default.extract_feat(images)
+        got_plain = plain.extract_feat(images)
+        expected = default.image_encoder.encode_dense(images, variant='catseg',
+                                                      return_intermediates=(0, 1))
+        expected_plain = default.image_encoder.encode_dense(images, variant='plain',
+                                                            return_intermediates=(0, 1))
+    assert default.guidance_layers == plain.guidance_layers == (0, 1)
+    assert torch.equal(got['dense'], expected['dense'])
+    assert torch.equal(got_plain['dense'], expected_plain['dense'])
+    assert not torch.allclose(got['dense'], got_plain['dense'], atol=1e-3)
+    for a, b in zip(got['intermediates'], got_plain['intermediates']):
+        assert torch.equal(a, b)
