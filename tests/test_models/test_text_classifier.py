@@ -268,3 +268,17 @@ def test_bad_settings_are_explicit():
         TextClassifier(tower(), WordTokenizer(), ['{} and {}'])
     with pytest.raises(ValueError, match='no name'):
         TextClassifier(tower(), WordTokenizer(), TEMPLATES).encode([['cat'], []])
+
+
+def test_segmentors_pass_the_cache_directory_and_the_environment_default(tmp_path, monkeypatch):
+    from tests.test_zero_shot.test_segmentor import build_segmentor
+    model = build_segmentor(text_cache_dir=str(tmp_path / 'configured'))
+    embeddings, _ = model.text_embeddings()
+    (stored, ) = (tmp_path / 'configured').iterdir()
+    torch.testing.assert_close(torch.load(stored, weights_only=True)['embeddings'], embeddings,
+                               rtol=0, atol=0)
+    monkeypatch.setenv('SILC_SEG_TEXT_CACHE_DIR', str(tmp_path / 'from_env'))
+    build_segmentor().text_embeddings()
+    assert len(list((tmp_path / 'from_env').iterdir())) == 1
+    monkeypatch.delenv('SILC_SEG_TEXT_CACHE_DIR')
+    assert build_segmentor().text_classifier.cache_dir is None

@@ -109,7 +109,8 @@ class TextClassifier:
         self.name_rule = name_rule
         self.template_reduction = template_reduction
         self.batch_size = batch_size
-        self.cache_dir = cache_dir if cache_dir is not None else os.environ.get(CACHE_DIR_ENV)
+        cache_dir = cache_dir if cache_dir is not None else os.environ.get(CACHE_DIR_ENV)
+        self.cache_dir = osp.expanduser(cache_dir) if cache_dir else None
         self._num_loads = 0
         self._cache: Optional[tuple] = None
         # A bound method, so that a deep copy of the owner model gets a hook on its own copy.
