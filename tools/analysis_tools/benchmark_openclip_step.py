@@ -60,6 +60,9 @@ def parse_args():
     parser.add_argument('--memory', action='store_true', help='also measure peak memory')
     parser.add_argument('--memory-only', action='store_true',
                         help='measure peak memory, skip the timing')
+    parser.add_argument('--no-optimizer-step', action='store_true',
+                        help='forward, loss and backward only, gradients dropped: isolates '
+                        'the activation memory from AdamW\'s state and temporaries')
     parser.add_argument('--only', choices=SIDES, help=argparse.SUPPRESS)  # memory child
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
@@ -129,6 +132,13 @@ def make_steps(cfg, args, device, sides):
         data = dict(inputs=dict(global_crops=[images], text=text), data_samples=None)
 
         def ours_step():
+            if args.no_optimizer_step:
+                with autocast():
+                    inputs = ours.data_preprocessor(data, True)['inputs']
+                    loss, _ = ours.parse_losses(ours.loss(inputs))
+                loss.backward()
+                ours.zero_grad(set_to_none=True)
+                return
             with autocast():
                 ours.train_step(data, ours_optim)
 
@@ -144,7 +154,8 @@ def make_steps(cfg, args, device, sides):
                 image_features, text_features, logit_scale = peer(normalised, peer_text)[:3]
                 loss = peer_loss(image_features, text_features, logit_scale)
             loss.backward()
-            peer_optim.step()
+            if not args.no_optimizer_step:
+                peer_optim.step()
             peer_optim.zero_grad()
 
         steps['open_clip'] = peer_step
@@ -227,6 +238,7 @@ def main():
     print(f'config: {args.config}  device: {device}  batch: {args.batch_size}  '
           f'dtype: {"bf16 autocast" if args.amp else "fp32"}  fused AdamW: {args.fused}  '
           f'compile: {args.compile}  with_cp (ours): {args.with_cp}  '
+          f'optimizer step: {not args.no_optimizer_step}  '
           f'threads: {torch.get_num_threads()}')
     for side in SIDES:
         print(f'{side:>9}: {medians[side] * 1e3:8.1f} ms/step  '
@@ -245,7 +257,8 @@ def report_memory(args, device):
     peaks = {side: measure_memory(args, side) for side in SIDES}
     kind = 'max allocated' if device.type == 'cuda' else 'peak RSS increase'
     print(f'memory, batch {args.batch_size}, {"bf16 autocast" if args.amp else "fp32"}, '
-          f'with_cp (ours): {args.with_cp}')
+          f'with_cp (ours): {args.with_cp}, '
+          f'{"forward+backward only" if args.no_optimizer_step else "full step"}')
     for side in SIDES:
         print(f'{side:>9}: {kind} over the step {peaks[side]:8.0f} MiB')
     print(f'memory ours / open_clip: {peaks["ours"] / peaks["open_clip"]:.3f}')
