@@ -2,13 +2,13 @@
 ``SILCTextTransformer``), small enough to train and test in seconds on CPU."""
 import torch
 
-from silc_seg.registry import MODELS
+from tests.registry import TEST_MODELS
 
 TOKEN_LENGTH = 16
 END_OF_TEXT = 255
 
 
-@MODELS.register_module(force=True)
+@TEST_MODELS.register_module()
 class CATSegTinyTokenizer:
     """Characters -> ids 1..254 and a final end-of-text id 255 (the largest id, so the text
     tower's default ``'argmax'`` pooling reads the end-of-text token, as in CLIP), zero
@@ -62,7 +62,7 @@ def tiny_catseg_cfg(num_class_slots=8, templates=('a photo of a {}.', ), **overr
         type='CATSeg',
         image_encoder=tiny_image_encoder(),
         text_encoder=tiny_text_encoder(),
-        tokenizer=dict(type='CATSegTinyTokenizer'),
+        tokenizer=dict(type='silc_test.CATSegTinyTokenizer'),
         decode_head=dict(
             type='CATSegHead',
             guidance_upsample_dims=(16, 8),

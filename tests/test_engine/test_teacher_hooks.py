@@ -12,8 +12,9 @@ from torch.utils.data import Dataset
 from silc_seg.engine.hooks import EMATeacherHook, TeacherTempWarmupHook
 from silc_seg.engine.hooks.ema_teacher_hook import ema_update
 from silc_seg.engine.optimizers import NonFiniteGuardOptimWrapper
-from silc_seg.registry import DATASETS, HOOKS
+from silc_seg.registry import HOOKS
 from silc_seg.utils import torch_load_weights_only
+from tests.registry import TEST_DATASETS
 from tests.test_models.test_silc import BATCH, CONTEXT, VOCAB, batch, build, model_cfg
 
 
@@ -134,7 +135,7 @@ def test_teacher_temp_warmup_values():
         TeacherTempWarmupHook(warmup_teacher_temp=0.0)
 
 
-@DATASETS.register_module(force=True)
+@TEST_DATASETS.register_module()
 class TeacherHookTestSamples(Dataset):
     """Pre-made pretraining samples in the layout of PackSILCInputs."""
 
@@ -154,8 +155,9 @@ def runner_cfg(work_dir, max_iters, resume=None):
     return dict(
         model=model_cfg(data_preprocessor=dict(type='SILCDataPreprocessor')),
         work_dir=str(work_dir),
-        train_dataloader=dict(dataset=dict(type='TeacherHookTestSamples'), batch_size=BATCH,
-                              num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
+        train_dataloader=dict(dataset=dict(type='silc_test.TeacherHookTestSamples'),
+                              batch_size=BATCH, num_workers=0,
+                              sampler=dict(type='DefaultSampler', shuffle=False),
                               collate_fn=dict(type='pseudo_collate')),
         train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),

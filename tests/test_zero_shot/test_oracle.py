@@ -30,11 +30,11 @@ test_dataloader = dict(num_workers=0, dataset=dict(data_root='{data_root}'))
 model = dict(
     type='ZeroShotSegmentor',
     image_encoder=dict(
-        type='OracleImageEncoder', palette={palette}, embed_dim=256, patch_size=16),
+        type='silc_test.OracleImageEncoder', palette={palette}, embed_dim=256, patch_size=16),
     # One random embedding per class name (no hash collision among the ADE-150 and PC-59
     # names at this vocabulary size), nearly orthogonal in 256 dimensions.
-    text_encoder=dict(type='ToyTextEncoder', embed_dim=256, vocab_size=16384),
-    tokenizer=dict(type='ToyWordTokenizer', vocab_size=16384, whole_text=True),
+    text_encoder=dict(type='silc_test.ToyTextEncoder', embed_dim=256, vocab_size=16384),
+    tokenizer=dict(type='silc_test.ToyWordTokenizer', vocab_size=16384, whole_text=True),
     # Identity normalization: the oracle compares raw RGB colours with its palette.
     data_preprocessor=dict(type='SegDataPreProcessor', mean=[0, 0, 0], std=[1, 1, 1],
                            bgr_to_rgb=True),

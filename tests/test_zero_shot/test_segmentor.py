@@ -13,9 +13,9 @@ def build_segmentor(test_cfg=None, **kwargs):
     torch.manual_seed(0)
     cfg = dict(
         type='ZeroShotSegmentor',
-        image_encoder=dict(type='ToyImageEncoder'),
-        text_encoder=dict(type='ToyTextEncoder'),
-        tokenizer=dict(type='ToyWordTokenizer'),
+        image_encoder=dict(type='silc_test.ToyImageEncoder'),
+        text_encoder=dict(type='silc_test.ToyTextEncoder'),
+        tokenizer=dict(type='silc_test.ToyWordTokenizer'),
         decode_head=dict(type='ZeroShotHead', logit_scale=20.0),
         templates='short',
         test_cfg=test_cfg or dict(mode='whole'))

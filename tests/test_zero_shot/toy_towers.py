@@ -6,12 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from silc_seg.registry import MODELS
+from tests.registry import TEST_MODELS
 
 TOKEN_LENGTH = 24
 
 
-@MODELS.register_module(force=True)
+@TEST_MODELS.register_module()
 class ToyWordTokenizer:
     """Words (or, with ``whole_text``, the whole text as one token) -> stable hashed ids in
     [1, vocab_size) (0 pads), ``(N, TOKEN_LENGTH)``."""
@@ -31,7 +31,7 @@ class ToyWordTokenizer:
         return ids
 
 
-@MODELS.register_module(force=True)
+@TEST_MODELS.register_module()
 class ToyTextEncoder(nn.Module):
     """Mean of word embeddings (random, so distinct words are nearly orthogonal in high
     dimension); counts its forward calls."""
@@ -47,7 +47,7 @@ class ToyTextEncoder(nn.Module):
         return (self.token_embedding(token_ids) * mask).sum(1) / mask.sum(1).clamp(min=1)
 
 
-@MODELS.register_module(force=True)
+@TEST_MODELS.register_module()
 class ToyImageEncoder(nn.Module):
     """Patch embedding + a 3x3 conv mixing neighbouring patches (so windows matter)."""
 
@@ -63,7 +63,7 @@ class ToyImageEncoder(nn.Module):
         return dict(dense=self.mix(self.patch_embed(x)), intermediates=[])
 
 
-@MODELS.register_module(force=True)
+@TEST_MODELS.register_module()
 class OracleImageEncoder(nn.Module):
     """Knows the answer: maps each patch's mean colour to the nearest palette colour and outputs
     the stored embedding of that class. With ``class_embeddings`` set to the text embeddings of
