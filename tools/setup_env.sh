@@ -7,6 +7,8 @@
 #   PYTHON=python3.11       interpreter used to create .venv (3.9-3.12)
 #   MMCV_CUDA=auto|0|1      build mmcv's CUDA ops too (auto: when nvcc and a GPU are both present)
 #   SILC_WHEEL_CACHE=DIR    where built mmcv wheels are kept (default ~/.cache/silc-seg/wheels)
+#   TORCH_SPEC=SPEC         pip specifier of another torch (default: requirements/torch.txt), e.g.
+#   TORCHVISION_SPEC=SPEC   'torch==2.5.1+cu121' with a matching torchvision; mmcv is rebuilt for it
 #
 # mmcv 2.1.0 (the newest mmcv that mmsegmentation 1.2.2 accepts) ships no wheels for recent torch,
 # so it is built from source with its C++ ops. The built wheel is cached in a directory keyed by
@@ -35,7 +37,7 @@ fi
 
 inputs_key() {
     cat requirements/*.txt setup.py tools/setup_env.sh | sha256sum | cut -c1-16
-    echo "cuda=$MMCV_CUDA"
+    echo "cuda=$MMCV_CUDA torch=${TORCH_SPEC:-} torchvision=${TORCHVISION_SPEC:-}"
 }
 KEY="$(inputs_key | tr '\n' ' ')"
 
@@ -58,8 +60,14 @@ if [[ ! -x "$VPY" ]]; then
     "$PY" -m venv "$VENV"
 fi
 
-log "installing torch ($(grep -v '^#' requirements/torch.txt | tr '\n' ' '))"
-pip_install -r requirements/torch.txt
+if [[ -n "${TORCH_SPEC:-}" ]]; then
+    # Another torch build (e.g. another CUDA flavour): mmcv is rebuilt for it (tagged by version).
+    log "installing torch from TORCH_SPEC=$TORCH_SPEC ${TORCHVISION_SPEC:+TORCHVISION_SPEC=$TORCHVISION_SPEC}"
+    pip_install "$TORCH_SPEC" ${TORCHVISION_SPEC:+"$TORCHVISION_SPEC"}
+else
+    log "installing torch ($(grep -v '^#' requirements/torch.txt | tr '\n' ' '))"
+    pip_install -r requirements/torch.txt
+fi
 
 TORCH_TAG="$("$VPY" - "$MMCV_CUDA" <<'EOF'
 import sys, sysconfig, torch
