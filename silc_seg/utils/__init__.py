@@ -5,6 +5,7 @@ from .config import (AMP_WRAPPERS, ConfigOverrideError, configs_root, fp32_witho
                      get_config_path, merge_cfg_options, prepare_runner_cfg,
                      setup_cpu_distributed)
 from .log_utils import mmengine_log_level
+from .timing import synchronize, time_call
 from .tta import apply_test_time_augmentation, build_tta_pipeline
 
 register_checkpoint_loaders()
@@ -14,5 +15,6 @@ __all__ = [
     'apply_test_time_augmentation', 'build_tta_pipeline', 'check_checkpoint_fits',
     'configs_root', 'fp32_without_gpu', 'get_config_path', 'list_keys', 'load_model_checkpoint',
     'merge_cfg_options', 'mmengine_log_level', 'mmengine_safe_globals', 'prepare_runner_cfg',
-    'register_checkpoint_loaders', 'setup_cpu_distributed', 'torch_load_weights_only'
+    'register_checkpoint_loaders', 'setup_cpu_distributed', 'synchronize', 'time_call',
+    'torch_load_weights_only'
 ]

@@ -26,7 +26,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from contextlib import nullcontext
 
 import torch
@@ -39,7 +38,8 @@ from silc_seg.models.data_preprocessors.silc_data_preprocessor import (
     CLIP_MEAN, CLIP_STD)
 from silc_seg.models.utils.compile import compile_transformer_blocks
 from silc_seg.registry import MODELS
-from silc_seg.utils import get_config_path, mmengine_log_level
+from silc_seg.utils import (ConfigOverrideError, get_config_path, merge_cfg_options,
+                            mmengine_log_level, synchronize, time_call)
 
 DEFAULT_CONFIG = 'configs/silc/pretrain_clip_b16.py'
 SIDES = ('ours', 'open_clip')
@@ -163,16 +163,6 @@ def make_steps(cfg, args, device, sides):
     return steps, params
 
 
-def timed(step, device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    step()
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
-
-
 def rss_mib(field):
     with open('/proc/self/status') as f:
         for line in f:
@@ -186,12 +176,12 @@ def memory_child(cfg, args, device):
     steps, _ = make_steps(cfg, args, device, [args.only])
     step = steps[args.only]
     if device.type == 'cuda':
-        torch.cuda.synchronize(device)
+        synchronize(device)
         base = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
         step()
         step()
-        torch.cuda.synchronize(device)
+        synchronize(device)
         peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20
     else:
         base = rss_mib('VmRSS')
@@ -213,8 +203,10 @@ def main():
     args = parse_args()
     cfg = Config.fromfile(args.config if os.path.isfile(args.config) else
                           get_config_path(args.config))
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    try:
+        merge_cfg_options(cfg, args.cfg_options)
+    except ConfigOverrideError as err:
+        raise SystemExit(f'--cfg-options {err}')
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     device = torch.device(args.device)
     if args.only:
@@ -232,7 +224,7 @@ def main():
     for i in range(args.iters):
         order = SIDES if i % 2 == 0 else SIDES[::-1]
         for side in order:
-            times[side].append(timed(steps[side], device))
+            times[side].append(time_call(steps[side], device))
     medians = {side: statistics.median(values) for side, values in times.items()}
 
     print(f'config: {args.config}  device: {device}  batch: {args.batch_size}  '

@@ -48,7 +48,8 @@ from mmengine.utils import import_modules_from_strings
 from silc_seg.engine.hooks.ema_teacher_hook import ema_update
 from silc_seg.models.utils.compile import compile_transformer_blocks
 from silc_seg.registry import MODELS, OPTIMIZERS
-from silc_seg.utils import ConfigOverrideError, merge_cfg_options, mmengine_log_level
+from silc_seg.utils import (ConfigOverrideError, merge_cfg_options, mmengine_log_level,
+                            synchronize, time_call)
 
 
 def parse_args():
@@ -157,16 +158,12 @@ class Stopwatch:
         self.device = device
         self.elapsed = 0.0
 
-    def _sync(self):
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
-
     def wrap(self, fn):
         def timed(*args, **kwargs):
-            self._sync()
+            synchronize(self.device)
             start = time.perf_counter()
             out = fn(*args, **kwargs)
-            self._sync()
+            synchronize(self.device)
             self.elapsed += time.perf_counter() - start
             return out
         return timed
@@ -236,13 +233,7 @@ def main():
             baseline.train_step(baseline_batch, baseline_optim)
 
     def timed(step):
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        step()
-        if device.type == 'cuda':
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - start
+        return time_call(step, device)
 
     for _ in range(args.warmup):
         silc_step()
