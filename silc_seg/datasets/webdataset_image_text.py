@@ -204,9 +204,11 @@ class WebDatasetImageText(IterableDataset):
                 yield from group_by_keys(files(stream))
                 stream.check_end()
         except FileNotFoundError as err:  # a mistyped path or a shard not yet copied
-            raise BadSample('missing_shard', url, repr(err)) from err
+            raise BadSample('missing_shard', url, err.strerror or repr(err)) from err
         except Exception as err:  # tarfile, gzip, IO and network errors
-            raise BadSample('corrupt_shard', url, repr(err)) from err
+            # webdataset appends " @ <stream object>" to the message: the url says it better.
+            message = str(err).split(' @ <')[0]
+            raise BadSample('corrupt_shard', url, f'{type(err).__name__}: {message}') from err
 
     def _decode(self, raw: dict) -> dict:
         source = f'{raw["__url__"]}:{raw["__key__"]}'

@@ -53,6 +53,11 @@ class StreamResumeHook(Hook):
       position by reading one shuffle block of its current shard; the resumed run then sees the
       same samples, in the same order, as an uninterrupted one.
 
+    The workers the loop starts before the checkpoint is loaded have usually fetched their first
+    ``prefetch_factor`` batches from the start of the stream by then; those are dropped (a few
+    batches, not the whole history). Augmentation draws are not part of the position, so the
+    resumed run sees the same samples but not bit-identical crops.
+
     Without a saved position (an older checkpoint), or with another world size or number of
     workers, it warns and MMEngine's replay runs as usual. Only ``IterBasedTrainLoop`` is
     supported (epoch-based runs resume at an epoch start and need no stream position).
