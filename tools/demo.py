@@ -123,7 +123,7 @@ def main():
     labels = np.unique(result.pred_sem_seg.data.cpu().numpy()).tolist()
     areas = [float((result.pred_sem_seg.data == label).float().mean()) for label in labels]
     overlay = add_legend(visualizer.get_image(), names, palette, labels, areas)
-    mmcv.imwrite(mmcv.rgb2bgr(overlay), args.out, auto_mkdir=True)
+    mmcv.imwrite(mmcv.rgb2bgr(overlay), args.out)  # makes the folder
     print(f'saved {args.out}; predicted area per class: ' +
           ', '.join(f'{names[label]} {area:.1%}' for label, area in zip(labels, areas)))
 
