@@ -24,8 +24,9 @@ class RecordKeys(BaseTransform):
 @HOOKS.register_module(force=True)
 class RecordBatchesHook(Hook):
     """Append ``<iteration> <epoch>:<sample key>`` of every trained sample to
-    ``<work_dir>/trained.txt``, and a ``---`` line to ``decoded`` when training starts (after
-    StreamResumeHook has stopped the workers started before a resume)."""
+    ``<work_dir>/trained.txt``, a ``---`` line to ``decoded`` when training starts (after
+    StreamResumeHook has stopped the workers started before a resume), and the number of
+    batches the loop loaded to ``<work_dir>/batches_loaded.txt`` at the end."""
 
     priority = 'LOW'
 
@@ -35,8 +36,31 @@ class RecordBatchesHook(Hook):
     def before_train(self, runner) -> None:
         with open(self.decoded, 'a') as f:
             f.write('---\n')
+        loop = runner.train_loop
+        loop.dataloader_iterator = _CountingIterator(loop.dataloader_iterator)
+
+    def after_train(self, runner) -> None:
+        with open(osp.join(runner.work_dir, 'batches_loaded.txt'), 'w') as f:
+            f.write(str(runner.train_loop.dataloader_iterator.loaded))
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         with open(osp.join(runner.work_dir, 'trained.txt'), 'a') as f:
             for sample in data_batch['data_samples']:
                 f.write(f'{runner.iter} {sample.stream_position[1]}:{sample.sample_idx}\n')
+
+
+class _CountingIterator:
+    """Counts the batches the train loop takes from the dataloader (a resumed loop that replays
+    the stream takes, and throws away, one per trained iteration first)."""
+
+    def __init__(self, iterator) -> None:
+        self.iterator = iterator
+        self.loaded = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch = next(self.iterator)
+        self.loaded += batch is not None
+        return batch

@@ -81,6 +81,9 @@ def test_wds_pretrain_runs_and_resumes_at_the_stream_position(shards, tmp_path):
     resumed = decoded[1].split()
     first_three = {line.split()[1] for line in _trained_keys(straight_dir)[:12]}
     assert first_three and not first_three & set(resumed)
+    # ...the loop loads only the 3 batches it trains on (MMEngine's replay loads 6)...
+    assert (resumed_dir / 'batches_loaded.txt').read_text() == '3'
+    assert (straight_dir / 'batches_loaded.txt').read_text() == '6'
     # ...and iterations 4-6 see the same samples as the uninterrupted run.
     assert _trained_keys(resumed_dir) == _trained_keys(straight_dir)[12:]
     assert 'Resumed the stream at its saved position' in output
