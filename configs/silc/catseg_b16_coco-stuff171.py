@@ -49,4 +49,3 @@ val_dataloader = dict(
         pipeline={{_base_.catseg_test_pipeline}}))
 test_dataloader = dict(dataset=dict(pipeline={{_base_.catseg_test_pipeline}}))
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from silc_seg.utils.checkpoint import list_keys
 
+
 class _NpzReader:
     """Reads big_vision arrays by name and remembers which were used."""
 
@@ -149,5 +150,3 @@ def convert_big_vision_arrays(arrays: Mapping[str, np.ndarray]) -> Dict[str, Ten
         raise KeyError(f'{len(unused)} array(s) of the big_vision checkpoint have no SILC '
                        f'equivalent (unsupported architecture?): {list_keys(unused)}')
     return out
-
-

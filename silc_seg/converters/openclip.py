@@ -159,5 +159,3 @@ def load_openclip_checkpoint(path: str) -> Tuple[Dict[str, Tensor], bool]:
         if is_jit:
             return torch.jit.load(path, map_location='cpu').state_dict(), True
     return unwrap_state_dict(torch_load_weights_only(path, map_location='cpu')), False
-
-

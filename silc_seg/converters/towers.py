@@ -87,4 +87,3 @@ def verify_state_dict(state_dict: Mapping[str, Tensor],
     for prefix, module in modules.items():
         module.load_state_dict({k[len(prefix) + 1:]: v for k, v in state_dict.items()
                                 if k.startswith(prefix + '.')})
-

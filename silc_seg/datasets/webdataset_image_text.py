@@ -297,8 +297,7 @@ class WebDatasetImageText(IterableDataset):
     def __iter__(self) -> Iterator[dict]:
         rank, world_size = get_dist_info()
         worker = get_worker_info()
-        worker_id, num_workers = (0, 1) if worker is None else (worker.id,
-                                                                 worker.num_workers)
+        worker_id, num_workers = (0, 1) if worker is None else (worker.id, worker.num_workers)
         if len(self.urls) < world_size * num_workers:
             raise ValueError(
                 f'{len(self.urls)} shards cannot feed {world_size} ranks x {num_workers} '
@@ -379,7 +378,8 @@ class WebDatasetImageText(IterableDataset):
     def _raise_empty_pass(self, urls: Sequence[str], epoch: int, rank: int,
                           worker_id: int) -> None:
         """A pass over all shards without one usable sample: repeating it would spin forever."""
-        reasons = ', '.join(f'{count} {reason}' for reason, count in self._pass_skips.most_common())
+        reasons = ', '.join(f'{count} {reason}'
+                            for reason, count in self._pass_skips.most_common())
         examples = '; '.join(f'{reason}: {source}'
                              for reason, source in self._pass_examples.items())
         raise RuntimeError(

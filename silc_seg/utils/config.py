@@ -102,8 +102,8 @@ def _constructor_keywords(type_name: Any) -> tuple:
             params = inspect.signature(init).parameters.values()
         except (TypeError, ValueError):
             break
-        keywords += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD,
-                                                            p.KEYWORD_ONLY)]
+        keywords += [p.name for p in params
+                     if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         if not any(p.kind == p.VAR_KEYWORD for p in params):
             break
     return tuple(k for k in keywords if k != 'self')

@@ -283,8 +283,8 @@ def reference_class_transformer_layer(layer, x, guidance):
     pooled_h, pooled_w = pooled.shape[-2:]
     pooled = pooled.view(batch, num_classes, channels, pooled_h, pooled_w).transpose(1, 2)
     pad = layer.num_class_slots - num_classes
-    padding = layer.padding_token.view(1, channels, 1, 1, 1).expand(batch, -1, pad, pooled_h,
-                                                                     pooled_w)
+    padding = layer.padding_token.view(1, channels, 1, 1, 1).expand(
+        batch, -1, pad, pooled_h, pooled_w)
     pooled = torch.cat([pooled, padding], dim=2)  # B C T' h w
     tokens = pooled.permute(0, 3, 4, 2, 1).reshape(batch * pooled_h * pooled_w,
                                                    layer.num_class_slots, channels)

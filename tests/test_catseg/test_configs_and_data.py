@@ -86,7 +86,8 @@ def test_training_config_builds_vit_b_towers_with_qv_training_only():
     assert model.guidance_layers == (3, 7)
     assert model.decode_head.guidance_upsamplers[0].in_channels == 768
     assert model.decode_head.aggregator.num_templates == 1
-    head_params = sum(p.numel() for n, p in model.named_parameters() if n.startswith('decode_head'))
+    head_params = sum(p.numel() for n, p in model.named_parameters()
+                      if n.startswith('decode_head'))
     print(f'CAT-Seg head parameters: {head_params / 1e6:.2f} M')
 
 

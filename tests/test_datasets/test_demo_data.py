@@ -40,6 +40,7 @@ def test_textures_differ_locally_not_in_mean_colour():
     # Same colour, half coverage each: mean colours within a few levels ...
     assert np.abs(means['stripes'] - means['checks']).max() < 25
     # ... while the local structure (pixel-to-pixel variation) tells textures apart.
+
     def local_variation(patch):
         gray = patch.mean(-1)
         return np.abs(np.diff(gray, axis=0)).mean() + np.abs(np.diff(gray, axis=1)).mean()

@@ -44,9 +44,8 @@ def test_multicrop_shapes_and_crop_scales(config):
         out = pipeline(dict(img=_coordinate_image(size)))['inputs']
         assert len(out['global_crops']) == cfg.num_global_crops == 2
         assert len(out['local_crops']) == cfg.num_local_crops == 6
-        for group, crop_size, areas in (
-            ('global_crops', cfg.global_crop_size, glob_areas),
-            ('local_crops', cfg.local_crop_size, loc_areas)):
+        for group, crop_size, areas in (('global_crops', cfg.global_crop_size, glob_areas),
+                                        ('local_crops', cfg.local_crop_size, loc_areas)):
             for view in out[group]:
                 assert view.shape == (3, crop_size, crop_size)
                 assert view.dtype == torch.uint8

@@ -60,8 +60,8 @@ def test_teacher_is_ema_of_student_after_each_optimizer_step(accumulate):
                 assert t.grad is None
     # The teacher followed, but lags behind, the student.
     for student, teacher in model.student_teacher_pairs():
-        assert not all(torch.equal(s, t) for s, t in zip(student.parameters(),
-                                                          teacher.parameters()))
+        assert not all(torch.equal(s, t)
+                       for s, t in zip(student.parameters(), teacher.parameters()))
 
 
 def test_skipped_step_does_not_update_teacher():
@@ -185,8 +185,8 @@ def test_hooks_in_runner_log_and_resume(tmp_path):
     checkpoint = torch_load_weights_only(str(tmp_path / 'a' / 'iter_2.pth'))
     assert checkpoint['ema_teacher'] == dict(num_updates=2)
 
-    resumed = Runner.from_cfg(runner_cfg(tmp_path / 'b', 4, resume=str(tmp_path / 'a' /
-                                                                        'iter_2.pth')))
+    resumed = Runner.from_cfg(
+        runner_cfg(tmp_path / 'b', 4, resume=str(tmp_path / 'a' / 'iter_2.pth')))
     resumed.train()
     resumed_hook = next(h for h in resumed.hooks if isinstance(h, EMATeacherHook))
     assert resumed_hook.num_updates == 4

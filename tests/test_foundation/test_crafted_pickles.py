@@ -68,8 +68,8 @@ def write_payload(path, payload, how):
 LOADERS = {
     'restricted loader': lambda path: torch_load_weights_only(path),
     'MMEngine CheckpointLoader (load_from, init_cfg, resume)': lambda path: _load_checkpoint(path),
-    'load_model_checkpoint (tools)': lambda path: load_model_checkpoint(torch.nn.Linear(1, 1),
-                                                                      path),
+    'load_model_checkpoint (tools)':
+    lambda path: load_model_checkpoint(torch.nn.Linear(1, 1), path),
     'init_model': lambda path: init_model(Config(dict(model=dict(
         type='SILCVisionTransformer', arch='tiny', patch_size=8, img_size=16,
         output_dim=None))), path),

@@ -168,8 +168,7 @@ def test_with_cp_gives_identical_gradients():
         torch.testing.assert_close(grads[1][name], grads[0][name], msg=name)
 
 
-@pytest.mark.parametrize('pool_type,class_token', [('cls', True), ('gap', True),
-                                                    ('map', False)])
+@pytest.mark.parametrize('pool_type,class_token', [('cls', True), ('gap', True), ('map', False)])
 def test_encode_dense(pool_type, class_token):
     vit = small_vit(pool_type=pool_type, class_token=class_token)
     x = torch.randn(2, 3, 40, 24)

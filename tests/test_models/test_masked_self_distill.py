@@ -4,12 +4,11 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from silc_seg.models.losses import masked_lm_loss, masked_patch_distill_loss
 from silc_seg.models.utils.masking import block_patch_mask, random_patch_mask, text_token_mask
 from silc_seg.registry import MODELS
-from tests.test_models.test_silc import (BATCH, CONTEXT, EMBED_DIM, NUM_GLOBAL, VOCAB, batch,
+from tests.test_models.test_silc import (BATCH, CONTEXT, EMBED_DIM, VOCAB, batch,
                                          model_cfg)
 
 MASK_PROTOS = 20

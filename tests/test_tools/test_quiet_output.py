@@ -12,8 +12,8 @@ def test_benchmark_step_prints_its_result_only():
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''),
                OMP_NUM_THREADS='1')
     result = subprocess.run(
-        [sys.executable, 'tools/analysis_tools/benchmark_step.py', 'configs/silc/demo_silc_tiny.py',
-         '--iters', '1', '--warmup', '0', '--batch-size', '2'],
+        [sys.executable, 'tools/analysis_tools/benchmark_step.py',
+         'configs/silc/demo_silc_tiny.py', '--iters', '1', '--warmup', '0', '--batch-size', '2'],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()

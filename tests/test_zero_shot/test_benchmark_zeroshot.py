@@ -37,4 +37,3 @@ def test_reference_loop_predicts_the_segmentor_labels(partial_patches):
         ours = model.predict(image[None], [sample])[0].pred_sem_seg.data
         assert torch.equal(ours, labels)
         assert labels.unique().numel() > 1  # not a trivially uniform prediction
-

@@ -26,8 +26,8 @@ speed does not depend on the weights), the config dataset's classes and syntheti
    text embeddings computed once beforehand, every sliding window through the image tower on
    its own, window logits upsampled and added into a full-image sum, then softmax, the max over
    each class's synonyms (with a scatter instead of SCLIP's one-hot product, which would need a
-   classes x queries x H x W tensor) and the arg-max. Neither path pays for the text embeddings here (both
-   build them once, before the timing). The two must predict the same labels (checked).
+   classes x queries x H x W tensor) and the arg-max. Neither path pays for the text embeddings
+   here (both build them once, before the timing). The two must predict the same labels (checked).
 """
 import argparse
 import tempfile

@@ -1,11 +1,12 @@
-# Web-scale image-text pretraining data streamed from WebDataset tar shards (SILC, arXiv 2310.13355:
-# 2 global crops at 224 px + 6 local crops at 96 px with DINO's photometric recipe).
+# Web-scale image-text pretraining data streamed from WebDataset tar shards (SILC, arXiv
+# 2310.13355: 2 global crops at 224 px + 6 local crops at 96 px with DINO's photometric recipe).
 # Point `shards` at your data, e.g. on the command line:
 #   --cfg-options train_dataloader.dataset.shards='/data/webli/{00000..04095}.tar'
 # Each shard sample is <key>.jpg|png|webp + <key>.txt (or .json with a "caption" field).
 # Needs at least (#GPUs x num_workers) shards.
 shards = 'data/image_text_shards/{00000..01023}.tar'
-val_ann_file = 'data/coco_karpathy/val_pairs.jsonl'  # JSONL: image, caption (see ImageTextManifestDataset)
+# JSONL: image, caption (see ImageTextManifestDataset)
+val_ann_file = 'data/coco_karpathy/val_pairs.jsonl'
 val_data_root = 'data/coco'
 global_crop_size = 224
 local_crop_size = 96

@@ -399,8 +399,8 @@ class SILCVisionTransformer(BaseModule):
         block -> ``(B, N, output_dim)``. ``ln_post`` then, for ``'map'`` pooling, the
         attention pool's per-token path (value and output projections, residual MLP: each
         token pooled as if the probe attended to it alone, as the training-free MaskCLIP of
-        Zhou et al. does with CLIP's attention pool), then the projection. For ``'gap'`` the mean of the result is exactly
-        the pooled embedding."""
+        Zhou et al. does with CLIP's attention pool), then the projection. For ``'gap'`` the
+        mean of the result is exactly the pooled embedding."""
         x = self.ln_post(x)
         if self.attn_pool is not None:
             x = self.attn_pool.forward_dense(x)

@@ -106,8 +106,8 @@ class CATSegAggregator(BaseModule):
         self.appearance_guidance_proj = nn.Sequential(
             nn.Conv2d(text_dims, appearance_guidance_dims, 3, padding=1),
             nn.ReLU()) if appearance_guidance_dims > 0 else None
-        self.text_guidance_proj = nn.Sequential(
-            nn.Linear(text_dims, text_guidance_dims), nn.ReLU()) if text_guidance_dims > 0 else None
+        self.text_guidance_proj = nn.Sequential(nn.Linear(
+            text_dims, text_guidance_dims), nn.ReLU()) if text_guidance_dims > 0 else None
         self.spatial_layers = nn.ModuleList([
             GuidedSwinBlockPair(embed_dims, appearance_guidance_dims, num_heads, window_size)
             for _ in range(num_layers)

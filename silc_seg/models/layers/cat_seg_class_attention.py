@@ -93,7 +93,8 @@ class ClassAggregationLayer(BaseModule):
         self.attention = GuidedLinearAttention(embed_dims, guidance_dims, num_heads)
         self.norm2 = nn.LayerNorm(embed_dims)
         self.mlp = nn.Sequential(
-            nn.Linear(embed_dims, embed_dims * 4), nn.ReLU(), nn.Linear(embed_dims * 4, embed_dims))
+            nn.Linear(embed_dims, embed_dims * 4), nn.ReLU(),
+            nn.Linear(embed_dims * 4, embed_dims))
         self.num_class_slots = num_class_slots
         self.padding_token = nn.Parameter(torch.zeros(embed_dims)) if num_class_slots else None
         self.padding_guidance = (

@@ -4,11 +4,10 @@ Not the training-free "MaskCLIP" of Zhou et al. (ECCV 2022, chongzhou96/MaskCLIP
 zero-shot segmentor's dense variants implement: this one is a pretraining objective.
 """
 import copy
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.dist import get_dist_info
 from mmpretrain.structures import DataSample
 

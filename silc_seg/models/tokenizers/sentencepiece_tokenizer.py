@@ -68,7 +68,8 @@ class SentencePieceTokenizer:
                     'English vocabulary https://storage.googleapis.com/t5-data/vocabs/'
                     f'cc_en.32000/sentencepiece.model to {self.model_file} (relative to the '
                     'working directory), or point the config at your copy with --cfg-options '
-                    'model.tokenizer.model_file=PATH (see configs/_base_/models/siglip_vit-b-16.py)')
+                    'model.tokenizer.model_file=PATH '
+                    '(see configs/_base_/models/siglip_vit-b-16.py)')
             processor = sentencepiece.SentencePieceProcessor(model_file=self.model_file)
             if processor.eos_id() < 0:
                 raise ValueError(f'{self.model_file} defines no end-of-sequence token')
