@@ -2,16 +2,13 @@
 
 silc-seg registers every module straight into MMSegmentation's registries, so that
 ``custom_imports=dict(imports=['silc_seg'])`` makes them available, unprefixed, to any mmseg config
-running under ``default_scope='mmseg'``. See ``docs/design.md``.
+running under ``default_scope='mmseg'``. See ``docs/design.md``. Only the registries that the
+package and its tools use are re-exported here.
 """
-from mmseg.registry import (DATA_SAMPLERS, DATASETS, HOOKS, LOG_PROCESSORS,
-                            LOOPS, METRICS, MODEL_WRAPPERS, MODELS,
-                            OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS,
-                            OPTIMIZERS, PARAM_SCHEDULERS, RUNNERS, TRANSFORMS,
-                            VISBACKENDS, VISUALIZERS)
+from mmseg.registry import (DATASETS, HOOKS, METRICS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS,
+                            OPTIM_WRAPPERS, OPTIMIZERS, RUNNERS, TRANSFORMS)
 
 __all__ = [
-    'DATA_SAMPLERS', 'DATASETS', 'HOOKS', 'LOG_PROCESSORS', 'LOOPS', 'METRICS',
-    'MODEL_WRAPPERS', 'MODELS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'OPTIM_WRAPPERS', 'OPTIMIZERS',
-    'PARAM_SCHEDULERS', 'RUNNERS', 'TRANSFORMS', 'VISBACKENDS', 'VISUALIZERS'
+    'DATASETS', 'HOOKS', 'METRICS', 'MODELS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'OPTIM_WRAPPERS',
+    'OPTIMIZERS', 'RUNNERS', 'TRANSFORMS'
 ]
