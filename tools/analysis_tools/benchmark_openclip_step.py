@@ -60,6 +60,8 @@ def parse_args():
     parser.add_argument('--memory', action='store_true', help='also measure peak memory')
     parser.add_argument('--memory-only', action='store_true',
                         help='measure peak memory, skip the timing')
+    parser.add_argument('--profile', action='store_true',
+                        help='print the torch.profiler operator table of one step of each')
     parser.add_argument('--no-optimizer-step', action='store_true',
                         help='forward, loss and backward only, gradients dropped: isolates '
                         'the activation memory from AdamW\'s state and temporaries')
@@ -240,6 +242,15 @@ def main():
     ratios = [b / a for a, b in zip(times['ours'], times['open_clip'])]
     print(f'speed ours / open_clip: {medians["open_clip"] / medians["ours"]:.3f}x '
           f'(median of per-pair ratios {statistics.median(ratios):.3f}x)')
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+        activities = [ProfilerActivity.CPU] + (
+            [ProfilerActivity.CUDA] if device.type == 'cuda' else [])
+        for side in SIDES:
+            with profile(activities=activities) as profiler:
+                time_call(steps[side], device)
+            print(f'profile of one {side} step:')
+            print(profiler.key_averages().table(sort_by='self_cpu_time_total', row_limit=12))
     if args.memory:
         del steps
         report_memory(args, device)
