@@ -13,7 +13,9 @@ Layout written by :func:`make_demo_data` under ``out``::
     annotations/pretrain_train.jsonl     image, caption, extra_captions, labels
     annotations/pretrain_val.jsonl       held-out pairs (retrieval / zero-shot classification)
     images/{train,val}/*.png
-    seg/img_dir/val/*.png, seg/ann_dir/val/*.png   mmseg layout, label ids 0..C-1
+    seg/img_dir/val/*.png, seg/ann_dir/val/*.png   mmseg layout, label ids 0..C-1 (the val pairs)
+    seg/img_dir/train/*.png, seg/ann_dir/train/*.png   a separate labelled train split (for the
+                                         linear probe of silc_seg.evaluation.linear_probe)
     meta.json                            generator version and arguments (idempotency stamp)
 
 and, by :func:`write_demo_shards` (``make_demo_data.py --shards N``), the training pairs as
@@ -173,6 +175,18 @@ def make_sample(rng: np.random.Generator,
     return image, label, sorted(concept_ids), make_captions(layout, concept_ids, rng)
 
 
+def _write_seg_split(out: str, split: str, num: int, size: int, seed: int) -> None:
+    """Labelled images only (no captions): ``seg/{img_dir,ann_dir}/<split>``."""
+    rng = np.random.default_rng(seed)
+    for sub in ('img_dir', 'ann_dir'):
+        os.makedirs(osp.join(out, 'seg', sub, split), exist_ok=True)
+    for i in range(num):
+        image, label, _, _ = make_sample(rng, size)
+        name = f'{split}_{i:05d}.png'
+        Image.fromarray(image).save(osp.join(out, 'seg', 'img_dir', split, name))
+        Image.fromarray(label).save(osp.join(out, 'seg', 'ann_dir', split, name))
+
+
 def _write_split(out: str, split: str, num: int, size: int, seed: int,
                  with_seg: bool) -> None:
     rng = np.random.default_rng(seed)
@@ -203,7 +217,8 @@ def make_demo_data(out: str,
                    num_val: int = 200,
                    image_size: int = 96,
                    seed: int = 0,
-                   force: bool = False) -> bool:
+                   force: bool = False,
+                   num_seg_train: int = 200) -> bool:
     """Write the demo data set under ``out`` (see the module docstring).
 
     Args:
@@ -214,13 +229,15 @@ def make_demo_data(out: str,
         image_size (int): Side of the square images. Defaults to 96.
         seed (int): Seed of the generator. Defaults to 0.
         force (bool): Rewrite even when ``out/meta.json`` says the same data is there.
+        num_seg_train (int): Labelled images of the segmentation train split (linear probe),
+            drawn with their own seed, disjoint from both pair splits. Defaults to 200.
 
     Returns:
         bool: True if files were written, False if the existing data was up to date.
     """
     meta = dict(generator_version=GENERATOR_VERSION, num_train=num_train,
                 num_val=num_val, image_size=image_size, seed=seed,
-                class_names=list(CLASS_NAMES))
+                num_seg_train=num_seg_train, class_names=list(CLASS_NAMES))
     meta_path = osp.join(out, 'meta.json')
     if not force and osp.exists(meta_path):
         with open(meta_path) as f:
@@ -230,6 +247,9 @@ def make_demo_data(out: str,
     # Different seeds per split keep the held-out images disjoint from the training ones.
     _write_split(out, 'train', num_train, image_size, seed * 2 + 1, with_seg=False)
     _write_split(out, 'val', num_val, image_size, seed * 2 + 2, with_seg=True)
+    if num_seg_train:
+        # A seed no pair split uses (those take 2 * seed + 1 and 2 * seed + 2).
+        _write_seg_split(out, 'train', num_seg_train, image_size, 10_000 + seed)
     with open(osp.join(out, 'class_names.txt'), 'w') as f:
         f.write('\n'.join(CLASS_NAMES) + '\n')
     with open(meta_path, 'w') as f:

@@ -100,7 +100,8 @@ def test_loss_terms_match_per_view_computation():
     center_before = model.distill_loss.center.clone()
     losses = model(data, mode='loss')
     assert set(losses) == {'loss_contrastive', 'loss_distill', 'logit_scale', 'teacher_temp',
-                           'center_norm'}
+                           'center_norm', 'teacher_entropy', 'student_teacher_kl',
+                           'prototypes_used'}
 
     with torch.no_grad():
         text = F.normalize(model.text_encoder(data['text']), dim=-1)
@@ -119,6 +120,18 @@ def test_loss_terms_match_per_view_computation():
         targets = teacher_probabilities(teacher, center_before, 0.04)
         distill = local_global_distill_loss(student, targets, BATCH, 0.1)
         torch.testing.assert_close(losses['loss_distill'], 2.0 * distill)
+        # Diagnostics written out: entropy of the targets, KL(target || student) over the
+        # (teacher view i, student view j != i) pairs, distinct argmax prototypes.
+        entropy = -(targets * targets.log()).sum(-1).mean()
+        torch.testing.assert_close(losses['teacher_entropy'], entropy)
+        log_student = F.log_softmax(student / 0.1, dim=-1).view(-1, BATCH, PROTOS)
+        t_views = targets.view(NUM_GLOBAL, BATCH, PROTOS)
+        kls = [(t_views[i] * (t_views[i].log() - log_student[j])).sum(-1).mean()
+               for i in range(NUM_GLOBAL) for j in range(NUM_GLOBAL + NUM_LOCAL) if i != j]
+        torch.testing.assert_close(losses['student_teacher_kl'], sum(kls) / len(kls))
+        torch.testing.assert_close(losses['student_teacher_kl'] + losses['teacher_entropy'],
+                                   distill)
+        assert losses['prototypes_used'].item() == len(set(targets.argmax(-1).tolist()))
     torch.testing.assert_close(losses['logit_scale'], torch.tensor(1 / 0.07))
     assert losses['teacher_temp'].item() == pytest.approx(0.04)
     torch.testing.assert_close(losses['center_norm'], model.distill_loss.center.norm())

@@ -2,6 +2,7 @@ import math
 from typing import Optional
 
 import torch
+from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
@@ -15,6 +16,27 @@ def cosine_momentum(step: int, total_steps: int, momentum: float, end_momentum: 
     return end_momentum - (end_momentum - momentum) * (math.cos(math.pi * progress) + 1) / 2
 
 
+def scale_momentum(momentum: float, batch_size: int, base_batch_size: int) -> float:
+    """EMA scaling rule ``momentum ** (batch_size / base_batch_size)``.
+
+    Busbridge et al., "How to Scale Your EMA" (NeurIPS 2023): with ``kappa`` times the batch
+    (and the learning rate scaled accordingly), raising the momentum to the power ``kappa``
+    keeps the teacher's averaging horizon the same in samples seen, so a run on fewer GPUs
+    follows the same dynamics as the reference run.
+
+    Args:
+        momentum (float): Momentum tuned for ``base_batch_size``, in ``[0, 1)``.
+        batch_size (int): Global batch size of one optimizer update.
+        base_batch_size (int): Batch size ``momentum`` was tuned for.
+
+    Returns:
+        float: The momentum for ``batch_size``.
+    """
+    if batch_size <= 0 or base_batch_size <= 0:
+        raise ValueError(f'batch sizes must be positive, got {batch_size} and {base_batch_size}')
+    return momentum**(batch_size / base_batch_size)
+
+
 @HOOKS.register_module()
 class EMATeacherHook(Hook):
     """Update the SILC teacher as an exponential moving average of the student.
@@ -26,8 +48,16 @@ class EMATeacherHook(Hook):
     ops), and buffers copied from the student. ``m`` is ``momentum`` throughout, or, with
     ``end_momentum``, a cosine from ``momentum`` to ``end_momentum`` over the training iterations
     (DINO). ``end_momentum`` must stay below 1: at 1 the teacher freezes and stops inheriting
-    what the image-text loss teaches the student. The value used is logged as
-    ``train/ema_momentum``; the number of updates is stored in checkpoints (``ema_teacher``).
+    what the image-text loss teaches the student. The SILC paper keeps the momentum fixed for
+    that reason (so do our configs; the cosine schedule is an option). With ``base_batch_size``,
+    both values are rescaled to the global batch of one optimizer update ``B`` (per-GPU batch
+    x world size x gradient accumulation) by :func:`scale_momentum`, ``m ** (B / base)``. The
+    value used is logged as ``train/ema_momentum``; the number of updates is stored in
+    checkpoints (``ema_teacher``).
+
+    Where the teacher's starting weights come from is :class:`SILC`'s business (it copies the
+    student into the teacher whenever weights arrive without teacher weights); this hook only
+    checks, before training, that teacher and student have the same parameters.
 
     MMEngine's ``EMAHook`` / ``ExponentialMovingAverage`` and mmpretrain's
     ``MomentumAnnealingEMA`` do not fit: they keep their own deep copy of the *whole* model
@@ -42,6 +72,8 @@ class EMATeacherHook(Hook):
             ``momentum`` fixed. Defaults to None.
         total_iters (int, optional): Length of the schedule; defaults to the runner's
             ``max_iters``.
+        base_batch_size (int, optional): Global batch size that ``momentum`` and
+            ``end_momentum`` are tuned for; None uses them as given. Defaults to None.
     """
 
     priority = 'NORMAL'
@@ -49,7 +81,8 @@ class EMATeacherHook(Hook):
     def __init__(self,
                  momentum: float = 0.996,
                  end_momentum: Optional[float] = None,
-                 total_iters: Optional[int] = None) -> None:
+                 total_iters: Optional[int] = None,
+                 base_batch_size: Optional[int] = None) -> None:
         for name, value in (('momentum', momentum), ('end_momentum', end_momentum)):
             if value is not None and not 0.0 <= value < 1.0:
                 raise ValueError(
@@ -58,6 +91,11 @@ class EMATeacherHook(Hook):
         self.momentum = momentum
         self.end_momentum = end_momentum
         self.total_iters = total_iters
+        if base_batch_size is not None and base_batch_size <= 0:
+            raise ValueError(f'base_batch_size must be positive, got {base_batch_size}')
+        self.base_batch_size = base_batch_size
+        # Global batch of one optimizer update, set in before_train when base_batch_size is set.
+        self.batch_size: Optional[int] = None
         self.num_updates = 0
 
     def momentum_at(self, iteration: int, max_iters: int) -> float:
@@ -67,6 +105,8 @@ class EMATeacherHook(Hook):
         else:
             value = cosine_momentum(iteration, self.total_iters or max_iters, self.momentum,
                                     self.end_momentum)
+        if self.base_batch_size is not None and self.batch_size is not None:
+            value = scale_momentum(value, self.batch_size, self.base_batch_size)
         if not value < 1.0:
             raise RuntimeError(f'EMA momentum reached {value} at iteration {iteration}; it must '
                                'stay below 1.0')
@@ -89,6 +129,12 @@ class EMATeacherHook(Hook):
             if student_names != teacher_names:
                 raise RuntimeError('teacher and student parameters do not match: '
                                    f'{sorted(set(student_names) ^ set(teacher_names))[:10]}')
+        if self.base_batch_size is not None:
+            self.batch_size = global_batch_size(runner)
+            runner.logger.info(
+                f'EMATeacherHook: global batch {self.batch_size} per update, momentum tuned for '
+                f'{self.base_batch_size}: {self.momentum} -> '
+                f'{scale_momentum(self.momentum, self.batch_size, self.base_batch_size):.6f}')
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         model = self._model(runner)
@@ -111,6 +157,19 @@ class EMATeacherHook(Hook):
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if 'ema_teacher' in checkpoint:
             self.num_updates = int(checkpoint['ema_teacher']['num_updates'])
+
+
+def global_batch_size(runner) -> int:
+    """Samples behind one optimizer update: per-process batch x world size x accumulation."""
+    loader = runner.train_dataloader
+    batch_size = getattr(loader, 'batch_size', None)
+    if batch_size is None:  # a batch sampler instead of batch_size
+        batch_size = getattr(getattr(loader, 'batch_sampler', None), 'batch_size', None)
+    if batch_size is None:
+        raise RuntimeError('EMATeacherHook(base_batch_size=...) cannot read the batch size of '
+                           'the train dataloader; set base_batch_size=None')
+    accumulate = getattr(runner.optim_wrapper, '_accumulative_counts', 1)
+    return int(batch_size) * get_world_size() * int(accumulate)
 
 
 @torch.no_grad()

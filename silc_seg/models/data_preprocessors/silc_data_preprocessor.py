@@ -51,7 +51,8 @@ class SILCDataPreprocessor(BaseDataPreprocessor):
 
     Training batches (from ``PackSILCInputs`` with multi-crop views) become
     ``inputs = dict(global_crops=(Ng * B, 3, Hg, Wg), local_crops=(Nl * B, 3, Hl, Wl),
-    text=(B, L))``, views stacked view-major. Validation batches become
+    text=(B, L))`` (and ``contrastive_crops=(Nc * B, 3, Hc, Wc)`` when packed), views stacked
+    view-major. Validation batches become
     ``inputs = dict(image=(B, 3, H, W), text=(B, L))``. Images are converted from ``uint8`` to
     float, optionally from BGR to RGB, and normalized with ``mean`` / ``std`` (0-255 scale).
 
@@ -65,7 +66,8 @@ class SILCDataPreprocessor(BaseDataPreprocessor):
         non_blocking (bool): Non-blocking host-to-device copies. Defaults to False.
     """
 
-    image_keys = ('global_crops', 'local_crops', 'image')
+    image_keys = ('global_crops', 'local_crops', 'contrastive_crops', 'image')
+    view_keys = ('global_crops', 'local_crops', 'contrastive_crops')
 
     def __init__(self,
                  mean: Sequence[float] = CLIP_MEAN,
@@ -108,7 +110,7 @@ class SILCDataPreprocessor(BaseDataPreprocessor):
         if unknown:
             raise KeyError(f'unexpected input keys {sorted(unknown)}')
         batch = {}
-        for key in ('global_crops', 'local_crops'):
+        for key in self.view_keys:
             if key in inputs:
                 batch[key] = stack_views(inputs[key], key)
         if 'image' in inputs:

@@ -56,6 +56,44 @@ def local_global_distill_loss(student_output: torch.Tensor, teacher_probs: torch
     return total / num_pairs
 
 
+@torch.no_grad()
+def distill_diagnostics(student_output: torch.Tensor, teacher_probs: torch.Tensor,
+                        batch_size: int, student_temp: float) -> dict:
+    """Health of the self-distillation for the log (collapse detection).
+
+    Args:
+        student_output (Tensor): ``(Vs * B, K)`` student head outputs, view-major.
+        teacher_probs (Tensor): ``(Vt * B, K)`` teacher targets (:func:`teacher_probabilities`).
+        batch_size (int): ``B``.
+        student_temp (float): Student softmax temperature.
+
+    Returns:
+        dict: ``teacher_entropy``: mean entropy (nats) of the teacher's target distributions
+        (``ln K`` when uniform: collapse to uniform; near 0: one-hot targets);
+        ``student_teacher_kl``: mean ``KL(teacher || student)`` over the pairs the loss uses,
+        so ``loss = teacher_entropy + student_teacher_kl``; ``prototypes_used``: how many
+        distinct prototypes are the argmax of some teacher target in the batch (1: every
+        image gets the same target, collapse to one prototype).
+    """
+    num_student_views, num_teacher_views = _num_views(student_output, teacher_probs, batch_size)
+    log_teacher = teacher_probs.clamp_min(1e-30).log()
+    entropy = -(teacher_probs * log_teacher).sum(-1)
+    student_log_probs = F.log_softmax(student_output.float() / student_temp, dim=-1)
+    student_views = student_log_probs.chunk(num_student_views, dim=0)
+    kl_total, num_pairs = 0.0, 0
+    for i, (target, log_target) in enumerate(zip(teacher_probs.chunk(num_teacher_views),
+                                                  log_teacher.chunk(num_teacher_views))):
+        for j, log_probs in enumerate(student_views):
+            if i != j:
+                kl_total = kl_total + (target * (log_target - log_probs)).sum(-1).mean()
+                num_pairs += 1
+    return dict(
+        teacher_entropy=entropy.mean(),
+        student_teacher_kl=kl_total / num_pairs,
+        prototypes_used=torch.tensor(float(teacher_probs.argmax(-1).unique().numel()),
+                                     device=teacher_probs.device))
+
+
 def _num_views(student_output, teacher_output, batch_size):
     for name, output in (('student', student_output), ('teacher', teacher_output)):
         if output.dim() != 2 or output.shape[0] % batch_size:

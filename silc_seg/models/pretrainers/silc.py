@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmpretrain.structures import DataSample
 
+from silc_seg.models.losses.local_global_distill_loss import (distill_diagnostics,
+                                                              teacher_probabilities)
 from silc_seg.registry import MODELS
 from ..utils.text_classifier import TextClassifier
 
@@ -18,6 +20,10 @@ def _build(cfg):
     return MODELS.build(cfg) if isinstance(cfg, dict) else cfg
 
 
+def _teachers_follow_loaded_students(model: 'SILC', state_dict: dict, prefix: str, *args) -> None:
+    model._fill_teachers_from_students(state_dict, prefix)
+
+
 @MODELS.register_module()
 class SILC(BaseModel):
     """SILC: image-text contrastive pretraining with local-to-global self-distillation.
@@ -27,7 +33,8 @@ class SILC(BaseModel):
     crops per image (stacked view-major, see ``docs/design.md``):
 
     - contrastive loss (CLIP or SigLIP) between each global view and the captions, averaged over
-      the ``Ng`` global views;
+      the ``Ng`` global views (or over the ``contrastive_crops`` when the batch has them: views
+      for the image-text loss only, with their own augmentations, see :class:`PackSILCInputs`);
     - self-distillation: an EMA teacher (``teacher_image_encoder`` + ``teacher_head``, updated by
       :class:`EMATeacherHook`, never by gradients) sees the global crops; the student's
       ``distill_head`` sees every view (globals in one forward, locals in one forward) and
@@ -92,7 +99,9 @@ class SILC(BaseModel):
                                     out_channels=self.distill_head.last_layer.out_features)
             self.distill_loss = _build(distill_loss)
             # Submodules so that checkpoints hold them (keys in docs/design.md); their weights are
-            # reset to the student's in `init_weights` and then only follow it by EMA.
+            # reset to the student's in `init_weights`, take the student's weights whenever a
+            # checkpoint without teacher weights loads (`_fill_teachers_from_students`), and
+            # otherwise only follow the student by EMA.
             self.teacher_image_encoder = copy.deepcopy(self.image_encoder)
             self.teacher_head = copy.deepcopy(self.distill_head)
             for param in self.teacher_parameters():
@@ -117,6 +126,9 @@ class SILC(BaseModel):
         self.text_classifier = TextClassifier(
             self.text_encoder, self.tokenizer, self.zero_shot_templates,
             batch_size=len(self.zero_shot_templates)) if self.zero_shot_classes else None
+        # Teachers whose weights came from a checkpoint during `init_weights` (init_cfg).
+        self._teachers_from_checkpoint: set = set()
+        self.register_load_state_dict_pre_hook(_teachers_follow_loaded_students)
 
     # ----------------------------------------------------------------------------------------
     # Public API
@@ -149,14 +161,43 @@ class SILC(BaseModel):
         for _, teacher in self.student_teacher_pairs():
             yield from teacher.parameters()
 
+    def teacher_student_names(self) -> List[Tuple[str, str]]:
+        """``(teacher, student)`` attribute names, the prefixes of their state-dict keys."""
+        if not self.with_distill:
+            return []
+        return [('teacher_image_encoder', 'image_encoder'), ('teacher_head', 'distill_head')]
+
+    def _fill_teachers_from_students(self, state_dict: dict, prefix: str) -> None:
+        """Let the teacher follow the student when weights arrive without teacher weights.
+
+        Runs before ``state_dict`` is loaded into this model (``load_state_dict``, MMEngine's
+        ``load_checkpoint`` of ``load_from``, ``--resume`` and ``init_cfg=dict(type=
+        'Pretrained')``, the converters' tower-only checkpoints). For each teacher that has no
+        key in ``state_dict``, every student key present is copied to the matching teacher key,
+        so the teacher loads exactly what the student loads (a CLIP-only or converted checkpoint
+        gives a CLIP teacher, not a random one). A checkpoint with any weight of a teacher keeps
+        that teacher's weights as they are.
+        """
+        for teacher, student in self.teacher_student_names():
+            teacher_prefix, student_prefix = f'{prefix}{teacher}.', f'{prefix}{student}.'
+            if any(key.startswith(teacher_prefix) for key in state_dict):
+                self._teachers_from_checkpoint.add(teacher)
+                continue
+            for key in [key for key in state_dict if key.startswith(student_prefix)]:
+                state_dict[teacher_prefix + key[len(student_prefix):]] = state_dict[key]
+
     # ----------------------------------------------------------------------------------------
     # Training
     def init_weights(self) -> None:
+        self._teachers_from_checkpoint = set()
         super().init_weights()
-        # Start the teacher from the student (both towers may have been initialized from a
-        # pretrained checkpoint, or randomly and independently).
-        for student, teacher in self.student_teacher_pairs():
-            teacher.load_state_dict(student.state_dict())
+        # Start the teacher from the student (both may have been initialized randomly and
+        # independently, or the student from a tower's pretrained init_cfg), unless a
+        # pretrained init_cfg of this model loaded the teacher's own weights.
+        for teacher, student in self.teacher_student_names():
+            if teacher not in self._teachers_from_checkpoint:
+                getattr(self, teacher).load_state_dict(getattr(self, student).state_dict())
+        self._teachers_from_checkpoint = set()
 
     def train(self, mode: bool = True) -> 'SILC':
         super().train(mode)
@@ -189,7 +230,9 @@ class SILC(BaseModel):
     def loss(self, inputs: Dict[str, torch.Tensor],
              data_samples: Optional[List[DataSample]] = None) -> Dict[str, torch.Tensor]:
         """Loss terms (``loss_contrastive``, ``loss_distill``) and logged scalars (``logit_scale``,
-        ``logit_bias``, ``teacher_temp``, ``center_norm``) of a pretraining batch."""
+        ``logit_bias``, ``teacher_temp``, ``center_norm``, and the distillation diagnostics of
+        :func:`distill_diagnostics`: ``teacher_entropy``, ``student_teacher_kl``,
+        ``prototypes_used``) of a pretraining batch."""
         for key in ('global_crops', 'text'):
             if key not in inputs:
                 raise KeyError(f'SILC training inputs need "{key}", got {sorted(inputs)}')
@@ -201,12 +244,22 @@ class SILC(BaseModel):
                              f'{num_global} ({global_crops.shape[0]} crops for {batch_size} '
                              'captions)')
 
-        global_embeddings = self.image_encoder.encode_image(global_crops)
+        # The image-text loss sees the global crops themselves, or, when the pipeline packs
+        # them, separate `contrastive_crops` (e.g. without the colour augmentations that would
+        # contradict colour words of the captions; see PackSILCInputs).
+        contrastive_crops = inputs.get('contrastive_crops')
+        global_embeddings = None
+        if contrastive_crops is None:
+            global_embeddings = self.image_encoder.encode_image(global_crops)
+            contrastive_embeddings, num_contrastive = global_embeddings, num_global
+        else:
+            num_contrastive = self._num_views(contrastive_crops, batch_size, 'contrastive_crops')
+            contrastive_embeddings = self.image_encoder.encode_image(contrastive_crops)
         text_features = F.normalize(self.text_encoder.encode_text(text), dim=-1)
-        image_features = F.normalize(global_embeddings, dim=-1)
+        image_features = F.normalize(contrastive_embeddings, dim=-1)
         contrastive = sum(
             self.contrastive_loss(view, text_features)
-            for view in image_features.split(batch_size)) / num_global
+            for view in image_features.split(batch_size)) / num_contrastive
         losses = dict(loss_contrastive=self.contrastive_weight * contrastive)
         scale, bias = self.contrastive_loss.logit_params()
         losses['logit_scale'] = scale.detach()
@@ -219,6 +272,8 @@ class SILC(BaseModel):
         return losses
 
     def _distill(self, global_crops, global_embeddings, local_crops, batch_size):
+        if global_embeddings is None:
+            global_embeddings = self.image_encoder.encode_image(global_crops)
         student_embeddings = [global_embeddings]
         if local_crops is not None and local_crops.numel():
             self._num_views(local_crops, batch_size, 'local_crops')
@@ -227,12 +282,17 @@ class SILC(BaseModel):
         with torch.no_grad():
             teacher_output = self.teacher_head(
                 self.teacher_image_encoder.encode_image(global_crops))
+        # The targets as the loss sees them (before it updates the center), for the log.
+        targets = teacher_probabilities(teacher_output, self.distill_loss.center,
+                                        self.distill_loss.teacher_temp)
         distill = self.distill_loss(student_output, teacher_output, batch_size)
         return dict(
             loss_distill=self.distill_weight * distill,
             teacher_temp=torch.tensor(float(self.distill_loss.teacher_temp),
                                       device=distill.device),
-            center_norm=self.distill_loss.center.norm().detach())
+            center_norm=self.distill_loss.center.norm().detach(),
+            **distill_diagnostics(student_output.detach(), targets, batch_size,
+                                  self.distill_loss.student_temp))
 
     @staticmethod
     def _num_views(crops: torch.Tensor, batch_size: int, name: str) -> int:
