@@ -2,9 +2,14 @@
 # Small images so that a tiny ViT (patch 8) pretrains on 2 CPU cores in minutes: 2 global crops
 # of 64 px and 6 local crops of 32 px, DINO-style crop scales.
 #
-# The demo captions name colours ("red stripes"), so unlike DINO the photometric augmentations
-# keep hue and colour (no hue jitter, no grayscale, no solarization): they would make captions
-# wrong. configs/_base_/datasets/wds_pretrain_224.py has the full DINO recipe.
+# Contrastive views: the image-text loss uses the global crops themselves (no separate
+# contrastive crops, PackSILCInputs' num_contrastive_crops = 0). That is safe here because the
+# demo's augmentations never contradict a caption: the captions name colours ("red stripes"),
+# so unlike DINO the photometric augmentations keep hue and colour (no hue jitter, no
+# grayscale, no solarization), and some say "on the left" / "on the right", so the global crops
+# are not flipped (the local crops, which only the distillation sees, are).
+# configs/_base_/datasets/wds_pretrain_224.py has the full DINO recipe and separate contrastive
+# views for web data.
 data_root = 'data/demo'
 demo_classes = [
     'red stripes', 'red checks', 'red dots', 'plain red', 'green stripes',
@@ -23,7 +28,6 @@ caption_context_length = 32
 caption_tokenizer = dict(type='CLIPTokenizer', context_length=caption_context_length)
 
 _photometric = [
-    dict(type='RandomFlip', prob=0.5),
     dict(
         type='RandomApply',
         transforms=[
@@ -52,6 +56,7 @@ local_view = [
         crop_ratio_range=local_crop_scale,
         interpolation='bicubic',
         backend='pillow'),
+    dict(type='RandomFlip', prob=0.5),
     *_photometric,
 ]
 train_pipeline = [

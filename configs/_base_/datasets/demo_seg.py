@@ -1,6 +1,8 @@
 # Zero-shot segmentation evaluation on the demo val set (python tools/misc/make_demo_data.py):
 # DemoSegDataset, 200 images of 96 px, 16 concept classes (DemoSegDataset.METAINFO), every pixel
 # labelled. The images are used as they are (no resize); predictions are scored at that size.
+# The labelled train split (seg/*/train) feeds the linear probe of
+# silc_seg.evaluation.linear_probe (tools/analysis_tools/silc_study.py).
 dataset_type = 'DemoSegDataset'
 data_root = 'data/demo/seg'
 test_pipeline = [

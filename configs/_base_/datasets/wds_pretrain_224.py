@@ -64,14 +64,28 @@ global_view_2 = [
     dict(type='mmpretrain.Solarize', thr=128, prob=0.2)
 ]
 local_view = [_crop(local_crop_size, local_crop_scale), *_color, _blur(0.5)]
+# Images for the image-text loss ("contrastive views"). The paper computes the contrastive loss
+# on each global view, but DINO's global views go through colour jitter (hue 0.1, saturation),
+# grayscale (p 0.2), blur and solarisation, which contradict captions that name colours ("a red
+# car") and hide small captioned things. Our choice: as many contrastive views as global views,
+# with the global views' geometry (224 px, scale 0.4-1) and nothing else: no colour change, no
+# blur, and no flip either (captions say "left"/"right"; OpenCLIP's training transform does not
+# flip). Cost: the student encodes 2 more 224 px crops per image. To put the loss back on the
+# DINO-augmented global crops instead (cheaper, the pre-option behaviour): set
+# num_contrastive_crops = 0 here.
+num_contrastive_crops = 2
+contrastive_view = [_crop(global_crop_size, global_crop_scale)]
 
 train_pipeline = [
     dict(
         type='mmpretrain.MultiView',
-        num_views=[1, 1, num_local_crops],
-        transforms=[global_view_1, global_view_2, local_view]),
+        num_views=[1, 1, num_local_crops, num_contrastive_crops],
+        transforms=[global_view_1, global_view_2, local_view, contrastive_view]),
     dict(type='TokenizeCaption', tokenizer=caption_tokenizer),
-    dict(type='PackSILCInputs', num_global_crops=num_global_crops),
+    dict(
+        type='PackSILCInputs',
+        num_global_crops=num_global_crops,
+        num_contrastive_crops=num_contrastive_crops),
 ]
 val_pipeline = [
     dict(
