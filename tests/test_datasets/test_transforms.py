@@ -27,7 +27,7 @@ def _crop_only(cfg_pipeline):
         crop = dict(view[0], interpolation='nearest', backend='cv2')
         views.append([crop])
     multiview['transforms'] = views
-    return Compose([multiview, dict(type='PackSILCInputs', num_global_crops=2)])
+    return Compose([multiview, dict(cfg_pipeline[-1])])
 
 
 @pytest.mark.parametrize('config', [
@@ -54,6 +54,10 @@ def test_multicrop_shapes_and_crop_scales(config):
                 width = (xs.max() - xs.min() + 1).item()
                 height = (ys.max() - ys.min() + 1).item()
                 areas.append(width * height / size**2)
+        # Contrastive views (when the config has them) are crops of the global views' size.
+        for view in out.get('contrastive_crops', []):
+            assert view.shape == (3, cfg.global_crop_size, cfg.global_crop_size)
+        assert len(out.get('contrastive_crops', [])) == cfg.get('num_contrastive_crops', 0)
     lo, hi = cfg.global_crop_scale
     # +-2 px per side of slack for rounding of the crop box.
     assert lo * 0.93 <= min(glob_areas) and max(glob_areas) <= hi
@@ -72,6 +76,7 @@ def test_full_dino_pipeline_runs_with_negative_hue():
         out = pipeline(dict(img=img))['inputs']
         assert [tuple(v.shape) for v in out['global_crops']] == [(3, 224, 224)] * 2
         assert [tuple(v.shape) for v in out['local_crops']] == [(3, 96, 96)] * 6
+        assert [tuple(v.shape) for v in out['contrastive_crops']] == [(3, 224, 224)] * 2
 
 
 def test_adjust_hue_negative_shift_and_symmetry():
