@@ -4,7 +4,7 @@ import pytest
 import torch
 from mmengine.runner import Runner
 
-from silc_seg.models.utils.convert import save_state_dict
+from silc_seg.converters import save_state_dict
 from tests.test_engine.test_teacher_hooks import runner_cfg
 from tests.test_models.test_silc import build, model_cfg
 
