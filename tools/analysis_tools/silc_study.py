@@ -64,6 +64,9 @@ def parse_args(argv=None):
                         help='objective the paired differences are taken against')
     parser.add_argument('--cfg-options', nargs='*', default=[],
                         help='extra key=value overrides for every training run')
+    parser.add_argument('--checkpoint-every', type=int, default=50,
+                        help='keep a checkpoint every N iterations (patch-feature drift over '
+                        'training, tools/analysis_tools/patch_feature_drift.py)')
     parser.add_argument('--summarize-only', action='store_true',
                         help='only collect finished runs and write the outputs')
     parser.add_argument('--evaluate-run', help=argparse.SUPPRESS)
@@ -126,7 +129,8 @@ def run_one(name: str, config: str, seed: int, args) -> Optional[dict]:
     log = osp.join(run_dir, 'study.log')
     start = time.time()
     _run([sys.executable, 'tools/train.py', config, '--work-dir', run_dir, '--cfg-options',
-          f'randomness.seed={seed}', *args.cfg_options], log, args.threads)
+          f'randomness.seed={seed}', f'default_hooks.checkpoint.interval={args.checkpoint_every}',
+          'default_hooks.checkpoint.max_keep_ckpts=-1', *args.cfg_options], log, args.threads)
     train_s = time.time() - start
     _run([sys.executable, osp.abspath(__file__), '--evaluate-run', run_dir], log, args.threads)
     with open(metrics_file) as f:
@@ -177,6 +181,7 @@ def evaluate_run(run_dir: str) -> None:
     from silc_seg.models.data_preprocessors.silc_data_preprocessor import CLIP_MEAN, CLIP_STD
     from silc_seg.registry import MODELS
     from silc_seg.utils.demo_data import CLASS_NAMES
+    from silc_seg.utils import torch_load_weights_only
 
     with open(osp.join(run_dir, 'last_checkpoint')) as f:
         ckpt = f.read().strip()
@@ -190,12 +195,21 @@ def evaluate_run(run_dir: str) -> None:
         metrics[f'zs_mIoU_{variant}'] = _test_miou(run_dir, ckpt, variant)
     cfg = Config.fromfile(osp.join(REPO_ROOT, ZS_CONFIG))
     encoder = MODELS.build(cfg.model.image_encoder)
-    state = torch.load(ckpt, map_location='cpu', weights_only=True)['state_dict']
+    state = torch_load_weights_only(ckpt)['state_dict']
     prefix = 'image_encoder.'
     encoder.load_state_dict({k[len(prefix):]: v for k, v in state.items()
                              if k.startswith(prefix)})
     metrics.update(linear_probe_miou(encoder, osp.join(REPO_ROOT, SEG_ROOT), len(CLASS_NAMES),
                                      CLIP_MEAN, CLIP_STD))
+    # The plain block's patch embeddings over training (every kept checkpoint).
+    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+    from patch_feature_drift import drift_metrics
+    from silc_seg.evaluation.linear_probe import load_seg_split
+    images, labels = load_seg_split(osp.join(REPO_ROOT, SEG_ROOT), 'val', 100)
+    checkpoints = sorted(glob.glob(osp.join(run_dir, 'iter_*.pth')),
+                         key=lambda path: int(path.rsplit('_', 1)[1].split('.')[0]))
+    metrics['drift'] = [dict(iter=int(path.rsplit('_', 1)[1].split('.')[0]),
+                             **drift_metrics(path, images, labels)) for path in checkpoints]
     with open(osp.join(run_dir, 'metrics.json'), 'w') as f:
         json.dump(metrics, f, indent=1)
 
@@ -252,6 +266,24 @@ def summarize(rows: List[dict], reference: str, setup: dict) -> str:
                 else:
                     cells.append('-')
             lines.append(f'| {name} - {reference} | ' + ' | '.join(cells) + ' |')
+    drift_keys = ('patch_acc_plain', 'patch_acc_naclip', 'patch_patch_cos', 'patch_cls_cos',
+                  'patch_text_margin')
+    drift_rows = []
+    for name in objectives:
+        per_iter: Dict[int, List[dict]] = {}
+        for (obj, _), row in by.items():
+            if obj == name:
+                for point in row.get('drift', []):
+                    per_iter.setdefault(point['iter'], []).append(point)
+        for iteration in sorted(per_iter):
+            points = per_iter[iteration]
+            drift_rows.append(f'| {name} | {iteration} | {len(points)} | ' + ' | '.join(
+                f'{mean_sd([p[k] for p in points])[0]:.3f}' for k in drift_keys) + ' |')
+    if drift_rows:
+        lines += ['', 'Plain-block patch embeddings over training (mean over seeds; '
+                  'tools/analysis_tools/patch_feature_drift.py on 100 val images).', '',
+                  '| objective | iter | n | ' + ' | '.join(drift_keys) + ' |',
+                  '|---|---|---|' + '---|' * len(drift_keys), *drift_rows]
     return '\n'.join(lines) + '\n'
 
 
@@ -261,9 +293,9 @@ def write_outputs(rows: List[dict], out: str, reference: str, setup: dict) -> st
     with open(osp.join(out, 'runs.json'), 'w') as f:
         json.dump(dict(setup=setup, runs=rows), f, indent=1)
     keys = ['objective', 'seed'] + sorted({k for row in rows for k in row} -
-                                          {'objective', 'seed'})
+                                          {'objective', 'seed', 'drift'})
     with open(osp.join(out, 'runs.csv'), 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
+        writer = csv.DictWriter(f, fieldnames=keys, extrasaction='ignore')
         writer.writeheader()
         writer.writerows(rows)
     summary = summarize(rows, reference, setup)
