@@ -327,7 +327,7 @@ def main(argv=None):
             for future in futures:
                 try:
                     rows.append(future.result())
-                except RuntimeError as error:  # one failed run does not lose the others
+                except (RuntimeError, OSError) as error:  # one failed run loses no other
                     print(f'[study] {error}', flush=True)
     rows = [row for row in rows if row]
     if not rows:
