@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 
-def load_seg_split(root: str, split: str, max_images: int = 0) -> Tuple[torch.Tensor,
-                                                                         torch.Tensor]:
+def load_seg_split(root: str, split: str,
+                   max_images: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
     """Images ``(N, 3, H, W)`` uint8 RGB and labels ``(N, H, W)`` long of an mmseg layout
     ``root/img_dir/<split>``, ``root/ann_dir/<split>`` (same file names)."""
     img_dir = osp.join(root, 'img_dir', split)
@@ -147,6 +147,6 @@ def linear_probe_miou(image_encoder: torch.nn.Module, seg_root: str, num_classes
 
 
 __all__: List[str] = [
-    'fit_linear_probe', 'linear_probe_miou', 'load_seg_split', 'mean_iou', 'patch_class_histograms',
-    'patch_features', 'probe_predict'
+    'fit_linear_probe', 'linear_probe_miou', 'load_seg_split', 'mean_iou',
+    'patch_class_histograms', 'patch_features', 'probe_predict'
 ]

@@ -173,7 +173,6 @@ def _test_miou(run_dir: str, ckpt: str, variant: str) -> float:
 
 def evaluate_run(run_dir: str) -> None:
     """Dense and global measures of one finished training run -> ``metrics.json``."""
-    import torch
     from mmengine.config import Config
 
     import silc_seg  # noqa: F401
@@ -186,9 +185,9 @@ def evaluate_run(run_dir: str) -> None:
     with open(osp.join(run_dir, 'last_checkpoint')) as f:
         ckpt = f.read().strip()
     train, val = _last_scalars(run_dir)
+    logged = ('teacher_entropy', 'student_teacher_kl', 'prototypes_used', 'iter')
     metrics = {key: value for key, value in train.items()
-               if key.startswith('loss') or key in ('teacher_entropy', 'student_teacher_kl',
-                                                   'prototypes_used', 'iter')}
+               if key.startswith('loss') or key in logged}
     metrics['mean_R'] = val.get('retrieval/mean_R')
     metrics['zs_mAP'] = val.get('zero_shot/mAP')
     for variant in ('plain', 'naclip'):

@@ -81,8 +81,9 @@ def distill_diagnostics(student_output: torch.Tensor, teacher_probs: torch.Tenso
     student_log_probs = F.log_softmax(student_output.float() / student_temp, dim=-1)
     student_views = student_log_probs.chunk(num_student_views, dim=0)
     kl_total, num_pairs = 0.0, 0
-    for i, (target, log_target) in enumerate(zip(teacher_probs.chunk(num_teacher_views),
-                                                  log_teacher.chunk(num_teacher_views))):
+    teacher_views = zip(teacher_probs.chunk(num_teacher_views),
+                        log_teacher.chunk(num_teacher_views))
+    for i, (target, log_target) in enumerate(teacher_views):
         for j, log_probs in enumerate(student_views):
             if i != j:
                 kl_total = kl_total + (target * (log_target - log_probs)).sum(-1).mean()
