@@ -172,3 +172,21 @@ def test_position_embeddings_of_another_resolution_load_resized(tmp_path):
     torch.save(Segmentor(32, width=96).state_dict(), tmp_path / 'narrow.pth')
     with pytest.raises(CheckpointMismatchError, match=r'image_encoder.pos_embed \(1, 17, 96\)'):
         load_model_checkpoint(Segmentor(64), str(tmp_path / 'narrow.pth'))
+
+
+def test_pretraining_checkpoint_meta_without_classes_keeps_the_vocabulary(tmp_path):
+    """A pretraining checkpoint's dataset_meta (image-text data, no class names) is not handed
+    to a segmentor, which keeps its own vocabulary (make demo: zs_demo.py on the demo
+    pretraining checkpoint)."""
+    cfg = 'configs/silc/zs_demo.py'
+    model = init_model(cfg)
+    state = {f'{name}.{key}': value for name in ('image_encoder', 'text_encoder')
+             for key, value in getattr(model, name).state_dict().items()}
+    ckpt = tmp_path / 'pretrain.pth'
+    torch.save(dict(state_dict=state, meta=dict(dataset_meta=dict())), ckpt)
+    loaded = init_model(cfg, str(ckpt))
+    torch.testing.assert_close(loaded.image_encoder.proj.weight, model.image_encoder.proj.weight)
+    with_classes = tmp_path / 'seg.pth'
+    torch.save(dict(state_dict=state, meta=dict(dataset_meta=dict(classes=('a', 'b')))),
+               with_classes)
+    assert tuple(init_model(cfg, str(with_classes)).dataset_meta['classes']) == ('a', 'b')

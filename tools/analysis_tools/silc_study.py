@@ -128,11 +128,49 @@ def run_one(name: str, config: str, seed: int, args) -> Optional[dict]:
     os.makedirs(run_dir, exist_ok=True)
     log = osp.join(run_dir, 'study.log')
     start = time.time()
+    _wait_for_other_training(run_dir)
+    if _finished_training(run_dir, config):
+        print(f'[study] {name} seed {seed}: training already finished, evaluating', flush=True)
+    else:
+        _train(config, seed, run_dir, log, args)
+    train_s = time.time() - start
+    _run([sys.executable, osp.abspath(__file__), '--evaluate-run', run_dir], log, args.threads)
+    return _finish(metrics_file, name, config, seed, train_s, start)
+
+
+def _wait_for_other_training(run_dir: str, poll_s: float = 20.0) -> None:
+    """Wait while another process (an interrupted study's orphan) still trains into run_dir."""
+    needle = f'--work-dir\0{run_dir}\0'.encode()
+    while True:
+        busy = False
+        for cmdline in glob.glob('/proc/[0-9]*/cmdline'):
+            try:
+                with open(cmdline, 'rb') as f:
+                    args = f.read()
+            except OSError:
+                continue
+            if needle in args and b'tools/train.py' in args:
+                busy = True
+                break
+        if not busy:
+            return
+        time.sleep(poll_s)
+
+
+def _finished_training(run_dir: str, config: str) -> bool:
+    from mmengine.config import Config
+    max_iters = Config.fromfile(osp.join(REPO_ROOT, config)).train_cfg.max_iters
+    return osp.isfile(osp.join(run_dir, f'iter_{max_iters}.pth'))
+
+
+def _train(config: str, seed: int, run_dir: str, log: str, args) -> None:
     _run([sys.executable, 'tools/train.py', config, '--work-dir', run_dir, '--cfg-options',
           f'randomness.seed={seed}', f'default_hooks.checkpoint.interval={args.checkpoint_every}',
           'default_hooks.checkpoint.max_keep_ckpts=-1', *args.cfg_options], log, args.threads)
-    train_s = time.time() - start
-    _run([sys.executable, osp.abspath(__file__), '--evaluate-run', run_dir], log, args.threads)
+
+
+def _finish(metrics_file: str, name: str, config: str, seed: int, train_s: float,
+            start: float) -> dict:
     with open(metrics_file) as f:
         metrics = json.load(f)
     metrics.update(objective=name, config=config, seed=seed, train_wall_s=round(train_s, 1),
