@@ -52,7 +52,7 @@ def test_new_keys_a_module_or_the_runner_takes_need_no_plus():
 
 
 def test_list_index_out_of_range_is_an_error():
-    with pytest.raises(KeyError, match=r'custom_hooks has 3 items'):
+    with pytest.raises(KeyError, match=r'custom_hooks has 4 items'):
         merge_cfg_options(_demo_cfg(), {'custom_hooks.7.momentum': 0.9})
 
 
