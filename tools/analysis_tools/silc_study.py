@@ -32,6 +32,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -124,7 +125,12 @@ def run_one(name: str, config: str, seed: int, args) -> Optional[dict]:
     metrics_file = osp.join(run_dir, 'metrics.json')
     if osp.isfile(metrics_file):
         with open(metrics_file) as f:
-            return json.load(f)
+            metrics = json.load(f)
+        # Evaluated by an interrupted study: name the run.
+        metrics.setdefault('objective', name)
+        metrics.setdefault('config', config)
+        metrics.setdefault('seed', seed)
+        return metrics
     os.makedirs(run_dir, exist_ok=True)
     log = osp.join(run_dir, 'study.log')
     start = time.time()
@@ -157,9 +163,13 @@ def _wait_for_other_training(run_dir: str, poll_s: float = 20.0) -> None:
         time.sleep(poll_s)
 
 
+_CONFIG_LOCK = threading.Lock()
+
+
 def _finished_training(run_dir: str, config: str) -> bool:
     from mmengine.config import Config
-    max_iters = Config.fromfile(osp.join(REPO_ROOT, config)).train_cfg.max_iters
+    with _CONFIG_LOCK:  # Config.fromfile is not thread-safe
+        max_iters = Config.fromfile(osp.join(REPO_ROOT, config)).train_cfg.max_iters
     return osp.isfile(osp.join(run_dir, f'iter_{max_iters}.pth'))
 
 
@@ -202,8 +212,8 @@ def _test_miou(run_dir: str, ckpt: str, variant: str) -> float:
     work_dir = osp.join(run_dir, f'zs_{variant}')
     cmd = [sys.executable, 'tools/test.py', ZS_CONFIG, ckpt, '--work-dir', work_dir,
            '--cfg-options', f'model.dense_variant={variant}']
-    subprocess.run(cmd, cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    with open(osp.join(run_dir, f'zs_{variant}.log'), 'w') as log:
+        subprocess.run(cmd, cwd=REPO_ROOT, check=True, stdout=log, stderr=subprocess.STDOUT)
     results = sorted(glob.glob(osp.join(work_dir, '*', '*.json')))
     with open(results[-1]) as f:
         return float(json.load(f)['mIoU'])
@@ -364,7 +374,7 @@ def main(argv=None):
             for future in futures:
                 try:
                     rows.append(future.result())
-                except (RuntimeError, OSError) as error:  # one failed run loses no other
+                except Exception as error:  # noqa: B902  one failed run loses no other
                     print(f'[study] {error}', flush=True)
     rows = [row for row in rows if row]
     if not rows:
