@@ -3,7 +3,8 @@
 # from the wheels in .gpu_wheels (tools/gpu_kit/prepare_wheels.sh), then run the GPU benchmarks.
 # Everything goes under .gpu_kit/ (git-ignored); logs and summary.txt under $OUT.
 #
-#   bash tools/gpu_kit/run_gpu_benchmarks.sh              # setup + GPU benchmarks (~6 min)
+#   bash tools/gpu_kit/run_gpu_benchmarks.sh              # setup + GPU benchmarks (per-run
+#                                                         # time limits; never run on a GPU yet)
 #   bash tools/gpu_kit/run_gpu_benchmarks.sh --setup-only # setup and import check only
 #   bash tools/gpu_kit/run_gpu_benchmarks.sh --smoke      # setup + every benchmark at toy size
 #                                                          # on CPU (tests the kit without a GPU)

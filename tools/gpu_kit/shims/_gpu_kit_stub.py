@@ -2,7 +2,7 @@
 
 MMSeg, MMPretrain and MMCV import these packages at module level for code the GPU benchmarks
 never run (image decoding, Hausdorff losses, Hungarian matching, BEiT table interpolation).
-Their wheels (OpenCV about 50 MB, SciPy about 35 MB) do not fit the kit's 64 MiB, so these
+Their wheels (opencv-python-headless 56.6 MB, SciPy 35.3 MB) do not fit the kit's 64 MiB, so these
 stand-ins satisfy the imports; any use raises a clear error instead of computing something.
 """
 
