@@ -201,7 +201,8 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
 
     def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
         """Whole-image query logits at the input resolution, (B, Q, H, W)."""
-        return torch.stack([self._whole_logits(image) for image in inputs])
+        text_embeddings, _ = self.text_embeddings()
+        return torch.stack([self._whole_logits(image, text_embeddings) for image in inputs])
 
     def _patch_logits(self, windows: Tensor,
                       text_embeddings: Tensor) -> Tuple[Tensor, Tuple[int, int, int, int]]:
@@ -237,14 +238,12 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
         logits, padding = self._patch_logits(windows, text_embeddings)
         return self._to_pixels(logits, padding, windows.shape[-2:])
 
-    def _whole_logits(self, image: Tensor) -> Tensor:
-        text_embeddings, _ = self.text_embeddings()
+    def _whole_logits(self, image: Tensor, text_embeddings: Tensor) -> Tensor:
         return self._window_logits(image[None], text_embeddings)[0]
 
-    def _slide_logits(self, images: List[Tensor]) -> List[Tensor]:
+    def _slide_logits(self, images: List[Tensor], text_embeddings: Tensor) -> List[Tensor]:
         """Sliding-window logits of several images; windows of equal size, from all images,
         go through the image tower together, ``window_batch_size`` at a time."""
-        text_embeddings, _ = self.text_embeddings()
         num_queries = text_embeddings.shape[0]
         crop_size, stride = self.test_cfg['crop_size'], self.test_cfg['stride']
         sums = [image.new_zeros((num_queries, ) + image.shape[-2:]) for image in images]
@@ -295,10 +294,12 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
         """
         images = self.unpadded_images(inputs, batch_img_metas)
         with self._autocast(inputs.device):
+            # Once per batch: the classifier's cache check fingerprints the text tower.
+            text_embeddings, _ = self.text_embeddings()
             if self.test_cfg['mode'] == 'slide':
-                logits = self._slide_logits(images)
+                logits = self._slide_logits(images, text_embeddings)
             else:
-                logits = [self._whole_logits(image) for image in images]
+                logits = [self._whole_logits(image, text_embeddings) for image in images]
         return [image_logits.float() for image_logits in logits]
 
     # ---------------------------------------------------------------------------- prediction
