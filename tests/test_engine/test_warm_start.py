@@ -154,3 +154,19 @@ def test_resume_of_a_contrastive_only_checkpoint(tmp_path):
     assert len(lrs) == 1  # the head's groups continue at the resumed learning rate
     silc.train()  # and it trains on from there
     assert silc.iter == 4
+
+
+@pytest.mark.parametrize('distill', [False, True])
+def test_masked_self_distillation_teachers_follow_the_loaded_student(distill):
+    # MaskedSelfDistill adds a teacher (the tokenizer head) and, without SILC's head, builds the
+    # teacher image tower itself: both must follow the student as SILC's teachers do.
+    from tests.test_models.test_masked_self_distill import build_masked
+    model = build_masked(distill=distill)
+    model.init_weights()
+    names = [teacher for teacher, _ in model.teacher_student_names()]
+    assert {'teacher_image_encoder', 'teacher_masked_head'} <= set(names)
+    assert_teacher_is_student(model)  # after init_weights
+    towers = tower_weights(2)
+    model.load_state_dict(towers, strict=False)
+    assert_state(model.teacher_image_encoder, towers, 'image_encoder.')
+    assert_teacher_is_student(model)

@@ -129,15 +129,16 @@ class MaskedSelfDistill(SILC):
         self.register_buffer('mask_step', torch.zeros((), dtype=torch.long))
         self.train()  # puts the teachers in eval mode
 
-    def student_teacher_pairs(self) -> List[Tuple[nn.Module, nn.Module]]:
-        """SILC's pairs (or just the image encoders without SILC's head) and the masked
-        branch's head and its tokenizer."""
-        pairs = super().student_teacher_pairs()
+    def teacher_student_names(self) -> List[Tuple[str, str]]:
+        """SILC's ``(teacher, student)`` names (or just the image towers without SILC's head)
+        and the masked branch's tokenizer and head: the EMA hook averages them, and they follow
+        the student when weights arrive without teacher weights."""
+        names = super().teacher_student_names()
         if 'teacher_masked_head' not in self._modules:
-            return pairs  # SILC.__init__ asks before this class has built its branch
-        if not pairs:
-            pairs = [(self.image_encoder, self.teacher_image_encoder)]
-        return pairs + [(self.masked_head, self.teacher_masked_head)]
+            return names  # SILC.__init__ asks before this class has built its branch
+        if not names:
+            names = [('teacher_image_encoder', 'image_encoder')]
+        return names + [('teacher_masked_head', 'masked_head')]
 
     # ----------------------------------------------------------------------------------------
     def loss(self, inputs: Dict[str, torch.Tensor],

@@ -151,11 +151,10 @@ class SILC(BaseModel):
         return F.normalize(embeddings, dim=-1) if normalize else embeddings
 
     def student_teacher_pairs(self) -> List[Tuple[nn.Module, nn.Module]]:
-        """``(student, teacher)`` module pairs that the EMA hook averages."""
-        if not self.with_distill:
-            return []
-        return [(self.image_encoder, self.teacher_image_encoder),
-                (self.distill_head, self.teacher_head)]
+        """``(student, teacher)`` module pairs that the EMA hook averages: the modules of
+        :meth:`teacher_student_names`, the one list of teachers a subclass extends."""
+        return [(getattr(self, student), getattr(self, teacher))
+                for teacher, student in self.teacher_student_names()]
 
     def teacher_parameters(self):
         for _, teacher in self.student_teacher_pairs():
