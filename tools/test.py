@@ -17,7 +17,8 @@ from mmengine.runner import Runner
 
 import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
 from silc_seg.utils import (ConfigOverrideError, apply_test_time_augmentation,
-                            load_model_checkpoint, prepare_runner_cfg, setup_cpu_distributed)
+                            close_process_group, load_model_checkpoint, prepare_runner_cfg,
+                            setup_cpu_distributed)
 
 
 def parse_args():
@@ -113,6 +114,7 @@ def main():
         model = model.module
     load_model_checkpoint(model, args.checkpoint, allow_missing=args.allow_missing_keys)
     runner.test()
+    close_process_group()
 
 
 if __name__ == '__main__':

@@ -13,8 +13,8 @@ from mmengine.runner import Runner
 
 import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
 from silc_seg.registry import RUNNERS
-from silc_seg.utils import (AMP_WRAPPERS, ConfigOverrideError, fp32_without_gpu,
-                            prepare_runner_cfg, setup_cpu_distributed)
+from silc_seg.utils import (AMP_WRAPPERS, ConfigOverrideError, close_process_group,
+                            fp32_without_gpu, prepare_runner_cfg, setup_cpu_distributed)
 
 
 def parse_args():
@@ -91,6 +91,7 @@ def main():
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
+    close_process_group()
 
 
 if __name__ == '__main__':

@@ -4,6 +4,7 @@ from .checkpoint import (CheckpointMismatchError, CheckpointRefusedError, check_
 from .config import (AMP_WRAPPERS, ConfigOverrideError, configs_root, fp32_without_gpu,
                      get_config_path, merge_cfg_options, prepare_runner_cfg,
                      setup_cpu_distributed)
+from .dist import close_process_group
 from .log_utils import mmengine_log_level
 from .timing import synchronize, time_call
 from .tta import apply_test_time_augmentation, build_tta_pipeline
@@ -13,6 +14,7 @@ register_checkpoint_loaders()
 __all__ = [
     'AMP_WRAPPERS', 'CheckpointMismatchError', 'CheckpointRefusedError', 'ConfigOverrideError',
     'apply_test_time_augmentation', 'build_tta_pipeline', 'check_checkpoint_fits',
+    'close_process_group',
     'configs_root', 'fp32_without_gpu', 'get_config_path', 'list_keys', 'load_model_checkpoint',
     'merge_cfg_options', 'mmengine_log_level', 'mmengine_safe_globals', 'prepare_runner_cfg',
     'register_checkpoint_loaders', 'setup_cpu_distributed', 'synchronize', 'time_call',

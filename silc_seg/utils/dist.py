@@ -71,3 +71,17 @@ def ring_shift_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     if world_size == 1:
         return tensor
     return _RingShift.apply(tensor, 1)
+
+
+def close_process_group() -> None:
+    """Wait for every rank, then destroy the default process group, if one is set up.
+
+    Called at the end of ``tools/train.py`` and ``tools/test.py``. A process that leaves the
+    process group alive until interpreter shutdown can be aborted (SIGABRT) while a peer rank still
+    talks to it, as seen with gloo when one rank finishes writing its checkpoint later than the
+    other. Closing it explicitly after a barrier ends every rank cleanly.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    dist.barrier()
+    dist.destroy_process_group()

@@ -113,8 +113,9 @@ def test_two_process_cpu_launch(tmp_path):
     ranks end with the same weights."""
     config = tmp_path / 'toy.py'
     config.write_text(TOY_CONFIG)
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
-           '--master_port', '29631', str(REPO / 'tools' / 'train.py'), str(config),
+    # --standalone: the launcher picks a free port (a fixed one can collide with another job).
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+           str(REPO / 'tools' / 'train.py'), str(config),
            '--work-dir', str(tmp_path / 'work'), '--launcher', 'pytorch',
            '--cfg-options', 'train_cfg.max_iters=4', 'log_level=INFO']
     env = dict(os.environ, PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES='')
