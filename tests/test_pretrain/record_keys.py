@@ -3,6 +3,7 @@ dataloader worker processes) and which it trains on (a hook)."""
 import os.path as osp
 
 from mmcv.transforms import BaseTransform
+from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 
 from silc_seg.registry import HOOKS, TRANSFORMS
@@ -24,9 +25,10 @@ class RecordKeys(BaseTransform):
 @HOOKS.register_module(force=True)
 class RecordBatchesHook(Hook):
     """Append ``<iteration> <epoch>:<sample key>`` of every trained sample to
-    ``<work_dir>/trained.txt``, a ``---`` line to ``decoded`` when training starts (after
+    ``<work_dir>/trained_rank<R>.txt``, a ``---`` line to ``decoded`` when training starts (after
     StreamResumeHook has stopped the workers started before a resume), and the number of
-    batches the loop loaded to ``<work_dir>/batches_loaded.txt`` at the end."""
+    batches the loop loaded to ``<work_dir>/batches_loaded_rank<R>.txt`` at the end (one file
+    per rank ``R``)."""
 
     priority = 'LOW'
 
@@ -40,11 +42,11 @@ class RecordBatchesHook(Hook):
         loop.dataloader_iterator = _CountingIterator(loop.dataloader_iterator)
 
     def after_train(self, runner) -> None:
-        with open(osp.join(runner.work_dir, 'batches_loaded.txt'), 'w') as f:
+        with open(osp.join(runner.work_dir, f'batches_loaded_rank{get_rank()}.txt'), 'w') as f:
             f.write(str(runner.train_loop.dataloader_iterator.loaded))
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        with open(osp.join(runner.work_dir, 'trained.txt'), 'a') as f:
+        with open(osp.join(runner.work_dir, f'trained_rank{get_rank()}.txt'), 'a') as f:
             for sample in data_batch['data_samples']:
                 f.write(f'{runner.iter} {sample.stream_position[1]}:{sample.sample_idx}\n')
 
