@@ -7,10 +7,13 @@ dataset. The number of samples skipped right before a good one travels with it a
 and are summed by :class:`~silc_seg.engine.hooks.DataStatsHook`.
 """
 import logging
-from typing import Any, List, Optional, Sequence
+import random
+from contextlib import contextmanager
+from typing import Any, Iterator, List, Optional, Sequence
 
 import mmcv
 import numpy as np
+import torch
 from mmengine.fileio import get
 from mmengine.logging import print_log
 
@@ -96,6 +99,37 @@ def pick_caption(captions: List[str]) -> str:
     if len(captions) == 1:
         return captions[0]
     return captions[np.random.randint(len(captions))]
+
+
+@contextmanager
+def seeded_global_rngs(entropy: Sequence[int]) -> Iterator[None]:
+    """Seed Python's ``random``, NumPy's global RNG and torch's CPU generator from ``entropy``
+    for the duration of the block, then put their previous states back.
+
+    The transforms of MMCV, MMPretrain and ours draw from these global generators. Seeding them
+    from where a sample sits in its stream makes its caption choice and augmentations a function
+    of that position alone, so a run resumed at a saved stream position draws the same crops as
+    an uninterrupted one; restoring the states afterwards keeps the draws of anything else (the
+    model, in a process without dataloader workers) independent of the data.
+
+    Args:
+        entropy (Sequence[int]): Integers that identify the sample (any sign, any size).
+
+    Yields:
+        None
+    """
+    words = np.random.SeedSequence([int(v) % 2**63 for v in entropy]).generate_state(
+        3, dtype=np.uint32)
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    random.seed(int(words[0]))
+    np.random.seed(int(words[1]))
+    torch.manual_seed(int(words[2]))
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
 
 
 def read_file_bytes(path: str, backend_args: Optional[dict] = None) -> bytes:

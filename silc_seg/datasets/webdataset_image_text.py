@@ -11,8 +11,8 @@ from mmengine.dist import get_dist_info
 from torch.utils.data import IterableDataset, get_worker_info
 
 from silc_seg.registry import DATASETS
-from .image_text_utils import (BadSample, decode_image, log_skipped,
-                               pick_caption, valid_captions)
+from .image_text_utils import (BadSample, decode_image, log_skipped, pick_caption,
+                               seeded_global_rngs, valid_captions)
 
 
 # Dataloader workers per rank whose pass counts and resume positions fit the shared memory.
@@ -89,7 +89,10 @@ class WebDatasetImageText(IterableDataset):
     a list of extra captions under ``extra_captions``). Shards are split between ranks and
     dataloader workers (see :func:`shards_for`) and reshuffled every epoch; samples are shuffled
     within blocks of ``shuffle_buffer``. All randomness derives from ``seed``, the epoch, the rank
-    and the worker, so a run repeats exactly for the same world size and ``num_workers``.
+    and the worker, so a run repeats exactly for the same world size and ``num_workers``: each
+    sample's caption choice and augmentations draw from global generators seeded by its stream
+    position (:func:`~silc_seg.datasets.image_text_utils.seeded_global_rngs`), so they do not
+    depend on what the worker processed before, and a resumed run draws the same crops.
 
     Every sample carries its ``stream_position`` ``(worker_id, epoch, shard, offset,
     consumed)``: the block it came from (the shard's index in the worker's list for the epoch
@@ -265,10 +268,10 @@ class WebDatasetImageText(IterableDataset):
 
     def _epoch_samples(self, urls: Sequence[str], epoch: int, rank: int, worker_id: int,
                        start: Tuple[int, int, int]) -> Iterator[Tuple[dict, tuple]]:
-        """Decoded samples of one epoch with the stream position after each.
+        """Raw (undecoded) samples of one epoch with the stream position after each.
 
         Raw samples are taken in blocks of ``shuffle_buffer``; each block is shuffled with a
-        generator seeded by the block's start (shard and index in the shard) and decoded in
+        generator seeded by the block's start (shard and index in the shard) and emitted in
         that order. A position ``(shard, offset, consumed)`` (block start and samples of the
         block already emitted) thus rebuilds the stream exactly by reading one block.
         """
@@ -285,13 +288,7 @@ class WebDatasetImageText(IterableDataset):
                 random.Random(hash((self.seed, epoch, rank, worker_id) +
                                    block_start)).shuffle(order)
             for step in range(consumed, len(order)):
-                _, _, raw = block[order[step]]
-                try:
-                    results = self._decode(raw)
-                except BadSample as err:
-                    self._skip(err)
-                    continue
-                yield results, block_start + (step + 1, )
+                yield block[order[step]][2], block_start + (step + 1, )
             consumed = 0
 
     def __iter__(self) -> Iterator[dict]:
@@ -322,10 +319,19 @@ class WebDatasetImageText(IterableDataset):
                               worker_id, num_workers, self.shuffle)
             self._pass_skips, self._pass_examples = Counter(), {}
             num_good = 0
-            for results, position in self._epoch_samples(urls, epoch, rank, worker_id, start):
-                results['num_skipped'] = self.skipped
-                results['stream_position'] = (worker_id, epoch) + position
-                data = self.pipeline(results)
+            for raw, position in self._epoch_samples(urls, epoch, rank, worker_id, start):
+                stream_position = (worker_id, epoch) + position
+                # Caption choice and augmentations drawn from the sample's place in the stream
+                # (not from how much the worker read before): the same on --resume.
+                with seeded_global_rngs((self.seed, rank) + stream_position):
+                    try:
+                        results = self._decode(raw)
+                    except BadSample as err:
+                        self._skip(err)
+                        continue
+                    results['num_skipped'] = self.skipped
+                    results['stream_position'] = stream_position
+                    data = self.pipeline(results)
                 if data is None:
                     self._skip(BadSample('dropped_by_pipeline', results['img_path']))
                     continue

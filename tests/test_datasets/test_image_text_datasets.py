@@ -2,15 +2,18 @@ import csv
 import io
 import json
 import os.path as osp
+import random
 import tarfile
 
 import cv2
 import numpy as np
 import pytest
+import torch
 from torch.utils.data import DataLoader
 
 import silc_seg  # noqa: F401
 from silc_seg.datasets import ImageTextManifestDataset, WebDatasetImageText
+from silc_seg.datasets.image_text_utils import seeded_global_rngs
 from silc_seg.datasets.webdataset_image_text import shards_for
 
 
@@ -294,27 +297,61 @@ def test_webdataset_counts_its_own_epochs(shard_dir, loader_kwargs):
 @pytest.mark.parametrize('stop', [1, 4, 9, 13])
 def test_webdataset_resume_at_position_continues_the_same_stream(shard_dir, num_workers, stop):
     """A stream resumed at the positions of the last samples seen yields exactly the samples an
-    uninterrupted stream yields next (batches of 2, round robin over the workers)."""
+    uninterrupted stream yields next (batches of 2, round robin over the workers), with the
+    same random crops (drawn from each sample's stream position)."""
     pattern = str(shard_dir / 'shard-{00..03}.tar')
+    pipeline = [dict(type='FastRandomResizedCrop', scale=6, crop_ratio_range=(0.2, 1.0)),
+                dict(type='PackSILCInputs')]
 
     def batches(dataset, count):
         loader = DataLoader(dataset, batch_size=2, num_workers=num_workers,
-                            collate_fn=lambda batch: [d['data_samples'] for d in batch])
+                            collate_fn=lambda batch: [(d['data_samples'], d['inputs']['image'])
+                                                      for d in batch])
         stream = iter(loader)
         return [next(stream) for _ in range(count)]
 
-    straight = batches(_wds(pattern, repeat=True, shuffle_buffer=3, seed=5), 30)
+    straight = batches(_wds(pattern, repeat=True, shuffle_buffer=3, seed=5,
+                            pipeline=pipeline), 30)
     last_seen = {}
     for batch in straight[:stop]:
-        for sample in batch:
+        for sample, _ in batch:
             last_seen[sample.stream_position[0]] = sample.stream_position
     workers = max(num_workers, 1)
-    next_worker = (straight[stop - 1][-1].stream_position[0] + 1) % workers
-    resumed_ds = _wds(pattern, repeat=True, shuffle_buffer=3, seed=5)
+    next_worker = (straight[stop - 1][-1][0].stream_position[0] + 1) % workers
+    resumed_ds = _wds(pattern, repeat=True, shuffle_buffer=3, seed=5, pipeline=pipeline)
     resumed_ds.resume_at(list(last_seen.values()), workers, next_worker)
     resumed = batches(resumed_ds, 30 - stop)
-    keys = lambda bs: [[s.sample_idx for s in b] for b in bs]  # noqa: E731
+    keys = lambda bs: [[s.sample_idx for s, _ in b] for b in bs]  # noqa: E731
     assert keys(resumed) == keys(straight[stop:])  # 30 batches: the stream crosses epochs
+    crops = lambda bs: [inputs for b in bs for _, inputs in b]  # noqa: E731
+    assert len(crops(resumed)) == 2 * (30 - stop)
+    for got, expected in zip(crops(resumed), crops(straight[stop:])):
+        assert torch.equal(got, expected)
+    # The crops do vary: the same image is cropped differently in different epochs.
+    assert not all(torch.equal(a, b) for a, b in zip(crops(straight[:10]), crops(straight[10:20])))
+
+
+def test_seeded_global_rngs_repeat_draws_and_restore_states():
+    random.seed(1)
+    np.random.seed(1)
+    torch.manual_seed(1)
+    before = random.random(), np.random.rand(), torch.rand(1)
+    random.seed(1)
+    np.random.seed(1)
+    torch.manual_seed(1)
+    draws = []
+    for _ in range(2):
+        with seeded_global_rngs((5, 0, 1, 2, 3, 4)):
+            draws.append((random.random(), np.random.rand(), torch.rand(1)))
+    with seeded_global_rngs((5, 0, 1, 2, 3, 5)):
+        other = random.random(), np.random.rand(), torch.rand(1)
+    assert draws[0][:2] == draws[1][:2] and torch.equal(draws[0][2], draws[1][2])
+    assert other[0] != draws[0][0] and other[1] != draws[0][1]
+    # The draws outside the blocks continue as if the blocks had not happened.
+    after = random.random(), np.random.rand(), torch.rand(1)
+    assert after[:2] == before[:2] and torch.equal(after[2], before[2])
+    with seeded_global_rngs((-3, 2**70)):  # any sign and size
+        pass
 
 
 def test_webdataset_resume_decodes_nothing_before_the_position(shard_dir, monkeypatch):

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from mmengine.config import Config
 
 from silc_seg.utils.checkpoint import torch_load_weights_only
@@ -96,6 +97,13 @@ def test_wds_pretrain_runs_and_resumes_at_the_stream_position(shards, tmp_path):
     # ...and iterations 4-6 see the same samples as the uninterrupted run.
     assert _trained_keys(resumed_dir) == _trained_keys(straight_dir)[12:]
     assert 'Resumed the stream at its saved position' in output
+    # Captions and crops are drawn from each sample's stream position, not from what a worker
+    # processed before: the resumed run ends with bit-identical weights (same ops, CPU).
+    expected = torch_load_weights_only(str(straight_dir / 'iter_6.pth'))['state_dict']
+    actual = torch_load_weights_only(str(resumed_dir / 'iter_6.pth'))['state_dict']
+    assert expected.keys() == actual.keys()
+    for key in expected:
+        assert torch.equal(expected[key], actual[key]), key
 
 
 def test_two_rank_wds_resume_restores_each_ranks_stream_position(shards, tmp_path):
@@ -123,6 +131,10 @@ def test_two_rank_wds_resume_restores_each_ranks_stream_position(shards, tmp_pat
         assert (resumed_dir / f'batches_loaded_rank{rank}.txt').read_text() == '3'
         assert _trained_keys(resumed_dir, rank) == straight[12:], rank
     assert not set(_trained_keys(straight_dir, 0)) & set(_trained_keys(straight_dir, 1))
+    expected = torch_load_weights_only(str(straight_dir / 'iter_6.pth'))['state_dict']
+    actual = torch_load_weights_only(str(resumed_dir / 'iter_6.pth'))['state_dict']
+    for key in expected:
+        assert torch.equal(expected[key], actual[key]), key
 
 
 def _trained_keys(work_dir, rank=0):

@@ -55,8 +55,8 @@ class StreamResumeHook(Hook):
 
     The workers the loop starts before the checkpoint is loaded have usually fetched their first
     ``prefetch_factor`` batches from the start of the stream by then; those are dropped (a few
-    batches, not the whole history). Augmentation draws are not part of the position, so the
-    resumed run sees the same samples but not bit-identical crops.
+    batches, not the whole history). The dataset draws each sample's caption and augmentations
+    from its stream position, so the resumed run also sees the same crops.
 
     Without a saved position (an older checkpoint), or with another world size or number of
     workers, it warns and MMEngine's replay runs as usual. Only ``IterBasedTrainLoop`` is
