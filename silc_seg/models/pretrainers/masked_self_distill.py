@@ -9,7 +9,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 from mmengine.dist import get_dist_info
-from mmpretrain.structures import DataSample
 
 from silc_seg.registry import MODELS
 from ..losses.masked_distill_losses import masked_lm_loss
@@ -141,16 +140,20 @@ class MaskedSelfDistill(SILC):
         return names + [('teacher_masked_head', 'masked_head')]
 
     # ----------------------------------------------------------------------------------------
-    def loss(self, inputs: Dict[str, torch.Tensor],
-             data_samples: Optional[List[DataSample]] = None) -> Dict[str, torch.Tensor]:
-        """SILC's terms, ``loss_mask_distill`` and (with a text decoder) ``loss_mlm``, and the
-        logged ``mask_center_norm``."""
-        losses = super().loss(inputs, data_samples)
+    def self_distill_losses(self, inputs: Dict[str, torch.Tensor],
+                            global_embeddings: Optional[torch.Tensor],
+                            teacher_tokens: Optional[torch.Tensor],
+                            batch_size: int) -> Dict[str, torch.Tensor]:
+        """SILC's terms (with ``distill_head``), ``loss_mask_distill`` and (with a text decoder)
+        ``loss_mlm``, and the logged ``mask_center_norm``. The masked branch's targets come from
+        the same teacher pass over the global crops as SILC's (``teacher_tokens``)."""
+        losses = super().self_distill_losses(inputs, global_embeddings, teacher_tokens,
+                                             batch_size)
         generator = self._mask_generator()
-        global_crops, text = inputs['global_crops'], inputs['text']
-        losses.update(self._masked_image_distill(global_crops, generator))
+        losses.update(self._masked_image_distill(inputs['global_crops'], teacher_tokens,
+                                                 generator))
         if self.with_mlm:
-            losses['loss_mlm'] = self.mlm_weight * self._masked_lm(text, generator)
+            losses['loss_mlm'] = self.mlm_weight * self._masked_lm(inputs['text'], generator)
         if self.training:
             self.mask_step += 1
         return losses
@@ -167,12 +170,11 @@ class MaskedSelfDistill(SILC):
         return patch_mask(batch_size, grid, self.image_mask_ratio, self.image_mask_strategy,
                           generator)
 
-    def _masked_image_distill(self, images: torch.Tensor,
+    def _masked_image_distill(self, images: torch.Tensor, teacher_tokens: torch.Tensor,
                               generator: torch.Generator) -> Dict[str, torch.Tensor]:
         encoder = self.image_encoder
         prefix = encoder.num_prefix_tokens
         with torch.no_grad():
-            teacher_tokens = self.teacher_image_encoder.forward_tokens(images)
             teacher_patches = self.teacher_image_encoder.project_patches(
                 teacher_tokens[:, prefix:])
             teacher_output = self.teacher_masked_head(teacher_patches)

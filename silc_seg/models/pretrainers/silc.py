@@ -265,12 +265,42 @@ class SILC(BaseModel):
         if bias is not None:
             losses['logit_bias'] = bias.detach()
 
-        if self.with_distill:
-            losses.update(self._distill(global_crops, global_embeddings,
-                                        inputs.get('local_crops'), batch_size))
+        teacher_tokens = None
+        if 'teacher_image_encoder' in self._modules:
+            # One teacher pass over the global crops serves every self-distillation term (SILC's
+            # pooled targets and a subclass's patch targets).
+            with torch.no_grad():
+                teacher_tokens = self.teacher_image_encoder.forward_tokens(global_crops)
+        losses.update(self.self_distill_losses(inputs, global_embeddings, teacher_tokens,
+                                               batch_size))
         return losses
 
-    def _distill(self, global_crops, global_embeddings, local_crops, batch_size):
+    def self_distill_losses(self, inputs: Dict[str, torch.Tensor],
+                            global_embeddings: Optional[torch.Tensor],
+                            teacher_tokens: Optional[torch.Tensor],
+                            batch_size: int) -> Dict[str, torch.Tensor]:
+        """The self-distillation terms of a batch: SILC's local-to-global distillation (none
+        without ``distill_head``). Subclasses with other teacher-student terms extend it.
+
+        Args:
+            inputs (dict[str, Tensor]): The batch, as :meth:`loss` gets it.
+            global_embeddings (Tensor, optional): The student's embeddings of the global crops
+                when the image-text loss already computed them, else None.
+            teacher_tokens (Tensor, optional): The teacher tower's
+                :meth:`~SILCVisionTransformer.forward_tokens` of the global crops (no
+                gradient), None without a teacher.
+            batch_size (int): Captions in the batch.
+
+        Returns:
+            dict[str, Tensor]: Loss terms and logged scalars.
+        """
+        if not self.with_distill:
+            return {}
+        return self._distill(inputs['global_crops'], global_embeddings,
+                             inputs.get('local_crops'), teacher_tokens, batch_size)
+
+    def _distill(self, global_crops, global_embeddings, local_crops, teacher_tokens,
+                 batch_size):
         if global_embeddings is None:
             global_embeddings = self.image_encoder.encode_image(global_crops)
         student_embeddings = [global_embeddings]
@@ -279,8 +309,8 @@ class SILC(BaseModel):
             student_embeddings.append(self.image_encoder.encode_image(local_crops))
         student_output = self.distill_head(torch.cat(student_embeddings))
         with torch.no_grad():
-            teacher_output = self.teacher_head(
-                self.teacher_image_encoder.encode_image(global_crops))
+            # pool(forward_tokens(x)) is encode_image(x): the teacher's global embeddings.
+            teacher_output = self.teacher_head(self.teacher_image_encoder.pool(teacher_tokens))
         # The targets as the loss sees them (before it updates the center), for the log.
         targets = teacher_probabilities(teacher_output, self.distill_loss.center,
                                         self.distill_loss.teacher_temp)
