@@ -209,7 +209,9 @@ def main():
     teacher_watch, ema_watch = Stopwatch(device), Stopwatch(device)
     # Instance attributes shadow the methods: time the teacher forward inside the step.
     teacher_tower = silc.teacher_image_encoder
-    teacher_tower.encode_image = teacher_watch.wrap(teacher_tower.encode_image)
+    # (SILC.loss runs the teacher tower's forward_tokens once, then pool() in the head's path.)
+    teacher_tower.forward_tokens = teacher_watch.wrap(teacher_tower.forward_tokens)
+    teacher_tower.pool = teacher_watch.wrap(teacher_tower.pool)
     silc.teacher_head.forward = teacher_watch.wrap(silc.teacher_head.forward)
     update_teacher = ema_watch.wrap(ema_update)
     context_length = silc.text_encoder.context_length
