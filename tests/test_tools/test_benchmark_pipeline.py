@@ -45,3 +45,6 @@ def test_benchmark_pipeline_runs_and_compares(tmp_path):
         match = re.search(rf'^ *{side}: +([\d.]+) images/s', out, re.M)
         assert match and float(match.group(1)) > 0, out
     assert re.search(r'^ours / dino: [\d.]+x', out, re.M), out
+    # The config packs 2 image-text views besides the 8 DINO crops: the DINO side makes them too
+    # (the script asserts that both sides return the same crop shapes).
+    assert '2x224 + 6x96 + 2x224 contrastive' in out, out

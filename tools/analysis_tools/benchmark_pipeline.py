@@ -21,7 +21,10 @@ round, and the ratios are medians over the rounds.
   ``RandomResizedCrop`` (bicubic), flip, ``ColorJitter(0.4, 0.4, 0.2, 0.1)`` with p=0.8,
   grayscale with p=0.2, PIL Gaussian blur (radius U(0.1, 2); p=1 / 0.1 / 0.5 for global 1 /
   global 2 / locals), solarization p=0.2 on global 2, ``ToTensor`` + ``Normalize`` per crop.
-  The local crop count is ours (SILC: 6; DINO's default is 8) so both make the same crops.
+  The local crop count is ours (SILC: 6; DINO's default is 8) so both make the same crops, and
+  when the config packs separate image-text views (``num_contrastive_crops``, e.g. 2 in
+  ``wds_pretrain_224.py``) this side makes them too (plain bicubic ``RandomResizedCrop`` at the
+  global size and scale, as the config's ``contrastive_view``).
 - ``dino-uint8``: the same recipe ending in ``PILToTensor`` (no float conversion or
   normalisation), i.e. the work our pipeline does per worker.
 """
@@ -126,7 +129,7 @@ class DinoRecipe:
     """DINO's multi-crop augmentation, written out with torchvision (see the module doc)."""
 
     def __init__(self, global_size, local_size, global_scale, local_scale, num_local,
-                 normalize=True):
+                 num_contrastive=0, normalize=True):
         from torchvision import transforms as T
         bicubic = T.InterpolationMode.BICUBIC
         jitter = T.Compose([
@@ -146,11 +149,19 @@ class DinoRecipe:
         self.local = T.Compose([
             T.RandomResizedCrop(local_size, scale=local_scale, interpolation=bicubic),
             jitter, DinoBlur(0.5), to_tensor])
+        # SILC's image-text views (PackSILCInputs' contrastive_crops): a plain resized crop at
+        # the global size, no colour change; not part of DINO, added so both sides make the
+        # same crops when the config has them.
+        self.contrastive = T.Compose([
+            T.RandomResizedCrop(global_size, scale=global_scale, interpolation=bicubic),
+            to_tensor])
         self.num_local = num_local
+        self.num_contrastive = num_contrastive
 
     def __call__(self, img):
         return [self.global_1(img), self.global_2(img)] + [
-            self.local(img) for _ in range(self.num_local)]
+            self.local(img) for _ in range(self.num_local)] + [
+            self.contrastive(img) for _ in range(self.num_contrastive)]
 
 
 def dino_sample(recipe, path):
@@ -208,7 +219,8 @@ def main():
                                   ann_file='manifest.jsonl', pipeline=cfg.train_pipeline))
     geometry = dict(global_size=cfg.global_crop_size, local_size=cfg.local_crop_size,
                     global_scale=tuple(cfg.global_crop_scale),
-                    local_scale=tuple(cfg.local_crop_scale), num_local=cfg.num_local_crops)
+                    local_scale=tuple(cfg.local_crop_scale), num_local=cfg.num_local_crops,
+                    num_contrastive=cfg.get('num_contrastive_crops', 0))
     sides = {
         'ours': dataset.__getitem__,
         'dino': lambda i, r=DinoRecipe(**geometry): dino_sample(r, paths[i]),
@@ -218,7 +230,8 @@ def main():
     # Same crops on both sides.
     ours = sides['ours'](0)['inputs']
     dino = sides['dino'](0)
-    ours_shapes = [tuple(v.shape) for v in ours['global_crops'] + ours['local_crops']]
+    ours_shapes = [tuple(v.shape) for v in [*ours['global_crops'], *ours['local_crops'],
+                                            *ours.get('contrastive_crops', [])]]
     assert ours_shapes == [tuple(v.shape) for v in dino], (ours_shapes, dino)
 
     np.random.seed(args.seed)
@@ -233,7 +246,8 @@ def main():
             rates[name].append(rate)
 
     print(f'config: {args.config}  images: {args.num_images} JPEGs, mean {mean_kb:.0f} KiB  '
-          f'crops: 2x{cfg.global_crop_size} + {cfg.num_local_crops}x{cfg.local_crop_size}  '
+          f'crops: 2x{cfg.global_crop_size} + {cfg.num_local_crops}x{cfg.local_crop_size}'
+          f' + {geometry["num_contrastive"]}x{cfg.global_crop_size} contrastive  '
           f'threads: torch {torch.get_num_threads()}  '
           f'rounds: {args.rounds} (chunks of {args.chunk})')
     medians = {name: statistics.median(values) for name, values in rates.items()}
