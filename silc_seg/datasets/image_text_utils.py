@@ -102,34 +102,40 @@ def pick_caption(captions: List[str]) -> str:
 
 
 @contextmanager
-def seeded_global_rngs(entropy: Sequence[int]) -> Iterator[None]:
+def seeded_global_rngs(entropy: Sequence[int], restore: bool = True) -> Iterator[None]:
     """Seed Python's ``random``, NumPy's global RNG and torch's CPU generator from ``entropy``
-    for the duration of the block, then put their previous states back.
+    for the duration of the block and, with ``restore``, put their previous states back.
 
     The transforms of MMCV, MMPretrain and ours draw from these global generators. Seeding them
     from where a sample sits in its stream makes its caption choice and augmentations a function
     of that position alone, so a run resumed at a saved stream position draws the same crops as
-    an uninterrupted one; restoring the states afterwards keeps the draws of anything else (the
-    model, in a process without dataloader workers) independent of the data.
+    an uninterrupted one. Restoring the states afterwards keeps the draws of anything else (the
+    model, in a process without dataloader workers) independent of the data; a dataloader worker
+    runs nothing else, so it can skip that (saving and restoring NumPy's state is most of the
+    cost: about 0.08 ms per sample with it, 0.016 ms without, on this project's CPU).
 
     Args:
         entropy (Sequence[int]): Integers that identify the sample (any sign, any size).
+        restore (bool): Put the previous states back at the end. Defaults to True.
 
     Yields:
         None
     """
     words = np.random.SeedSequence([int(v) % 2**63 for v in entropy]).generate_state(
         3, dtype=np.uint32)
-    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    if restore:
+        states = random.getstate(), np.random.get_state(), torch.default_generator.get_state()
     random.seed(int(words[0]))
     np.random.seed(int(words[1]))
-    torch.manual_seed(int(words[2]))
+    # The CPU generator only (torch.manual_seed also seeds every accelerator, 60x slower).
+    torch.default_generator.manual_seed(int(words[2]))
     try:
         yield
     finally:
-        random.setstate(states[0])
-        np.random.set_state(states[1])
-        torch.set_rng_state(states[2])
+        if restore:
+            random.setstate(states[0])
+            np.random.set_state(states[1])
+            torch.default_generator.set_state(states[2])
 
 
 def read_file_bytes(path: str, backend_args: Optional[dict] = None) -> bytes:

@@ -323,7 +323,8 @@ class WebDatasetImageText(IterableDataset):
                 stream_position = (worker_id, epoch) + position
                 # Caption choice and augmentations drawn from the sample's place in the stream
                 # (not from how much the worker read before): the same on --resume.
-                with seeded_global_rngs((self.seed, rank) + stream_position):
+                with seeded_global_rngs((self.seed, rank) + stream_position,
+                                        restore=worker is None):
                     try:
                         results = self._decode(raw)
                     except BadSample as err:

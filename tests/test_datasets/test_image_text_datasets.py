@@ -352,6 +352,17 @@ def test_seeded_global_rngs_repeat_draws_and_restore_states():
     assert after[:2] == before[:2] and torch.equal(after[2], before[2])
     with seeded_global_rngs((-3, 2**70)):  # any sign and size
         pass
+    # Without restoring (dataloader workers): the same draws, the generators left seeded.
+    with seeded_global_rngs((5, 0, 1, 2, 3, 4), restore=False):
+        unrestored = random.random(), np.random.rand(), torch.rand(1)
+    assert unrestored[:2] == draws[0][:2] and torch.equal(unrestored[2], draws[0][2])
+    # ...and what follows the block continues the seeded streams.
+    with seeded_global_rngs((5, 0, 1, 2, 3, 4)):
+        first, second = [(random.random(), np.random.rand(), torch.rand(1)) for _ in range(2)]
+    with seeded_global_rngs((5, 0, 1, 2, 3, 4), restore=False):
+        random.random(), np.random.rand(), torch.rand(1)
+    following = random.random(), np.random.rand(), torch.rand(1)
+    assert following[:2] == second[:2] and torch.equal(following[2], second[2])
 
 
 def test_webdataset_resume_decodes_nothing_before_the_position(shard_dir, monkeypatch):
