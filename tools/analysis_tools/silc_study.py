@@ -87,6 +87,7 @@ def resolve_objectives(specs: Sequence[str]) -> Dict[str, str]:
 
 def check_comparable(objectives: Dict[str, str], cfg_options: Sequence[str]) -> dict:
     """Refuse a study whose runs would differ in anything but the objective."""
+    import silc_seg  # noqa: F401  (first: it silences MMEngine's pkg_resources warnings)
     from mmengine.config import Config
     fields = {}
     for name, config in objectives.items():
