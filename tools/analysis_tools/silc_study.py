@@ -85,13 +85,25 @@ def resolve_objectives(specs: Sequence[str]) -> Dict[str, str]:
     return objectives
 
 
+def load_study_config(config: str, cfg_options: Sequence[str]):
+    """``config`` with the study's ``--cfg-options`` applied, as the training runs see it."""
+    import silc_seg  # noqa: F401  (first: it silences MMEngine's pkg_resources warnings)
+    from mmengine.config import Config, DictAction
+
+    from silc_seg.utils import merge_cfg_options
+    cfg = Config.fromfile(osp.join(REPO_ROOT, config))
+    options = {}
+    for option in cfg_options:
+        key, value = option.split('=', 1)
+        options[key] = DictAction._parse_iterable(value)
+    return merge_cfg_options(cfg, options)
+
+
 def check_comparable(objectives: Dict[str, str], cfg_options: Sequence[str]) -> dict:
     """Refuse a study whose runs would differ in anything but the objective."""
-    import silc_seg  # noqa: F401  (first: it silences MMEngine's pkg_resources warnings)
-    from mmengine.config import Config
     fields = {}
     for name, config in objectives.items():
-        cfg = Config.fromfile(osp.join(REPO_ROOT, config))
+        cfg = load_study_config(config, cfg_options)
         fields[name] = dict(
             max_iters=cfg.train_cfg.max_iters,
             batch_size=cfg.train_dataloader.batch_size,
@@ -136,7 +148,7 @@ def run_one(name: str, config: str, seed: int, args) -> Optional[dict]:
     log = osp.join(run_dir, 'study.log')
     start = time.time()
     _wait_for_other_training(run_dir)
-    if _finished_training(run_dir, config):
+    if _finished_training(run_dir, config, args.cfg_options):
         print(f'[study] {name} seed {seed}: training already finished, evaluating', flush=True)
     else:
         _train(config, seed, run_dir, log, args)
@@ -167,10 +179,9 @@ def _wait_for_other_training(run_dir: str, poll_s: float = 20.0) -> None:
 _CONFIG_LOCK = threading.Lock()
 
 
-def _finished_training(run_dir: str, config: str) -> bool:
-    from mmengine.config import Config
+def _finished_training(run_dir: str, config: str, cfg_options: Sequence[str]) -> bool:
     with _CONFIG_LOCK:  # Config.fromfile is not thread-safe
-        max_iters = Config.fromfile(osp.join(REPO_ROOT, config)).train_cfg.max_iters
+        max_iters = load_study_config(config, cfg_options).train_cfg.max_iters
     return osp.isfile(osp.join(run_dir, f'iter_{max_iters}.pth'))
 
 
