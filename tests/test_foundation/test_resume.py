@@ -12,6 +12,7 @@ import torch
 from mmengine.logging import HistoryBuffer
 
 from silc_seg.utils import CheckpointRefusedError, torch_load_weights_only
+from tests.launch import torchrun
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -113,9 +114,7 @@ def test_two_process_cpu_launch(tmp_path):
     ranks end with the same weights."""
     config = tmp_path / 'toy.py'
     config.write_text(TOY_CONFIG)
-    # --standalone: the launcher picks a free port (a fixed one can collide with another job).
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
-           str(REPO / 'tools' / 'train.py'), str(config),
+    cmd = [*torchrun(2), str(REPO / 'tools' / 'train.py'), str(config),
            '--work-dir', str(tmp_path / 'work'), '--launcher', 'pytorch',
            '--cfg-options', 'train_cfg.max_iters=4', 'log_level=INFO']
     env = dict(os.environ, PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES='')

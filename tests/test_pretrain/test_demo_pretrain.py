@@ -10,6 +10,7 @@ import torch
 
 from silc_seg.utils.checkpoint import torch_load_weights_only
 from silc_seg.utils.demo_data import make_demo_data
+from tests.launch import torchrun
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = ['configs/silc/demo_silc_tiny.py', 'configs/silc/demo_clip_tiny.py']
@@ -103,16 +104,14 @@ def test_two_process_gloo_run(demo_root, tmp_path):
     through ``tools/train.py --launcher pytorch``, the way a user launches it."""
     work_dir = tmp_path / 'dist'
     options = small_run_options(demo_root, max_iters=2, batch_size=2)
-    # --standalone: the launcher hosts the rendezvous store on a free port, so no rank's exit
-    # takes the store away from the other and no fixed port can collide with another test.
-    log = run([sys.executable, '-m', 'torch.distributed.run', '--standalone',
-               '--nproc_per_node', '2', 'tools/train.py', CONFIGS[0], '--work-dir',
-               str(work_dir), '--launcher', 'pytorch', '--cfg-options', *options,
-               'log_level=INFO'])
+    log = run([*torchrun(2), 'tools/train.py', CONFIGS[0], '--work-dir', str(work_dir),
+               '--launcher', 'pytorch', '--cfg-options', *options, 'log_level=INFO'])
     text = log.stdout + log.stderr
     assert 'Distributed training: True' in text and 'GPU number: 2' in text, text[-3000:]
-    # The CPU setup of tools/train.py wraps the model in MMEngine's DDP without device ids.
+    # The CPU setup of tools/train.py wraps the model in MMEngine's DDP without device ids, and
+    # the optimizer wrapper is the config's non-finite guard.
     assert "type='MMDistributedDataParallel'" in text, text[-3000:]
+    assert "type='NonFiniteGuardOptimWrapper'" in text, text[-3000:]
     state = load_state(work_dir / 'iter_2.pth')
     assert any(k.startswith('teacher_image_encoder.') for k in state)
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())

@@ -12,6 +12,7 @@ from mmengine.config import Config
 
 from silc_seg.utils.checkpoint import torch_load_weights_only
 from silc_seg.utils.demo_data import make_demo_data, write_demo_shards
+from tests.launch import torchrun
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = 'configs/silc/demo_silc_wds_tiny.py'
@@ -58,9 +59,8 @@ def train(config, work_dir, *extra, nproc=1):
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1')
     launch = [sys.executable]
     if nproc > 1:
-        # CPU DDP through the user's path (tools/train.py sets up gloo); --standalone picks a
-        # free port for the launcher's store.
-        launch += ['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', str(nproc)]
+        # CPU DDP through the user's path (tools/train.py sets up gloo).
+        launch = torchrun(nproc)
         extra = (*extra, '--launcher', 'pytorch')
     result = subprocess.run(
         [*launch, 'tools/train.py', config, '--work-dir', str(work_dir), *extra],
