@@ -1,6 +1,6 @@
 # Open-vocabulary evaluation of CAT-Seg (trained on COCO-Stuff-171 with
 # catseg_b16_coco-stuff171.py) on ADE20K-847 (ADE20K full validation, 2000 images, 847 classes),
-# prepared with CAT- Seg's datasets/prepare_ade20k_full.py (16-bit .tif labels, 65535 = ignore).
+# prepared with CAT-Seg's datasets/prepare_ade20k_full.py (16-bit .tif labels, 65535 = ignore).
 # CAT-Seg's test protocol: shortest edge 640, sliding 384 windows + global view, no pooling in the
 # class aggregation; the aggregator keeps the 256 classes of highest cost per image
 # (num_class_slots).

@@ -15,7 +15,7 @@ model = dict(
     tokenizer={{_base_.tokenizer}},
     data_preprocessor=dict(mean={{_base_.image_mean}}, std={{_base_.image_std}}),
     # COCO-Stuff-171 label values 0..170 in mmseg's class order.
-    train_class_names='{{fileDirname}}/class_names/coco-stuff171.txt',
+    train_class_names='{{fileDirname}}/../vocabularies/catseg/coco-stuff171.txt',
     # None: the evaluated dataset's classes (ModelDatasetMetaHook below).
     class_names=None)
 

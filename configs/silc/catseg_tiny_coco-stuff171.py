@@ -36,7 +36,7 @@ model = dict(
             num_heads=2,
             window_size=4,
             num_class_slots=64)),
-    train_class_names='{{fileDirname}}/class_names/coco-stuff171.txt',
+    train_class_names='{{fileDirname}}/../vocabularies/catseg/coco-stuff171.txt',
     class_names=None,
     image_size=crop_size,
     # the image resized to 96 x 96, 2 x 2 windows of 64 (stride 32) plus the whole image

@@ -1,7 +1,6 @@
 _base_ = ['./zs_common.py', '../_base_/datasets/zs_voc21.py']
-# Background is a class here: pixels whose best class probability is below prob_thd become
-# background, and classes covering < area_thd of the foreground are dropped (SCLIP's VOC-21
-# settings); the background prompt lists typical background stuff (class_names/voc21.txt).
+# Background is class 0: pixels whose best probability is below prob_thd become background and
+# classes covering < area_thd of the foreground are dropped (SCLIP's VOC-21 settings).
 model = dict(
-    class_names='{{fileDirname}}/class_names/voc21.txt',
+    class_names='{{fileDirname}}/../vocabularies/silc/voc21.txt',
     decode_head=dict(logit_scale=65.0, prob_thd=0.1, area_thd=0.1, background_index=0))

@@ -1,6 +1,6 @@
-"""The published vocabularies shipped as data (configs/zero_shot/vocabularies/): SCLIP's (also
-NACLIP's) configs/cls_*.txt and ClearCLIP's cls_voc21.txt, line for line, and how they differ
-from our own vocabularies (configs/silc/class_names/)."""
+"""The published vocabularies shipped as data (configs/vocabularies/sclip, clearclip): SCLIP's
+(also NACLIP's) configs/cls_*.txt and ClearCLIP's cls_voc21.txt, line for line, and how they
+differ from our own vocabularies (configs/vocabularies/silc/)."""
 import os.path as osp
 
 import pytest
@@ -8,7 +8,7 @@ import pytest
 from silc_seg.models.utils import load_class_names
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-VOCABULARIES = osp.join(REPO, 'configs/zero_shot/vocabularies')
+VOCABULARIES = osp.join(REPO, 'configs/vocabularies')
 # File -> (classes, total synonyms, characters as published).
 PUBLISHED = {
     'sclip/cls_ade20k.txt': (150, 150, 1103),
@@ -61,9 +61,9 @@ def test_background_lines():
     ('coco-object.txt', 'sclip/cls_coco_object.txt', 2),
 ])
 def test_our_vocabularies_stay_available_and_differ(ours, published, differing):
-    """Our own vocabularies (configs/silc/class_names/, used by configs/silc/zs_*.py) are not the
-    published ones: the issue's line-by-line comparison."""
-    ours = load_class_names(osp.join(REPO, 'configs/silc/class_names', ours))
+    """Our own vocabularies (used by configs/silc/zs_*.py) are not the published ones: the number
+    of lines that differ."""
+    ours = load_class_names(osp.join(VOCABULARIES, 'silc', ours))
     published = load_class_names(osp.join(VOCABULARIES, published))
     assert len(ours) == len(published)
     assert sum(a != b for a, b in zip(ours, published)) == differing

@@ -1,28 +1,10 @@
-# Zero-shot evaluation on ADE20K-150 (ADEChallengeData2016 validation, 2000 images;
-# label 0 'other' ignored)
-# with mmseg's own dataset class and IoUMetric.
-# Protocol of SCLIP/NACLIP: short side resized to 336 px (keep ratio), labels at the
-# original resolution. Override the location with
-# --cfg-options test_dataloader.dataset.data_root=...
+# ADE20K-150: ADEChallengeData2016 validation, 2000 images; label 0 ('other') ignored.
+_base_ = ['./zs_common.py']
 dataset_type = 'ADE20KDataset'
 data_root = 'data/ade/ADEChallengeData2016'
-
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 336), keep_ratio=True),
-    # Annotations are loaded after Resize: the metric compares with the original-size labels.
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs')
-]
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=2,
-    persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
         reduce_zero_label=True,
-        data_prefix=dict(img_path='images/validation', seg_map_path='annotations/validation'),
-        pipeline=test_pipeline))
-test_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+        data_prefix=dict(img_path='images/validation', seg_map_path='annotations/validation')))

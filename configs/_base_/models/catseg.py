@@ -30,8 +30,7 @@ model = dict(
             pooling_size=(2, 2),
             window_size=12,
             num_class_slots=256),
-        # CAT-Seg's loss: per-class BCE, ignored pixels as all-negative targets. Ours before:
-        # dict(type='CrossEntropyLoss', use_sigmoid=True, avg_non_ignore=True) (ignored left out)
+        # CAT-Seg's loss: per-class BCE, ignored pixels as all-negative targets
         loss_decode=dict(type='PerClassBCELoss', loss_weight=1.0),
         ignore_index=255),
     templates=['A photo of a {} in the scene'],
@@ -40,10 +39,7 @@ model = dict(
     name_rule='first',
     # CAT-Seg's dense last block (value path, class-token residual); 'plain': the ordinary block
     dense_variant='catseg',
-    # CAT-Seg trains the q/v projection weights of both towers only; our earlier variant also
-    # trained the q/v biases and both positional embeddings:
-    #   train_qv_bias=True, image_trainable_params=('pos_embed', ),
-    #   text_trainable_params=('positional_embedding', )
+    # CAT-Seg trains the q/v projection weights of both towers only
     train_qv_bias=False,
     image_trainable_params=(),
     text_trainable_params=(),

@@ -1,10 +1,9 @@
 # ClearCLIP on PASCAL VOC-21, OpenAI CLIP ViT-B/16.
-# Published mIoU: 51.8 (paper).
-# Protocol and sources: docs/zero_shot_protocols.md.
+# Protocol, sources and published mIoU: docs/zero_shot_protocols.md.
 _base_ = ['../_base_/clearclip.py', '../../_base_/datasets/zs_voc21.py']
 # Background thresholds: ClearCLIP configs/cfg_voc21.py.
 model = dict(
-    class_names='{{fileDirname}}/../vocabularies/clearclip/cls_voc21.txt',
+    class_names='{{fileDirname}}/../../vocabularies/clearclip/cls_voc21.txt',
     decode_head=dict(prob_thd=0.5, background_index=0))
 test_pipeline = {{_base_.clearclip_test_pipeline}}
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -1,8 +1,7 @@
 # MaskCLIP (Zhou et al.) on COCO-Object, OpenAI CLIP ViT-B/16.
-# Published mIoU: 20.6 (re-reported).
-# Protocol and sources: docs/zero_shot_protocols.md.
+# Protocol, sources and published mIoU: docs/zero_shot_protocols.md.
 _base_ = ['../_base_/maskclip.py', '../../_base_/datasets/zs_coco-object.py']
 # Background thresholds: SCLIP configs/cfg_coco_object.py.
 model = dict(
-    class_names='{{fileDirname}}/../vocabularies/sclip/cls_coco_object.txt',
+    class_names='{{fileDirname}}/../../vocabularies/sclip/cls_coco_object.txt',
     decode_head=dict(logit_scale=50.0, prob_thd=0.1, background_index=0))

@@ -1,8 +1,7 @@
 # MaskCLIP (Zhou et al.) on PASCAL Context-60, OpenAI CLIP ViT-B/16.
-# Published mIoU: 23.6 (re-reported).
-# Protocol and sources: docs/zero_shot_protocols.md.
+# Protocol, sources and published mIoU: docs/zero_shot_protocols.md.
 _base_ = ['../_base_/maskclip.py', '../../_base_/datasets/zs_pc60.py']
 # Background thresholds: SCLIP configs/cfg_context60.py.
 model = dict(
-    class_names='{{fileDirname}}/../vocabularies/sclip/cls_context60.txt',
+    class_names='{{fileDirname}}/../../vocabularies/sclip/cls_context60.txt',
     decode_head=dict(logit_scale=50.0, prob_thd=0.1, background_index=0))

@@ -1,6 +1,5 @@
 # NACLIP on PASCAL Context-59, OpenAI CLIP ViT-B/16.
-# Published mIoU: 38.35 with PAMR (repo README); 35.2 without (paper).
-# Protocol and sources: docs/zero_shot_protocols.md.
+# Protocol, sources and published mIoU: docs/zero_shot_protocols.md.
 _base_ = ['../_base_/naclip.py', '../../_base_/datasets/zs_pc59.py']
 model = dict(
-    class_names='{{fileDirname}}/../vocabularies/sclip/cls_context59.txt')
+    class_names='{{fileDirname}}/../../vocabularies/sclip/cls_context59.txt')

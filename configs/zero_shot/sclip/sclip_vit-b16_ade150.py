@@ -1,6 +1,5 @@
 # SCLIP on ADE20K-150, OpenAI CLIP ViT-B/16.
-# Published mIoU: 16.45 (repo README; paper 16.1).
-# Protocol and sources: docs/zero_shot_protocols.md.
+# Protocol, sources and published mIoU: docs/zero_shot_protocols.md.
 _base_ = ['../_base_/sclip.py', '../../_base_/datasets/zs_ade150.py']
 model = dict(
-    class_names='{{fileDirname}}/../vocabularies/sclip/cls_ade20k.txt')
+    class_names='{{fileDirname}}/../../vocabularies/sclip/cls_ade20k.txt')

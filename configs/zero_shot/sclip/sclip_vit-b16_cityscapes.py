@@ -1,6 +1,5 @@
 # SCLIP on Cityscapes, OpenAI CLIP ViT-B/16.
-# Published mIoU: 32.34 (repo README).
-# Protocol and sources: docs/zero_shot_protocols.md.
+# Protocol, sources and published mIoU: docs/zero_shot_protocols.md.
 _base_ = ['../_base_/sclip.py', '../../_base_/datasets/zs_cityscapes.py']
 model = dict(
-    class_names='{{fileDirname}}/../vocabularies/sclip/cls_city_scapes.txt')
+    class_names='{{fileDirname}}/../../vocabularies/sclip/cls_city_scapes.txt')

@@ -1,6 +1,5 @@
 # SCLIP on PASCAL VOC-20, OpenAI CLIP ViT-B/16.
-# Published mIoU: 81.54 (repo README).
-# Protocol and sources: docs/zero_shot_protocols.md.
+# Protocol, sources and published mIoU: docs/zero_shot_protocols.md.
 _base_ = ['../_base_/sclip.py', '../../_base_/datasets/zs_voc20.py']
 model = dict(
-    class_names='{{fileDirname}}/../vocabularies/sclip/cls_voc20.txt')
+    class_names='{{fileDirname}}/../../vocabularies/sclip/cls_voc20.txt')

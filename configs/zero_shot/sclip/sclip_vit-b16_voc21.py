@@ -1,8 +1,7 @@
 # SCLIP on PASCAL VOC-21, OpenAI CLIP ViT-B/16.
-# Published mIoU: 59.63 (repo README).
-# Protocol and sources: docs/zero_shot_protocols.md.
+# Protocol, sources and published mIoU: docs/zero_shot_protocols.md.
 _base_ = ['../_base_/sclip.py', '../../_base_/datasets/zs_voc21.py']
 # Background thresholds: SCLIP configs/cfg_voc21.py.
 model = dict(
-    class_names='{{fileDirname}}/../vocabularies/sclip/cls_voc21.txt',
+    class_names='{{fileDirname}}/../../vocabularies/sclip/cls_voc21.txt',
     decode_head=dict(logit_scale=65.0, prob_thd=0.1, area_thd=0.1, background_index=0))
