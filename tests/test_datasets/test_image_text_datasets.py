@@ -248,7 +248,7 @@ def _next_within(stream, seconds=20):
 
 @pytest.mark.parametrize('repeat', [True, False])
 def test_webdataset_mistyped_shards_fail_instead_of_hanging(tmp_path, repeat, monkeypatch):
-    # The mistyped path of issue 16: every shard is missing; a repeating stream used to spin.
+    # A mistyped path: every shard is missing; a repeating stream must fail, not spin.
     import silc_seg.datasets.webdataset_image_text as wds_module
     logged = []
     monkeypatch.setattr(wds_module, 'log_skipped', lambda err: logged.append(err.reason))

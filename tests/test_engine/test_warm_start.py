@@ -1,4 +1,4 @@
-"""The EMA teacher follows the student whichever way weights arrive (issue: warm start from
+"""The EMA teacher follows the student whichever way weights arrive (e.g. a warm start from
 CLIP), and a checkpoint that has teacher weights keeps them."""
 import pytest
 import torch

@@ -41,8 +41,8 @@ def test_loads_ddp_checkpoint_and_skips_unused_keys(tmp_path):
 
 
 def test_wrong_shapes_are_an_error_naming_keys_shapes_and_config(tmp_path):
-    """Issue 16 bug 1: the key check compared names only, so a checkpoint of another tower size
-    loaded with a warning per tensor and kept the random towers."""
+    """A checkpoint of another tower size is refused (a check of key names alone would load it
+    with a warning per tensor and keep the random towers)."""
     wide = TwoTowers(width=16).state_dict()
     torch.save(dict(state_dict=wide,
                     meta=dict(model='ViT-B-16', config='configs/_base_/models/silc_vit-b16.py')),

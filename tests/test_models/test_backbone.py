@@ -239,7 +239,7 @@ def test_pretrained_init_cfg_with_prefix(tmp_path, suffix):
 
 def test_pretrained_init_cfg_refuses_other_shapes(tmp_path):
     """MMEngine's PretrainedInit loads with strict=False and only logs a tensor of another shape;
-    the towers load their Pretrained init_cfg through the checked loader instead (issue 16)."""
+    the towers load their Pretrained init_cfg through the checked loader instead."""
     wide = small_vit(output_dim=24)
     torch.save({'state_dict': {f'image_encoder.{k}': v for k, v in wide.state_dict().items()}},
                tmp_path / 'wide.pth')

@@ -1,6 +1,5 @@
 """The WebDataset demo pretraining config through tools/train.py: a few iterations, a corrupt and
-a missing shard, and --resume at the saved stream position without replaying (issue 16 items 5,
-7)."""
+a missing shard, and --resume at the saved stream position without replaying."""
 import os
 import subprocess
 import sys

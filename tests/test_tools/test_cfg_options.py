@@ -1,5 +1,5 @@
 """--cfg-options keys are checked against the loaded config: a misspelled key stops the tool with
-the closest existing key instead of being silently ignored (issue 16 bug 4)."""
+the closest existing key instead of being silently ignored."""
 import os
 import os.path as osp
 import subprocess
@@ -96,5 +96,5 @@ def test_tools_stop_on_misspelled_override(tool, args, tmp_path):
     assert result.returncode != 0
     assert 'did you mean' in result.stderr, result.stderr[-2000:]
     assert 'Traceback' not in result.stderr, result.stderr[-2000:]
-    # Nothing else: MMEngine's two pkg_resources warnings per command are gone (issue 16.9).
+    # Nothing else: MMEngine's two pkg_resources warnings per command are gone.
     assert 'pkg_resources' not in result.stderr, result.stderr[-2000:]

@@ -1,5 +1,5 @@
 """What a user reads: tools print their result, not one init line per parameter, and no
-pkg_resources deprecation warnings (issue 16 item 9)."""
+pkg_resources deprecation warnings."""
 import os
 import os.path as osp
 import subprocess

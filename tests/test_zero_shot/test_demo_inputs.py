@@ -1,4 +1,4 @@
-"""tools/demo.py input checks (issue 16 item 8): the image is checked before the model is built,
+"""tools/demo.py input checks: the image is checked before the model is built,
 --classes errors speak of list items, trailing blank lines in class files are fine, and the
 legend fits the longest name and shows each class's area."""
 import importlib.util
