@@ -12,9 +12,8 @@ class FastRandomResizedCrop(RandomResizedCrop):
 
     Same arguments, crop sampling and output (bit for bit). mmpretrain crops with a numpy
     slice and hands that strided view to ``Image.fromarray``, which copies it element by element
-    (about 1.7 ms for a 350 x 280 crop under numpy 2, more than the bicubic resize itself); here
-    the crop is copied to a contiguous block first (tens of microseconds). The ``'cv2'`` backend
-    is mmpretrain's.
+    under numpy 2; here the crop is copied to a contiguous block first (docs/benchmarks.md, data
+    pipeline). The ``'cv2'`` backend is mmpretrain's.
     """
 
     def transform(self, results: dict) -> dict:

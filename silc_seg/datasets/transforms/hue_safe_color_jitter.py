@@ -58,7 +58,7 @@ class HueSafeColorJitter(ColorJitter):
     With the default ``backend='pillow'`` the output is that of mmpretrain's pillow path, but
     the image goes to PIL (RGB) once and comes back once, instead of a BGR -> RGB -> PIL ->
     numpy -> BGR round trip per adjustment: ``Image.fromarray`` of the channel-reversed views
-    mmcv passes it is a slow strided copy (about 1 ms for a 224 px crop, 3 times per jitter).
+    mmcv passes it is a slow strided copy (docs/benchmarks.md, data pipeline).
     """
 
     def transform(self, results: dict) -> dict:
