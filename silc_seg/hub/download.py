@@ -185,7 +185,6 @@ def download_hf_weights(repo_id: str, filename: Optional[str], converter: str,
     try:
         return download_pretrained_from_hf(repo_id, filename=filename, revision=revision)
     except FileNotFoundError as error:
-        raise _refused('the weights', hf_hub_url(repo_id, filename or 'open_clip_model.safetensors',
-                                                 revision=revision),
-                       hf_repo_cache_path(repo_id), converter,
+        url = hf_hub_url(repo_id, filename or 'open_clip_model.safetensors', revision=revision)
+        raise _refused('the weights', url, hf_repo_cache_path(repo_id), converter,
                        str(error).splitlines()[0]) from None

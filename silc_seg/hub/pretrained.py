@@ -189,9 +189,11 @@ def _match_open_clip_model(model_cfg: dict, name: str) -> str:
             f'{name}: its open_clip_config.json describes no open_clip model silc-seg knows '
             f'(model_cfg: {json.dumps(model_cfg)[:300]}); supported: '
             f'{", ".join(sorted(_supported_models()))}.')
-    supported = [model for model in matches if model in _supported_models()
-                 or f'{model}-quickgelu' in _supported_models()]
-    return (supported or matches)[0]
+    # ``X`` and ``X-quickgelu`` differ only in the activation, which the caller takes from the
+    # repository's config: the match is the base name.
+    bases = sorted({re.sub(r'-quickgelu$', '', model) for model in matches})
+    supported = [model for model in bases if model in _supported_models()]
+    return (supported or bases)[0]
 
 
 def _hub_source(name: str) -> _Source:
@@ -225,6 +227,11 @@ def _big_vision_source(name: str) -> _Source:
 def parse_pretrained_name(name: str) -> _Source:
     """Where the weights of a name come from and which towers they fit (may read the hub
     repository's ``open_clip_config.json``)."""
+    try:
+        import open_clip  # noqa: F401  (its tables, configs and downloaders)
+    except ImportError:
+        raise PretrainedUnavailableError(
+            f'{name}: weights names need open_clip: pip install open-clip-torch') from None
     if name.startswith('openai:'):
         return _table_source(name, name[len('openai:'):], 'openai')
     if name.startswith('open_clip:'):

@@ -119,7 +119,8 @@ def register_tiny_architecture(setitem, folder, pretrained: dict):
 
     from silc_seg.utils import get_config_path
     normalization = get_config_path('_base_/towers/clip_normalization.py')
-    for name, act, quick_gelu in ((TINY, 'gelu', False), (f'{TINY}-quickgelu', 'quick_gelu', True)):
+    variants = ((TINY, 'gelu', False), (f'{TINY}-quickgelu', 'quick_gelu', True))
+    for name, act, quick_gelu in variants:
         towers = osp.join(str(folder), f'{name}.py')
         with open(towers, 'w') as handle:
             handle.write(TOWERS_TEMPLATE.format(normalization=normalization, act=act))

@@ -89,9 +89,9 @@ def test_mmengine_load_from_and_pretrained_init_cfg(publishers):
     assert checkpoint['meta']['config'] == MODEL_CONFIGS[TINY]
     from mmengine.config import Config
     towers = Config.fromfile(MODEL_CONFIGS[TINY])
-    image_encoder = MODELS.build(dict(
-        towers.image_encoder, init_cfg=dict(type='Pretrained', checkpoint=f'open_clip:{TINY}/laion',
-                                            prefix='image_encoder.')))
+    init_cfg = dict(type='Pretrained', checkpoint=f'open_clip:{TINY}/laion',
+                    prefix='image_encoder.')
+    image_encoder = MODELS.build(dict(towers.image_encoder, init_cfg=init_cfg))
     image_encoder.init_weights()
     reference = publishers.models['laion'].visual
     assert torch.equal(image_encoder.cls_token.flatten(), reference.class_embedding)
@@ -151,7 +151,7 @@ image_encoder = dict(type='SILCVisionTransformer',
                      output_dim=None, pool_type='map', class_token=False, ln_pre=False,
                      patch_bias=True, norm_eps=1e-6)
 text_encoder = dict(type='SILCTextTransformer', arch=dict(width=32, depth=2, num_heads=2),
-                    context_length=16, vocab_size=100, output_dim=24, causal=False,
+                    context_length=16, vocab_size=100, output_dim={text_dim}, causal=False,
                     pool_type='last', proj_bias=True, norm_eps=1e-6)
 tokenizer = dict(type='SentencePieceTokenizer', model_file='missing.model', context_length=16)
 model = dict(contrastive_loss=dict(type='SigLipLoss'))
@@ -163,7 +163,7 @@ def test_big_vision_url_with_tokenizer_and_truncation(publishers, monkeypatch, t
     from tests.test_converters.test_bigvision2silc import big_vision_arrays
     towers = tmp_path / 'tiny_siglip.py'
     towers.write_text(SIGLIP_TOWERS.format(
-        normalization=get_config_path('_base_/towers/clip_normalization.py')))
+        normalization=get_config_path('_base_/towers/clip_normalization.py'), text_dim=24))
     monkeypatch.setitem(MODEL_CONFIGS, 'SILC-Test-Tiny-SigLIP', str(towers))
     arrays = big_vision_arrays()
     np.savez(tmp_path / 'tiny.npz', **arrays)
@@ -214,3 +214,63 @@ def test_hf_home_and_offline_mode_are_read_from_the_environment(publishers, tmp_
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1].startswith(
         osp.join(publishers.hub_cache, 'models--silc-test--tiny-clip', 'snapshots'))
+
+
+TINY_SIGLIP_CFG = dict(
+    embed_dim=32, init_logit_bias=-10, custom_text=True,
+    vision_cfg=dict(image_size=32, timm_model_name='silc_test_tiny_siglip',
+                    timm_model_pretrained=False, timm_pool='map', timm_proj='none'),
+    text_cfg=dict(context_length=16, vocab_size=100, hf_tokenizer_name='silc-test/tiny-siglip',
+                  width=32, heads=2, layers=2, no_causal_mask=True, proj_bias=True,
+                  pool_type='last', norm_kwargs=dict(eps=1e-6)))
+
+
+def _register_tiny_timm_siglip():
+    import timm
+    from timm.models import register_model
+    if 'silc_test_tiny_siglip' not in timm.list_models('silc_test_*'):
+        @register_model
+        def silc_test_tiny_siglip(pretrained=False, **kwargs):
+            kwargs = {key: value for key, value in kwargs.items()  # timm's loading options
+                      if not key.startswith('pretrained') and key != 'cache_dir'}
+            kwargs = dict(dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2,
+                               class_token=False, global_pool='map'), **kwargs)
+            return timm.models.VisionTransformer(**kwargs)
+
+
+@torch.no_grad()
+def test_siglip_hub_repo_with_its_tokenizer_vocabulary(publishers, monkeypatch, tmp_path):
+    import json
+
+    from open_clip import factory
+    from safetensors.torch import save_file
+
+    from silc_seg.utils import get_config_path
+    _register_tiny_timm_siglip()
+    monkeypatch.setitem(factory._MODEL_CONFIGS, 'SILC-Test-Tiny-SigLIP', TINY_SIGLIP_CFG)
+    towers = tmp_path / 'tiny_siglip.py'
+    towers.write_text(SIGLIP_TOWERS.format(
+        normalization=get_config_path('_base_/towers/clip_normalization.py'), text_dim=32))
+    monkeypatch.setitem(MODEL_CONFIGS, 'SILC-Test-Tiny-SigLIP', str(towers))
+    torch.manual_seed(0)
+    reference = open_clip.create_model('SILC-Test-Tiny-SigLIP').eval()
+    for param in reference.parameters():
+        param.add_(0.02 * torch.randn_like(param))
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()},
+              str(tmp_path / 'siglip.safetensors'))
+    fill_hf_cache(publishers.hub_cache, 'silc-test/tiny-siglip', {
+        'open_clip_config.json': json.dumps(dict(model_cfg=TINY_SIGLIP_CFG)).encode(),
+        'open_clip_model.safetensors': (tmp_path / 'siglip.safetensors').read_bytes(),
+        'spiece.model': b'sentencepiece stand-in'})
+    weights = resolve_pretrained('hf-hub:silc-test/tiny-siglip')
+    assert weights.model == 'SILC-Test-Tiny-SigLIP'
+    assert weights.tokenizer['model_file'].startswith(
+        osp.join(publishers.hub_cache, 'models--silc-test--tiny-siglip'))
+    model = nn.ModuleDict(build_towers(weights.config)).eval()
+    load_model_checkpoint(model, 'hf-hub:silc-test/tiny-siglip')
+    images = torch.randn(2, 3, 32, 32)
+    tokens = torch.randint(0, 100, (3, 16))
+    assert (model['image_encoder'].encode_image(images) -
+            reference.encode_image(images)).abs().max() <= 1e-4
+    assert (model['text_encoder'](tokens) - reference.encode_text(tokens)).abs().max() <= 1e-4
+    assert torch.equal(model['contrastive_loss'].logit_bias, reference.logit_bias)
