@@ -54,6 +54,8 @@ def parse_args():
                         'on the towers of the weights)')
     parser.add_argument('--method', default='naclip', choices=sorted(METHOD_CONFIGS),
                         help='zero-shot method when no --config is given')
+    parser.add_argument('--short-side', type=int, default=448,
+                        help='without --config: resize images to this short side first')
     parser.add_argument('--classes', help='comma-separated class names, e.g. "cat,grass,sky"')
     parser.add_argument('--classes-file',
                         help='class-name file: one class per line, comma-separated synonyms')
@@ -133,10 +135,12 @@ def build_config(args):
             config = Config.fromfile(args.config)
         elif is_pretrained_name(checkpoint):
             weights = resolve_pretrained(checkpoint)
-            config = zero_shot_config(weights.config, args.method, weights.tokenizer)
+            config = zero_shot_config(weights.config, args.method, weights.tokenizer,
+                                      args.short_side)
             checkpoint = weights.checkpoint
         else:
-            config = zero_shot_config(recorded_towers(checkpoint), args.method)
+            config = zero_shot_config(recorded_towers(checkpoint), args.method,
+                                      short_side=args.short_side)
         merge_cfg_options(config, args.cfg_options)
     except ConfigOverrideError as err:
         raise SystemExit(f'--cfg-options {err}')
