@@ -55,7 +55,7 @@ def build_app(segmenters: SegmenterCache, methods: List[str], default_method: st
         gr.Markdown(f'## {title}')
         with gr.Row():
             with gr.Column():
-                image = gr.Image(type='numpy', label='Image', elem_id='image')
+                image = gr.Image(type='numpy', label='Image', elem_id='image', height=360)
                 classes = gr.Textbox(label='Classes (comma-separated)', elem_id='classes',
                                      placeholder='cat, grass, sky')
                 method = gr.Dropdown(methods, value=default_method, label='Method',
@@ -64,7 +64,7 @@ def build_app(segmenters: SegmenterCache, methods: List[str], default_method: st
                 button = gr.Button('Segment', variant='primary', elem_id='segment')
             with gr.Column():
                 overlay = gr.Image(type='numpy', label='Overlay', elem_id='overlay',
-                                   interactive=False)
+                                   interactive=False, format='png', height=360)
                 areas = gr.Dataframe(headers=['class', 'area %'], label='Area per class',
                                      elem_id='areas', interactive=False)
         button.click(run, [image, classes, method, opacity], [overlay, areas])
