@@ -57,5 +57,3 @@ def conversions(monkeypatch):
 
     monkeypatch.setitem(pretrained.FAMILY_CONVERTERS, ('clip', 'open_clip'), counting)
     return calls
-
-

@@ -34,8 +34,8 @@ def test_folder_and_glob_batch(publishers, monkeypatch, tmp_path, capsys):
     out = tmp_path / 'out'
     name = f'open_clip:{TINY}/hub'
     run_demo(monkeypatch, str(photos), str(more / '*.png'), '--checkpoint', name, '--classes',
-             'red,blue', '--method', 'sclip', '--short-side', '64', '--out-dir', str(out), '--areas-csv',
-             str(out / 'areas.csv'), '--device', 'cpu')
+             'red,blue', '--method', 'sclip', '--short-side', '64', '--out-dir', str(out),
+             '--areas-csv', str(out / 'areas.csv'), '--device', 'cpu')
     stdout = capsys.readouterr().out
     assert f'saved 3 overlay(s) and label map(s) to {out}' in stdout
     assert f'skipped 1 unreadable file(s): {photos / "broken.png"}' in stdout

@@ -11,7 +11,7 @@ from PIL import Image
 
 from silc_seg.apis import OpenVocabSegmenter
 from silc_seg.converters import MODEL_CONFIGS
-from .stand_ins import TINY, sha256, state_dict_bytes, tiny_clip
+from .stand_ins import TINY, sha256, state_dict_bytes
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 EXAMPLE = re.compile(r'<!-- BEGIN weights-example.*?-->\s*```python\n(.*?)```', re.S)
