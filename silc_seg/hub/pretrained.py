@@ -286,8 +286,14 @@ def convert_cached(source_file: str, source: _Source, config: str) -> str:
     if converter is None:
         raise PretrainedUnavailableError(
             f'{source.name}: no converter for {family} weights in {source.source_format} format')
-    state_dict = converter(source_file)
-    verify_state_dict(state_dict, build_towers(config))
+    try:
+        state_dict = converter(source_file)
+        verify_state_dict(state_dict, build_towers(config))
+    except (KeyError, ValueError, OSError, RuntimeError, TypeError) as error:
+        raise PretrainedUnavailableError(
+            f'{source.name}: the downloaded file {source_file} does not convert to the towers of '
+            f'{config} ({type(error).__name__}: {str(error)[:500]}); if the file is damaged, '
+            'delete it and run again') from None
     os.makedirs(osp.dirname(target), exist_ok=True)
     partial = f'{target}.{os.getpid()}.part.safetensors'
     save_state_dict(state_dict, partial, meta=dict(source=source.name, model=source.model,

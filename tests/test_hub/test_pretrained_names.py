@@ -187,7 +187,12 @@ def test_big_vision_url_with_tokenizer_and_truncation(publishers, monkeypatch, t
                        match='truncated: 500 of the 1000 bytes') as error:
         resolve_pretrained(f'{truncated}#model=SILC-Test-Tiny-SigLIP')
     assert 'bigvision2silc.py' in str(error.value)
-    assert not osp.exists(str(error.value).split('cache path: ')[1].split('\n')[0])
+    cache = str(error.value).split('cache path: ')[1].split('\n')[0]
+    assert not osp.exists(cache)
+    # A complete download that is not what the name says: a conversion error, not a crash.
+    publishers.server.truncate.clear()
+    with pytest.raises(PretrainedUnavailableError, match=f'the downloaded file {cache} does not'):
+        resolve_pretrained(f'{truncated}#model=SILC-Test-Tiny-SigLIP')
 
 
 SUBPROCESS = """
