@@ -73,6 +73,7 @@ setup(
     extras_require={
         'tests': parse_requirements('tests.txt'),
         'optional': parse_requirements('optional.txt'),
+        'app': parse_requirements('app.txt'),
     },
     license='Apache License 2.0',
     zip_safe=False,

@@ -111,6 +111,18 @@ log "installing the OpenMMLab stack, silc_seg (editable) and test/optional requi
 pip_install -r requirements/runtime.txt -r requirements/mminstall.txt \
     -r requirements/optional.txt -r requirements/tests.txt
 pip_install --no-deps --no-build-isolation -e .
+# The demo page's extra (tools/app.py) and, for its browser test, Chromium with its driver.
+pip_install -r requirements/app.txt
+if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+    :
+elif [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    log "installing chromium and chromium-driver (apt) for the browser test of tools/app.py"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends chromium chromium-driver >/dev/null; } \
+        || log "apt-get could not install chromium: the browser test will be skipped"
+else
+    log "no chromium/chromedriver and no root apt-get: the browser test of tools/app.py will be skipped"
+fi
 
 if ! "$VPY" -c "import silc_seg, mmseg.models, mmpretrain.models, mmcv.ops"; then
     log "verification import failed"; exit 1

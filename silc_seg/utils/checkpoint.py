@@ -174,8 +174,11 @@ def load_from_local(filename: str, map_location: Any = None) -> dict:
 
 def register_checkpoint_loaders() -> None:
     """Make :func:`load_from_local` MMEngine's loader of local files (``load_from``,
-    ``init_cfg=dict(type='Pretrained')``, ``--resume``)."""
+    ``init_cfg=dict(type='Pretrained')``, ``--resume``), and register the weights names
+    (``openai:``, ``open_clip:``, ``hf-hub:``: :mod:`silc_seg.hub`)."""
     CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
+    from silc_seg.hub import register_pretrained_name_loaders
+    register_pretrained_name_loaders()
 
 
 def fitting_config_hint(checkpoint: Mapping) -> str:
