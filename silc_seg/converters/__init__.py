@@ -11,8 +11,8 @@ from .towers import (MODEL_CONFIGS, OPENAI_MODEL_NAMES, SIGLIP2_MODEL_CONFIGS,
 
 __all__ = [
     'IGNORED_OPENCLIP_KEYS', 'MODEL_CONFIGS', 'OPENAI_MODEL_NAMES', 'SIGLIP2_MODEL_CONFIGS',
-    'SIGLIP2_NAFLEX_MODEL_CONFIGS',    'build_towers', 'config_path', 'convert_big_vision_arrays', 'convert_openclip_state_dict',
-    'convert_siglip2', 'convert_siglip2_weights', 'convert_timm_trunk', 'fitting_models',
-    'load_openclip_checkpoint', 'load_siglip2_source', 'save_state_dict', 'unwrap_state_dict',
-    'verify_state_dict'
+    'SIGLIP2_NAFLEX_MODEL_CONFIGS', 'build_towers', 'config_path', 'convert_big_vision_arrays',
+    'convert_openclip_state_dict', 'convert_siglip2', 'convert_siglip2_weights',
+    'convert_timm_trunk', 'fitting_models', 'load_openclip_checkpoint', 'load_siglip2_source',
+    'save_state_dict', 'unwrap_state_dict', 'verify_state_dict'
 ]

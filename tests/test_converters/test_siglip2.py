@@ -13,11 +13,12 @@ import timm
 import torch
 from mmengine.config import Config
 
-from silc_seg.converters import (MODEL_CONFIGS, SIGLIP2_MODEL_CONFIGS, convert_siglip2,
-                                 fitting_models, save_state_dict)
+from silc_seg.converters import (MODEL_CONFIGS, SIGLIP2_MODEL_CONFIGS, build_towers,
+                                 convert_siglip2, convert_siglip2_weights, fitting_models,
+                                 load_siglip2_source, save_state_dict, verify_state_dict)
 from silc_seg.registry import MODELS
-from silc_seg.utils import CheckpointMismatchError, get_config_path, load_model_checkpoint
-from .helpers import TOLERANCE, load_converted, load_tool, max_diff, perturb, run_tool
+from silc_seg.utils import get_config_path
+from .helpers import TOLERANCE, load_tool, max_diff, perturb, run_tool
 
 # Reduced copies: image width 96 (6 heads), text width 64 (4 heads) or 72 (g-opt: its So400m
 # text tower is projected to the image width, 1536 / 1152 = 96 / 72), 2 blocks, 1000 pieces.
@@ -75,40 +76,62 @@ def embeddings_diff(towers, reference, image_size, seed=1):
 
 
 @torch.no_grad()
-def test_vit_b_16_siglip2_full_size(tmp_path):
+def test_vit_b_16_siglip2_full_size():
     torch.manual_seed(0)
     reference = open_clip.create_model('ViT-B-16-SigLIP2', pretrained=None).eval()
     perturb(reference)
-    src = tmp_path / 'open_clip_model.safetensors'
-    from safetensors.torch import save_file
-    save_file(reference.state_dict(), str(src))
-    dst = str(tmp_path / 'siglip2_b16.safetensors')
-    # No --model: the config is found from the shapes.
-    config = run_tool(load_tool('siglip2silc'), [str(src), dst])[-1]
+    # No model name: the config is found from the shapes.
+    converted, config = convert_siglip2(reference.state_dict())
     assert config == 'configs/_base_/models/siglip2_vit-b-16.py'
-    towers, state_dict = load_converted(dst, config)
+    towers = build_towers(config)
+    verify_state_dict(converted, towers)
     image_diff, text_diff = embeddings_diff(towers, reference, 224)
     print(f'ViT-B-16-SigLIP2 (full size) max abs diff: image {image_diff:.2e}, '
           f'text {text_diff:.2e}')
     assert image_diff <= TOLERANCE and text_diff <= TOLERANCE
-    assert state_dict['contrastive_loss.logit_bias'] == reference.logit_bias
-    del towers, state_dict, reference
-    # A SigLIP 2 checkpoint given to a SigLIP 1 config: the error names the config that fits.
-    with torch.device('meta'):
-        siglip1 = MODELS.build(Config.fromfile(get_config_path(
-            'configs/silc/zs_siglip_vit-b-16_ade150.py')).model)
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'converted for the towers of configs/_base_/models/'
-                             r'siglip2_vit-b-16\.py \(ViT-B-16-SigLIP2\)'):
-        load_model_checkpoint(siglip1, dst)
+    assert converted['contrastive_loss.logit_bias'] == reference.logit_bias
 
 
-@pytest.mark.parametrize('name', sorted(set(SIGLIP2_MODEL_CONFIGS) - {'ViT-B-16-SigLIP2'}))
+@torch.no_grad()
+def test_tool_converts_a_timm_trunk_and_records_its_config(tmp_path):
+    from safetensors.torch import save_file
+    torch.manual_seed(0)
+    trunk = timm.create_model('vit_base_patch32_siglip_256', pretrained=False,
+                              num_classes=0).eval()
+    perturb(trunk)
+    src = tmp_path / 'model.safetensors'
+    save_file(trunk.state_dict(), str(src))
+    dst = str(tmp_path / 'siglip2_b32.safetensors')
+    lines = run_tool(load_tool('siglip2silc'), [str(src), dst])
+    assert 'image tower only' in lines[0]
+    assert lines[-1] == 'configs/_base_/models/siglip2_vit-b-32-256.py'
+    from safetensors import safe_open
+    with safe_open(dst, 'pt') as handle:
+        assert handle.metadata()['config'] == lines[-1]
+        assert handle.metadata()['model'] == 'ViT-B-32-SigLIP2-256'
+    image_cfg = Config.fromfile(get_config_path(lines[-1])).image_encoder
+    tower = MODELS.build(dict(image_cfg, init_cfg=dict(type='Pretrained', checkpoint=dst,
+                                                       prefix='image_encoder.')))
+    tower.init_weights()
+    images = torch.randn(1, 3, 256, 256)
+    assert max_diff(tower.eval().encode_image(images), trunk(images)) <= TOLERANCE
+
+
+# One release per architecture, activation and patch size (the other resolutions differ only
+# in img_size, checked at full size by test_every_release_is_found_from_its_shapes).
+REDUCED = ['ViT-B-32-SigLIP2-256', 'ViT-B-16-SigLIP2-512', 'ViT-L-16-SigLIP2-256',
+           'ViT-L-16-SigLIP2-512', 'ViT-SO400M-14-SigLIP2-378', 'ViT-SO400M-16-SigLIP2-384',
+           'ViT-gopt-16-SigLIP2-384']
+
+
+@pytest.mark.parametrize('name', REDUCED)
 @torch.no_grad()
 def test_reduced_release_matches_open_clip(name):
     reference = reduced_open_clip(name)
-    converted, config = convert_siglip2(reference.state_dict(), name)
-    assert config == SIGLIP2_MODEL_CONFIGS[name]
+    # Reduced weights fit no released config: convert without the arch check (the config of
+    # each release is found from full-size shapes in test_every_release_is_found_from_its_shapes).
+    converted = convert_siglip2_weights(reference.state_dict())
+    config = SIGLIP2_MODEL_CONFIGS[name]
     towers = reduced_towers(config, reference.text.token_embedding.weight.shape[1])
     for prefix, module in towers.items():
         module.load_state_dict({k[len(prefix) + 1:]: v for k, v in converted.items()
@@ -197,9 +220,8 @@ def test_big_vision_npz_of_a_release(tmp_path):
     reference = reduced_open_clip(name)
     path = tmp_path / 'siglip2_so400m16_256.npz'
     np.savez(path, **open_clip_to_big_vision(reference))
-    converted, config = convert_siglip2(str(path), name)
-    assert config == SIGLIP2_MODEL_CONFIGS[name]
-    towers = reduced_towers(config, SMALL['text'])
+    converted = convert_siglip2_weights(load_siglip2_source(str(path)))
+    towers = reduced_towers(SIGLIP2_MODEL_CONFIGS[name], SMALL['text'])
     for prefix, module in towers.items():
         module.load_state_dict({k[len(prefix) + 1:]: v for k, v in converted.items()
                                 if k.startswith(prefix + '.')})
@@ -243,7 +265,8 @@ def test_backbone_loads_converted_weights_through_init_cfg(tmp_path):
     # The plug-in backbone of any mmseg config: the image tower with a Pretrained init_cfg.
     name = 'ViT-L-16-SigLIP2-384'
     reference = reduced_open_clip(name)
-    converted, config = convert_siglip2(reference.state_dict(), name)
+    converted = convert_siglip2_weights(reference.state_dict())
+    config = SIGLIP2_MODEL_CONFIGS[name]
     path = str(tmp_path / 'siglip2_l16_384.pth')
     save_state_dict(converted, path, meta=dict(model=name, config=config))
     image_cfg = Config.fromfile(get_config_path(config)).image_encoder

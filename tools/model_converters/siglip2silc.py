@@ -14,17 +14,21 @@ import argparse
 import os
 import os.path as osp
 
+from mmengine.config import Config
+
 from silc_seg.converters import (MODEL_CONFIGS, SIGLIP2_NAFLEX_MODEL_CONFIGS, build_towers,
                                  convert_siglip2, save_state_dict, verify_state_dict)
+from silc_seg.registry import MODELS
+from silc_seg.utils import get_config_path
 
-MODELS = dict(MODEL_CONFIGS, **SIGLIP2_NAFLEX_MODEL_CONFIGS)
+MODEL_NAMES = dict(MODEL_CONFIGS, **SIGLIP2_NAFLEX_MODEL_CONFIGS)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('src', help='big_vision .npz, open_clip or timm checkpoint')
     parser.add_argument('dst', help='output file (.safetensors or torch.save)')
-    parser.add_argument('--model', choices=sorted(MODELS),
+    parser.add_argument('--model', choices=sorted(MODEL_NAMES),
                         help='open_clip model name (default: found from the weights)')
     return parser.parse_args(argv)
 
@@ -32,13 +36,15 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     converted, config = convert_siglip2(args.src, args.model)
-    towers = build_towers(config)
-    if not any(k.startswith('text_encoder.') for k in converted):
+    if any(k.startswith('text_encoder.') for k in converted):
+        towers = build_towers(config)
+    else:
         print(f'{args.src} holds an image tower only: saving image_encoder weights')
-        towers = dict(image_encoder=towers['image_encoder'])
+        image_cfg = Config.fromfile(get_config_path(config)).image_encoder
+        towers = dict(image_encoder=MODELS.build(image_cfg))
     verify_state_dict(converted, towers)
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    model = next((name for name, path in MODELS.items() if path == config), None)
+    model = next((name for name, path in MODEL_NAMES.items() if path == config), None)
     save_state_dict(converted, args.dst, meta=dict(source=osp.basename(args.src), model=model,
                                                    config=config))
     print(f'saved {len(converted)} tensors to {args.dst}; model config:')

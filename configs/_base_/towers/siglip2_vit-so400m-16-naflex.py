@@ -9,7 +9,7 @@ image_encoder = dict(
     arch=dict(width=1152, depth=27, num_heads=16, patch_size=16, mlp_ratio=3.7362),
     img_size=256,
     max_num_patches=256,
-    pos_embed_interp='bicubic',
+    pos_embed_interp='bilinear',
     output_dim=None,
     pool_type='map',
     class_token=False,

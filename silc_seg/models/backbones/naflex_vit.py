@@ -80,17 +80,17 @@ class NaFlexVisionTransformer(SILCVisionTransformer):
             (SigLIP 2 NaFlex: 16 x 16 positions of 16 px). Defaults to 256.
         max_num_patches (int): patch budget of :meth:`pack_images` (SigLIP 2 NaFlex is
             evaluated at 256 to 1024). Defaults to 256.
-        pos_embed_interp (str): how the table is resized, always antialiased: ``'bicubic'``
-            (timm's ``naflexvit_*_siglip``, whose outputs this tower reproduces) or
-            ``'bilinear'`` (big_vision ``naflex_vit._pos_emb_resize``). Defaults to
-            ``'bicubic'``.
+        pos_embed_interp (str): how the table is resized, always antialiased: ``'bilinear'``
+            (big_vision ``naflex_vit._pos_emb_resize``; timm >= 1.0.31 ``naflexvit_*_siglip``,
+            whose outputs this tower reproduces) or ``'bicubic'`` (timm's earlier default).
+            Defaults to ``'bilinear'``.
         **kwargs: the other arguments of :class:`SILCVisionTransformer`.
     """
 
     def __init__(self,
                  img_size=256,
                  max_num_patches: int = 256,
-                 pos_embed_interp: str = 'bicubic',
+                 pos_embed_interp: str = 'bilinear',
                  **kwargs):
         super().__init__(img_size=img_size, **kwargs)
         if pos_embed_interp not in POS_EMBED_INTERP_MODES:
@@ -229,4 +229,3 @@ class NaFlexVisionTransformer(SILCVisionTransformer):
         """Embeddings ``(B, output_dim)`` of differently sized ``(3, H_i, W_i)`` images, each
         at its native aspect ratio within the patch budget."""
         return self.encode_naflex(**self.pack_images(images, max_num_patches))
-

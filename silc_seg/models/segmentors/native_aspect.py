@@ -16,7 +16,8 @@ def check_native_test_cfg(test_cfg: Optional[dict]) -> Dict:
     budget of the whole image) is required; no other key is taken.
 
     Returns:
-        dict: a copy of the test_cfg.
+        dict: a copy, with ``partial_patches='pad'`` for the segmentor's whole-image
+        ``encode_decode``, which every mode keeps.
     """
     test_cfg = dict(test_cfg)
     unknown = sorted(set(test_cfg) - set(NATIVE_KEYS))
@@ -27,7 +28,7 @@ def check_native_test_cfg(test_cfg: Optional[dict]) -> Dict:
     if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
         raise ValueError("test_cfg.mode='native' needs test_cfg.max_num_patches, a positive "
                          f'int (e.g. 256 or 1024), got {budget!r}')
-    return test_cfg
+    return dict(test_cfg, partial_patches='pad')
 
 
 def native_aspect_logits(segmentor: nn.Module, image: Tensor,

@@ -72,4 +72,3 @@ class GemmaTokenizer(SentencePieceTokenizer):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(model_file={self.model_file!r}, '
                 f'context_length={self.context_length}, clean={self.clean!r})')
-
