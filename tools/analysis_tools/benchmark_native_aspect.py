@@ -18,6 +18,7 @@ import time
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
+from mmengine.registry import init_default_scope
 
 from silc_seg.registry import MODELS
 from silc_seg.utils import load_model_checkpoint
@@ -38,6 +39,7 @@ def parse_args(argv=None):
 
 
 def build(config, checkpoint):
+    init_default_scope('mmseg')
     torch.manual_seed(0)
     model = MODELS.build(Config.fromfile(config).model).eval()
     if checkpoint:
