@@ -20,8 +20,8 @@ def model_file(tmp_path_factory):
     lines = [' '.join(rng.choice(WORDS) for _ in range(rng.randint(2, 9))) for _ in range(400)]
     (root / 'corpus.txt').write_text('\n'.join(lines + [w.upper() for w in WORDS]))
     sentencepiece.SentencePieceTrainer.train(
-        input=str(root / 'corpus.txt'), model_prefix=str(root / 'tiny'), vocab_size=90, hard_vocab_limit=False,
-        pad_id=0, eos_id=1, bos_id=2, unk_id=3, character_coverage=1.0,
+        input=str(root / 'corpus.txt'), model_prefix=str(root / 'tiny'), vocab_size=90,
+        hard_vocab_limit=False, pad_id=0, eos_id=1, bos_id=2, unk_id=3, character_coverage=1.0,
         minloglevel=2)
     return str(root / 'tiny.model')
 
@@ -67,7 +67,7 @@ def test_errors(tmp_path, model_file):
         GemmaTokenizer(model_file, clean='lowercase')
     (tmp_path / 'c.txt').write_text('\n'.join(WORDS * 20))
     sentencepiece.SentencePieceTrainer.train(
-        input=str(tmp_path / 'c.txt'), model_prefix=str(tmp_path / 'nopad'), vocab_size=60, hard_vocab_limit=False,
-        pad_id=-1, minloglevel=2)
+        input=str(tmp_path / 'c.txt'), model_prefix=str(tmp_path / 'nopad'), vocab_size=60,
+        hard_vocab_limit=False, pad_id=-1, minloglevel=2)
     with pytest.raises(ValueError, match='defines no padding token'):
         GemmaTokenizer(str(tmp_path / 'nopad.model'))(['a cat'])
