@@ -128,17 +128,22 @@ def test_patchify_and_errors():
         naflex_grid(0, 10, 16, 256)
 
 
-def test_naflex_checkpoints_find_the_naflex_config():
+@pytest.mark.parametrize('trunk_name,text_model,config', [
+    ('naflexvit_base_patch16_siglip', 'ViT-B-16-SigLIP2', CONFIG),
+    ('naflexvit_so400m_patch16_siglip', 'ViT-SO400M-16-SigLIP2-256',
+     'configs/_base_/models/siglip2_vit-so400m-16-naflex.py')])
+def test_naflex_checkpoints_find_the_naflex_config(trunk_name, text_model, config):
     # open_clip's layout (visual.trunk.embeds.*) at full size, meta tensors: keys and shapes.
     with torch.device('meta'):
         import open_clip
         state_dict = {k: v for k, v in open_clip.create_model(
-            'ViT-B-16-SigLIP2', pretrained=None, device='meta').state_dict().items()
+            text_model, pretrained=None, device='meta').state_dict().items()
             if not k.startswith('visual.')}
-        trunk = timm.create_model('naflexvit_base_patch16_siglip', num_classes=0)
+        trunk = timm.create_model(trunk_name, num_classes=0)
     state_dict.update({f'visual.trunk.{k}': v for k, v in trunk.state_dict().items()})
-    assert convert_siglip2(state_dict)[1] == CONFIG
+    assert convert_siglip2(state_dict)[1] == config
     # Same shapes as the fixed 256 px towers, which the error names the other way round.
-    with pytest.raises(ValueError, match=r'NaFlex checkpoint does not fit the towers of '
-                       r'ViT-B-16-SigLIP2-256 .* use --model ViT-B-16-SigLIP2-naflex'):
-        convert_siglip2(state_dict, 'ViT-B-16-SigLIP2-256')
+    fixed = text_model if text_model.endswith('-256') else text_model + '-256'
+    with pytest.raises(ValueError, match=rf'NaFlex checkpoint does not fit the towers of '
+                       rf'{fixed} .* use --model {fixed.replace("-256", "")}-naflex'):
+        convert_siglip2(state_dict, fixed)
