@@ -26,6 +26,30 @@ MODEL_CONFIGS = {
     'ViT-L-14-quickgelu': 'configs/_base_/models/openclip_vit-l-14-quickgelu.py',
     'ViT-B-16-SigLIP': 'configs/_base_/models/siglip_vit-b-16.py',
 }
+# The released fixed-resolution SigLIP 2 models (open_clip names) -> arch config.
+SIGLIP2_MODEL_CONFIGS = {
+    'ViT-B-32-SigLIP2-256': 'configs/_base_/models/siglip2_vit-b-32-256.py',
+    'ViT-B-16-SigLIP2': 'configs/_base_/models/siglip2_vit-b-16.py',
+    'ViT-B-16-SigLIP2-256': 'configs/_base_/models/siglip2_vit-b-16-256.py',
+    'ViT-B-16-SigLIP2-384': 'configs/_base_/models/siglip2_vit-b-16-384.py',
+    'ViT-B-16-SigLIP2-512': 'configs/_base_/models/siglip2_vit-b-16-512.py',
+    'ViT-L-16-SigLIP2-256': 'configs/_base_/models/siglip2_vit-l-16-256.py',
+    'ViT-L-16-SigLIP2-384': 'configs/_base_/models/siglip2_vit-l-16-384.py',
+    'ViT-L-16-SigLIP2-512': 'configs/_base_/models/siglip2_vit-l-16-512.py',
+    'ViT-SO400M-14-SigLIP2': 'configs/_base_/models/siglip2_vit-so400m-14.py',
+    'ViT-SO400M-14-SigLIP2-378': 'configs/_base_/models/siglip2_vit-so400m-14-378.py',
+    'ViT-SO400M-16-SigLIP2-256': 'configs/_base_/models/siglip2_vit-so400m-16-256.py',
+    'ViT-SO400M-16-SigLIP2-384': 'configs/_base_/models/siglip2_vit-so400m-16-384.py',
+    'ViT-SO400M-16-SigLIP2-512': 'configs/_base_/models/siglip2_vit-so400m-16-512.py',
+    'ViT-gopt-16-SigLIP2-256': 'configs/_base_/models/siglip2_vit-gopt-16-256.py',
+    'ViT-gopt-16-SigLIP2-384': 'configs/_base_/models/siglip2_vit-gopt-16-384.py',
+}
+MODEL_CONFIGS.update(SIGLIP2_MODEL_CONFIGS)
+# SigLIP 2 NaFlex models: timm NaFlexVit trunks (siglip2silc.py converts them).
+SIGLIP2_NAFLEX_MODEL_CONFIGS = {
+    'ViT-B-16-SigLIP2-naflex': 'configs/_base_/models/siglip2_vit-b-16-naflex.py',
+    'ViT-SO400M-16-SigLIP2-naflex': 'configs/_base_/models/siglip2_vit-so400m-16-naflex.py',
+}
 # OpenAI's released CLIP models were trained with QuickGELU.
 OPENAI_MODEL_NAMES = {
     'ViT-B-16': 'ViT-B-16-quickgelu',

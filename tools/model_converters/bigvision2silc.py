@@ -13,10 +13,11 @@ import os.path as osp
 
 import numpy as np
 
-from silc_seg.converters import (
-    build_towers, config_path, convert_big_vision_arrays, save_state_dict, verify_state_dict)
+from silc_seg.converters import (SIGLIP2_MODEL_CONFIGS, build_towers, config_path,
+                                 convert_big_vision_arrays, save_state_dict, verify_state_dict)
 
-BIG_VISION_MODELS = ['ViT-B-16-SigLIP']
+# SigLIP 2 .npz files also convert with siglip2silc.py, which finds the config from the shapes.
+BIG_VISION_MODELS = ['ViT-B-16-SigLIP'] + sorted(SIGLIP2_MODEL_CONFIGS)
 
 
 def parse_args(argv=None):

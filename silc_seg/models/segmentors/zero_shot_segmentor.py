@@ -19,6 +19,7 @@ from silc_seg.registry import MODELS
 from ..layers.dense_attention import DENSE_VARIANTS
 from ..utils import PAMR, TextClassifier
 from .base import OpenVocabularySegmentor
+from .native_aspect import check_native_test_cfg, native_aspect_logits
 from .vocabulary import ClassNames
 
 PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
@@ -99,7 +100,9 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
             ClearCLIP) cast the CLIP weights to fp16 on GPU. Defaults to ``'fp32'``.
         data_preprocessor (dict, optional): e.g. ``SegDataPreProcessor`` with the tower's
             normalization.
-        test_cfg (dict, optional): ``mode`` (``'slide'`` or ``'whole'``), ``crop_size`` and
+        test_cfg (dict, optional): ``mode`` (``'slide'``, ``'whole'`` or ``'native'``: each
+            image whole at its aspect ratio within ``max_num_patches``, see
+            :mod:`~silc_seg.models.segmentors.native_aspect`), ``crop_size`` and
             ``stride`` (slide), ``window_batch_size`` (windows per image-tower forward; all
             windows of the batch's images are pooled), ``partial_patches``: what happens to a
             window (or whole image) whose sides are not multiples of the patch size:
@@ -149,6 +152,8 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
 
     @classmethod
     def _check_test_cfg(cls, test_cfg: Optional[dict]) -> dict:
+        if (test_cfg or {}).get('mode') == 'native':
+            return check_native_test_cfg(test_cfg)
         test_cfg = cls.check_test_cfg(test_cfg, slide_keys=('crop_size', 'stride'))
         test_cfg.setdefault('window_batch_size', 16)
         if test_cfg.setdefault('partial_patches', 'pad') not in PARTIAL_PATCH_MODES:
@@ -298,6 +303,8 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
             text_embeddings, _ = self.text_embeddings()
             if self.test_cfg['mode'] == 'slide':
                 logits = self._slide_logits(images, text_embeddings)
+            elif self.test_cfg['mode'] == 'native':
+                logits = [native_aspect_logits(self, image, text_embeddings) for image in images]
             else:
                 logits = [self._whole_logits(image, text_embeddings) for image in images]
         return [image_logits.float() for image_logits in logits]

@@ -1,0 +1,29 @@
+# SigLIP 2 ViT-B/32 (256 px) towers only: open_clip `ViT-B-32-SigLIP2-256` (timm trunk
+# `vit_base_patch32_siglip_256`) and big_vision `siglip2_b32_256.npz`: no class token,
+# attention-pooling (MAP) head, no image projection, bidirectional text tower pooled at the last
+# position, Gemma tokenizer (256k pieces). Weights: python tools/model_converters/siglip2silc.py
+# SRC DST [--model ViT-B-32-SigLIP2-256]. MLP activations as open_clip/timm (whose outputs these
+# towers reproduce): image tower 'gelu_tanh', text tower 'gelu_tanh'; big_vision trained every
+# tower with 'gelu_tanh' (docs/siglip2.md, Activations).
+image_encoder = dict(
+    type='SILCVisionTransformer',
+    arch='b32',
+    img_size=256,
+    output_dim=None,
+    pool_type='map',
+    class_token=False,
+    ln_pre=False,
+    act='gelu_tanh',
+    patch_bias=True,
+    norm_eps=1e-6)
+text_encoder = dict(
+    type='SILCTextTransformer', arch='siglip-b', vocab_size=256000, act='gelu_tanh')
+# Gemma SentencePiece model (docs/siglip2.md, Tokenizer): put a copy at model_file.
+tokenizer = dict(
+    type='GemmaTokenizer',
+    model_file='checkpoints/siglip2/gemma_tokenizer.model',
+    context_length=64,
+    clean='lower')
+# SigLIP normalization: [-1, 1].
+image_mean = [127.5] * 3
+image_std = [127.5] * 3

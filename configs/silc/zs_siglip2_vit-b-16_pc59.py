@@ -1,0 +1,1 @@
+_base_ = ['./zs_siglip2_vit-b-16_common.py', '../_base_/datasets/zs_pc59.py']
