@@ -75,7 +75,7 @@ class FillDiskHook(Hook):
             file.write(b'\0' * max(size, 0))
 
 
-def toy_config(checkpoint: str = '', custom_hooks: str = '') -> str:
+def toy_config(checkpoint: str = '', custom_hooks: str = '', num_workers: int = 0) -> str:
     """A tools/train.py config: ToyRegressor, 8 iterations, SafeCheckpointHook every 2 with
     ``checkpoint`` appended to its arguments, PreemptionHook, and ``custom_hooks``."""
     return f'''
@@ -84,7 +84,7 @@ custom_imports = dict(imports=['silc_seg', 'tests.test_foundation.toy_modules',
                                'tests.test_engine.fault_helpers'], allow_failed_imports=False)
 model = dict(type='ToyRegressor')
 train_dataloader = dict(
-    batch_size=4, num_workers=0, sampler=dict(type='InfiniteSampler', shuffle=True),
+    batch_size=4, num_workers={num_workers}, sampler=dict(type='InfiniteSampler', shuffle=True),
     collate_fn=dict(type='default_collate'), dataset=dict(type='ToyRegressionDataset', size=64))
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=8)
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=0.01))

@@ -1,6 +1,7 @@
 """Preemption (PreemptionHook): a signal mid-training saves one checkpoint, the run exits with
 code 75, and --resume ends with the weights of an uninterrupted run; one process and two
 (torchrun, gloo, DDP, the signal sent to one rank only)."""
+import os
 import re
 import signal
 import subprocess
@@ -47,9 +48,9 @@ class Reader:
         return ''.join(self.lines)
 
 
-def start(cmd):
+def start(cmd, **kwargs):
     return subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, **kwargs)
 
 
 def preempted_checkpoint(work):
@@ -59,24 +60,26 @@ def preempted_checkpoint(work):
     return path, int(re.fullmatch(r'iter_(\d+)\.pth', path.name).group(1))
 
 
-def test_sigusr1_saves_and_exits_with_the_preempted_code(straight, tmp_path):
-    """One process, SIGUSR1 after iteration 2 is logged: it finishes the step, saves iter_k,
-    exits with 75; --resume continues to the straight run's weights."""
+def test_sigusr1_to_the_process_group_saves_and_exits_with_the_preempted_code(straight, tmp_path):
+    """One process with 2 dataloader workers, SIGUSR1 to its whole process group after iteration
+    2 is logged: the workers survive it, the run finishes the step, saves iter_k and exits with
+    75; --resume continues to the straight run's weights."""
     config = write_toy_config(tmp_path, 'toy.py', checkpoint='max_keep_ckpts=-1, interval=100',
-                              custom_hooks="dict(type='StepDelayHook', seconds=0.3)")
+                              custom_hooks="dict(type='StepDelayHook', seconds=0.3)",
+                              num_workers=2)
     work = tmp_path / 'work'
-    child = start(train_cmd(config, work))
+    child = start(train_cmd(config, work), start_new_session=True)
     reader = Reader(child)
     reader.wait_for_iter(child, 2)
-    child.send_signal(signal.SIGUSR1)
+    os.killpg(child.pid, signal.SIGUSR1)
     assert child.wait(timeout=120) == PREEMPTED_EXIT_CODE, reader.text()[-3000:]
     log = reader.text()
     assert 'Preemption: SIGUSR1 received' in log and 'exiting with code 75' in log
+    assert 'DataLoader worker' not in log
     path, step = preempted_checkpoint(work)
     assert 2 <= step < 8 and sorted(work.glob('iter_*.pth')) == [path]
 
-    resumed = run(train_cmd(config, work, '--resume', '--cfg-options',
-                            'custom_hooks=[]'))
+    resumed = run(train_cmd(config, work, '--resume', '--cfg-options', 'custom_hooks=[]'))
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert_same_weights(work / 'iter_8.pth', straight / 'iter_8.pth')
 

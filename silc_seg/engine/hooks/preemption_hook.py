@@ -9,12 +9,33 @@ import torch
 from mmengine.dist import all_reduce, barrier, get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.runner import IterBasedTrainLoop
+from mmengine.runner import BaseLoop, IterBasedTrainLoop
+from mmengine.runner.loops import _InfiniteDataloaderIterator
 
 from silc_seg.engine.checkpointing import PREEMPTED_EXIT_CODE
 from silc_seg.registry import HOOKS
 from silc_seg.utils.dist import close_process_group
 from .safe_checkpoint_hook import SafeCheckpointHook
+from .stream_resume_hook import _stop_workers
+
+
+class _IgnoreSignalsInWorkers:
+    """A dataloader ``worker_init_fn``: ignore ``signals``, then run ``init_fn``.
+
+    A scheduler signals the whole process group (torchrun: ``killpg`` of each worker), so the
+    dataloader workers get the signal too; dying of it, they would stop the run with a DataLoader
+    error before the checkpoint is saved. They exit when the main process stops them or dies.
+    """
+
+    def __init__(self, init_fn, signals) -> None:
+        self.init_fn = init_fn
+        self.signals = list(signals)
+
+    def __call__(self, worker_id: int) -> None:
+        for sig in self.signals:
+            signal.signal(sig, signal.SIG_IGN)
+        if self.init_fn is not None:
+            self.init_fn(worker_id)
 
 
 @HOOKS.register_module()
@@ -30,6 +51,9 @@ class PreemptionHook(Hook):
     ``PREEMPTED_EXIT_CODE``; tools/slurm_train.sh requeues on it). ``--resume`` then continues
     exactly where the run stopped. An epoch-based loop exits right after the save, and resuming
     restarts that epoch.
+
+    Dataloader workers ignore the signals (a scheduler signals the whole process group); the
+    train loop's workers are restarted once for that in ``before_run``.
 
     The checkpoint goes through ``SafeCheckpointHook.save_now``, the one place that decides what
     a checkpoint holds, so a runner with another strategy (FSDP) reuses this hook unchanged.
@@ -62,6 +86,20 @@ class PreemptionHook(Hook):
 
     def _on_signal(self, signum, frame) -> None:
         self.received = signum
+
+    def before_run(self, runner) -> None:
+        # The train loop's workers started when it was built; restart them ignoring the signals
+        # (before StreamResumeHook positions them, before any batch is trained).
+        loop = runner._train_loop  # not runner.train_loop: that would build it in tools/test.py
+        if not isinstance(loop, BaseLoop) or loop.dataloader.num_workers == 0:
+            return
+        loader = loop.dataloader
+        if isinstance(loader.worker_init_fn, _IgnoreSignalsInWorkers):
+            return
+        loader.worker_init_fn = _IgnoreSignalsInWorkers(loader.worker_init_fn, self.signals)
+        if isinstance(loop, IterBasedTrainLoop):
+            _stop_workers(loop)
+            loop.dataloader_iterator = _InfiniteDataloaderIterator(loader)
 
     def before_train(self, runner) -> None:
         # Not before_run: tools/test.py runs these hooks too, and must stop on a signal.
