@@ -75,9 +75,10 @@ class FillDiskHook(Hook):
             file.write(b'\0' * max(size, 0))
 
 
-def toy_config(checkpoint: str = '', custom_hooks: str = '', num_workers: int = 0) -> str:
-    """A tools/train.py config: ToyRegressor, 8 iterations, SafeCheckpointHook every 2 with
-    ``checkpoint`` appended to its arguments, PreemptionHook, and ``custom_hooks``."""
+def toy_config(checkpoint: str = '', custom_hooks: str = '', num_workers: int = 0,
+               interval: int = 2) -> str:
+    """A tools/train.py config: ToyRegressor, 8 iterations, SafeCheckpointHook every ``interval``
+    with ``checkpoint`` appended to its arguments, PreemptionHook, and ``custom_hooks``."""
     return f'''
 default_scope = 'mmseg'
 custom_imports = dict(imports=['silc_seg', 'tests.test_foundation.toy_modules',
@@ -91,9 +92,11 @@ optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=0.01))
 param_scheduler = [dict(type='CosineAnnealingLR', T_max=8, by_epoch=False)]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=1),
-    checkpoint=dict(type='SafeCheckpointHook', interval=2, by_epoch=False, {checkpoint}),
+    checkpoint=dict(type='SafeCheckpointHook', interval={interval}, by_epoch=False,
+                    {checkpoint}),
     preemption=dict(type='PreemptionHook'))
 custom_hooks = [{custom_hooks}]
+log_processor = dict(by_epoch=False)
 randomness = dict(seed=0, deterministic=True)
 '''
 

@@ -64,7 +64,7 @@ def test_sigusr1_to_the_process_group_saves_and_exits_with_the_preempted_code(st
     """One process with 2 dataloader workers, SIGUSR1 to its whole process group after iteration
     2 is logged: the workers survive it, the run finishes the step, saves iter_k and exits with
     75; --resume continues to the straight run's weights."""
-    config = write_toy_config(tmp_path, 'toy.py', checkpoint='max_keep_ckpts=-1, interval=100',
+    config = write_toy_config(tmp_path, 'toy.py', checkpoint='max_keep_ckpts=-1', interval=100,
                               custom_hooks="dict(type='StepDelayHook', seconds=0.3)",
                               num_workers=2)
     work = tmp_path / 'work'

@@ -6,6 +6,7 @@ import threading
 from typing import Optional, Sequence
 
 import torch
+from mmengine.dataset import InfiniteSampler
 from mmengine.dist import all_reduce, barrier, get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
@@ -20,11 +21,13 @@ from .stream_resume_hook import _stop_workers
 
 
 class _IgnoreSignalsInWorkers:
-    """A dataloader ``worker_init_fn``: ignore ``signals``, then run ``init_fn``.
+    """A dataloader ``worker_init_fn``: the worker ignores ``signals`` unless its parent (the
+    training process) sends them, then ``init_fn`` runs.
 
     A scheduler signals the whole process group (torchrun: ``killpg`` of each worker), so the
     dataloader workers get the signal too; dying of it, they would stop the run with a DataLoader
-    error before the checkpoint is saved. They exit when the main process stops them or dies.
+    error before the checkpoint is saved. The training process still stops them with SIGTERM
+    (``multiprocessing`` at exit), as PyTorch's own worker handler allows.
     """
 
     def __init__(self, init_fn, signals) -> None:
@@ -32,10 +35,19 @@ class _IgnoreSignalsInWorkers:
         self.signals = list(signals)
 
     def __call__(self, worker_id: int) -> None:
-        for sig in self.signals:
-            signal.signal(sig, signal.SIG_IGN)
+        # Blocked signals wait for sigwaitinfo, which tells who sent them.
+        signal.pthread_sigmask(signal.SIG_BLOCK, self.signals)
+        threading.Thread(target=_obey_only_parent, args=(self.signals, os.getppid()),
+                         daemon=True).start()
         if self.init_fn is not None:
             self.init_fn(worker_id)
+
+
+def _obey_only_parent(signals, parent: int) -> None:
+    while True:
+        info = signal.sigwaitinfo(signals)
+        if info.si_pid == parent:
+            os._exit(0)
 
 
 @HOOKS.register_module()
@@ -88,8 +100,8 @@ class PreemptionHook(Hook):
         self.received = signum
 
     def before_run(self, runner) -> None:
-        # The train loop's workers started when it was built; restart them ignoring the signals
-        # (before StreamResumeHook positions them, before any batch is trained).
+        # The train loop's workers started when it was built: restart them ignoring the signals,
+        # before any batch is trained (and before StreamResumeHook positions a stream).
         loop = runner._train_loop  # not runner.train_loop: that would build it in tools/test.py
         if not isinstance(loop, BaseLoop) or loop.dataloader.num_workers == 0:
             return
@@ -99,7 +111,12 @@ class PreemptionHook(Hook):
         loader.worker_init_fn = _IgnoreSignalsInWorkers(loader.worker_init_fn, self.signals)
         if isinstance(loop, IterBasedTrainLoop):
             _stop_workers(loop)
+            if isinstance(loader.sampler, InfiniteSampler):
+                # Its index generator is shared by iterators: start it again from the top.
+                loader.sampler.indices = loader.sampler._indices_of_rank()
+            state = torch.get_rng_state()  # a new iterator draws a seed: the run must not shift
             loop.dataloader_iterator = _InfiniteDataloaderIterator(loader)
+            torch.set_rng_state(state)
 
     def before_train(self, runner) -> None:
         # Not before_run: tools/test.py runs these hooks too, and must stop on a signal.
