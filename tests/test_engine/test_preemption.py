@@ -152,7 +152,6 @@ def test_sigterm_to_one_rank_of_a_two_process_silc_run(demo_config, tmp_path):
 
     resumed = run([*launch, '--work-dir', str(work), '--resume'], timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    assert f'Resumed' in resumed.stdout + resumed.stderr or 'resumed' in resumed.stdout
     assert_same_weights(work / 'iter_8.pth', tmp_path / 'straight' / 'iter_8.pth')
 
 

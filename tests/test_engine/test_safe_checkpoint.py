@@ -1,10 +1,9 @@
-"""Crash-safe checkpoints: damaged newest file, kill -9 during a save, disk full (SafeCheckpointHook,
-silc_seg/engine/checkpointing.py), through tools/train.py."""
+"""Crash-safe checkpoints: damaged newest file, kill -9 during a save, disk full
+(SafeCheckpointHook, silc_seg/engine/checkpointing.py), through tools/train.py."""
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -16,7 +15,7 @@ from silc_seg.engine.checkpointing import (CheckpointDamagedError, checkpoint_da
                                            find_resumable_checkpoint)
 from silc_seg.utils.checkpoint import torch_load_weights_only
 from tests.test_engine.fault_helpers import (ENV, REPO, assert_same_weights, run, train_cmd,
-                                              write_toy_config)
+                                             write_toy_config)
 
 
 def write(folder, name, **kwargs):
@@ -86,7 +85,7 @@ def test_truncated_newest_checkpoint_resumes_from_newest_good(straight, tmp_path
     config = write(tmp_path, 'toy.py', checkpoint='max_keep_ckpts=-1')
 
     strict = train(config, work, '--resume', '--cfg-options',
-                 'default_hooks.checkpoint.strict_resume=True')
+                   'default_hooks.checkpoint.strict_resume=True')
     assert strict.returncode != 0
     assert 'iter_6.pth' in strict.stderr and 'strict_resume is set' in strict.stderr
 

@@ -1,4 +1,4 @@
-"""MMEngine's CheckpointHook with crash-safe writes, safe rotation and resume from the newest good."""
+"""MMEngine's CheckpointHook with crash-safe writes, safe rotation, resume from the newest good."""
 import os
 import os.path as osp
 from collections import deque
