@@ -1,3 +1,3 @@
-from . import hooks, optimizers
+from . import checkpointing, hooks, optimizers
 
-__all__ = ['hooks', 'optimizers']
+__all__ = ['checkpointing', 'hooks', 'optimizers']

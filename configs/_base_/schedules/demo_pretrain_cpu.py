@@ -40,6 +40,9 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
+    # Atomic writes, safe rotation, resume from the newest complete file (silc_seg/engine).
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1),
-    sampler_seed=dict(type='DistSamplerSeedHook'))
+        type='SafeCheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    # SIGTERM / SIGUSR1: save after the current step, exit with code 75 (docs/reliability.md).
+    preemption=dict(type='PreemptionHook'))

@@ -53,9 +53,12 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
+    # Atomic writes, safe rotation, resume from the newest complete file (silc_seg/engine).
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=5000, max_keep_ckpts=5),
-    sampler_seed=dict(type='DistSamplerSeedHook'))
+        type='SafeCheckpointHook', by_epoch=False, interval=5000, max_keep_ckpts=5),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    # SIGTERM / SIGUSR1: save after the current step, exit with code 75 (docs/reliability.md).
+    preemption=dict(type='PreemptionHook'))
 # The lr above is for a global batch of 4096 (e.g. 32 GPUs x 128); `--auto-scale-lr`-style
 # linear scaling to other batch sizes: set enable=True.
 auto_scale_lr = dict(enable=False, base_batch_size=4096)

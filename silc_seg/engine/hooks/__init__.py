@@ -6,3 +6,5 @@ from .compile_blocks_hook import CompileBlocksHook  # noqa: F401
 from .stream_resume_hook import StreamResumeHook  # noqa: F401
 from .per_parameter_grad_clip_hook import PerParameterGradClipHook  # noqa: F401
 from .freeze_last_layer_hook import FreezeLastLayerHook  # noqa: F401
+from .safe_checkpoint_hook import SafeCheckpointHook  # noqa: F401
+from .preemption_hook import PreemptionHook  # noqa: F401
