@@ -209,6 +209,6 @@ def test_distill_center_ignores_nonfinite_batches():
     loss_fn = LocalGlobalDistillLoss(4)
     teacher = torch.randn(4, 4)
     teacher[1, 2] = float('nan')
-    loss = loss_fn(torch.randn(6, 4), teacher, 2)
+    loss = loss_fn(torch.randn(6, 4), teacher, 2, 0.07)
     assert not torch.isfinite(loss)
     assert torch.count_nonzero(loss_fn.center) == 0
