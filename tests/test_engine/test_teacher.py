@@ -179,7 +179,7 @@ def runner_cfg(work_dir, max_iters, resume=None):
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False),
                            logger=dict(type='LoggerHook', interval=1)),
         custom_hooks=[dict(type='ExtendOptimizerStateHook')],
-        model_wrapper_cfg=dict(type='TrainStepDDP'),
+        model_wrapper_cfg=dict(type='mmseg.TrainStepDDP'),
         default_scope='mmseg', randomness=dict(seed=0), resume=resume is not None,
         load_from=resume)
 
@@ -215,7 +215,7 @@ def test_teacher_in_runner_logs_and_resumes(tmp_path):
 def test_pretraining_configs_build_their_teacher_schedule(path):
     cfg = Config.fromfile(path)
     TeacherSchedule(**cfg.model.teacher)  # valid
-    assert cfg.model_wrapper_cfg.type == 'TrainStepDDP'
+    assert cfg.model_wrapper_cfg.type == 'mmseg.TrainStepDDP'
     hooks = [hook['type'] for hook in cfg.custom_hooks]
     assert 'EMATeacherHook' not in hooks and 'TeacherTempWarmupHook' not in hooks
     assert 'ExtendOptimizerStateHook' in hooks

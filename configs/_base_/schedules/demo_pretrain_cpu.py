@@ -43,5 +43,6 @@ default_hooks = dict(
     checkpoint=dict(
         type='CheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1),
     sampler_seed=dict(type='DistSamplerSeedHook'))
-# Under DDP, the model's own train_step runs (it updates an EMA teacher after the optimizer step).
-model_wrapper_cfg = dict(type='TrainStepDDP')
+# Under DDP, the model's own train_step runs (it updates an EMA teacher after the optimizer
+# step). MMEngine looks model wrappers up in its root registry: hence the "mmseg." scope.
+model_wrapper_cfg = dict(type='mmseg.TrainStepDDP')

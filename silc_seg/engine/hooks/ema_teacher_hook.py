@@ -17,4 +17,4 @@ class EMATeacherHook(Hook):
             'the hook from custom_hooks and move its arguments to the model config, '
             f'model.teacher=dict(momentum=..., end_momentum=..., base_batch_size=...) (got '
             f'{kwargs}; total_iters is now momentum_iters); under DDP set '
-            "model_wrapper_cfg=dict(type='TrainStepDDP')")
+            "model_wrapper_cfg=dict(type='mmseg.TrainStepDDP')")

@@ -307,7 +307,8 @@ class SILC(BaseModel):
                 and self.student_teacher_pairs()):
             raise RuntimeError(
                 f'{type(self).__name__} updates its EMA teacher in its own train_step, which '
-                "this model wrapper bypasses: set model_wrapper_cfg=dict(type='TrainStepDDP')")
+                'this model wrapper bypasses: set '
+                "model_wrapper_cfg=dict(type='mmseg.TrainStepDDP')")
         return super().parse_losses(losses)
 
     def forward(self,

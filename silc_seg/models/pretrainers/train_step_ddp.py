@@ -15,7 +15,7 @@ class TrainStepDDP(MMDistributedDataParallel):
     ``module.train_step(data, optim_wrapper, ddp=self)``; the module sends its forward through
     ``ddp`` so that DDP still synchronizes the gradients. Modules whose ``train_step`` takes no
     ``ddp`` are stepped as by :class:`MMDistributedDataParallel`. Set it with
-    ``model_wrapper_cfg=dict(type='TrainStepDDP')``.
+    ``model_wrapper_cfg=dict(type='mmseg.TrainStepDDP')``.
 
     Args:
         module (nn.Module): The model.
