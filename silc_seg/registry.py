@@ -5,10 +5,11 @@ silc-seg registers every module straight into MMSegmentation's registries, so th
 running under ``default_scope='mmseg'``. See ``docs/design.md``. Only the registries that the
 package and its tools use are re-exported here.
 """
-from mmseg.registry import (DATASETS, HOOKS, METRICS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS,
-                            OPTIM_WRAPPERS, OPTIMIZERS, RUNNERS, TRANSFORMS)
+from mmseg.registry import (DATASETS, HOOKS, METRICS, MODEL_WRAPPERS, MODELS,
+                            OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMIZERS, RUNNERS,
+                            TRANSFORMS)
 
 __all__ = [
-    'DATASETS', 'HOOKS', 'METRICS', 'MODELS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'OPTIM_WRAPPERS',
-    'OPTIMIZERS', 'RUNNERS', 'TRANSFORMS'
+    'DATASETS', 'HOOKS', 'METRICS', 'MODEL_WRAPPERS', 'MODELS', 'OPTIM_WRAPPER_CONSTRUCTORS',
+    'OPTIM_WRAPPERS', 'OPTIMIZERS', 'RUNNERS', 'TRANSFORMS'
 ]

@@ -12,10 +12,10 @@ import argparse
 import os
 
 from mmengine.config import Config, DictAction
-from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner import Runner
 
 import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
+from silc_seg.models.utils import unwrap_model
 from silc_seg.utils import (ConfigOverrideError, apply_test_time_augmentation,
                             close_process_group, load_model_checkpoint, prepare_runner_cfg,
                             setup_cpu_distributed)
@@ -109,9 +109,7 @@ def main():
         cfg.test_evaluator['keep_results'] = True
 
     runner = Runner.from_cfg(cfg)
-    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-    if isinstance(model, BaseTTAModel):  # the segmentor inside the --tta wrapper
-        model = model.module
+    model = unwrap_model(runner.model)  # the segmentor, also inside the --tta wrapper
     load_model_checkpoint(model, args.checkpoint, allow_missing=args.allow_missing_keys)
     runner.test()
     close_process_group()

@@ -7,9 +7,12 @@
 #   python tools/train.py configs/silc/demo_maskdistill_tiny.py
 _base_ = ['./demo_silc-maskdistill_tiny.py']
 
-model = dict(distill_head=None, distill_loss=None)
+# The teacher (image encoder + tokenizer head): cosine momentum 0.99 -> 0.999 over the run.
+model = dict(
+    distill_head=None,
+    distill_loss=None,
+    teacher=dict(_delete_=True, momentum=0.99, end_momentum=0.999))
 custom_hooks = [
-    # The teacher (image encoder + tokenizer head) follows the student as in demo_silc_tiny.py.
-    dict(type='EMATeacherHook', momentum=0.99, end_momentum=0.999),
     dict(type='DataStatsHook', interval={{_base_.default_hooks.logger.interval}}),
+    dict(type='ExtendOptimizerStateHook'),
 ]

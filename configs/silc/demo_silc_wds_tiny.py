@@ -25,10 +25,9 @@ train_dataloader = dict(
         pipeline={{_base_.train_pipeline}}))
 
 custom_hooks = [
-    {{_base_.ema_teacher_hook}},
-    {{_base_.teacher_temp_hook}},
     {{_base_.freeze_last_layer_hook}},
     {{_base_.data_stats_hook}},
+    {{_base_.extend_optimizer_state_hook}},
     # Saves the stream position in checkpoints: --resume continues the stream where it stopped
     # instead of re-reading every earlier batch.
     dict(type='StreamResumeHook'),

@@ -7,7 +7,12 @@
 # others, and schedule are not what we reproduce; the objective is what this config compares).
 _base_ = ['./pretrain_silc-maskdistill_b16.py']
 
-model = dict(distill_head=None, distill_loss=None)
+# Fixed momentum (ours; the paper's "mean teacher" momentum is not in our material); no teacher
+# temperature: that is SILC's distillation's (the masked loss keeps its own).
+model = dict(
+    distill_head=None,
+    distill_loss=None,
+    teacher=dict(_delete_=True, momentum=0.996))
 
 # One view per image: the contrastive loss and both masked branches see the same 224-px crop,
 # and the teacher sees it unmasked. Random resized crop at scale (0.9, 1.0) and no colour
@@ -33,7 +38,6 @@ train_pipeline = [
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
 custom_hooks = [
-    # Fixed momentum (ours; the paper's "mean teacher" momentum is not in our material).
-    dict(type='EMATeacherHook', momentum=0.996),
     dict(type='DataStatsHook', interval={{_base_.default_hooks.logger.interval}}),
+    dict(type='ExtendOptimizerStateHook'),
 ]

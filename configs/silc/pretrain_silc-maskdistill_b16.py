@@ -1,18 +1,8 @@
 # SILC ViT-B/16 (pretrain_b16.py, unchanged) plus masked self-distillation and masked language
 # modelling: the objective of MaskCLIP by Dong et al. (CVPR 2023, arXiv 2208.12262), NOT the
-# training-free "MaskCLIP" of Zhou et al. that the zero-shot variants implement. Each term has
-# its own weight (contrastive_weight, distill_weight, masked_distill_weight, mlm_weight).
-# pretrain_maskclip_b16.py is the same run without SILC's local-to-global distillation.
-#
-# Sources. The paper (Sec. 3, as summarised in shared/seeds/maskclip-masked-self-distillation-
-# summary.txt) fixes the structure: an EMA ("mean") teacher sees the full image; the student sees
-# a masked image; a small decoder predicts, for the masked patches, the teacher's patch
-# representation turned into soft tokens by an online tokenizer (cross-entropy, which the paper
-# finds better than MSE); the text tower gets masked language modelling through its own small
-# decoder; everything trains jointly in one stage. The paper does not give the numbers below in
-# any material we could read, and LightDXY/MaskCLIP has no code (README.md: "coming soon"; its
-# issue #1 asks for the loss weight lambda of Eq. 7 and has no answer). Every value below is
-# therefore marked with where it comes from.
+# training-free "MaskCLIP" of Zhou et al. that the zero-shot variants implement.
+# pretrain_maskclip_b16.py is the same run without SILC's distillation. The paper gives none of
+# the numbers below in the material we have: each is marked with its source (docs/pretraining.md).
 _base_ = ['./pretrain_b16.py']
 
 embed_dim = 512  # the joint space of the towers (configs/_base_/models/silc_vit-b16.py)
@@ -38,8 +28,8 @@ model = dict(
         bottleneck_channels=256,
         out_channels=num_patch_prototypes),
     # Student 0.1 / teacher 0.04 / centering momentum 0.9: DINO's temperatures and centering
-    # (main_dino.py; 0.04 is the start of DINO's teacher warm-up, held fixed here because the
-    # warm-up hook drives SILC's loss only); ours for this loss.
+    # (main_dino.py; 0.04 is the start of DINO's teacher warm-up, held fixed here because
+    # model.teacher's temperature schedule drives SILC's loss only); ours for this loss.
     masked_distill_loss=dict(
         type='MaskedPatchDistillLoss',
         out_channels=num_patch_prototypes,
@@ -67,4 +57,4 @@ model = dict(
         num_heads=8),
     text_mask_ratio=0.15,
     mlm_weight=1.0)
-# The EMA teacher hook of pretrain_b16.py now also averages the masked head into its tokenizer.
+# The EMA update of pretrain_b16.py's teacher block also averages the masked head.

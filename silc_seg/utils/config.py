@@ -132,7 +132,7 @@ def check_override_key(cfg: Config, key: str) -> None:
     Each component must exist in its parent dict (or be an index into its parent list). A
     component may also be new when its parent is an empty dict (nothing to misspell), when the
     parent has a ``type`` whose class takes it as a keyword argument (e.g.
-    ``custom_hooks.0.end_momentum`` for ``EMATeacherHook``), when the parent is a dataloader dict
+    ``model.image_encoder.drop_path_rate``), when the parent is a dataloader dict
     and it is a ``DataLoader`` argument, for the known keys of ``randomness`` and ``env_cfg``,
     and, at the top level, for the settings the runner reads with a default
     (:data:`RUNNER_SETTINGS`).

@@ -55,8 +55,7 @@ def contrastive_step(loss_fn, image, text):
 
 def distill_step(student, teacher, batch_size):
     loss_fn = LocalGlobalDistillLoss(PROTOS).double()
-    loss_fn.teacher_temp = 0.05
-    loss = loss_fn(student.reshape(-1, PROTOS), teacher.reshape(-1, PROTOS), batch_size)
+    loss = loss_fn(student.reshape(-1, PROTOS), teacher.reshape(-1, PROTOS), batch_size, 0.05)
     return dict(loss=loss.detach(), center=loss_fn.center.clone())
 
 

@@ -1,7 +1,8 @@
-"""The non-finite loss guard of ``NonFiniteGuardOptimWrapper`` under MMEngine's
-``MMDistributedDataParallel`` (2 gloo processes): a non-finite loss on one rank makes every rank
-skip (or raise) together, the replicas stay identical, and training goes on afterwards. Checked
-for SILC and for a model that knows nothing about the guard."""
+"""SILC's train_step and the non-finite loss guard of ``NonFiniteGuardOptimWrapper`` under
+``TrainStepDDP`` (2 gloo processes): a non-finite loss on one rank makes every rank skip (or
+raise) together, the replicas, teachers included, stay identical, the teacher follows the student
+on applied steps only, and training goes on afterwards. Checked for SILC and for a model that
+knows nothing about the guard (stepped as by MMEngine's wrapper)."""
 import socket
 
 import pytest
@@ -9,9 +10,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from mmengine.logging import MessageHub
-from mmengine.model import MMDistributedDataParallel
-
 from silc_seg.engine.optimizers import NonFiniteGuardOptimWrapper
+from silc_seg.models.pretrainers import TrainStepDDP
 from tests.test_foundation.toy_modules import ToyRegressor
 from tests.test_models.test_silc import batch, build
 
@@ -62,34 +62,44 @@ def scenario(rank, name, skip):
     else:
         model = ToyRegressor()
         batches = toy_batches(rank)
-    wrapped = MMDistributedDataParallel(module=model)
+    wrapped = TrainStepDDP(module=model)
     optim_wrapper = NonFiniteGuardOptimWrapper(
         optimizer=torch.optim.SGD(model.parameters(), lr=0.1), skip_nonfinite_steps=skip)
     hub = MessageHub.get_current_instance()
     hub.update_info('nonfinite_skips', 0)
 
-    def params():
-        return torch.cat([p.detach().flatten() for p in model.parameters()
-                          if p.requires_grad])
+    hub.update_info('iter', 0)
+    hub.update_info('teacher_updates', 0)
 
-    out = dict(start=params())
+    def params(trainable=True):
+        return torch.cat([p.detach().flatten() for p in model.parameters()
+                          if p.requires_grad == trainable])
+
+    def snapshot(key):
+        out[key] = params()
+        if name == 'silc':
+            out[key + '_teacher'] = params(trainable=False)
+
+    out = {}
+    snapshot('start')
     wrapped.train_step(batches[0], optim_wrapper)
-    out['after_first'] = params()
+    snapshot('after_first')
     hub.update_info('iter', 1)
     try:
-        wrapped.train_step(batches[1], optim_wrapper)
+        log_vars = wrapped.train_step(batches[1], optim_wrapper)
         out['error'] = None
     except FloatingPointError as error:
         out['error'] = str(error)
-    out['skipped'] = optim_wrapper.last_step_skipped
     if out['error']:
         return out
-    out['after_skip'] = params()
+    out['skipped'] = 'ema_momentum' not in log_vars
+    snapshot('after_skip')
     out['skips'] = hub.get_info('nonfinite_skips')
+    out['teacher_updates'] = hub.get_info('teacher_updates')
     if name == 'silc':
         out['center_finite'] = bool(torch.isfinite(model.distill_loss.center).all())
     wrapped.train_step(batches[2], optim_wrapper)
-    out['after_third'] = params()
+    snapshot('after_third')
     return out
 
 
@@ -108,16 +118,21 @@ def scenarios():
 @pytest.mark.parametrize('name', ['silc', 'toy'])
 def test_all_ranks_skip_together_and_continue(scenarios, name):
     results = scenarios[(name, True)]
+    keys = ['', '_teacher'] if name == 'silc' else ['']
     for out in results:
-        assert out['error'] is None and out['skipped'] and out['skips'] == 1
-        assert not torch.equal(out['start'], out['after_first'])
-        assert torch.equal(out['after_first'], out['after_skip'])
+        assert out['error'] is None and out['skips'] == 1
+        for key in keys:  # the student, and SILC's teacher (updated after the first step only)
+            assert not torch.equal(out['start' + key], out['after_first' + key])
+            assert torch.equal(out['after_first' + key], out['after_skip' + key])
+            assert torch.isfinite(out['after_third' + key]).all()
+            assert not torch.equal(out['after_skip' + key], out['after_third' + key])
         assert out.get('center_finite', True)
-        assert torch.isfinite(out['after_third']).all()
-        assert not torch.equal(out['after_skip'], out['after_third'])
-    # DDP kept the replicas identical through the skipped step.
-    assert torch.equal(results[0]['after_skip'], results[1]['after_skip'])
-    assert torch.equal(results[0]['after_third'], results[1]['after_third'])
+        if name == 'silc':
+            assert out['skipped'] and out['teacher_updates'] == 1
+    # DDP kept the replicas (and the teachers) identical through the skipped step.
+    for key in keys:
+        for stage in ('after_first', 'after_skip', 'after_third'):
+            assert torch.equal(results[0][stage + key], results[1][stage + key]), stage + key
 
 
 def test_all_ranks_raise_together(scenarios):
@@ -126,4 +141,3 @@ def test_all_ranks_raise_together(scenarios):
         assert 'iteration 1 on rank(s) [1] of 2' in out['error']
         assert f'on rank {rank})' in out['error']
     assert 'loss=inf' in results[1]['error'] or 'loss=nan' in results[1]['error']
-    assert all(out['skipped'] for out in results)

@@ -11,11 +11,16 @@ from tests.test_foundation.toy_modules import ToyRegressor
 
 
 def toy_step(model, optim_wrapper, bad=False):
+    """BaseModel.train_step, keeping what ``update_params`` returns: ``(log_vars, applied)``."""
     targets = torch.tensor([1.0, 2.0, 3.0])
     if bad:
         targets[1] = float('inf')
     data = dict(inputs=torch.arange(12.0).reshape(3, 4) / 10, targets=targets)
-    return model.train_step(data, optim_wrapper)
+    with optim_wrapper.optim_context(model):
+        data = model.data_preprocessor(data, True)
+        losses = model._run_forward(data, mode='loss')
+    loss, log_vars = model.parse_losses(losses)
+    return log_vars, optim_wrapper.update_params(loss)
 
 
 def test_nonfinite_ranks_single_process():
@@ -47,19 +52,17 @@ def test_guard_builds_from_config_and_guards_any_model(wrapper_type, monkeypatch
     hub = MessageHub.get_current_instance()
     hub.update_info('nonfinite_skips', 0)
 
-    toy_step(model, optim_wrapper)
-    assert not optim_wrapper.last_step_skipped
+    assert toy_step(model, optim_wrapper)[1] is True
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.warns(UserWarning, match='skipped the optimizer step'):
-        log_vars = toy_step(model, optim_wrapper, bad=True)
-    assert optim_wrapper.last_step_skipped and not torch.isfinite(log_vars['loss'])
+        log_vars, applied = toy_step(model, optim_wrapper, bad=True)
+    assert applied is False and not torch.isfinite(log_vars['loss'])
     assert hub.get_info('nonfinite_skips') == 1
     assert hub.get_scalar('train/nonfinite_skips').current() == 1
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key]), key
     assert all(p.grad is None or not p.grad.any() for p in model.parameters())
-    toy_step(model, optim_wrapper)  # training goes on
-    assert not optim_wrapper.last_step_skipped
+    assert toy_step(model, optim_wrapper)[1] is True  # training goes on
     assert not torch.equal(model.linear.weight, before['linear.weight'])
 
 

@@ -10,9 +10,10 @@ from mmengine.hooks import Hook
 from mmengine.optim import OptimWrapper
 from mmengine.runner import Runner
 
-from silc_seg.engine.hooks import EMATeacherHook, FreezeLastLayerHook, PerParameterGradClipHook
-from silc_seg.engine.hooks.ema_teacher_hook import scale_momentum
-from tests.test_engine.test_teacher_hooks import runner_cfg
+from silc_seg.engine.hooks import FreezeLastLayerHook, PerParameterGradClipHook
+from silc_seg.models.pretrainers import TeacherSchedule
+from silc_seg.models.pretrainers.teacher import scale_momentum
+from tests.test_engine.test_teacher import runner_cfg
 from tests.test_models.test_silc import batch, build, image_encoder_cfg
 
 
@@ -104,25 +105,26 @@ def test_student_drop_path_teacher_deterministic():
 
 
 def test_momentum_fixed_cosine_and_batch_scaled():
-    fixed = EMATeacherHook(momentum=0.996)
+    fixed = TeacherSchedule(momentum=0.996)
     assert {fixed.momentum_at(i, 1000) for i in (0, 500, 999)} == {0.996}
-    cosine = EMATeacherHook(momentum=0.996, end_momentum=0.9999)
+    cosine = TeacherSchedule(momentum=0.996, end_momentum=0.9999)
     assert cosine.momentum_at(0, 1000) == pytest.approx(0.996)
     assert cosine.momentum_at(500, 1000) == pytest.approx(0.996 + (0.9999 - 0.996) / 2)
     # m ** (B / B_ref), "How to Scale Your EMA": same horizon in samples.
     assert scale_momentum(0.996, 4096, 1024) == pytest.approx(0.996**4)
     assert scale_momentum(0.99, 256, 1024) == pytest.approx(0.99**0.25)
-    model = build()
+    # The model's step: per-process batch (3 captions) x world size (1) x accumulation (2).
+    model = build(teacher=dict(momentum=0.996, base_batch_size=1024))
     optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1),
                                  accumulative_counts=2)
-    hook = EMATeacherHook(momentum=0.996, base_batch_size=1024)
-    hook.before_train(fake_runner(model, optim_wrapper, batch_size=64))
-    assert hook.batch_size == 128  # per-process batch x world size x accumulation
-    assert hook.momentum_at(3, 10) == pytest.approx(0.996**(128 / 1024))
+    for _ in range(2):
+        log_vars = model.train_step(dict(inputs=batch(), data_samples=None), optim_wrapper)
+    assert model._global_batch_size == 6
+    assert log_vars['ema_momentum'] == pytest.approx(0.996**(6 / 1024))
     # The horizon in samples, B / (1 - m), stays about the same.
-    assert 128 / (1 - hook.momentum_at(3, 10)) == pytest.approx(1024 / (1 - 0.996), rel=0.01)
+    assert 6 / (1 - log_vars['ema_momentum']) == pytest.approx(1024 / (1 - 0.996), rel=0.01)
     with pytest.raises(ValueError):
-        EMATeacherHook(base_batch_size=0)
+        TeacherSchedule(base_batch_size=0)
 
 
 @pytest.mark.parametrize('path', ['configs/silc/pretrain_b16.py',
@@ -134,7 +136,7 @@ def test_b16_configs_choose_the_stability_options(path):
     assert cfg.optim_wrapper.get('clip_grad') is None  # per-parameter clipping only
     assert hooks['FreezeLastLayerHook']['freeze_iters'] > 0
     assert cfg.model.image_encoder.drop_path_rate == 0.1
-    ema = hooks['EMATeacherHook']
+    ema = cfg.model.teacher
     assert ema.get('end_momentum') is None  # fixed momentum (the paper)
     assert ema['base_batch_size'] > 0
     assert math.isfinite(ema['momentum']) and 0 < ema['momentum'] < 1

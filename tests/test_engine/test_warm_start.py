@@ -6,7 +6,7 @@ from mmengine.runner import Runner
 
 from silc_seg.converters import save_state_dict
 from silc_seg.utils import torch_load_weights_only
-from tests.test_engine.test_teacher_hooks import runner_cfg
+from tests.test_engine.test_teacher import runner_cfg
 from tests.test_models.test_silc import build, model_cfg
 
 

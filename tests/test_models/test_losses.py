@@ -111,15 +111,14 @@ def dino_loss_by_loops(student, teacher, center, batch_size, student_temp, teach
 def test_distill_loss_matches_dino_equations(num_global, num_local):
     torch.manual_seed(0)
     batch_size, num_protos = 3, 11
-    loss_fn = LocalGlobalDistillLoss(num_protos, student_temp=0.1, teacher_temp=0.04,
-                                     center_momentum=0.9).double()
+    loss_fn = LocalGlobalDistillLoss(num_protos, student_temp=0.1, center_momentum=0.9).double()
     loss_fn.center.copy_(torch.randn(1, num_protos).double())
     center_before = loss_fn.center.clone()
     student = torch.randn((num_global + num_local) * batch_size, num_protos,
                           dtype=torch.float64, requires_grad=True)
     teacher = torch.randn(num_global * batch_size, num_protos, dtype=torch.float64)
 
-    loss = loss_fn(student, teacher, batch_size)
+    loss = loss_fn(student, teacher, batch_size, 0.04)
     expected = dino_loss_by_loops(student.detach(), teacher, center_before, batch_size, 0.1, 0.04)
     torch.testing.assert_close(loss.detach(), expected, rtol=1e-10, atol=1e-10)
 
@@ -137,18 +136,17 @@ def test_distill_teacher_gets_no_gradient_and_eval_keeps_center():
     teacher = torch.randn(4, 5, requires_grad=True)
     student = torch.randn(8, 5, requires_grad=True)
     loss_fn.eval()
-    loss_fn(student, teacher, batch_size=2).backward()
+    loss_fn(student, teacher, batch_size=2, teacher_temp=0.04).backward()
     assert teacher.grad is None
     assert torch.count_nonzero(loss_fn.center) == 0
 
 
-def test_distill_teacher_temp_is_settable():
+def test_distill_teacher_temp_is_passed_per_call():
     torch.manual_seed(0)
     loss_fn = LocalGlobalDistillLoss(7).eval()
     student, teacher = torch.randn(6, 7), torch.randn(4, 7)
-    sharp = loss_fn(student, teacher, 2)
-    loss_fn.teacher_temp = 0.5
-    soft = loss_fn(student, teacher, 2)
+    sharp = loss_fn(student, teacher, 2, 0.07)
+    soft = loss_fn(student, teacher, 2, 0.5)
     torch.testing.assert_close(
         soft, dino_loss_by_loops(student, teacher, loss_fn.center, 2, 0.1, 0.5))
     assert not torch.isclose(sharp, soft)
@@ -160,14 +158,16 @@ def test_distill_loss_rejects_bad_layouts(student_rows, teacher_rows, match):
     loss_fn = LocalGlobalDistillLoss(5)
     with pytest.raises(ValueError, match=match):
         loss_fn(torch.randn(student_rows, 5), torch.randn(teacher_rows, 5),
-                batch_size=4 if student_rows == 4 else 2)
+                batch_size=4 if student_rows == 4 else 2, teacher_temp=0.07)
 
 
 def test_distill_loss_rejects_bad_settings():
     with pytest.raises(ValueError, match='center_momentum'):
         LocalGlobalDistillLoss(5, center_momentum=1.0)
     with pytest.raises(ValueError, match='prototypes'):
-        LocalGlobalDistillLoss(5)(torch.randn(6, 4), torch.randn(2, 4), 2)
+        LocalGlobalDistillLoss(5)(torch.randn(6, 4), torch.randn(2, 4), 2, 0.07)
+    with pytest.raises(ValueError, match='teacher_temp must be positive'):
+        LocalGlobalDistillLoss(4)(torch.randn(6, 4), torch.randn(2, 4), 2, 0.0)
 
 
 @pytest.mark.parametrize('norm_last_layer', [True, False])
@@ -209,6 +209,6 @@ def test_distill_center_ignores_nonfinite_batches():
     loss_fn = LocalGlobalDistillLoss(4)
     teacher = torch.randn(4, 4)
     teacher[1, 2] = float('nan')
-    loss = loss_fn(torch.randn(6, 4), teacher, 2)
+    loss = loss_fn(torch.randn(6, 4), teacher, 2, 0.07)
     assert not torch.isfinite(loss)
     assert torch.count_nonzero(loss_fn.center) == 0

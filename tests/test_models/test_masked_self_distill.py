@@ -297,23 +297,18 @@ def test_masks_follow_the_step_counter():
     assert 'mask_step' in model.state_dict()
 
 
-def test_ema_hook_averages_the_tokenizer_and_the_teacher_tower():
-    """EMATeacherHook (reused as is) moves every teacher of the masked branch towards its
+def test_train_step_averages_the_tokenizer_and_the_teacher_tower():
+    """SILC's train_step (inherited as is) moves every teacher of the masked branch towards its
     student after an optimizer step: m * teacher + (1 - m) * student."""
     from mmengine.optim import OptimWrapper
 
-    from silc_seg.engine.hooks import EMATeacherHook
-    from tests.test_engine.test_teacher_hooks import fake_runner
-
-    model = build_masked()
+    model = build_masked(teacher=dict(momentum=0.9))
     optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.5))
-    runner = fake_runner(model, optim_wrapper, 4)
-    hook = EMATeacherHook(momentum=0.9)
-    hook.before_train(runner)
     before = {id(t): [p.clone() for p in t.parameters()] for _, t in
               model.student_teacher_pairs()}
-    model.train_step(dict(inputs=captioned_batch(), data_samples=None), optim_wrapper)
-    hook.after_train_iter(runner, 0)
+    log_vars = model.train_step(dict(inputs=captioned_batch(), data_samples=None),
+                                optim_wrapper)
+    assert log_vars['ema_momentum'] == 0.9
     for student, teacher in model.student_teacher_pairs():
         for old, s, t in zip(before[id(teacher)], student.parameters(), teacher.parameters()):
             torch.testing.assert_close(t, 0.9 * old + 0.1 * s.detach())

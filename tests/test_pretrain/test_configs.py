@@ -14,7 +14,8 @@ from mmengine.registry import DefaultScope
 from torch.utils.data import DataLoader
 
 import silc_seg  # noqa: F401
-from silc_seg.registry import DATASETS, HOOKS, MODELS, OPTIM_WRAPPERS
+from silc_seg.models.pretrainers import TeacherSchedule
+from silc_seg.registry import DATASETS, MODELS, OPTIM_WRAPPERS
 
 B16_CONFIGS = {
     'configs/silc/pretrain_b16.py': ('ClipContrastiveLoss', True),
@@ -48,18 +49,20 @@ def test_b16_configs_follow_the_paper(path):
     hooks = {h['type']: h for h in cfg.custom_hooks}
     assert 'DataStatsHook' in hooks and 'StreamResumeHook' in hooks
     if not with_distill:
-        assert model.get('distill_head') is None and 'EMATeacherHook' not in hooks
+        assert model.get('distill_head') is None and model.get('teacher') is None
         return
     assert model.distill_head.out_channels == model.distill_loss.out_channels == 65536
     assert model.distill_head.in_channels == cfg.embed_dim
     assert model.distill_loss.student_temp == 0.1
     assert model.distill_loss.center_momentum == 0.9
-    temp = hooks['TeacherTempWarmupHook']
-    assert (temp['warmup_teacher_temp'], temp['teacher_temp']) == (0.04, 0.07)
-    ema = HOOKS.build(hooks['EMATeacherHook'])
+    ema = TeacherSchedule(**model.teacher)
+    assert (ema.warmup_temperature, ema.temperature) == (0.04, 0.07)
+    # DINO's 30 ImageNet epochs (1.28M images each) of samples at the global batch of 4096.
+    assert ema.warmup_iters == 30 * 313
+    assert 'ExtendOptimizerStateHook' in hooks
     max_iters = cfg.train_cfg.max_iters
     # Fixed momentum (the paper): 0.996 at batch 1024, scaled to the global batch in training.
-    momenta = {ema.momentum_at(i, max_iters) for i in (0, max_iters // 2, max_iters - 1)}
+    momenta = {ema.momentum_at(i, max_iters, 1024) for i in (0, max_iters // 2, max_iters - 1)}
     assert momenta == {0.996} and ema.base_batch_size == 1024
 
 
@@ -113,10 +116,9 @@ def test_b16_masked_distill_configs_feed_a_step(path, with_silc, tmp_path):
     assert model_cfg.text_mask_ratio == 0.15
     assert model_cfg.masked_distill_weight == model_cfg.mlm_weight == 1.0
     assert model_cfg.masked_head.out_channels == model_cfg.masked_distill_loss.out_channels
-    hooks = {h['type']: h for h in cfg.custom_hooks}
-    assert 'EMATeacherHook' in hooks
+    assert 0 < model_cfg.teacher.momentum < 1
     assert (model_cfg.distill_head is not None) == with_silc
-    assert ('TeacherTempWarmupHook' in hooks) == with_silc
+    assert ('warmup_temperature' in model_cfg.teacher) == with_silc
     num_global = 2 if with_silc else 1
     assert cfg.optim_wrapper.type == 'NonFiniteGuardAmpOptimWrapper'
 
@@ -154,7 +156,7 @@ def test_demo_configs_differ_only_in_the_objective():
     silc = Config.fromfile('configs/silc/demo_silc_tiny.py')
     distill = Config.fromfile('configs/silc/demo_distill_tiny.py')
     assert 'distill_head' not in clip.model
-    objective = ('distill_head', 'distill_loss', 'contrastive_weight')
+    objective = ('distill_head', 'distill_loss', 'teacher', 'contrastive_weight')
     assert _without(silc.model, *objective) == _without(clip.model, *objective)
     for key in ('train_dataloader', 'train_cfg', 'param_scheduler', 'randomness'):
         assert silc[key] == clip[key] == distill[key], key

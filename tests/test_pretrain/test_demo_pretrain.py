@@ -108,9 +108,10 @@ def test_two_process_gloo_run(demo_root, tmp_path):
                '--launcher', 'pytorch', '--cfg-options', *options, 'log_level=INFO'])
     text = log.stdout + log.stderr
     assert 'Distributed training: True' in text and 'GPU number: 2' in text, text[-3000:]
-    # The CPU setup of tools/train.py wraps the model in MMEngine's DDP without device ids, and
-    # the optimizer wrapper is the config's non-finite guard.
-    assert "type='MMDistributedDataParallel'" in text, text[-3000:]
+    # The CPU setup of tools/train.py wraps the model in the config's DDP wrapper (the model's
+    # own train_step, with the EMA update) without device ids, and the optimizer wrapper is the
+    # config's non-finite guard.
+    assert "type='mmseg.TrainStepDDP'" in text, text[-3000:]
     assert "type='NonFiniteGuardOptimWrapper'" in text, text[-3000:]
     state = load_state(work_dir / 'iter_2.pth')
     assert any(k.startswith('teacher_image_encoder.') for k in state)

@@ -24,8 +24,8 @@ def _zs_cfg():
 @pytest.mark.parametrize('load,options,wrong,suggestion', [
     (_demo_cfg, {'train_cfgg.max_iters': 3}, 'train_cfgg', 'train_cfg'),
     (_zs_cfg, {'model.test_cfg.strid': (16, 16)}, 'model.test_cfg.strid', 'model.test_cfg.stride'),
-    (_demo_cfg, {'custom_hooks.0.momentun': 0.9}, 'custom_hooks.0.momentun',
-     'custom_hooks.0.momentum'),
+    (_demo_cfg, {'custom_hooks.0.freeze_iter': 9}, 'custom_hooks.0.freeze_iter',
+     'custom_hooks.0.freeze_iters'),
 ])
 def test_misspelled_key_stops_with_closest_existing_key(load, options, wrong, suggestion):
     cfg = load()
@@ -52,8 +52,8 @@ def test_new_keys_a_module_or_the_runner_takes_need_no_plus():
 
 
 def test_list_index_out_of_range_is_an_error():
-    with pytest.raises(KeyError, match=r'custom_hooks has 4 items'):
-        merge_cfg_options(_demo_cfg(), {'custom_hooks.7.momentum': 0.9})
+    with pytest.raises(KeyError, match=r'custom_hooks has 3 items'):
+        merge_cfg_options(_demo_cfg(), {'custom_hooks.7.freeze_iters': 9})
 
 
 def test_existing_keys_new_keys_with_plus_and_keys_of_empty_dicts_merge():
@@ -73,8 +73,10 @@ def test_existing_keys_new_keys_with_plus_and_keys_of_empty_dicts_merge():
     # dist_cfg takes any keyword of init_process_group, but a new one needs the "+".
     with pytest.raises(KeyError, match=r'\+env_cfg.dist_cfg.timeout=...'):
         merge_cfg_options(cfg, {'env_cfg.dist_cfg.timeout': 60})
-    merge_cfg_options(cfg, {'+env_cfg.dist_cfg.timeout': 60, 'custom_hooks.0.momentum': 0.9})
-    assert cfg.env_cfg.dist_cfg.timeout == 60 and cfg.custom_hooks[0].momentum == 0.9
+    merge_cfg_options(cfg, {'+env_cfg.dist_cfg.timeout': 60, 'custom_hooks.0.freeze_iters': 9,
+                            'model.teacher.end_momentum': 0.999})
+    assert cfg.env_cfg.dist_cfg.timeout == 60 and cfg.custom_hooks[0].freeze_iters == 9
+    assert cfg.model.teacher.end_momentum == 0.999
     cfg = Config(dict(model=dict(test_cfg=dict())))
     merge_cfg_options(cfg, {'model.test_cfg.mode': 'whole'})
     assert cfg.model.test_cfg.mode == 'whole'

@@ -41,11 +41,13 @@ from contextlib import nullcontext
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 from mmengine.utils import import_modules_from_strings
 
-from silc_seg.engine.hooks.ema_teacher_hook import ema_update
+import silc_seg.models.pretrainers.silc as silc_module
+from silc_seg.models.pretrainers.teacher import ema_update
 from silc_seg.models.utils.compile import compile_transformer_blocks
 from silc_seg.registry import MODELS, OPTIMIZERS
 from silc_seg.utils import (ConfigOverrideError, merge_cfg_options, mmengine_log_level,
@@ -213,7 +215,10 @@ def main():
     teacher_tower.forward_tokens = teacher_watch.wrap(teacher_tower.forward_tokens)
     teacher_tower.pool = teacher_watch.wrap(teacher_tower.pool)
     silc.teacher_head.forward = teacher_watch.wrap(silc.teacher_head.forward)
-    update_teacher = ema_watch.wrap(ema_update)
+    # SILC.train_step updates the teacher itself (at the schedule's iteration 0): time it there.
+    silc_module.ema_update = ema_watch.wrap(ema_update)
+    MessageHub.get_current_instance().update_info('iter', 0)
+    MessageHub.get_current_instance().update_info('max_iters', 1)
     context_length = silc.text_encoder.context_length
     silc_batch = make_batch(args.batch_size, num_global, num_local, global_size, local_size,
                             context_length)
@@ -227,8 +232,6 @@ def main():
     def silc_step():
         with autocast():
             silc.train_step(silc_batch, silc_optim)
-        update_teacher(silc.teacher_image_encoder, silc.image_encoder, 0.996)
-        update_teacher(silc.teacher_head, silc.distill_head, 0.996)
 
     def baseline_step():
         with autocast():
@@ -310,9 +313,7 @@ def masked_distill_step(args, optimizer_cfg, device, autocast):
 
     def step():
         with autocast():
-            model.train_step(batch, optim_wrapper)
-        for student, teacher in model.student_teacher_pairs():
-            ema_update(teacher, student, 0.996)
+            model.train_step(batch, optim_wrapper)  # the EMA update included
 
     views = f'{num_global}x{size}px' + (f' + {num_local}x{local_size}px' if num_local else '')
     return step, views

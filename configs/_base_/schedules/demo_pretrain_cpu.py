@@ -46,3 +46,6 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # SIGTERM / SIGUSR1: save after the current step, exit with code 75 (docs/reliability.md).
     preemption=dict(type='PreemptionHook'))
+# Under DDP, the model's own train_step runs (it updates an EMA teacher after the optimizer
+# step). MMEngine looks model wrappers up in its root registry: hence the "mmseg." scope.
+model_wrapper_cfg = dict(type='mmseg.TrainStepDDP')

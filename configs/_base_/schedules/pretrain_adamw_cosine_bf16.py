@@ -62,3 +62,6 @@ default_hooks = dict(
 # The lr above is for a global batch of 4096 (e.g. 32 GPUs x 128); `--auto-scale-lr`-style
 # linear scaling to other batch sizes: set enable=True.
 auto_scale_lr = dict(enable=False, base_batch_size=4096)
+# Under DDP, the model's own train_step runs (it updates an EMA teacher after the optimizer
+# step). MMEngine looks model wrappers up in its root registry: hence the "mmseg." scope.
+model_wrapper_cfg = dict(type='mmseg.TrainStepDDP')

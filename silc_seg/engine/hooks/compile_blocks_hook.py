@@ -2,9 +2,9 @@ from typing import Optional
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 
 from silc_seg.models.utils.compile import compile_transformer_blocks
+from silc_seg.models.utils.wrappers import unwrap_model
 from silc_seg.registry import HOOKS
 
 
@@ -36,7 +36,7 @@ class CompileBlocksHook(Hook):
     def _compile(self, runner) -> None:
         if self.compiled:
             return
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap_model(runner.model)
         count = compile_transformer_blocks(model, self.compile_cfg)
         self.compiled = True
         print_log(f'compiled {count} transformer blocks with torch.compile({self.compile_cfg})',

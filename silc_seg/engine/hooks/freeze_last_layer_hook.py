@@ -1,9 +1,9 @@
 from typing import Optional, Sequence
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from silc_seg.engine.hooks.per_parameter_grad_clip_hook import register_step_pre_hook
+from silc_seg.models.utils.wrappers import unwrap_model
 from silc_seg.registry import HOOKS
 
 
@@ -38,7 +38,7 @@ class FreezeLastLayerHook(Hook):
         self._handle: Optional[object] = None
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap_model(runner.model)
         frozen = [param for name, param in model.named_parameters()
                   if name.startswith(self.param_prefixes) and param.requires_grad]
         if not frozen:

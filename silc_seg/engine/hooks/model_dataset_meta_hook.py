@@ -1,7 +1,7 @@
 """Give the model the metainfo (class names, palette) of the dataset it is evaluated on."""
 from mmengine.hooks import Hook
-from mmengine.model import BaseTTAModel, is_model_wrapper
 
+from silc_seg.models.utils.wrappers import unwrap_model
 from silc_seg.registry import HOOKS
 
 
@@ -19,9 +19,7 @@ class ModelDatasetMetaHook(Hook):
 
     @staticmethod
     def _set_meta(runner, loop) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        if isinstance(model, BaseTTAModel):  # tools/test.py --tta
-            model = model.module
+        model = unwrap_model(runner.model)  # also the segmentor inside tools/test.py --tta
         if not hasattr(model, 'dataset_meta'):
             return
         metainfo = getattr(loop.dataloader.dataset, 'metainfo', None)

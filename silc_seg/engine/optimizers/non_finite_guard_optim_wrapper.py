@@ -38,8 +38,8 @@ class NonFiniteLossGuardMixin:
     - ``skip_nonfinite_steps=True``: no backward pass, gradients zeroed (under gradient
       accumulation this drops the window accumulated so far), no optimizer step; the skip is
       counted in the message hub (info ``nonfinite_skips``, scalar ``train/nonfinite_skips``),
-      warned about, and :attr:`last_step_skipped` is True until the next step, which
-      :class:`EMATeacherHook` reads to leave the teacher untouched as well.
+      warned about, and :meth:`update_params` returns False, which tells the model's
+      ``train_step`` to leave its EMA teacher untouched as well.
 
     The guard sees only the summed loss that ``BaseModel.parse_losses`` returns; the per-term
     values of a skipped step appear in that iteration's log.
@@ -52,14 +52,17 @@ class NonFiniteLossGuardMixin:
     def __init__(self, *args, skip_nonfinite_steps: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.skip_nonfinite_steps = skip_nonfinite_steps
-        self.last_step_skipped = False
 
-    def update_params(self, loss: torch.Tensor, *args, **kwargs) -> None:
+    def update_params(self, loss: torch.Tensor, *args, **kwargs) -> bool:
+        """Backward and (when :meth:`should_update`) step as the wrapped class does.
+
+        Returns:
+            bool: False when the step was skipped for a non-finite loss, else True.
+        """
         bad_ranks = nonfinite_ranks(loss)
-        self.last_step_skipped = bool(bad_ranks)
         if not bad_ranks:
             super().update_params(loss, *args, **kwargs)
-            return
+            return True
         message_hub = MessageHub.get_current_instance()
         rank, world_size = get_dist_info()
         iteration = message_hub.get_info('iter')
@@ -75,6 +78,7 @@ class NonFiniteLossGuardMixin:
         message_hub.update_info('nonfinite_skips', skips)
         message_hub.update_scalar('train/nonfinite_skips', skips)
         warnings.warn(f'{message}; skipped the optimizer step ({skips} skipped so far)')
+        return False
 
 
 @OPTIM_WRAPPERS.register_module()

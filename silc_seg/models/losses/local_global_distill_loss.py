@@ -117,42 +117,47 @@ class LocalGlobalDistillLoss(nn.Module):
 
     The teacher's outputs on the global views are centered with a running mean (``center``,
     momentum ``center_momentum``, over the outputs of all ranks) and sharpened with
-    ``teacher_temp``; the student's outputs on every view are softened with ``student_temp``;
-    the loss is the cross-entropy averaged over all (teacher view, other student view) pairs.
-    ``teacher_temp`` is an attribute so that :class:`TeacherTempWarmupHook` can schedule it.
+    the teacher temperature that the caller passes (the model's ``teacher.temperature``
+    schedule); the student's outputs on every view are softened with ``student_temp``; the loss
+    is the cross-entropy averaged over all (teacher view, other student view) pairs.
 
     Args:
         out_channels (int): Number of prototypes ``K``.
         student_temp (float): Defaults to 0.1.
-        teacher_temp (float): Defaults to 0.07 (usually warmed up from 0.04 by the hook).
         center_momentum (float): Defaults to 0.9.
+        teacher_temp: Not an argument any more (a clear error): the model's
+            ``teacher=dict(temperature=...)`` sets it.
     """
 
     def __init__(self,
                  out_channels: int,
                  student_temp: float = 0.1,
-                 teacher_temp: float = 0.07,
-                 center_momentum: float = 0.9) -> None:
+                 center_momentum: float = 0.9,
+                 teacher_temp=None) -> None:
         super().__init__()
+        if teacher_temp is not None:
+            raise ValueError('LocalGlobalDistillLoss takes no teacher_temp: set the teacher '
+                             'temperature (and its warm-up) in the model\'s teacher block, '
+                             'model.teacher=dict(temperature=..., warmup_temperature=..., '
+                             'warmup_iters=...)')
         if not 0.0 <= center_momentum < 1.0:
             raise ValueError(f'center_momentum must be in [0, 1), got {center_momentum}')
-        if student_temp <= 0 or teacher_temp <= 0:
-            raise ValueError('temperatures must be positive, got '
-                             f'student_temp={student_temp}, teacher_temp={teacher_temp}')
+        if student_temp <= 0:
+            raise ValueError(f'student_temp must be positive, got {student_temp}')
         self.out_channels = out_channels
         self.student_temp = student_temp
-        self.teacher_temp = teacher_temp
         self.center_momentum = center_momentum
         self.register_buffer('center', torch.zeros(1, out_channels))
 
     def forward(self, student_output: torch.Tensor, teacher_output: torch.Tensor,
-                batch_size: int) -> torch.Tensor:
+                batch_size: int, teacher_temp: float) -> torch.Tensor:
         """Compute the loss, then (in training mode) update the center.
 
         Args:
             student_output (Tensor): ``(Vs * B, K)``, view-major, global views first.
             teacher_output (Tensor): ``(Vt * B, K)``, view-major, the global views.
             batch_size (int): ``B``.
+            teacher_temp (float): Teacher temperature, positive.
 
         Returns:
             Tensor: The scalar loss.
@@ -160,7 +165,9 @@ class LocalGlobalDistillLoss(nn.Module):
         if teacher_output.shape[-1] != self.out_channels:
             raise ValueError(f'expected {self.out_channels} prototypes, got '
                              f'{teacher_output.shape[-1]}')
-        targets = teacher_probabilities(teacher_output, self.center, self.teacher_temp)
+        if not teacher_temp > 0:
+            raise ValueError(f'teacher_temp must be positive, got {teacher_temp}')
+        targets = teacher_probabilities(teacher_output, self.center, teacher_temp)
         loss = local_global_distill_loss(student_output, targets, batch_size,
                                          self.student_temp)
         if self.training:

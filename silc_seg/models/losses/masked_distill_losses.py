@@ -40,7 +40,8 @@ class MaskedPatchDistillLoss(LocalGlobalDistillLoss):
     (``teacher_temp``) turn them into soft tokens, as iBOT's online tokenizer does (Zhou et
     al., ICLR 2022) and DINO does for whole images. Centering, temperatures and their checks
     are those of :class:`LocalGlobalDistillLoss`; only the pairing differs (patch to patch,
-    masked patches only, instead of view to view).
+    masked patches only, instead of view to view), and the teacher temperature is this loss's
+    own, fixed (the model's ``teacher`` schedule drives the local-to-global loss only).
 
     Args:
         out_channels (int): Number of prototypes ``K``.
@@ -48,6 +49,17 @@ class MaskedPatchDistillLoss(LocalGlobalDistillLoss):
         teacher_temp (float): Defaults to 0.07.
         center_momentum (float): Defaults to 0.9.
     """
+
+    def __init__(self,
+                 out_channels: int,
+                 student_temp: float = 0.1,
+                 teacher_temp: float = 0.07,
+                 center_momentum: float = 0.9) -> None:
+        super().__init__(out_channels, student_temp=student_temp,
+                         center_momentum=center_momentum)
+        if not teacher_temp > 0:
+            raise ValueError(f'teacher_temp must be positive, got {teacher_temp}')
+        self.teacher_temp = teacher_temp
 
     def forward(self, student_output: torch.Tensor, teacher_output: torch.Tensor,
                 patch_mask: torch.Tensor) -> torch.Tensor:

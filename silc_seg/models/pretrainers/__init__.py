@@ -1,4 +1,6 @@
 from .masked_self_distill import MaskedSelfDistill
 from .silc import SILC
+from .teacher import TeacherSchedule, ema_update
+from .train_step_ddp import TrainStepDDP
 
-__all__ = ['MaskedSelfDistill', 'SILC']
+__all__ = ['MaskedSelfDistill', 'SILC', 'TeacherSchedule', 'TrainStepDDP', 'ema_update']

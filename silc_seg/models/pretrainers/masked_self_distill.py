@@ -130,8 +130,8 @@ class MaskedSelfDistill(SILC):
 
     def teacher_student_names(self) -> List[Tuple[str, str]]:
         """SILC's ``(teacher, student)`` names (or just the image towers without SILC's head)
-        and the masked branch's tokenizer and head: the EMA hook averages them, and they follow
-        the student when weights arrive without teacher weights."""
+        and the masked branch's tokenizer and head: :meth:`train_step` averages them, and they
+        follow the student when weights arrive without teacher weights."""
         names = super().teacher_student_names()
         if 'teacher_masked_head' not in self._modules:
             return names  # SILC.__init__ asks before this class has built its branch
@@ -143,12 +143,12 @@ class MaskedSelfDistill(SILC):
     def self_distill_losses(self, inputs: Dict[str, torch.Tensor],
                             global_embeddings: Optional[torch.Tensor],
                             teacher_tokens: Optional[torch.Tensor],
-                            batch_size: int) -> Dict[str, torch.Tensor]:
+                            batch_size: int, teacher_temp: float) -> Dict[str, torch.Tensor]:
         """SILC's terms (with ``distill_head``), ``loss_mask_distill`` and (with a text decoder)
         ``loss_mlm``, and the logged ``mask_center_norm``. The masked branch's targets come from
         the same teacher pass over the global crops as SILC's (``teacher_tokens``)."""
         losses = super().self_distill_losses(inputs, global_embeddings, teacher_tokens,
-                                             batch_size)
+                                             batch_size, teacher_temp)
         generator = self._mask_generator()
         losses.update(self._masked_image_distill(inputs['global_crops'], teacher_tokens,
                                                  generator))

@@ -4,13 +4,17 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.dist import get_world_size
+from mmengine.logging import MessageHub, print_log
 from mmengine.model import BaseModel
+from mmengine.optim import OptimWrapper
 from mmpretrain.structures import DataSample
 
 from silc_seg.models.losses.local_global_distill_loss import (distill_diagnostics,
                                                               teacher_probabilities)
 from silc_seg.registry import MODELS
 from ..utils.text_classifier import TextClassifier
+from .teacher import TeacherSchedule, ema_update
 
 ConfigType = Union[dict, nn.Module]
 
@@ -35,14 +39,19 @@ class SILC(BaseModel):
     - contrastive loss (CLIP or SigLIP) between each global view and the captions, averaged over
       the ``Ng`` global views (or over the ``contrastive_crops`` when the batch has them: views
       for the image-text loss only, with their own augmentations, see :class:`PackSILCInputs`);
-    - self-distillation: an EMA teacher (``teacher_image_encoder`` + ``teacher_head``, updated by
-      :class:`EMATeacherHook`, never by gradients) sees the global crops; the student's
+    - self-distillation: an EMA teacher (``teacher_image_encoder`` + ``teacher_head``, updated
+      by :meth:`train_step`, never by gradients) sees the global crops; the student's
       ``distill_head`` sees every view (globals in one forward, locals in one forward) and
       matches the teacher's centered, sharpened prototype distribution on every other view
       (:class:`LocalGlobalDistillLoss`).
 
     With ``distill_head=None`` the model is the plain CLIP / SigLIP baseline: no teacher is built
     and only the global crops are used.
+
+    :meth:`train_step` updates the parameters, then (after an applied optimizer step) the
+    teacher, ``teacher <- m * teacher + (1 - m) * student``, with the momentum and the teacher
+    temperature of the ``teacher`` block for the current iteration (MMEngine's message hub
+    ``iter`` and ``max_iters``). Under DDP, wrap the model with :class:`TrainStepDDP`.
 
     Args:
         image_encoder (dict | nn.Module): Image tower (``SILCVisionTransformer``), with
@@ -58,6 +67,9 @@ class SILC(BaseModel):
             head's ``K``.
         contrastive_weight (float): Defaults to 1.0.
         distill_weight (float): Defaults to 1.0.
+        teacher (dict, optional): The EMA teacher's momentum and temperature schedules, the
+            arguments of :class:`TeacherSchedule`; only for a model with a teacher. Defaults
+            to None (:class:`TeacherSchedule`'s defaults).
         num_global_crops (int, optional): Expected ``Ng``; checked against the batch. Without it,
             ``Ng`` is ``len(global_crops) / len(text)``. Defaults to None.
         zero_shot_classes (Sequence[str], optional): Class names for zero-shot classification in
@@ -77,6 +89,7 @@ class SILC(BaseModel):
                  distill_loss: Optional[ConfigType] = None,
                  contrastive_weight: float = 1.0,
                  distill_weight: float = 1.0,
+                 teacher: Optional[dict] = None,
                  num_global_crops: Optional[int] = None,
                  zero_shot_classes: Optional[Sequence[str]] = None,
                  zero_shot_templates: Sequence[str] = ('a photo of a {}.', ),
@@ -110,6 +123,16 @@ class SILC(BaseModel):
         elif distill_loss is not None:
             raise ValueError('distill_loss is set but distill_head is None: set both to use '
                              'self-distillation, or neither for the contrastive-only baseline')
+        temperature_keys = sorted({'temperature', 'warmup_temperature', 'warmup_iters'}
+                                  & set(teacher or {}))
+        if temperature_keys and not self.with_distill:
+            raise ValueError(f'teacher.{temperature_keys[0]} is set, but the teacher '
+                             'temperature is for the local-to-global distillation, which this '
+                             'model has not (distill_head=None)')
+        self.teacher_schedule = TeacherSchedule(**(teacher or {}))
+        self._teacher_given = teacher is not None
+        self._global_batch_size: Optional[int] = None
+        self._in_train_step = False
 
         if zero_shot_classes is not None:
             if not zero_shot_classes:
@@ -151,7 +174,7 @@ class SILC(BaseModel):
         return F.normalize(embeddings, dim=-1) if normalize else embeddings
 
     def student_teacher_pairs(self) -> List[Tuple[nn.Module, nn.Module]]:
-        """``(student, teacher)`` module pairs that the EMA hook averages: the modules of
+        """``(student, teacher)`` module pairs that :meth:`train_step` averages: the modules of
         :meth:`teacher_student_names`, the one list of teachers a subclass extends."""
         return [(getattr(self, student), getattr(self, teacher))
                 for teacher, student in self.teacher_student_names()]
@@ -205,10 +228,94 @@ class SILC(BaseModel):
             teacher.eval()
         return self
 
+    def train_step(self, data, optim_wrapper: OptimWrapper,
+                   ddp: Optional[nn.Module] = None) -> Dict[str, torch.Tensor]:
+        """One training iteration: forward and loss (with this iteration's teacher
+        temperature), ``optim_wrapper.update_params``, then, if that applied an optimizer step,
+        the EMA update of every teacher with this iteration's momentum.
+
+        A step is applied unless ``update_params`` returns False (the non-finite guard skipped
+        it) or the iteration only accumulates gradients (``optim_wrapper.should_update()`` is
+        False). The momentum is logged as ``ema_momentum``, the number of teacher updates is the
+        message hub's ``teacher_updates`` (saved in checkpoints).
+
+        Args:
+            data (dict): A batch from the dataloader.
+            optim_wrapper (OptimWrapper): Updates the student.
+            ddp (nn.Module, optional): The :class:`TrainStepDDP` wrapping this model: the
+                forward goes through it. Defaults to None.
+
+        Returns:
+            dict[str, Tensor]: The log variables of :meth:`parse_losses` (and
+            ``ema_momentum``).
+        """
+        pairs = self.student_teacher_pairs()
+        if self._teacher_given and not pairs:
+            raise ValueError(f'teacher is set, but this {type(self).__name__} has no teacher '
+                             '(distill_head=None): remove the teacher block')
+        model = self if ddp is None else ddp
+        hub = MessageHub.get_current_instance()
+        iteration, max_iters = hub.get_info('iter'), hub.get_info('max_iters')
+        schedule = self.teacher_schedule
+        varies = schedule.end_momentum is not None or schedule.warmup_iters > 0
+        if pairs and varies and iteration is None:
+            raise RuntimeError('the teacher schedule needs the iteration: run in an MMEngine '
+                               "Runner or set the message hub's 'iter' (and 'max_iters')")
+        iteration = iteration or 0
+        with optim_wrapper.optim_context(model):
+            data = self.data_preprocessor(data, True)
+            if self.with_distill:
+                data = dict(data, teacher_temp=schedule.temperature_at(iteration))
+            losses = model._run_forward(data, mode='loss')
+        self._in_train_step = True
+        try:
+            parsed_losses, log_vars = self.parse_losses(losses)
+        finally:
+            self._in_train_step = False
+        applied = optim_wrapper.update_params(parsed_losses)
+        if not pairs or applied is False or not optim_wrapper.should_update():
+            return log_vars
+        batch_size = None
+        if schedule.base_batch_size is not None:
+            batch_size = self._global_batch(data, optim_wrapper)
+        if schedule.needs_max_iters and max_iters is None:
+            raise RuntimeError("a cosine teacher momentum needs the message hub's 'max_iters' "
+                               '(set by the Runner) or teacher.momentum_iters')
+        momentum = schedule.momentum_at(iteration, max_iters, batch_size)
+        for student, teacher in pairs:
+            ema_update(teacher, student, momentum)
+        hub.update_info('teacher_updates', hub.get_info('teacher_updates', 0) + 1)
+        log_vars['ema_momentum'] = momentum
+        return log_vars
+
+    def _global_batch(self, data: dict, optim_wrapper: OptimWrapper) -> int:
+        """Samples behind one optimizer update (per-process batch x world size x gradient
+        accumulation), fixed at the first update so that every rank uses the same value."""
+        if self._global_batch_size is None:
+            local = data['inputs']['text'].shape[0]
+            accumulate = getattr(optim_wrapper, '_accumulative_counts', 1)
+            self._global_batch_size = int(local) * get_world_size() * int(accumulate)
+            base = self.teacher_schedule.base_batch_size
+            print_log(f'EMA teacher: global batch {self._global_batch_size} per update, '
+                      f'momentum tuned for {base}: {self.teacher_schedule.momentum} -> '
+                      f'{self.teacher_schedule.momentum_at(0, 1, self._global_batch_size):.6f}',
+                      logger='current')
+        return self._global_batch_size
+
+    def parse_losses(self, losses: Dict[str, torch.Tensor]):
+        if (self.training and not self._in_train_step and get_world_size() > 1
+                and self.student_teacher_pairs()):
+            raise RuntimeError(
+                f'{type(self).__name__} updates its EMA teacher in its own train_step, which '
+                'this model wrapper bypasses: set '
+                "model_wrapper_cfg=dict(type='mmseg.TrainStepDDP')")
+        return super().parse_losses(losses)
+
     def forward(self,
                 inputs: Dict[str, torch.Tensor],
                 data_samples: Optional[List[DataSample]] = None,
-                mode: str = 'tensor'):
+                mode: str = 'tensor',
+                teacher_temp: Optional[float] = None):
         """MMEngine entry point.
 
         Args:
@@ -217,9 +324,11 @@ class SILC(BaseModel):
             data_samples (list[DataSample], optional): One per sample.
             mode (str): ``'loss'`` (dict of losses and logged scalars), ``'predict'`` (data
                 samples with embeddings) or ``'tensor'`` (dict of normalized embeddings).
+            teacher_temp (float, optional): Teacher temperature for ``'loss'``; see
+                :meth:`loss`.
         """
         if mode == 'loss':
-            return self.loss(inputs, data_samples)
+            return self.loss(inputs, data_samples, teacher_temp)
         if mode == 'predict':
             return self.predict(inputs, data_samples)
         if mode == 'tensor':
@@ -227,11 +336,13 @@ class SILC(BaseModel):
         raise RuntimeError(f'Invalid mode "{mode}". Only supports loss, predict and tensor mode')
 
     def loss(self, inputs: Dict[str, torch.Tensor],
-             data_samples: Optional[List[DataSample]] = None) -> Dict[str, torch.Tensor]:
+             data_samples: Optional[List[DataSample]] = None,
+             teacher_temp: Optional[float] = None) -> Dict[str, torch.Tensor]:
         """Loss terms (``loss_contrastive``, ``loss_distill``) and logged scalars (``logit_scale``,
         ``logit_bias``, ``teacher_temp``, ``center_norm``, and the distillation diagnostics of
         :func:`distill_diagnostics`: ``teacher_entropy``, ``student_teacher_kl``,
-        ``prototypes_used``) of a pretraining batch."""
+        ``prototypes_used``) of a pretraining batch. ``teacher_temp`` is the distillation's
+        teacher temperature; None: ``teacher.temperature`` (after any warm-up)."""
         for key in ('global_crops', 'text'):
             if key not in inputs:
                 raise KeyError(f'SILC training inputs need "{key}", got {sorted(inputs)}')
@@ -271,14 +382,16 @@ class SILC(BaseModel):
             # pooled targets and a subclass's patch targets).
             with torch.no_grad():
                 teacher_tokens = self.teacher_image_encoder.forward_tokens(global_crops)
+        if teacher_temp is None:
+            teacher_temp = self.teacher_schedule.temperature
         losses.update(self.self_distill_losses(inputs, global_embeddings, teacher_tokens,
-                                               batch_size))
+                                               batch_size, teacher_temp))
         return losses
 
     def self_distill_losses(self, inputs: Dict[str, torch.Tensor],
                             global_embeddings: Optional[torch.Tensor],
                             teacher_tokens: Optional[torch.Tensor],
-                            batch_size: int) -> Dict[str, torch.Tensor]:
+                            batch_size: int, teacher_temp: float) -> Dict[str, torch.Tensor]:
         """The self-distillation terms of a batch: SILC's local-to-global distillation (none
         without ``distill_head``). Subclasses with other teacher-student terms extend it.
 
@@ -290,6 +403,7 @@ class SILC(BaseModel):
                 :meth:`~SILCVisionTransformer.forward_tokens` of the global crops (no
                 gradient), None without a teacher.
             batch_size (int): Captions in the batch.
+            teacher_temp (float): Teacher temperature of the local-to-global distillation.
 
         Returns:
             dict[str, Tensor]: Loss terms and logged scalars.
@@ -297,10 +411,10 @@ class SILC(BaseModel):
         if not self.with_distill:
             return {}
         return self._distill(inputs['global_crops'], global_embeddings,
-                             inputs.get('local_crops'), teacher_tokens, batch_size)
+                             inputs.get('local_crops'), teacher_tokens, batch_size, teacher_temp)
 
     def _distill(self, global_crops, global_embeddings, local_crops, teacher_tokens,
-                 batch_size):
+                 batch_size, teacher_temp):
         if global_embeddings is None:
             global_embeddings = self.image_encoder.encode_image(global_crops)
         student_embeddings = [global_embeddings]
@@ -312,13 +426,11 @@ class SILC(BaseModel):
             # pool(forward_tokens(x)) is encode_image(x): the teacher's global embeddings.
             teacher_output = self.teacher_head(self.teacher_image_encoder.pool(teacher_tokens))
         # The targets as the loss sees them (before it updates the center), for the log.
-        targets = teacher_probabilities(teacher_output, self.distill_loss.center,
-                                        self.distill_loss.teacher_temp)
-        distill = self.distill_loss(student_output, teacher_output, batch_size)
+        targets = teacher_probabilities(teacher_output, self.distill_loss.center, teacher_temp)
+        distill = self.distill_loss(student_output, teacher_output, batch_size, teacher_temp)
         return dict(
             loss_distill=self.distill_weight * distill,
-            teacher_temp=torch.tensor(float(self.distill_loss.teacher_temp),
-                                      device=distill.device),
+            teacher_temp=torch.tensor(float(teacher_temp), device=distill.device),
             center_norm=self.distill_loss.center.norm().detach(),
             **distill_diagnostics(student_output.detach(), targets, batch_size,
                                   self.distill_loss.student_temp))

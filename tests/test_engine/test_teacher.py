@@ -1,54 +1,55 @@
-"""EMATeacherHook and TeacherTempWarmupHook, step by step and inside an MMEngine Runner."""
+"""The model's EMA teacher: momentum and temperature schedules, the update in ``train_step``
+step by step, and inside an MMEngine Runner (logging, resume)."""
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
 from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
-from silc_seg.engine.hooks import EMATeacherHook, TeacherTempWarmupHook
-from silc_seg.engine.hooks.ema_teacher_hook import ema_update
 from silc_seg.engine.optimizers import NonFiniteGuardOptimWrapper
-from silc_seg.registry import HOOKS
+from silc_seg.models.pretrainers import TeacherSchedule, ema_update
+from silc_seg.registry import HOOKS, MODELS
 from silc_seg.utils import torch_load_weights_only
 from tests.registry import TEST_DATASETS
 from tests.test_models.test_silc import BATCH, CONTEXT, VOCAB, batch, build, model_cfg
-
-
-def fake_runner(model, optim_wrapper, max_iters):
-    return SimpleNamespace(model=model, optim_wrapper=optim_wrapper, max_iters=max_iters,
-                           iter=0, message_hub=MessageHub.get_instance('test_teacher_hooks'))
 
 
 def expected_momentum(iteration, total, base=0.996, end=0.9999):
     return end - (end - base) * (1 + math.cos(math.pi * iteration / total)) / 2
 
 
+def set_iteration(iteration, max_iters):
+    hub = MessageHub.get_current_instance()
+    hub.update_info('iter', iteration)
+    hub.update_info('max_iters', max_iters)
+    return hub
+
+
 @pytest.mark.parametrize('accumulate', [1, 2])
 def test_teacher_is_ema_of_student_after_each_optimizer_step(accumulate):
-    model = build().train()
+    model = build(teacher=dict(momentum=0.996, end_momentum=0.9999, temperature=0.04)).train()
     max_iters = 6
     optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.5),
                                  accumulative_counts=accumulate)
-    runner = fake_runner(model, optim_wrapper, max_iters)
-    hook = EMATeacherHook(momentum=0.996, end_momentum=0.9999)
-    hook.before_train(runner)
+    hub = set_iteration(0, max_iters)
+    hub.update_info('teacher_updates', 0)
     expected = {id(t): [p.clone() for p in t.parameters()]
                 for _, t in model.student_teacher_pairs()}
 
     for it in range(max_iters):
-        runner.iter = it
-        model.train_step(dict(inputs=batch(seed=it), data_samples=None), optim_wrapper)
-        hook.after_train_iter(runner, it)
+        hub.update_info('iter', it)
+        log_vars = model.train_step(dict(inputs=batch(seed=it), data_samples=None),
+                                    optim_wrapper)
         stepped = (it + 1) % accumulate == 0
-        assert hook.num_updates == (it + 1) // accumulate
+        assert hub.get_info('teacher_updates') == (it + 1) // accumulate
+        assert ('ema_momentum' in log_vars) == stepped
         if stepped:
-            logged = runner.message_hub.get_scalar('train/ema_momentum').current()
             momentum = expected_momentum(it, max_iters)
-            assert logged == pytest.approx(momentum, abs=1e-12)
+            assert log_vars['ema_momentum'] == pytest.approx(momentum, abs=1e-12)
             assert 0.996 <= momentum < 0.9999
             for student, teacher in model.student_teacher_pairs():
                 expected[id(teacher)] = [
@@ -68,35 +69,34 @@ def test_skipped_step_does_not_update_teacher():
     model = build().train()
     optim_wrapper = NonFiniteGuardOptimWrapper(
         optimizer=torch.optim.SGD(model.parameters(), lr=0.5), skip_nonfinite_steps=True)
-    runner = fake_runner(model, optim_wrapper, 4)
-    hook = EMATeacherHook()
+    hub = set_iteration(0, 4)
+    hub.update_info('teacher_updates', 0)
     with torch.no_grad():
         model.contrastive_loss.logit_scale.fill_(float('nan'))
     teacher_before = [p.clone() for p in model.teacher_image_encoder.parameters()]
     with pytest.warns(UserWarning):
-        model.train_step(dict(inputs=batch(), data_samples=None), optim_wrapper)
-    hook.after_train_iter(runner, 0)
-    assert hook.num_updates == 0
+        log_vars = model.train_step(dict(inputs=batch(), data_samples=None), optim_wrapper)
+    assert hub.get_info('teacher_updates') == 0 and 'ema_momentum' not in log_vars
     for before, after in zip(teacher_before, model.teacher_image_encoder.parameters()):
         assert torch.equal(before, after)
 
 
 def test_momentum_stays_below_one():
     with pytest.raises(ValueError, match='momentum'):
-        EMATeacherHook(momentum=0.996, end_momentum=1.0)
+        TeacherSchedule(momentum=0.996, end_momentum=1.0)
     with pytest.raises(ValueError, match='momentum'):
-        EMATeacherHook(momentum=1.0)
-    hook = EMATeacherHook(momentum=0.996, end_momentum=0.9999999)
-    values = [hook.momentum_at(i, 100000) for i in range(100000)]
+        TeacherSchedule(momentum=1.0)
+    schedule = TeacherSchedule(momentum=0.996, end_momentum=0.9999999)
+    values = [schedule.momentum_at(i, 100000) for i in range(100000)]
     assert max(values) < 1.0 and values[0] == pytest.approx(0.996)
     assert all(a <= b for a, b in zip(values, values[1:]))
     # A schedule shorter than the run holds the end value, still checked at runtime.
-    hook = EMATeacherHook(momentum=0.99, end_momentum=0.999, total_iters=10)
-    assert hook.momentum_at(50, 100) == pytest.approx(0.999)
-    hook.end_momentum = 1.0
+    schedule = TeacherSchedule(momentum=0.99, end_momentum=0.999, momentum_iters=10)
+    assert schedule.momentum_at(50, 100) == pytest.approx(0.999)
+    schedule.end_momentum = 1.0
     with pytest.raises(RuntimeError, match='below 1.0'):
-        hook.momentum_at(50, 100)
-    assert EMATeacherHook(momentum=0.99).momentum_at(7, 10) == 0.99
+        schedule.momentum_at(50, 100)
+    assert TeacherSchedule(momentum=0.99).momentum_at(7, 10) == 0.99
 
 
 def test_ema_update_copies_buffers():
@@ -111,28 +111,41 @@ def test_ema_update_copies_buffers():
     assert teacher[1].num_batches_tracked == 1
 
 
-def test_hooks_need_a_teacher():
-    model = build(distill=False)
-    runner = fake_runner(model, None, 4)
-    with pytest.raises(RuntimeError, match='EMA teacher'):
-        EMATeacherHook().before_train(runner)
-    with pytest.raises(RuntimeError, match='distill_loss'):
-        TeacherTempWarmupHook().before_train_iter(runner, 0)
+def test_teacher_block_needs_a_teacher():
+    model = build(distill=False, teacher=dict(momentum=0.9))
+    optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    with pytest.raises(ValueError, match='has no teacher'):
+        model.train_step(dict(inputs=batch(), data_samples=None), optim_wrapper)
+    with pytest.raises(ValueError, match='teacher.temperature is set'):
+        build(distill=False, teacher=dict(temperature=0.05))
+    with pytest.raises(ValueError, match='warmup_temperature'):
+        TeacherSchedule(warmup_iters=10)
+    with pytest.raises(ValueError, match='positive'):
+        TeacherSchedule(warmup_temperature=0.0, warmup_iters=10)
+
+
+@pytest.mark.parametrize('old', [dict(type='EMATeacherHook', momentum=0.996),
+                                 dict(type='TeacherTempWarmupHook', warmup_iters=30000)])
+def test_old_hooks_name_the_teacher_block(old):
+    with pytest.raises(ValueError, match=r'model\.teacher=dict'):
+        HOOKS.build(old)
+    with pytest.raises(ValueError, match='teacher block'):
+        MODELS.build(dict(type='LocalGlobalDistillLoss', out_channels=4, teacher_temp=0.07))
 
 
 def test_teacher_temp_warmup_values():
-    model = build()
-    runner = fake_runner(model, None, 100)
-    hook = HOOKS.build(dict(type='TeacherTempWarmupHook', warmup_teacher_temp=0.04,
-                            teacher_temp=0.07, warmup_iters=10))
+    schedule = TeacherSchedule(temperature=0.07, warmup_temperature=0.04, warmup_iters=10)
     for it, expected in [(0, 0.04), (5, 0.055), (10, 0.07), (60, 0.07)]:
-        runner.iter = it
-        hook.before_train_iter(runner, it)
-        assert model.distill_loss.teacher_temp == pytest.approx(expected)
-        assert runner.message_hub.get_scalar('train/teacher_temp').current() == pytest.approx(
-            expected)
-    with pytest.raises(ValueError):
-        TeacherTempWarmupHook(warmup_teacher_temp=0.0)
+        assert schedule.temperature_at(it) == pytest.approx(expected)
+    # train_step passes the iteration's temperature to the loss (and logs it).
+    model = build(teacher=dict(temperature=0.07, warmup_temperature=0.04, warmup_iters=10))
+    optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.0))
+    set_iteration(5, 100)
+    log_vars = model.train_step(dict(inputs=batch(), data_samples=None), optim_wrapper)
+    assert log_vars['teacher_temp'].item() == pytest.approx(0.055)
+    MessageHub.get_current_instance().runtime_info.pop('iter')
+    with pytest.raises(RuntimeError, match='needs the iteration'):
+        model.train_step(dict(inputs=batch(), data_samples=None), optim_wrapper)
 
 
 @TEST_DATASETS.register_module()
@@ -152,8 +165,10 @@ class TeacherHookTestSamples(Dataset):
 
 
 def runner_cfg(work_dir, max_iters, resume=None):
+    teacher = dict(momentum=0.9, end_momentum=0.99, temperature=0.07, warmup_temperature=0.04,
+                   warmup_iters=2)
     return dict(
-        model=model_cfg(data_preprocessor=dict(type='SILCDataPreprocessor')),
+        model=model_cfg(data_preprocessor=dict(type='SILCDataPreprocessor'), teacher=teacher),
         work_dir=str(work_dir),
         train_dataloader=dict(dataset=dict(type='silc_test.TeacherHookTestSamples'),
                               batch_size=BATCH, num_workers=0,
@@ -163,13 +178,13 @@ def runner_cfg(work_dir, max_iters, resume=None):
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False),
                            logger=dict(type='LoggerHook', interval=1)),
-        custom_hooks=[dict(type='EMATeacherHook', momentum=0.9, end_momentum=0.99),
-                      dict(type='TeacherTempWarmupHook', warmup_iters=2)],
+        custom_hooks=[dict(type='ExtendOptimizerStateHook')],
+        model_wrapper_cfg=dict(type='mmseg.TrainStepDDP'),
         default_scope='mmseg', randomness=dict(seed=0), resume=resume is not None,
         load_from=resume)
 
 
-def test_hooks_in_runner_log_and_resume(tmp_path):
+def test_teacher_in_runner_logs_and_resumes(tmp_path):
     runner = Runner.from_cfg(runner_cfg(tmp_path / 'a', max_iters=4))
     runner.train()
     hub = runner.message_hub
@@ -179,17 +194,29 @@ def test_hooks_in_runner_log_and_resume(tmp_path):
     for key in ('train/loss_contrastive', 'train/loss_distill', 'train/logit_scale',
                 'train/center_norm'):
         assert key in hub.log_scalars, key
-    ema_hook = next(h for h in runner.hooks if isinstance(h, EMATeacherHook))
-    assert ema_hook.num_updates == 4
+    assert hub.get_info('teacher_updates') == 4
     # An ordinary MMEngine checkpoint, loaded weights-only through silc-seg's loader.
     checkpoint = torch_load_weights_only(str(tmp_path / 'a' / 'iter_2.pth'))
-    assert checkpoint['ema_teacher'] == dict(num_updates=2)
+    assert checkpoint['message_hub']['runtime_info']['teacher_updates'] == 2
 
     resumed = Runner.from_cfg(
         runner_cfg(tmp_path / 'b', 4, resume=str(tmp_path / 'a' / 'iter_2.pth')))
     resumed.train()
-    resumed_hook = next(h for h in resumed.hooks if isinstance(h, EMATeacherHook))
-    assert resumed_hook.num_updates == 4
+    assert resumed.message_hub.get_info('teacher_updates') == 4
     straight = runner.model.state_dict()
     for key, value in resumed.model.state_dict().items():
-        torch.testing.assert_close(value, straight[key], rtol=1e-5, atol=1e-6, msg=key)
+        assert torch.equal(value, straight[key]), key  # bit-identical
+
+
+@pytest.mark.parametrize('path', ['configs/silc/pretrain_b16.py',
+                                  'configs/silc/demo_silc_tiny.py',
+                                  'configs/silc/demo_maskdistill_tiny.py',
+                                  'configs/silc/pretrain_maskclip_b16.py'])
+def test_pretraining_configs_build_their_teacher_schedule(path):
+    cfg = Config.fromfile(path)
+    TeacherSchedule(**cfg.model.teacher)  # valid
+    assert cfg.model_wrapper_cfg.type == 'mmseg.TrainStepDDP'
+    hooks = [hook['type'] for hook in cfg.custom_hooks]
+    assert 'EMATeacherHook' not in hooks and 'TeacherTempWarmupHook' not in hooks
+    assert 'ExtendOptimizerStateHook' in hooks
+    assert 'teacher_temp' not in (cfg.model.get('distill_loss') or {})
