@@ -6,5 +6,8 @@
 #       work_dirs/catseg_b16_coco-stuff171/iter_80000.pth
 _base_ = ['./catseg_b16_common.py', '../_base_/datasets/zs_pc59.py']
 
-model = dict(decode_head=dict(aggregator=dict(pooling_size=(1, 1))))
+# CAT-Seg's class names (datasets/pc59.json): 'diningtable' where mmseg's dataset has 'table'.
+model = dict(
+    class_names='{{fileDirname}}/../vocabularies/catseg/pc59.txt',
+    decode_head=dict(aggregator=dict(pooling_size=(1, 1))))
 test_dataloader = dict(dataset=dict(pipeline={{_base_.catseg_test_pipeline}}))

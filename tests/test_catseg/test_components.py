@@ -110,6 +110,24 @@ def test_upsample_block_doubles_resolution_and_uses_guidance():
         block(x, torch.randn(2, 8, 9, 14))
 
 
+def test_upsample_convolutions_keep_pytorchs_default_init_and_mmcv_keys():
+    """CAT-Seg's DoubleConv builds plain nn.Conv2d (kaiming-uniform with a=sqrt(5): |w| <=
+    1/sqrt(fan_in), std = bound/sqrt(3)); mmcv's ConvModule would re-initialize them with
+    Kaiming-normal (fan_out, ReLU), std sqrt(2/fan_out), also in a later init_weights()."""
+    torch.manual_seed(0)
+    block = GuidedUpsampleBlock(128, 64, guidance_channels=32)
+    block.init_weights()
+    for conv in (block.convs[0].conv, block.convs[1].conv):
+        fan_in = conv.in_channels * 9
+        bound = fan_in**-0.5
+        weight = conv.weight.detach()
+        assert weight.abs().max() <= bound
+        assert float(weight.std()) == pytest.approx(bound / 3**0.5, rel=0.05)
+    assert torch.equal(block.convs[0].gn.weight, torch.ones(64))
+    keys = set(block.state_dict())
+    assert {'convs.0.conv.weight', 'convs.0.gn.weight', 'convs.1.gn.bias'} <= keys
+
+
 def tiny_aggregator(num_class_slots, num_templates=2):
     return CATSegAggregator(
         text_dims=16, num_templates=num_templates, embed_dims=32, appearance_guidance_dims=8,

@@ -235,3 +235,26 @@ def test_tiny_cpu_config_trains_and_evaluates_a_few_iterations(tmp_path, single_
                    for k in changed)
     metrics = runner.val_loop.run()
     assert 0 <= metrics['mIoU'] <= 100
+
+
+def test_norm_layers_get_no_weight_decay_as_in_cat_seg():
+    """CAT-Seg's build_optimizer (train_net.py) sets WEIGHT_DECAY_NORM (detectron2: 0.0) on
+    every GroupNorm / LayerNorm parameter; every other trainable parameter decays 1e-4."""
+    from mmengine.optim import build_optim_wrapper
+
+    from .tiny_towers import tiny_catseg_cfg
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_catseg_cfg())
+    optim_wrapper = build_optim_wrapper(model, load('catseg_b16_coco-stuff171.py').optim_wrapper)
+    decay_of = {id(p): group['weight_decay'] for group in optim_wrapper.optimizer.param_groups
+                for p in group['params']}
+    norms = checked = 0
+    for module in model.modules():
+        for param in module.parameters(recurse=False):
+            if not param.requires_grad:
+                continue
+            is_norm = isinstance(module, (torch.nn.GroupNorm, torch.nn.LayerNorm))
+            assert decay_of[id(param)] == (0.0 if is_norm else 1e-4)
+            norms += is_norm
+            checked += 1
+    assert norms > 10 and checked > norms

@@ -107,9 +107,8 @@ def naive_slide_scores(model, image, text):
                                 align_corners=False)
     global_scores = F.interpolate(model.class_logits(global_view, text).sigmoid(),
                                   size=(out_h, out_w), mode='bilinear', align_corners=False)
-    merged = (total / count + global_scores[0]) / 2
-    return F.interpolate(merged[None], size=image.shape[-2:], mode='bilinear',
-                         align_corners=False)[0]
+    # At out_size: CAT-Seg resizes this once, to the original size (sem_seg_postprocess).
+    return (total / count + global_scores[0]) / 2
 
 
 def test_sliding_window_with_global_view_matches_a_naive_loop():
@@ -125,6 +124,20 @@ def test_sliding_window_with_global_view_matches_a_naive_loop():
     assert result.seg_logits.data.shape == (4, 100, 140)
     assert torch.allclose(result.seg_logits.data, expected, atol=1e-5)
     assert torch.equal(result.pred_sem_seg.data, expected.argmax(0, keepdim=True))
+
+
+def test_whole_image_sigmoid_scores_are_resized_once_to_the_original_size():
+    """CAT-Seg's non-sliding inference: sigmoid of the head's output, then one bilinear resize
+    to the original size (detectron2's sem_seg_postprocess)."""
+    model = build(class_names=['sky', 'grass', 'person'], test_cfg=dict(mode='whole'))
+    torch.manual_seed(2)
+    image = torch.randn(3, 50, 70)
+    sample = SegDataSample(metainfo=dict(img_shape=(50, 70), ori_shape=(75, 105)))
+    with torch.no_grad():
+        result = model.predict(image[None], [sample])[0]
+        scores = model.class_logits(image[None], model.test_text_features()).sigmoid()
+    expected = F.interpolate(scores, size=(75, 105), mode='bilinear', align_corners=False)[0]
+    torch.testing.assert_close(result.seg_logits.data, expected, atol=1e-6, rtol=1e-6)
 
 
 def test_padded_batch_is_cropped_to_each_image_and_flip_is_undone():

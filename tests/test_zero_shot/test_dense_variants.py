@@ -12,6 +12,8 @@ never calls our attention code:
   ``x = x + out_proj((softmax(q q^T s) + softmax(k k^T s)) v)``, then ``x = x + mlp(ln_2(x))``.
 - ClearCLIP (mc-lan/ClearCLIP ``open_clip/transformer.py``, ``model_type='ClearCLIP'``,
   ``ignore_residual=True``): ``out_proj(softmax(q q^T s) v)`` alone.
+- ClearCLIP as shipped (``configs/base_config.py``: ``model_type='vanilla'``,
+  ``ignore_residual=True``): ``out_proj(softmax(q k^T s) v)`` alone.
 - NACLIP (sinahmr/NACLIP ``clip/model.py``, ``arch='reduced'``, ``attn_strategy='naclip'``):
   ``out_proj(softmax(k k^T s + omega) v)`` alone, ``omega`` the Gaussian window (std 5) of the
   grid offset between two patches, zero for the class token's row and column.
@@ -114,6 +116,9 @@ def reference_last_block(block, x_bnd, variant):
     elif variant == 'clearclip':
         weights = F.softmax(torch.bmm(q, q.transpose(1, 2)) * scale, dim=-1)
         out = ref_out_proj(weights, v, batch, block)
+    elif variant == 'clearclip_vanilla':
+        weights = F.softmax(torch.bmm(q, k.transpose(1, 2)) * scale, dim=-1)
+        out = ref_out_proj(weights, v, batch, block)
     elif variant == 'naclip':
         logits = torch.bmm(k, k.transpose(1, 2)) * scale + ref_gaussian_omega(HW, 5.0)
         out = ref_out_proj(F.softmax(logits, dim=-1), v, batch, block)
@@ -123,7 +128,8 @@ def reference_last_block(block, x_bnd, variant):
 
 
 # ------------------------------------------------------------------------------------ tests
-@pytest.mark.parametrize('variant', ['maskclip', 'sclip', 'clearclip', 'naclip'])
+@pytest.mark.parametrize('variant',
+                         ['maskclip', 'sclip', 'clearclip', 'clearclip_vanilla', 'naclip'])
 @pytest.mark.parametrize('seed', [1, 2])
 def test_variant_matches_published_block(variant, seed):
     block, x = make_block(), tokens(seed)
@@ -142,7 +148,7 @@ def test_variants_with_ffn_depend_on_it(variant):
     assert not torch.allclose(run(block, x, variant), out)
 
 
-@pytest.mark.parametrize('variant', ['clearclip', 'naclip'])
+@pytest.mark.parametrize('variant', ['clearclip', 'clearclip_vanilla', 'naclip'])
 def test_reduced_variants_ignore_the_ffn(variant):
     block, x = make_block(), tokens()
     out = run(block, x, variant)

@@ -82,8 +82,11 @@ def test_preset_protocol_and_vocabulary(method, dataset):
     assert test_cfg['partial_patches'] == ('pad' if method == 'clearclip' else 'drop')
     # The published vocabulary, one line per class of the dataset, in the dataset's order.
     vocabulary = load_class_names(model.class_names)
-    expected_file = ('clearclip/cls_voc21.txt'
-                     if (method, dataset) == ('clearclip', 'voc21') else 'sclip/')
+    # ClearCLIP ships its own VOC-21, VOC-20 and COCO-Object files; the others are SCLIP's.
+    expected_file = {('clearclip', 'voc21'): 'clearclip/cls_voc21.txt',
+                     ('clearclip', 'voc20'): 'vocabularies/clearclip/cls_voc20.txt',
+                     ('clearclip', 'coco-object'): 'vocabularies/clearclip/cls_coco_object.txt'
+                     }.get((method, dataset), 'sclip/')
     assert expected_file in model.class_names
     init_default_scope('mmseg')
     dataset_cfg = cfg.test_dataloader.dataset

@@ -8,10 +8,14 @@ optim_wrapper = dict(
     constructor='FrozenParamsOptimWrapperConstructor',
     optimizer=dict(type='AdamW', lr=2e-4, weight_decay=1e-4),
     clip_grad=dict(max_norm=0.01, norm_type=2),
-    paramwise_cfg=dict(custom_keys={
-        'image_encoder': dict(lr_mult=0.01),
-        'text_encoder': dict(lr_mult=0.01)
-    }))
+    # Norm layers (GroupNorm, LayerNorm) without weight decay: detectron2's WEIGHT_DECAY_NORM
+    # (0.0), which CAT-Seg's build_optimizer applies (train_net.py).
+    paramwise_cfg=dict(
+        norm_decay_mult=0.0,
+        custom_keys={
+            'image_encoder': dict(lr_mult=0.01),
+            'text_encoder': dict(lr_mult=0.01)
+        }))
 param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=0.0, by_epoch=False, begin=0,
          end=max_iters)

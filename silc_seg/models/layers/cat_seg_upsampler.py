@@ -1,10 +1,20 @@
 """Upsampling decoder block of CAT-Seg, guided by intermediate image-encoder features."""
+from collections import OrderedDict
 from typing import Optional
 
 import torch
-from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 from torch import Tensor, nn
+
+
+def conv_gn_relu(in_channels: int, out_channels: int, num_groups: int) -> nn.Sequential:
+    """3x3 conv (no bias), GroupNorm, ReLU with PyTorch's default initialization, as CAT-Seg's
+    ``DoubleConv``; named like mmcv's ``ConvModule`` (``conv``, ``gn``) so checkpoints keep
+    their keys, without ``ConvModule``'s Kaiming re-initialization."""
+    return nn.Sequential(OrderedDict(
+        conv=nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        gn=nn.GroupNorm(num_groups, out_channels),
+        activate=nn.ReLU(inplace=True)))
 
 
 class GuidedUpsampleBlock(BaseModule):
@@ -30,10 +40,9 @@ class GuidedUpsampleBlock(BaseModule):
             raise ValueError(f'out_channels {out_channels} is not a multiple of the GroupNorm '
                              f'group size {channels_per_group}')
         self.up = nn.ConvTranspose2d(in_channels, in_channels - guidance_channels, 2, stride=2)
-        norm_cfg = dict(type='GN', num_groups=out_channels // channels_per_group)
-        self.convs = nn.Sequential(
-            ConvModule(in_channels, out_channels, 3, padding=1, bias=False, norm_cfg=norm_cfg),
-            ConvModule(out_channels, out_channels, 3, padding=1, bias=False, norm_cfg=norm_cfg))
+        num_groups = out_channels // channels_per_group
+        self.convs = nn.Sequential(conv_gn_relu(in_channels, out_channels, num_groups),
+                                   conv_gn_relu(out_channels, out_channels, num_groups))
 
     def forward(self, x: Tensor, guidance: Optional[Tensor]) -> Tensor:
         """

@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-DENSE_VARIANTS = ('plain', 'maskclip', 'sclip', 'clearclip', 'naclip', 'catseg')
+DENSE_VARIANTS = ('plain', 'maskclip', 'sclip', 'clearclip', 'clearclip_vanilla', 'naclip',
+                  'catseg')
 
 
 def _layer_scale(block: nn.Module, name: str, x: Tensor) -> Tensor:
@@ -78,6 +79,12 @@ def clearclip_block_forward(block: nn.Module, x: Tensor) -> Tensor:
     return _layer_scale(block, 'ls_1', block.attn.merge_heads(attention @ v))
 
 
+def clearclip_vanilla_block_forward(block: nn.Module, x: Tensor) -> Tensor:
+    """ClearCLIP as its repository ships it (``configs/base_config.py``: ``model_type='vanilla'``,
+    ``ignore_residual=True``): the block's own q-k attention, no residual, no FFN."""
+    return _layer_scale(block, 'ls_1', block.attn(block.ln_1(x)))
+
+
 def naclip_block_forward(block: nn.Module, x: Tensor, hw: Tuple[int, int],
                          num_prefix_tokens: int, std: float = 5.0) -> Tensor:
     """NACLIP (Hajimiri et al., WACV 2025): k-k attention plus a Gaussian neighbourhood bias on
@@ -120,7 +127,8 @@ def last_block_forward(block: nn.Module, x: Tensor, variant: str, hw: Tuple[int,
         block (nn.Module): a :class:`~silc_seg.models.layers.transformer.TransformerBlock`.
         x (Tensor): ``(B, num_prefix_tokens + h * w, D)`` tokens, prefix tokens first.
         variant (str): ``'plain'``: the ordinary block; ``'maskclip'``, ``'sclip'``,
-            ``'clearclip'``, ``'naclip'``: the training-free dense variants above;
+            ``'clearclip'`` (q-q), ``'clearclip_vanilla'`` (q-k), ``'naclip'``: the
+            training-free dense variants above;
             ``'catseg'``: CAT-Seg's dense path (:func:`catseg_block_forward`).
         hw (tuple[int, int]): the patch grid ``(h, w)``.
         num_prefix_tokens (int): number of prefix (class) tokens.
@@ -141,6 +149,8 @@ def last_block_forward(block: nn.Module, x: Tensor, variant: str, hw: Tuple[int,
         return sclip_block_forward(block, x)
     if variant == 'clearclip':
         return clearclip_block_forward(block, x)
+    if variant == 'clearclip_vanilla':
+        return clearclip_vanilla_block_forward(block, x)
     if variant == 'catseg':
         return catseg_block_forward(block, x, num_prefix_tokens)
     return naclip_block_forward(block, x, hw, num_prefix_tokens)

@@ -317,24 +317,22 @@ class CATSeg(OpenVocabularySegmentor):
         global_scores = F.interpolate(scores[-1:], size=out_size, mode='bilinear',
                                       align_corners=self.align_corners)
         merged = (summed / coverage + global_scores) / 2
-        return F.interpolate(merged, size=image.shape[-2:], mode='bilinear',
-                             align_corners=self.align_corners).view(num_classes,
-                                                                    *image.shape[-2:])
+        return merged.view(num_classes, *out_size)
 
     def _whole_scores(self, image: Tensor, text_features: Tensor) -> Tensor:
-        logits = self.class_logits(image[None], text_features)
-        return F.interpolate(logits, size=image.shape[-2:], mode='bilinear',
-                             align_corners=self.align_corners)[0].sigmoid()
+        return self.class_logits(image[None], text_features)[0].sigmoid()
 
     def inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> List[Tensor]:
-        """Per-class sigmoid scores of each image at its unpadded input size.
+        """Per-class sigmoid scores of each unpadded image, at ``out_size`` (slide) or the
+        head's output resolution (whole): :meth:`predict` resizes them once to the original
+        size, as CAT-Seg's ``sem_seg_postprocess`` does.
 
         Args:
             inputs (Tensor): (B, 3, H, W) preprocessed (possibly padded) images.
             batch_img_metas (list[dict]): metainfo with ``img_shape`` of each image.
 
         Returns:
-            list[Tensor]: (T, h_i, w_i) scores of every image (``seg_logits`` after
+            list[Tensor]: (T, h, w) scores of every image (``seg_logits`` after
             :meth:`predict`, whose ``pred_sem_seg`` is their arg-max at the original size).
         """
         scores_of = self._slide_scores if self.test_cfg['mode'] == 'slide' else self._whole_scores

@@ -82,7 +82,11 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
         templates (str | Sequence[str]): ``'imagenet80'`` (OpenAI CLIP's 80 ImageNet
             templates), ``'short'`` (7), ``'single'`` or a list of format strings.
         dense_variant (str): last-block variant: ``'plain'``, ``'maskclip'``, ``'sclip'``,
-            ``'clearclip'`` or ``'naclip'``.
+            ``'clearclip'``, ``'clearclip_vanilla'`` or ``'naclip'``.
+        dense_forward (dict, optional): a registered module that computes the dense features
+            from the whole tower in place of ``encode_dense``, called as
+            ``module(image_encoder, images, text_embeddings) -> (B, C, h, w)``: e.g.
+            ``dict(type='SCCLIPDense')``. Then ``dense_variant`` must stay ``'plain'``.
         name_rule (str): how a class's synonyms become text queries (see
             :class:`~silc_seg.models.utils.TextClassifier`): ``'separate'`` (default: one query
             per synonym; the head takes the best synonym's probability, as SCLIP does),
@@ -121,6 +125,7 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
                  class_names: Optional[ClassNames] = None,
                  templates: Union[str, Sequence[str]] = 'imagenet80',
                  dense_variant: str = 'plain',
+                 dense_forward: Optional[dict] = None,
                  name_rule: str = 'separate',
                  text_batch_size: int = 256,
                  text_cache_dir: Optional[str] = None,
@@ -142,6 +147,10 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
             raise ValueError(
                 f'unknown dense_variant {dense_variant!r}; choose from {DENSE_VARIANTS}')
         self.dense_variant = dense_variant
+        if dense_forward is not None and dense_variant != 'plain':
+            raise ValueError(f'dense_forward replaces the whole dense path; leave dense_variant '
+                             f"'plain' (got {dense_variant!r})")
+        self.dense_forward = MODELS.build(dense_forward) if dense_forward is not None else None
         self.pamr = PAMR(**pamr) if pamr is not None else None
         if precision not in PRECISIONS:
             raise ValueError(f'unknown precision {precision!r}; choose from {list(PRECISIONS)}')
@@ -195,14 +204,17 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
         return self.text_classifier(self.vocabulary)
 
     # -------------------------------------------------------------------------- dense logits
-    def extract_feat(self, inputs: Tensor) -> Tensor:
-        """(B, 3, H, W) -> (B, C, H/p, W/p) projected patch embeddings of the chosen variant."""
+    def extract_feat(self, inputs: Tensor, text_embeddings: Optional[Tensor] = None) -> Tensor:
+        """(B, 3, H, W) -> (B, C, H/p, W/p) projected patch embeddings of the chosen variant
+        (``text_embeddings``: the (Q, C) queries, for a ``dense_forward`` that uses them)."""
+        if self.dense_forward is not None:
+            return self.dense_forward(self.image_encoder, inputs, text_embeddings)
         return self.image_encoder.encode_dense(inputs, variant=self.dense_variant)['dense']
 
     def _forward(self, inputs: Tensor, data_samples=None) -> Tensor:
         """(B, Q, H/p, W/p) patch-query cosine similarities (no post-processing)."""
         text_embeddings, _ = self.text_embeddings()
-        return self.decode_head(self.extract_feat(inputs), text_embeddings)
+        return self.decode_head(self.extract_feat(inputs, text_embeddings), text_embeddings)
 
     def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
         """Whole-image query logits at the input resolution, (B, Q, H, W)."""
@@ -225,7 +237,7 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
         else:
             padding = centred_padding(height, width, patch_size)
             windows = F.pad(windows, padding)
-        logits = self.decode_head(self.extract_feat(windows), text_embeddings)
+        logits = self.decode_head(self.extract_feat(windows, text_embeddings), text_embeddings)
         return logits, padding
 
     @staticmethod
