@@ -1,6 +1,6 @@
 """The published vocabularies shipped as data (configs/vocabularies/): SCLIP's (also NACLIP's)
 configs/cls_*.txt, ClearCLIP's cls_voc21.txt, cls_voc20.txt and cls_coco_object.txt, CAT-Seg's
-datasets/pc59.json, line for line, and how they differ from our own (configs/vocabularies/silc/)."""
+datasets/pc59.json, line for line, and how they differ from ours (configs/vocabularies/silc/)."""
 import os.path as osp
 
 import pytest
