@@ -206,7 +206,7 @@ def main():
     torch.manual_seed(0)
     silc, silc_optim = build(model_cfg, optimizer_cfg, device, args.compile)
     baseline_cfg = model_cfg.copy()
-    baseline_cfg.update(distill_head=None, distill_loss=None)
+    baseline_cfg.update(distill_head=None, distill_loss=None, teacher=None)
     baseline, baseline_optim = build(baseline_cfg, optimizer_cfg, device, args.compile)
     teacher_watch, ema_watch = Stopwatch(device), Stopwatch(device)
     # Instance attributes shadow the methods: time the teacher forward inside the step.
