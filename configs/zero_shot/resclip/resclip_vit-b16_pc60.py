@@ -3,6 +3,6 @@
 _base_ = ['../_base_/resclip.py', '../../_base_/datasets/zs_pc60.py']
 # ResCLIP configs/cfg_context60.py: temp_thd, attn_rcs_weights, attn_sfr_weights, prob_thd.
 model = dict(
-    class_names='{{fileDirname}}/../vocabularies/sclip/cls_context60.txt',
+    class_names='{{fileDirname}}/../../vocabularies/sclip/cls_context60.txt',
     dense_forward=dict(temp_thd=0.3, rcs_weights=(2.0, 0.3), sfr_weights=(1.8, 0.7)),
     decode_head=dict(prob_thd=0.1, background_index=0))
