@@ -13,7 +13,8 @@ KIT = ROOT / 'tools' / 'gpu_kit'
 
 def _run_with_stand_ins(code, tmp_path):
     shims = tmp_path / 'shims'
-    (shims / 'mmcv').mkdir(parents=True)  # the real mmcv-lite's folder, in the kit
+    (shims / 'mmcv').mkdir(parents=True)  # stands for mmcv-lite, which has no _ext
+    (shims / 'mmcv' / '__init__.py').write_text('')
     subprocess.run([sys.executable, str(KIT / 'stand_ins.py'), str(shims), 'cv2', 'scipy',
                     'torchvision', 'mmcv._ext'], check=True, capture_output=True, timeout=60)
     return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], cwd=tmp_path,
