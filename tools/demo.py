@@ -24,6 +24,7 @@ import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
 from silc_seg.apis import init_model
 from silc_seg.models.utils import build_vocabulary, parse_class_list
 from silc_seg.utils import ConfigOverrideError, merge_cfg_options
+from silc_seg.utils.log_utils import quiet_library_warnings
 
 LEGEND_ROW = 22
 LEGEND_FONT = dict(fontFace=cv2.FONT_HERSHEY_SIMPLEX, fontScale=0.5, thickness=1)
@@ -96,6 +97,7 @@ def read_image(path):
 
 def main():
     args = parse_args()
+    quiet_library_warnings()
     config = Config.fromfile(args.config)
     try:
         merge_cfg_options(config, args.cfg_options)
