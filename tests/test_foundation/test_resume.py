@@ -109,6 +109,7 @@ def test_admitted_types_do_not_loosen_torch_load(tmp_path):
         torch_load_weights_only(str(tmp_path / 'object.pth'))
 
 
+@pytest.mark.dist
 def test_two_process_cpu_launch(tmp_path):
     """``--launcher pytorch`` on a machine without a GPU trains with gloo and DDP on CPU, and both
     ranks end with the same weights."""

@@ -99,6 +99,7 @@ def test_masked_distill_demo_trains(config, demo_root, tmp_path):
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
 
 
+@pytest.mark.dist
 def test_two_process_gloo_run(demo_root, tmp_path):
     """Two CPU processes (torchrun, gloo, DistributedDataParallel) train the demo SILC config
     through ``tools/train.py --launcher pytorch``, the way a user launches it."""
