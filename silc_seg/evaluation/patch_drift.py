@@ -36,18 +36,25 @@ def drift_metrics(ckpt: str, images: torch.Tensor, labels: torch.Tensor) -> Dict
     """The metrics of the module docstring for one demo checkpoint, on ``images`` (uint8)
     and their ``labels``."""
     cfg = Config.fromfile(get_config_path('silc/zs_demo.py'))
-    towers = {name: MODELS.build(cfg.model[name]).eval()
-              for name in ('image_encoder', 'text_encoder')}
+    towers = {
+        name: MODELS.build(cfg.model[name]).eval()
+        for name in ('image_encoder', 'text_encoder')
+    }
     tokenizer = MODELS.build(cfg.model.tokenizer)
     state = torch_load_weights_only(ckpt)['state_dict']
     for name, tower in towers.items():
-        tower.load_state_dict({k[len(name) + 1:]: v for k, v in state.items()
-                               if k.startswith(name + '.')})
+        tower.load_state_dict({
+            k[len(name) + 1:]: v
+            for k, v in state.items() if k.startswith(name + '.')
+        })
     text = []
     for class_name in CLASS_NAMES:
         prompts = [t.format(class_name) for t in cfg.model.templates]
-        text.append(F.normalize(F.normalize(
-            towers['text_encoder'].encode_text(tokenizer(prompts)), dim=-1).mean(0), dim=-1))
+        text.append(
+            F.normalize(
+                F.normalize(towers['text_encoder'].encode_text(tokenizer(prompts)),
+                            dim=-1).mean(0),
+                dim=-1))
     text = torch.stack(text)
     mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)

@@ -39,14 +39,17 @@ def quiet_library_warnings() -> None:
     ``is_installed`` imports and reloads ``pkg_resources`` whenever a config names an ``mmseg::``
     base (setuptools>=81 warns on both). Our tools call it where they start; importing silc_seg
     changes no warning filter."""
-    warnings.filterwarnings('ignore', message='pkg_resources is deprecated as an API',
-                            category=UserWarning)
+    warnings.filterwarnings(
+        'ignore', message='pkg_resources is deprecated as an API', category=UserWarning)
 
 
 # Records the terminal drops: MMEngine's notices that its own hooks use deprecated FileClient /
 # HardDiskBackend (CheckpointHook.before_train), every run.
 _DROPPED = ('"FileClient" will be deprecated', '"HardDiskBackend" is the alias of')
 _PARAMWISE = 'paramwise_options -- '
+# Records the terminal shows as one line: (what the message contains, the method writing it).
+_SUMMARIZED = (('\nSystem environment:', '_environment_line'), ('Config:\n', '_config_line'),
+               ('Hooks will be executed in the following order:', '_hooks_line'))
 
 
 class ConsoleSummary(logging.Filter):
@@ -77,18 +80,15 @@ class ConsoleSummary(logging.Filter):
             self.paramwise = []
         if message.startswith(_DROPPED):
             return False
-        for marker, summarize in (('\nSystem environment:', self._environment_line),
-                                  ('Config:\n', self._config_line),
-                                  ('Hooks will be executed in the following order:',
-                                   self._hooks_line)):
+        for marker, summarize in _SUMMARIZED:
             if marker in message[:100]:
-                self._emit(record, summarize(message))
+                self._emit(record, getattr(self, summarize)(message))
                 return False
         return True
 
     def _emit(self, record: logging.LogRecord, text: str) -> None:
-        self.handler.handle(logging.makeLogRecord(
-            dict(record.__dict__, msg=text, args=None, silc_summary=True)))
+        self.handler.handle(
+            logging.makeLogRecord(dict(record.__dict__, msg=text, args=None, silc_summary=True)))
 
     def log_file(self) -> str:
         return osp.join(self.runner.log_dir, f'{self.runner.timestamp}.log')
@@ -136,8 +136,8 @@ class ConsoleSummary(logging.Filter):
 
 
 def _is_terminal_handler(handler: logging.Handler) -> bool:
-    return isinstance(handler, logging.StreamHandler) and not isinstance(
-        handler, logging.FileHandler)
+    is_stream = isinstance(handler, logging.StreamHandler)
+    return is_stream and not isinstance(handler, logging.FileHandler)
 
 
 @contextmanager

@@ -42,8 +42,12 @@ CHILD = textwrap.dedent('''
 @pytest.mark.slow
 def test_import_changes_only_the_checkpoint_loader():
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    result = subprocess.run([sys.executable, '-c', CHILD], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, '-c', CHILD],
+                            cwd=REPO,
+                            env=env,
+                            capture_output=True,
+                            text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     changed, loader = result.stdout.strip().splitlines()[-2:]
     assert changed == "['loaders']", result.stdout

@@ -16,8 +16,11 @@ def load_script():
 
 
 def test_nothing_imports_from_tools_and_tools_are_on_top():
-    result = subprocess.run([sys.executable, str(SCRIPT), '--check'], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, str(SCRIPT), '--check'],
+                            cwd=ROOT,
+                            capture_output=True,
+                            text=True,
+                            timeout=120)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     lines = result.stdout.splitlines()
     assert lines[0].endswith('tests, tools') and lines[0].startswith('layer ')
@@ -44,13 +47,16 @@ def test_a_stand_in_package_under_tools_is_found(tmp_path):
     edges, into_tools = graph.build_graph(tmp_path)
     assert sorted(into_tools) == [
         'silc_seg/datasets/__init__.py:1 imports cv2 from tools/shims/cv2/__init__.py',
-        'tools/run.py:1 imports sibling from tools/sibling.py']
+        'tools/run.py:1 imports sibling from tools/sibling.py'
+    ]
     assert edges[('silc_seg.datasets', 'silc_seg.utils')] == 2  # the package and helper.py
     assert edges[('silc_seg.datasets', 'tools')] == 1
     # tools -> silc_seg -> datasets -> tools is a cycle: the three share the top layer.
-    assert [sorted(layer) for layer in graph.layers(edges)] == [
-        ['silc_seg.utils'], ['silc_seg', 'silc_seg.datasets', 'tools']]
+    assert [sorted(layer)
+            for layer in graph.layers(edges)] == [['silc_seg.utils'],
+                                                  ['silc_seg', 'silc_seg.datasets', 'tools']]
     (tmp_path / 'silc_seg/datasets/__init__.py').write_text('from ..utils import helper\n')
     edges, into_tools = graph.build_graph(tmp_path)
-    assert [sorted(layer) for layer in graph.layers(edges)] == [
-        ['silc_seg.utils'], ['silc_seg.datasets'], ['silc_seg'], ['tools']]
+    assert [sorted(layer) for layer in graph.layers(edges)] == [['silc_seg.utils'],
+                                                                ['silc_seg.datasets'],
+                                                                ['silc_seg'], ['tools']]

@@ -14,16 +14,24 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def _env():
-    return dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''),
-                OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+    return dict(
+        os.environ,
+        PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''),
+        OMP_NUM_THREADS='1',
+        PYTHONUNBUFFERED='1')
 
 
 @pytest.mark.slow
 def test_benchmark_step_prints_its_result_only():
-    result = subprocess.run(
-        [sys.executable, 'tools/analysis_tools/benchmark_step.py',
-         'configs/silc/demo_silc_tiny.py', '--iters', '1', '--warmup', '0', '--batch-size', '2'],
-        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    result = subprocess.run([
+        sys.executable, 'tools/analysis_tools/benchmark_step.py', 'configs/silc/demo_silc_tiny.py',
+        '--iters', '1', '--warmup', '0', '--batch-size', '2'
+    ],
+                            cwd=REPO,
+                            env=_env(),
+                            capture_output=True,
+                            text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
     # Was 1,055 lines: one per parameter from init_weights, then the result.
@@ -37,15 +45,20 @@ def test_demo_training_terminal_is_a_summary_and_the_log_file_has_everything(tmp
     data_root = tmp_path / 'demo'
     make_demo_data(str(data_root), num_train=8, num_val=2, image_size=96, seed=0)
     work_dir = tmp_path / 'work'
-    result = subprocess.run(
-        [sys.executable, 'tools/train.py', 'configs/silc/demo_silc_tiny.py', '--work-dir',
-         str(work_dir), '--cfg-options', f'train_dataloader.dataset.data_root={data_root}',
-         'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
-         'train_dataloader.persistent_workers=False', 'train_cfg.max_iters=2',
-         'val_dataloader=None', 'val_cfg=None', 'val_evaluator=None',
-         'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=2'],
-        cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        timeout=600)
+    result = subprocess.run([
+        sys.executable, 'tools/train.py', 'configs/silc/demo_silc_tiny.py', '--work-dir',
+        str(work_dir), '--cfg-options', f'train_dataloader.dataset.data_root={data_root}',
+        'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False', 'train_cfg.max_iters=2',
+        'val_dataloader=None', 'val_cfg=None', 'val_evaluator=None',
+        'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=2'
+    ],
+                            cwd=REPO,
+                            env=_env(),
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT,
+                            text=True,
+                            timeout=600)
     terminal = result.stdout
     assert result.returncode == 0, terminal[-5000:]
     lines = terminal.splitlines()

@@ -24,8 +24,12 @@ SCANNED = ('silc_seg', 'tools', 'tests')
 
 
 def tracked_python_files(root: Path) -> List[Path]:
-    listed = subprocess.run(['git', 'ls-files', '--cached', '--others', '--exclude-standard',
-                             '*.py'], cwd=root, capture_output=True, text=True, check=True)
+    listed = subprocess.run(
+        ['git', 'ls-files', '--cached', '--others', '--exclude-standard', '*.py'],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True)
     return [root / line for line in listed.stdout.split() if (root / line).is_file()]
 
 
@@ -85,8 +89,10 @@ def build_graph(root: Path):
             if target is None and source in ('tools', 'tests'):
                 target = module_file(path.parent, name)  # a script's own folder
             if target is None:
-                shadows = [p for p in top_level.get(name.split('.')[0], [])
-                           if p.relative_to(root).parts[0] == 'tools']
+                shadows = [
+                    p for p in top_level.get(name.split('.')[0], [])
+                    if p.relative_to(root).parts[0] == 'tools'
+                ]
                 target = shadows[0] if shadows else None
             if target is None or target == path or target in resolved:
                 continue
@@ -137,8 +143,8 @@ def layers(edges) -> List[List[str]]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--check', action='store_true',
-                        help='exit 1 if anything imports from tools/')
+    parser.add_argument(
+        '--check', action='store_true', help='exit 1 if anything imports from tools/')
     args = parser.parse_args(argv)
     edges, into_tools = build_graph(ROOT)
     for height, parts in reversed(list(enumerate(layers(edges)))):

@@ -23,14 +23,18 @@ from pathlib import Path
 VERSION = '0.0.0+gpu-kit-stand-in'
 # What each stand-in answers for: its module docstring.
 STAND_INS = {
-    'cv2': 'OpenCV: ``import mmcv`` reads integer flags (``IMREAD_COLOR``, ...) at import time '
-           'and MMEngine\'s runner calls ``setNumThreads``.',
-    'scipy': 'SciPy: MMSeg imports ``scipy.ndimage``, ``scipy.interpolate`` and '
-             '``scipy.optimize`` at module level.',
-    'torchvision': 'torchvision, when no wheel imports with the machine\'s torch: MMPretrain '
-                   'and OpenCLIP import its transforms at module level.',
-    'mmcv._ext': 'mmcv\'s compiled ops: ``import mmseg.models`` imports ``mmcv.ops``, whose '
-                 'modules look their kernels up in ``mmcv._ext``; no benchmark calls one.',
+    'cv2':
+    'OpenCV: ``import mmcv`` reads integer flags (``IMREAD_COLOR``, ...) at import time '
+    'and MMEngine\'s runner calls ``setNumThreads``.',
+    'scipy':
+    'SciPy: MMSeg imports ``scipy.ndimage``, ``scipy.interpolate`` and '
+    '``scipy.optimize`` at module level.',
+    'torchvision':
+    'torchvision, when no wheel imports with the machine\'s torch: MMPretrain '
+    'and OpenCLIP import its transforms at module level.',
+    'mmcv._ext':
+    'mmcv\'s compiled ops: ``import mmseg.models`` imports ``mmcv.ops``, whose '
+    'modules look their kernels up in ``mmcv._ext``; no benchmark calls one.',
 }
 
 
