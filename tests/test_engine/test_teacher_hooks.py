@@ -27,6 +27,7 @@ def expected_momentum(iteration, total, base=0.996, end=0.9999):
     return end - (end - base) * (1 + math.cos(math.pi * iteration / total)) / 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('accumulate', [1, 2])
 def test_teacher_is_ema_of_student_after_each_optimizer_step(accumulate):
     model = build().train()
@@ -169,6 +170,7 @@ def runner_cfg(work_dir, max_iters, resume=None):
         load_from=resume)
 
 
+@pytest.mark.slow
 def test_hooks_in_runner_log_and_resume(tmp_path):
     runner = Runner.from_cfg(runner_cfg(tmp_path / 'a', max_iters=4))
     runner.train()

@@ -65,6 +65,7 @@ def test_history_buffer_round_trip(tmp_path):
     np.testing.assert_array_equal(restored['message_hub']['runtime_info']['hist'], np.arange(4))
 
 
+@pytest.mark.slow
 def test_train_save_resume(tmp_path):
     # The runner dumps the merged config into the work dir: keep the source elsewhere.
     config = tmp_path / 'toy.py'

@@ -70,6 +70,7 @@ def train(config, work_dir, *extra, nproc=1):
     return output
 
 
+@pytest.mark.slow
 def test_wds_pretrain_runs_and_resumes_at_the_stream_position(shards, tmp_path):
     straight_dir, resumed_dir = tmp_path / 'straight', tmp_path / 'resumed'
     straight_dir.mkdir()
