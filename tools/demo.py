@@ -36,6 +36,7 @@ from silc_seg.apis.open_vocab_segmenter import METHOD_CONFIGS, recorded_towers
 from silc_seg.hub import PretrainedUnavailableError, is_pretrained_name, resolve_pretrained
 from silc_seg.models.utils import build_vocabulary, parse_class_list
 from silc_seg.utils import ConfigOverrideError, merge_cfg_options
+from silc_seg.utils.log_utils import quiet_library_warnings
 
 LEGEND_ROW = 22
 LEGEND_FONT = dict(fontFace=cv2.FONT_HERSHEY_SIMPLEX, fontScale=0.5, thickness=1)
@@ -216,6 +217,7 @@ def run_batch(model, paths, names, args):
 
 def main():
     args = parse_args()
+    quiet_library_warnings()
     try:
         vocabulary = (build_vocabulary(args.classes_file) if args.classes_file else
                       parse_class_list(args.classes))

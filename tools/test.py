@@ -19,6 +19,7 @@ from silc_seg.models.utils import unwrap_model
 from silc_seg.utils import (ConfigOverrideError, apply_test_time_augmentation,
                             close_process_group, load_model_checkpoint, prepare_runner_cfg,
                             setup_cpu_distributed)
+from silc_seg.utils.log_utils import quiet_library_warnings, runner_console_summary
 
 
 def parse_args():
@@ -91,6 +92,7 @@ def trigger_visualization_hook(cfg, args):
 
 def main():
     args = parse_args()
+    quiet_library_warnings()
     cfg = Config.fromfile(args.config)
     try:
         prepare_runner_cfg(cfg, args.config, args.work_dir, args.cfg_options, args.launcher)
@@ -108,7 +110,8 @@ def main():
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
 
-    runner = Runner.from_cfg(cfg)
+    with runner_console_summary():  # the full config and hook order go to the log file
+        runner = Runner.from_cfg(cfg)
     model = unwrap_model(runner.model)  # the segmentor, also inside the --tta wrapper
     load_model_checkpoint(model, args.checkpoint, allow_missing=args.allow_missing_keys)
     runner.test()

@@ -15,6 +15,7 @@ import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
 from silc_seg.registry import RUNNERS
 from silc_seg.utils import (AMP_WRAPPERS, ConfigOverrideError, close_process_group,
                             fp32_without_gpu, prepare_runner_cfg, setup_cpu_distributed)
+from silc_seg.utils.log_utils import quiet_library_warnings, runner_console_summary
 
 
 def parse_args():
@@ -60,6 +61,7 @@ def parse_args():
 
 def main():
     args = parse_args()
+    quiet_library_warnings()
     cfg = Config.fromfile(args.config)
     try:
         prepare_runner_cfg(cfg, args.config, args.work_dir, args.cfg_options, args.launcher)
@@ -89,7 +91,8 @@ def main():
         cfg.resume = True
         cfg.load_from = args.resume
 
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    with runner_console_summary():  # the full config and hook order go to the log file
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
     close_process_group()
 

@@ -4,9 +4,12 @@ import importlib.util
 import json
 import os.path as osp
 
+import pytest
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
+@pytest.mark.slow
 def test_benchmark_reports_training_and_test_figures(tmp_path, single_thread):
     spec = importlib.util.spec_from_file_location(
         'benchmark_catseg', osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_catseg.py'))

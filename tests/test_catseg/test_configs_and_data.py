@@ -69,6 +69,7 @@ def test_evaluation_configs(name, dataset_type, num_classes):
         assert cfg.test_evaluator.ignore_index == 65535
 
 
+@pytest.mark.slow
 def test_training_config_builds_vit_b_towers_with_qv_training_only():
     cfg = load('catseg_b16_coco-stuff171.py')
     torch.manual_seed(0)
@@ -125,6 +126,7 @@ def test_wide_label_maps_keep_labels_above_255(tmp_path, dataset_type, data_pref
     assert not np.array_equal(truncating[0]['data_samples'].gt_sem_seg.data[0].numpy(), labels)
 
 
+@pytest.mark.slow
 def test_ade847_evaluation_config_runs_end_to_end_with_tiny_towers(tmp_path, single_thread):
     """The A-847 test config through MMEngine's Runner (dataset, 16-bit labels, CAT-Seg sliding
     inference with a top-k class budget, IoUMetric ignoring 65535), towers swapped for tiny
@@ -203,6 +205,7 @@ def make_coco_stuff_layout(root, splits=(('train2017', 6), ('val2017', 2))):
                                          name + '_labelTrainIds.png'))
 
 
+@pytest.mark.slow
 def test_tiny_cpu_config_trains_and_evaluates_a_few_iterations(tmp_path, single_thread):
     """configs/silc/catseg_tiny_coco-stuff171.py through MMEngine's Runner as tools/train.py
     runs it: 3 iterations on a generated COCO-Stuff layout, then validation with the sliding

@@ -134,6 +134,7 @@ def test_trainable_tower_parameters_get_the_tower_multiplier(options):
             assert lr_of[id(param)] == pytest.approx(BASE_LR), name
 
 
+@pytest.mark.slow
 def test_gradients_reach_only_the_query_and_value_rows_of_the_weights():
     model = build_model()
     optim_wrapper = build_optim_wrapper(model, OPTIM_WRAPPER)

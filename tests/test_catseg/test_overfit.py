@@ -6,6 +6,7 @@ import os.path as osp
 
 import mmcv
 import numpy as np
+import pytest
 import torch
 from mmengine.runner import Runner
 from mmseg.datasets import COCOStuffDataset
@@ -65,6 +66,7 @@ def dataloader(root, shuffle):
             ]))
 
 
+@pytest.mark.slow
 def test_catseg_overfits_coco_stuff_layout_and_segments_unseen_names(tmp_path, single_thread):
     root = str(tmp_path / 'coco_stuff164k')
     make_coco_stuff_layout(root)

@@ -21,6 +21,7 @@ def build(**overrides):
     return MODELS.build(tiny_catseg_cfg(**overrides)).eval()
 
 
+@pytest.mark.slow
 def test_shapes_from_towers_to_logits():
     model = build(class_names=['sky', 'grass', 'person'])
     images = torch.randn(2, 3, 48, 40)  # resized to the 32 x 32 tower input

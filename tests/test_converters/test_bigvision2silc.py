@@ -22,6 +22,7 @@ WIDTH, HEADS, DEPTH, MLP, PATCH, IMAGE = 32, 2, 2, 128, 8, 32
 VOCAB, LENGTH, TEXT_DIM = 100, 16, 24
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_openclip_vit_b_16_siglip(tmp_path):
     reference, towers, state_dict, config = convert_with_tool(tmp_path, 'ViT-B-16-SigLIP',

@@ -22,6 +22,7 @@ from .helpers import TOLERANCE, convert_with_tool, load_tool, max_diff, perturb
 TEXTS = ['a photo of a cat.', 'a diagram', 'two dogs playing in the snow at night', '']
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_vit_b_16(tmp_path):
     reference, towers, state_dict, config = convert_with_tool(tmp_path, 'ViT-B-16',
@@ -68,6 +69,7 @@ def tiny_towers(act, layer_scale_init=None):
 
 
 # OpenAI distributes TorchScript archives; torch deprecates TorchScript but still reads them.
+@pytest.mark.slow
 @pytest.mark.filterwarnings('ignore:`torch.jit:FutureWarning')
 @torch.no_grad()
 def test_openai_torchscript_archive_and_quick_gelu(tmp_path):

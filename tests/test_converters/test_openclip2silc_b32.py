@@ -1,11 +1,13 @@
 """openclip2silc on OpenAI-style ViT-B-32 (QuickGELU) towers: a second patch size, arch preset
 and activation through the command-line tool."""
 import open_clip
+import pytest
 import torch
 
 from .helpers import TOLERANCE, convert_with_tool, max_diff
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_vit_b_32_quickgelu(tmp_path):
     reference, towers, state_dict, config = convert_with_tool(tmp_path, 'ViT-B-32-quickgelu',

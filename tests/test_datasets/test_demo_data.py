@@ -99,6 +99,7 @@ def test_datasets_load_the_demo_data(demo_root):
     assert pretrain[0]['inputs']['image'].shape == (3, 48, 48)
 
 
+@pytest.mark.slow
 def test_make_demo_data_cli(tmp_path):
     import subprocess
     import sys

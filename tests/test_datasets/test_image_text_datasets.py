@@ -246,6 +246,7 @@ def _next_within(stream, seconds=20):
         signal.signal(signal.SIGALRM, previous)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('repeat', [True, False])
 def test_webdataset_mistyped_shards_fail_instead_of_hanging(tmp_path, repeat, monkeypatch):
     # A mistyped path: every shard is missing; a repeating stream must fail, not spin.
@@ -276,6 +277,7 @@ def test_webdataset_all_bad_samples_fail_but_one_good_shard_is_enough(tmp_path, 
     assert first.sample_idx == 's0k0' and first.num_skipped == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('loader_kwargs', [
     dict(), dict(num_workers=2), dict(num_workers=2, persistent_workers=True)])
 def test_webdataset_counts_its_own_epochs(shard_dir, loader_kwargs):

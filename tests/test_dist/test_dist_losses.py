@@ -16,6 +16,8 @@ import torch.nn.functional as F
 
 from silc_seg.models.losses import ClipContrastiveLoss, LocalGlobalDistillLoss, SigLipLoss
 
+pytestmark = pytest.mark.dist
+
 WORLD_SIZE = 2
 BATCH = 3
 DIM = 8

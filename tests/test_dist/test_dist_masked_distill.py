@@ -15,6 +15,8 @@ from silc_seg.registry import MODELS
 from tests.test_models.test_masked_self_distill import EOT, SOT, masked_cfg
 from tests.test_models.test_silc import BATCH, CONTEXT, NUM_GLOBAL, NUM_LOCAL, VOCAB
 
+pytestmark = pytest.mark.dist
+
 WORLD_SIZE = 2
 PATCHES = 16  # 32-px crops, patch 8
 

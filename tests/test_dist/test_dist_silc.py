@@ -15,6 +15,8 @@ from silc_seg.models.pretrainers import TrainStepDDP
 from tests.test_foundation.toy_modules import ToyRegressor
 from tests.test_models.test_silc import batch, build
 
+pytestmark = pytest.mark.dist
+
 WORLD_SIZE = 2
 # (model, skip_nonfinite_steps)
 SCENARIOS = [('silc', True), ('silc', False), ('toy', True)]

@@ -54,6 +54,7 @@ def test_per_parameter_clipping_matches_dino():
         PerParameterGradClipHook(max_norm=0)
 
 
+@pytest.mark.slow
 def test_freeze_last_layer_for_first_iterations(tmp_path):
     cfg = runner_cfg(tmp_path, max_iters=4)
     cfg['custom_hooks'] = cfg['custom_hooks'] + [dict(type='FreezeLastLayerHook',

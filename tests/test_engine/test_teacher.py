@@ -29,6 +29,7 @@ def set_iteration(iteration, max_iters):
     return hub
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('accumulate', [1, 2])
 def test_teacher_is_ema_of_student_after_each_optimizer_step(accumulate):
     model = build(teacher=dict(momentum=0.996, end_momentum=0.9999, temperature=0.04)).train()
@@ -184,6 +185,7 @@ def runner_cfg(work_dir, max_iters, resume=None):
         load_from=resume)
 
 
+@pytest.mark.slow
 def test_teacher_in_runner_logs_and_resumes(tmp_path):
     runner = Runner.from_cfg(runner_cfg(tmp_path / 'a', max_iters=4))
     runner.train()

@@ -125,6 +125,7 @@ def test_tower_init_cfg_pretrained(tmp_path):
     assert_teacher_is_student(model)
 
 
+@pytest.mark.slow
 def test_resume_of_a_contrastive_only_checkpoint(tmp_path):
     clip_cfg = runner_cfg(tmp_path / 'clip', max_iters=2)
     clip_cfg['model'] = model_cfg(distill=False, data_preprocessor=dict(

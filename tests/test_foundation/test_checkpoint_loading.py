@@ -131,6 +131,7 @@ def test_init_model_refuses_wrong_shapes(oracle_setup):
         init_model(config, wrong)
 
 
+@pytest.mark.slow
 def test_test_tool_stops_on_wrong_shapes(oracle_setup):
     tmp_path, config, _, wrong = oracle_setup
     result = run_tool('tools/test.py', config, wrong, '--work-dir', str(tmp_path / 'work'))
@@ -142,6 +143,7 @@ def test_test_tool_stops_on_wrong_shapes(oracle_setup):
     assert 'mIoU:' not in result.stdout + result.stderr  # nothing was evaluated
 
 
+@pytest.mark.slow
 def test_demo_tool_stops_on_wrong_shapes(oracle_setup):
     tmp_path, config, _, wrong = oracle_setup
     Image.fromarray(np.full((40, 50, 3), class_palette(3)[1], np.uint8)).save(

@@ -152,6 +152,7 @@ def run_tool(tmp_path, *args):
                           text=True, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('tool', ['test', 'demo', 'openclip2silc'])
 def test_tools_refuse_without_suggesting_to_turn_the_protection_off(tmp_path, tool):
     marker = tmp_path / 'executed'

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 
@@ -79,6 +80,7 @@ def write_tiny_silc_checkpoint(path):
                          runtime_info=dict(iter=200), resumed_keys=dict(iter=True))), path)
 
 
+@pytest.mark.slow
 def test_readme_plugin_steps_with_mmseg_tools(tmp_path):
     make_ade20k(str(tmp_path / 'ADEChallengeData2016'), num_images=4)
     (tmp_path / 'readme_config.py').write_text(readme_block('<!-- plug-in config'))

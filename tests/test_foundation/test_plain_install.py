@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import open_clip.zero_shot_metadata as reference_templates
+import pytest
 
 from silc_seg.models.utils import PROMPT_TEMPLATE_SETS
 
@@ -98,6 +99,7 @@ def test_templates_are_openai_imagenet_templates():
         t('{}') for t in reference_templates.SIMPLE_IMAGENET_TEMPLATES]
 
 
+@pytest.mark.slow
 def test_plain_install_without_optional_extras(tmp_path):
     source = tmp_path / 'src'
     ignore = shutil.ignore_patterns('__pycache__', '*.pyc', '.mim', '*.egg-info')

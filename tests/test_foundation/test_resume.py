@@ -65,6 +65,7 @@ def test_history_buffer_round_trip(tmp_path):
     np.testing.assert_array_equal(restored['message_hub']['runtime_info']['hist'], np.arange(4))
 
 
+@pytest.mark.slow
 def test_train_save_resume(tmp_path):
     # The runner dumps the merged config into the work dir: keep the source elsewhere.
     config = tmp_path / 'toy.py'
@@ -109,6 +110,7 @@ def test_admitted_types_do_not_loosen_torch_load(tmp_path):
         torch_load_weights_only(str(tmp_path / 'object.pth'))
 
 
+@pytest.mark.dist
 def test_two_process_cpu_launch(tmp_path):
     """``--launcher pytorch`` on a machine without a GPU trains with gloo and DDP on CPU, and both
     ranks end with the same weights."""

@@ -155,6 +155,7 @@ def test_frozen_stages():
         small_vit(frozen_stages=5)
 
 
+@pytest.mark.slow
 def test_with_cp_gives_identical_gradients():
     x = torch.randn(2, 3, 32, 32)
     grads = []

@@ -1,5 +1,6 @@
 """Speed options: regional torch.compile of the transformer blocks (helper and hook), fused AdamW
 from the pretraining schedule config."""
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
@@ -22,6 +23,7 @@ def _tower_outputs(model, inputs):
                     text=model.text_encoder.encode_text(inputs['text']))
 
 
+@pytest.mark.slow
 def test_compile_transformer_blocks_same_outputs_and_keys_own_teacher():
     torch._dynamo.reset()
     model = build()

@@ -44,6 +44,7 @@ def prompt_embedding(text_encoder, tokenizer, prompt):
         return F.normalize(text_encoder(tokenizer([prompt]))[0], dim=-1)
 
 
+@pytest.mark.slow
 def test_name_rules_and_template_reduction_match_the_equations():
     text_encoder, tokenizer = tower(), WordTokenizer()
 

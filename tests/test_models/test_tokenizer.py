@@ -78,3 +78,24 @@ def test_sentencepiece_tokenizer(sentencepiece_model):
         missing(['dog'])
     raw = SentencePieceTokenizer(model_file, context_length=10, canonicalize=False)
     assert raw(['Dog!'])[0].tolist() != ids[0].tolist()
+
+
+def test_base_tokenizer_frames_truncates_and_pads():
+    from silc_seg.models.tokenizers import BaseTokenizer
+
+    class Characters(BaseTokenizer):
+        start_ids = [7]
+        end_id = 8
+        pad_id = 9
+
+        def encode(self, text):
+            return [ord(c) - ord('a') + 10 for c in text]
+
+    tokenizer = Characters(context_length=5, min_context_length=2)
+    assert tokenizer(['ab', 'abcdef', '']).tolist() == [
+        [7, 10, 11, 8, 9], [7, 10, 11, 12, 8], [7, 8, 9, 9, 9]]
+    assert tokenizer('a').shape == (1, 5)
+    with pytest.raises(ValueError, match='at least 2'):
+        Characters(context_length=1, min_context_length=2)
+    with pytest.raises(TypeError):
+        BaseTokenizer(4)  # encode, end_id and pad_id are the subclass's

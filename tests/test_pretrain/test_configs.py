@@ -102,6 +102,7 @@ def test_b16_data_path_feeds_a_silc_step(tmp_path):
     assert torch.isfinite(losses['loss_contrastive']) and torch.isfinite(losses['loss_distill'])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('path,with_silc', [('configs/silc/pretrain_maskclip_b16.py', False),
                                             ('configs/silc/pretrain_silc-maskdistill_b16.py',
                                              True)])

@@ -60,6 +60,7 @@ def load_state(path):
     return torch_load_weights_only(str(path))['state_dict']
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('config', CONFIGS[:1] + MASKED_CONFIGS[:1])
 def test_resume_gives_identical_weights(config, demo_root, tmp_path):
     """4 iterations straight == 2 iterations, --resume, 2 more (same seed, CPU)."""
@@ -87,6 +88,7 @@ def test_resume_gives_identical_weights(config, demo_root, tmp_path):
         assert 'masked_distill_loss.center' in expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('config', MASKED_CONFIGS[1:])
 def test_masked_distill_demo_trains(config, demo_root, tmp_path):
     """The SILC + masked self-distillation demo through tools/train.py (2 iterations)."""
@@ -99,6 +101,7 @@ def test_masked_distill_demo_trains(config, demo_root, tmp_path):
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
 
 
+@pytest.mark.dist
 def test_two_process_gloo_run(demo_root, tmp_path):
     """Two CPU processes (torchrun, gloo, DistributedDataParallel) train the demo SILC config
     through ``tools/train.py --launcher pytorch``, the way a user launches it."""

@@ -1,5 +1,6 @@
 """Linear probe of frozen patch features (silc_seg.evaluation.linear_probe)."""
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -40,6 +41,7 @@ def test_probe_separates_linearly_separable_patches():
     assert torch.equal(pred, labels)
 
 
+@pytest.mark.slow
 def test_linear_probe_on_demo_split(tmp_path):
     make_demo_data(str(tmp_path), num_train=4, num_val=6, image_size=48, seed=0,
                    num_seg_train=6)

@@ -17,6 +17,7 @@ def load_study():
     return module
 
 
+@pytest.mark.slow
 def test_objective_names_resolve_to_demo_configs(tmp_path):
     study = load_study()
     objectives = study.resolve_objectives(['clip', 'silc', 'distill'])

@@ -69,6 +69,7 @@ def train(config, work_dir, *extra, nproc=1):
     return output
 
 
+@pytest.mark.slow
 def test_wds_pretrain_runs_and_resumes_at_the_stream_position(shards, tmp_path):
     straight_dir, resumed_dir = tmp_path / 'straight', tmp_path / 'resumed'
     straight_dir.mkdir()
@@ -105,6 +106,7 @@ def test_wds_pretrain_runs_and_resumes_at_the_stream_position(shards, tmp_path):
         assert torch.equal(expected[key], actual[key]), key
 
 
+@pytest.mark.dist
 def test_two_rank_wds_resume_restores_each_ranks_stream_position(shards, tmp_path):
     """2 processes (gloo), 1 worker each: StreamResumeHook gathers both ranks' positions into
     rank 0's checkpoint and hands each rank its own back, so after --resume every rank trains

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / 'tools' / 'analysis_tools' / 'benchmark_pipeline.py'
 
@@ -34,6 +36,7 @@ def test_interleaved_round_times_every_side_on_every_image():
     assert rates['fast'] > 2 * rates['slow'] > 0
 
 
+@pytest.mark.slow
 def test_benchmark_pipeline_runs_and_compares(tmp_path):
     result = subprocess.run(
         [sys.executable, str(SCRIPT), '--num-images', '4', '--rounds', '1', '--chunk', '2',

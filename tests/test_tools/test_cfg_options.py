@@ -82,6 +82,7 @@ def test_existing_keys_new_keys_with_plus_and_keys_of_empty_dicts_merge():
     assert cfg.model.test_cfg.mode == 'whole'
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('tool,args', [
     ('train.py', ['configs/silc/demo_silc_tiny.py', '--cfg-options', 'train_cfgg.max_iters=3']),
     ('test.py', ['configs/silc/zs_demo.py', 'missing.pth', '--cfg-options',

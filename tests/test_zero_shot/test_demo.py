@@ -5,12 +5,14 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from .test_oracle import REPO, write_config, write_oracle_checkpoint
 from .tiny_datasets import class_palette
 
 
+@pytest.mark.slow
 def test_demo_overlay_with_legend(tmp_path):
     classes = ['cat', 'grass', 'sky']
     palette = class_palette(3)
@@ -52,6 +54,7 @@ def test_demo_overlay_with_legend(tmp_path):
     assert present[0] == 0 and present[1] == present[2] == 17 * 17
 
 
+@pytest.mark.slow
 def test_demo_needs_classes(tmp_path):
     result = subprocess.run(
         [sys.executable, 'tools/demo.py', 'x.png', '--config', 'c.py', '--checkpoint', 'w.pth'],

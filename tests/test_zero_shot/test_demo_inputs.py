@@ -41,6 +41,7 @@ def test_class_list_errors_speak_of_items():
     assert 'item 3' in str(error.value) and 'line' not in str(error.value)
 
 
+@pytest.mark.slow
 def test_demo_stops_on_bad_classes_and_bad_image_before_building_the_model(tmp_path):
     (tmp_path / 'notes.png').write_text('not an image')
     result = run_demo(str(tmp_path / 'notes.png'), '--classes', 'a,b,', '--config', ZS_DEMO,

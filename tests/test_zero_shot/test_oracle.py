@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
@@ -67,6 +68,7 @@ def run_test_tool(config, checkpoint, work_dir, *extra):
     return float(re.findall(r'mIoU: ([\d.]+)', output)[-1])
 
 
+@pytest.mark.slow
 def test_oracle_ade20k_full_test_tool_path(tmp_path):
     data_root = str(tmp_path / 'ADEChallengeData2016')
     palette = make_ade20k(data_root)
@@ -81,6 +83,7 @@ def test_oracle_ade20k_full_test_tool_path(tmp_path):
     assert overlays == ['test_ADE_val_00000000.jpg_0.png', 'test_ADE_val_00000001.jpg_0.png']
 
 
+@pytest.mark.slow
 def test_oracle_and_shuffled_oracle_pascal_context59(tmp_path):
     data_root = str(tmp_path / 'VOCdevkit' / 'VOC2010')
     palette = make_pascal_context59(data_root)

@@ -108,6 +108,7 @@ def tiny_checkpoint(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('method,dataset', PRESETS)
 def test_preset_runs_tools_test(tmp_path, tiny_checkpoint, method, dataset, monkeypatch, capsys):
     data_root = str(tmp_path / 'data')

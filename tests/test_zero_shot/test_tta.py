@@ -66,6 +66,7 @@ def test_merge_averages_scores_and_applies_the_background_rule():
     assert torch.equal(plain[0].pred_sem_seg.data, average.argmax(0, keepdim=True))
 
 
+@pytest.mark.slow
 def test_test_tool_tta_flip_and_scales_on_oracle(tmp_path):
     """The oracle tower segments the test images exactly at the test scale (short side 336) and
     at twice that (measured: plain tools/test.py gives mIoU 100 at both, 30.2 at 0.75x, where its

@@ -23,8 +23,6 @@ import argparse
 import json
 import resource
 import statistics
-import sys
-import time
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -34,9 +32,10 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-import silc_seg  # noqa: E402,F401  (registers the modules)
-from silc_seg.registry import MODELS  # noqa: E402
+import silc_seg  # noqa: F401  (registers the modules)
+from silc_seg.registry import MODELS
+from silc_seg.utils.log_utils import quiet_library_warnings
+from silc_seg.utils.timing import Stopwatch, time_call
 
 DEFAULT_CONFIG = 'configs/silc/catseg_b16_coco-stuff171.py'
 
@@ -56,11 +55,6 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='also write the JSON result to this file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args(argv)
-
-
-def synchronize(device: str) -> None:
-    if device.startswith('cuda'):
-        torch.cuda.synchronize()
 
 
 def peak_memory_mib(device: str) -> float:
@@ -88,18 +82,21 @@ def benchmark_training(model, optim_wrapper, args) -> dict:
     autocast = (torch.autocast(device_type=args.device.split(':')[0], dtype=torch.bfloat16)
                 if args.dtype == 'bf16' else nullcontext())
     model.train()
-    times = []
-    for step in range(args.warmup + args.iters):
-        if step == args.warmup and args.device.startswith('cuda'):
-            torch.cuda.reset_peak_memory_stats()
-        synchronize(args.device)
-        start = time.perf_counter()
+
+    def train_step():
         with autocast:
             losses = model.loss(images, samples)
         optim_wrapper.update_params(sum(v for k, v in losses.items() if k.startswith('loss')))
-        synchronize(args.device)
+        return losses
+
+    times, watch = [], Stopwatch(args.device)
+    for step in range(args.warmup + args.iters):
+        if step == args.warmup and args.device.startswith('cuda'):
+            torch.cuda.reset_peak_memory_stats()
+        losses = watch.wrap(train_step)()
+        seconds = watch.take()
         if step >= args.warmup:
-            times.append(time.perf_counter() - start)
+            times.append(seconds)
     return dict(
         train_batch=args.batch_size,
         train_crop=list(crop_size),
@@ -107,7 +104,7 @@ def benchmark_training(model, optim_wrapper, args) -> dict:
         train_iter_s_median=statistics.median(times),
         train_iter_s_min=min(times),
         train_peak_mib=round(peak_memory_mib(args.device)),
-        final_loss=float(losses['loss_ce']))
+        final_loss=float(losses['loss_ce'].detach()))
 
 
 def benchmark_test(model, args) -> dict:
@@ -125,12 +122,8 @@ def benchmark_test(model, args) -> dict:
         model.predict(image, [SegDataSample(metainfo=meta)])  # warm-up
         if args.device.startswith('cuda'):
             torch.cuda.reset_peak_memory_stats()
-        synchronize(args.device)
-        start = time.perf_counter()
-        for _ in range(args.test_images):
-            model.predict(image, [SegDataSample(metainfo=meta)])
-        synchronize(args.device)
-    elapsed = time.perf_counter() - start
+        elapsed = time_call(lambda: [model.predict(image, [SegDataSample(metainfo=meta)])
+                                     for _ in range(args.test_images)], args.device)
     return dict(test_size=[height, width], test_classes=150, test_mode=model.test_cfg['mode'],
                 test_images_per_s=args.test_images / elapsed,
                 test_peak_mib=round(peak_memory_mib(args.device)))
@@ -138,6 +131,7 @@ def benchmark_test(model, args) -> dict:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    quiet_library_warnings()
     init_default_scope('mmseg')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:

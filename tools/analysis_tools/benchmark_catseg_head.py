@@ -12,7 +12,6 @@ the forward.
 """
 import argparse
 import resource
-import time
 
 import torch
 import torch.nn.functional as F
@@ -21,9 +20,12 @@ from mmengine.registry import init_default_scope
 
 import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
 from silc_seg.registry import MODELS
+from silc_seg.utils.log_utils import quiet_library_warnings
+from silc_seg.utils.timing import Stopwatch
 
 
 def main():
+    quiet_library_warnings()
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
     parser.add_argument('--num-classes', type=int, required=True)
@@ -60,12 +62,10 @@ def main():
         base = torch.cuda.memory_allocated()
     else:
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    watch = Stopwatch(args.device)
     with torch.no_grad():
-        start = time.perf_counter()
-        logits = head(dense, guidance, text)
-        if on_cuda:
-            torch.cuda.synchronize()
-        elapsed = time.perf_counter() - start
+        logits = watch.wrap(head)(dense, guidance, text)
+    elapsed = watch.take()
     peak = (torch.cuda.max_memory_allocated() if on_cuda else
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     print(f'classes={args.num_classes} num_class_slots={head.aggregator.num_class_slots} '

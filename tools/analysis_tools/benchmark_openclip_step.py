@@ -34,12 +34,12 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 
 import silc_seg  # noqa: F401
-from silc_seg.models.data_preprocessors.silc_data_preprocessor import (
-    CLIP_MEAN, CLIP_STD)
+from silc_seg.models.data_preprocessors.silc_data_preprocessor import CLIP_MEAN, CLIP_STD
 from silc_seg.models.utils.compile import compile_transformer_blocks
 from silc_seg.registry import MODELS
 from silc_seg.utils import (ConfigOverrideError, get_config_path, merge_cfg_options,
                             mmengine_log_level, synchronize, time_call)
+from silc_seg.utils.log_utils import quiet_library_warnings
 
 DEFAULT_CONFIG = 'configs/silc/pretrain_clip_b16.py'
 SIDES = ('ours', 'open_clip')
@@ -203,6 +203,7 @@ def measure_memory(args, side):
 
 def main():
     args = parse_args()
+    quiet_library_warnings()
     cfg = Config.fromfile(args.config if os.path.isfile(args.config) else
                           get_config_path(args.config))
     try:

@@ -37,7 +37,6 @@ import pstats
 import random
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +48,8 @@ from PIL import Image, ImageFilter, ImageOps
 import silc_seg  # noqa: F401  (registers the transforms and datasets)
 from silc_seg.registry import DATASETS
 from silc_seg.utils import get_config_path
+from silc_seg.utils.log_utils import quiet_library_warnings
+from silc_seg.utils.timing import time_call
 
 DEFAULT_CONFIG = 'configs/_base_/datasets/wds_pretrain_224.py'
 SIZES = ((500, 375), (375, 500), (500, 333), (480, 360), (500, 400), (333, 500))
@@ -172,10 +173,7 @@ def dino_sample(recipe, path):
 
 
 def time_pass(fetch, num):
-    start = time.perf_counter()
-    for i in range(num):
-        fetch(i)
-    return num / (time.perf_counter() - start)
+    return num / time_call(lambda: [fetch(i) for i in range(num)])
 
 
 def interleaved_round(sides, num, chunk, first):
@@ -185,15 +183,14 @@ def interleaved_round(sides, num, chunk, first):
     for turn, begin in enumerate(range(0, num, chunk)):
         shift = (first + turn) % len(names)
         for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
-            for i in range(begin, min(begin + chunk, num)):
-                sides[name](i)
-            elapsed[name] += time.perf_counter() - start
+            elapsed[name] += time_call(
+                lambda: [sides[name](i) for i in range(begin, min(begin + chunk, num))])
     return {name: num / elapsed[name] for name in names}
 
 
 def main():
     args = parse_args()
+    quiet_library_warnings()
     torch.set_num_threads(1)  # what a dataloader worker gets
     try:
         import cv2

@@ -36,7 +36,6 @@ Example::
 import argparse
 import logging
 import statistics
-import time
 from contextlib import nullcontext
 
 import torch
@@ -50,8 +49,9 @@ import silc_seg.models.pretrainers.silc as silc_module
 from silc_seg.models.pretrainers.teacher import ema_update
 from silc_seg.models.utils.compile import compile_transformer_blocks
 from silc_seg.registry import MODELS, OPTIMIZERS
-from silc_seg.utils import (ConfigOverrideError, merge_cfg_options, mmengine_log_level,
-                            synchronize, time_call)
+from silc_seg.utils import ConfigOverrideError, merge_cfg_options, mmengine_log_level
+from silc_seg.utils.log_utils import quiet_library_warnings
+from silc_seg.utils.timing import Stopwatch, time_call
 
 
 def parse_args():
@@ -153,30 +153,9 @@ def build(model_cfg, optimizer_cfg, device, compile_blocks=False):
     return model, OptimWrapper(optimizer)
 
 
-class Stopwatch:
-    """Accumulated wall time of wrapped calls, with the device synchronised around each."""
-
-    def __init__(self, device):
-        self.device = device
-        self.elapsed = 0.0
-
-    def wrap(self, fn):
-        def timed(*args, **kwargs):
-            synchronize(self.device)
-            start = time.perf_counter()
-            out = fn(*args, **kwargs)
-            synchronize(self.device)
-            self.elapsed += time.perf_counter() - start
-            return out
-        return timed
-
-    def take(self):
-        elapsed, self.elapsed = self.elapsed, 0.0
-        return elapsed
-
-
 def main():
     args = parse_args()
+    quiet_library_warnings()
     cfg = Config.fromfile(args.config)
     try:
         merge_cfg_options(cfg, args.cfg_options)

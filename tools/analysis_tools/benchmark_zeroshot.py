@@ -11,8 +11,8 @@ speed does not depend on the weights), the config dataset's classes and syntheti
 1. **Text classifier build** (``--text-classes N``: the first N classes, 0 skips; all by
    default): the time to embed every ``template.format(name)`` prompt of the vocabulary,
 
-   - ``previous``: the code before the padding trim, written out below: prompts tokenized in
-     batches of ``text_batch_size`` and encoded on the full ``context_length`` token rows;
+   - ``previous``: as before the padding trim: :class:`TextClassifier` over the tower without
+     its ``trim_padding`` (:class:`FullRows`), every batch on the full ``context_length`` rows;
    - ``trimmed``: :class:`TextClassifier` as used now (a causal CLIP tower trims the padding
      after the longest prompt of each batch);
    - ``disk write`` / ``disk read``: the same with the on-disk cache, first computed and stored,
@@ -31,9 +31,9 @@ speed does not depend on the weights), the config dataset's classes and syntheti
 """
 import argparse
 import tempfile
-import time
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
@@ -45,6 +45,8 @@ from silc_seg.models.segmentors.zero_shot_segmentor import centred_padding, slid
 from silc_seg.models.utils import TextClassifier, build_vocabulary
 from silc_seg.registry import DATASETS, MODELS
 from silc_seg.utils import ConfigOverrideError, merge_cfg_options
+from silc_seg.utils.log_utils import quiet_library_warnings
+from silc_seg.utils.timing import Stopwatch
 
 
 def parse_args():
@@ -72,44 +74,41 @@ def dataset_classes(config):
     return list(DATASETS.get(dataset.type).METAINFO['classes'])
 
 
-def best_times(functions, repeats):
+def best_times(functions, repeats, device):
     """Best wall time of each function over ``repeats`` passes, the functions interleaved so
     that a load change on a shared machine hits all alike."""
+    watches = [Stopwatch(device) for _ in functions]
     timings = [[] for _ in functions]
     results = [None] * len(functions)
     for _ in range(repeats):
-        for index, function in enumerate(functions):
-            start = time.perf_counter()
-            results[index] = function()
-            timings[index].append(time.perf_counter() - start)
+        for index, (function, watch) in enumerate(zip(functions, watches)):
+            results[index] = watch.wrap(function)()
+            timings[index].append(watch.take())
     return [min(t) for t in timings], results
 
 
 # ------------------------------------------------------------------------------ text classifier
-@torch.no_grad()
-def previous_text_classifier(model, queries):
-    """The text classifier before the padding trim: per-prompt embeddings on full token rows,
-    normalized, averaged over the templates, normalized."""
-    prompts = [template.format(query) for query in queries for template in model.templates]
-    batch_size = model.text_classifier.batch_size
-    device = next(model.text_encoder.parameters()).device
-    embeddings = []
-    for start in range(0, len(prompts), batch_size):
-        token_ids = model.tokenizer(prompts[start:start + batch_size]).to(device)
-        embeddings.append(F.normalize(model.text_encoder(token_ids), dim=-1))
-    embeddings = torch.cat(embeddings).view(len(queries), len(model.templates), -1)
-    return F.normalize(embeddings.mean(dim=1), dim=-1)
+class FullRows(nn.Module):
+    """The text tower without ``trim_padding``: :class:`TextClassifier` then encodes the full
+    ``context_length`` token rows, as before the padding trim."""
+
+    def __init__(self, tower: nn.Module):
+        super().__init__()
+        self.tower = tower
+
+    def forward(self, token_ids):
+        return self.tower(token_ids)
 
 
-def disk_cached_classifier(model, cache_dir):
+def classifier_of(model, text_encoder, cache_dir=None):
     classifier = model.text_classifier
-    return TextClassifier(model.text_encoder, model.tokenizer, classifier.templates,
+    return TextClassifier(text_encoder, model.tokenizer, classifier.templates,
                           name_rule=classifier.name_rule,
                           template_reduction=classifier.template_reduction,
                           batch_size=classifier.batch_size, cache_dir=cache_dir)
 
 
-def time_text_classifier(model, vocabulary, total_classes):
+def time_text_classifier(model, vocabulary, total_classes, device):
     queries = [[name] for names in vocabulary for name in names]
     num_prompts = len(queries) * len(model.templates)
     print(f'text classifier: {len(vocabulary)} of {total_classes} classes, {len(queries)} '
@@ -119,20 +118,20 @@ def time_text_classifier(model, vocabulary, total_classes):
     model.tokenizer([template.format(name) for (name, ) in queries
                      for template in model.templates])
     timings = {}
-    start = time.perf_counter()
-    previous = previous_text_classifier(model, [name for (name, ) in queries])
-    timings['previous'] = time.perf_counter() - start
-    start = time.perf_counter()
     with torch.no_grad():
-        trimmed = model.text_classifier.encode(queries).embeddings
-    timings['trimmed'] = time.perf_counter() - start
-    with tempfile.TemporaryDirectory() as cache_dir:
-        start = time.perf_counter()
-        written = disk_cached_classifier(model, cache_dir)(queries).embeddings
-        timings['disk write'] = time.perf_counter() - start
-        start = time.perf_counter()
-        read = disk_cached_classifier(model, cache_dir)(queries).embeddings
-        timings['disk read'] = time.perf_counter() - start
+        watch = Stopwatch(device)
+        previous = watch.wrap(classifier_of(model, FullRows(model.text_encoder)).encode)(
+            queries).embeddings
+        timings['previous'] = watch.take()
+        trimmed = watch.wrap(model.text_classifier.encode)(queries).embeddings
+        timings['trimmed'] = watch.take()
+        with tempfile.TemporaryDirectory() as cache_dir:
+            written = watch.wrap(classifier_of(model, model.text_encoder, cache_dir))(
+                queries).embeddings
+            timings['disk write'] = watch.take()
+            read = watch.wrap(classifier_of(model, model.text_encoder, cache_dir))(
+                queries).embeddings
+            timings['disk read'] = watch.take()
     difference = max((trimmed - previous).abs().max().item(),
                      (written - previous).abs().max().item())
     scale = total_classes / len(vocabulary)
@@ -219,7 +218,7 @@ def time_images(model, args):
     (ours_time, loop_time), (ours_labels, loop_labels) = best_times(
         [lambda: ours_predict(model, images),
          lambda: reference_loop_predict(model, images, text_embeddings, query_to_class)],
-        args.repeats)
+        args.repeats, args.device)
     agreement = torch.stack([(a == b).float().mean()
                              for a, b in zip(ours_labels, loop_labels)]).mean().item()
     windows = len(sliding_windows(*args.image_size, model.test_cfg['crop_size'],
@@ -236,6 +235,7 @@ def time_images(model, args):
 
 def main():
     args = parse_args()
+    quiet_library_warnings()
     config = Config.fromfile(args.config)
     try:
         merge_cfg_options(config, args.cfg_options)
@@ -252,7 +252,7 @@ def main():
     print(f'config: {args.config}; device {args.device}, {torch.get_num_threads()} threads')
     if args.text_classes != 0:
         vocabulary = build_vocabulary(classes)[:args.text_classes or len(classes)]
-        time_text_classifier(model, vocabulary, len(classes))
+        time_text_classifier(model, vocabulary, len(classes), args.device)
     if args.num_images:
         time_images(model, args)
 

@@ -87,10 +87,11 @@ def resolve_objectives(specs: Sequence[str]) -> Dict[str, str]:
 
 def load_study_config(config: str, cfg_options: Sequence[str]):
     """``config`` with the study's ``--cfg-options`` applied, as the training runs see it."""
-    import silc_seg  # noqa: F401  (first: it silences MMEngine's pkg_resources warnings)
     from mmengine.config import Config, DictAction
 
     from silc_seg.utils import merge_cfg_options
+    from silc_seg.utils.log_utils import quiet_library_warnings
+    quiet_library_warnings()
     cfg = Config.fromfile(osp.join(REPO_ROOT, config))
     options = {}
     for option in cfg_options:
@@ -239,8 +240,8 @@ def evaluate_run(run_dir: str) -> None:
     from silc_seg.evaluation.linear_probe import linear_probe_miou
     from silc_seg.models.data_preprocessors.silc_data_preprocessor import CLIP_MEAN, CLIP_STD
     from silc_seg.registry import MODELS
-    from silc_seg.utils.demo_data import CLASS_NAMES
     from silc_seg.utils import torch_load_weights_only
+    from silc_seg.utils.demo_data import CLASS_NAMES
 
     with open(osp.join(run_dir, 'last_checkpoint')) as f:
         ckpt = f.read().strip()
@@ -261,9 +262,8 @@ def evaluate_run(run_dir: str) -> None:
     metrics.update(linear_probe_miou(encoder, osp.join(REPO_ROOT, SEG_ROOT), len(CLASS_NAMES),
                                      CLIP_MEAN, CLIP_STD))
     # The plain block's patch embeddings over training (every kept checkpoint).
-    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-    from patch_feature_drift import drift_metrics
     from silc_seg.evaluation.linear_probe import load_seg_split
+    from silc_seg.evaluation.patch_drift import drift_metrics
     images, labels = load_seg_split(osp.join(REPO_ROOT, SEG_ROOT), 'val', 100)
     checkpoints = sorted(glob.glob(osp.join(run_dir, 'iter_*.pth')),
                          key=lambda path: int(path.rsplit('_', 1)[1].split('.')[0]))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bring up silc-seg on a bare GPU machine (Python 3.12 + torch, no MMLab packages, no network)
 # from the wheels in .gpu_wheels (tools/gpu_kit/prepare_wheels.sh), then run the GPU benchmarks.
-# Everything goes under .gpu_kit/ (git-ignored); logs and summary.txt under $OUT.
+# Everything is installed into a temporary folder removed at exit (GPU_KIT_DIR to keep one);
+# logs and summary.txt under $OUT.
 #
 #   bash tools/gpu_kit/run_gpu_benchmarks.sh              # setup + GPU benchmarks (per-run
 #                                                         # time limits; never run on a GPU yet)
@@ -18,7 +19,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 KIT_SRC="$ROOT/tools/gpu_kit"
 PY="${PYTHON:-python3}"
 WHEELS="${GPU_KIT_WHEELS:-$ROOT/.gpu_wheels}"
-KIT="$ROOT/.gpu_kit"
+KIT="${GPU_KIT_DIR:-$(mktemp -d -t silc-gpu-kit.XXXXXX)}"
+[[ -n "${GPU_KIT_DIR:-}" ]] || trap 'rm -rf "$KIT"' EXIT
 SITE="$KIT/site"
 SHIMS="$KIT/shims"
 OUT="${OUT:-$ROOT/work_dirs/gpu_kit}"
@@ -40,7 +42,8 @@ log() { printf '[gpu_kit %4ds] %s\n' "$((SECONDS - START))" "$*" | tee -a "$SUMM
 
 # ------------------------------------------------------------------------------------------
 # Setup: pure-Python wheels always (pinned); binary ones only where the machine lacks them;
-# stand-ins (tools/gpu_kit/shims) for what is imported but never run and not installable here.
+# stand-ins (tools/gpu_kit/stand_ins.py, written into $SHIMS) for what is imported but never
+# run and not installable here.
 system_has() { env -u PYTHONPATH "$PY" -c "import $1" >/dev/null 2>&1; }
 module_of() {
     case "$1" in pillow) echo PIL ;; pyyaml) echo yaml ;; *) echo "${1//-/_}" ;; esac
@@ -55,9 +58,8 @@ print(f"torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}")
     [[ -d "$WHEELS" ]] || {
         log "FATAL: no wheel folder $WHEELS (run prepare_wheels.sh, carry it)"; exit 1; }
     [[ -f "$WHEELS/KIT_TARGET" ]] && log "wheels prepared for $(cat "$WHEELS/KIT_TARGET")"
-    rm -rf "$KIT"
+    rm -rf "$SITE" "$SHIMS"
     mkdir -p "$SITE" "$SHIMS"
-    cp "$KIT_SRC/shims/_gpu_kit_stub.py" "$SHIMS/"
     local wheels=() skipped=() spec name optional file
     while read -r spec optional; do
         [[ -z "$spec" || "$spec" == \#* ]] && continue
@@ -75,16 +77,17 @@ print(f"torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}")
         --target "$SITE" "${wheels[@]}" 2>&1 | grep -v -e '^WARNING: Target directory' \
         -e "^WARNING: Location" | tee -a "$SUMMARY"
     # mmcv-lite has no compiled ops; mmcv.ops is imported (not run) by mmseg.models.
-    cp "$KIT_SRC/shims/mmcv_ext.py" "$SITE/mmcv/_ext.py"
+    "$PY" "$KIT_SRC/stand_ins.py" "$SITE" mmcv._ext > /dev/null || {
+        log "FATAL: could not write the mmcv._ext stand-in"; exit 1; }
     export PYTHONPATH="$SITE:$ROOT:$SHIMS"
     if ! "$PY" -c 'import torchvision' >/dev/null 2>&1; then
         log "torchvision does not import with this torch: using the stand-in"
         rm -rf "$SITE"/torchvision "$SITE"/torchvision-*
-        cp -r "$KIT_SRC/shims/torchvision" "$SHIMS/"
+        "$PY" "$KIT_SRC/stand_ins.py" "$SHIMS" torchvision > /dev/null
     fi
     for package in cv2 scipy; do
         if ! "$PY" -c "import $package" >/dev/null 2>&1; then
-            cp -r "$KIT_SRC/shims/$package" "$SHIMS/"
+            "$PY" "$KIT_SRC/stand_ins.py" "$SHIMS" "$package" > /dev/null
             log "$package: stand-in (imported at module level, not used by the benchmarks)"
         fi
     done

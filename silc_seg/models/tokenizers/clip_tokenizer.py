@@ -3,10 +3,10 @@ from functools import lru_cache
 from typing import List, Sequence
 
 import regex as re
-import torch
 from mmseg.utils.tokenizer import SimpleTokenizer, basic_clean
 
 from silc_seg.registry import MODELS
+from .base_tokenizer import BaseTokenizer
 
 
 @lru_cache(maxsize=None)
@@ -22,7 +22,7 @@ def clean_lower(text: str) -> str:
 
 
 @MODELS.register_module()
-class CLIPTokenizer:
+class CLIPTokenizer(BaseTokenizer):
     """CLIP BPE tokenizer (vocabulary of 49408, MMSeg's copy of OpenAI's merges), identical
     to ``open_clip.tokenize``: ``<start_of_text> tokens <end_of_text>``, zero padded; texts
     that are too long are truncated and still end with ``<end_of_text>``.
@@ -34,14 +34,26 @@ class CLIPTokenizer:
     """
 
     def __init__(self, context_length: int = 77, bpe_path: str = ''):
-        if context_length < 2:
-            raise ValueError(f'context_length must fit the start and end tokens, '
-                             f'got {context_length}')
-        self.context_length = context_length
+        super().__init__(context_length, min_context_length=2)
         self.bpe = _shared_bpe(bpe_path)
         self.sot_token_id = self.bpe.encoder['<start_of_text>']
         self.eot_token_id = self.bpe.encoder['<end_of_text>']
         self.vocab_size = self.bpe.vocab_size
+
+    @property
+    def start_ids(self) -> List[int]:
+        """``<start_of_text>``."""
+        return [self.sot_token_id]
+
+    @property
+    def end_id(self) -> int:
+        """``<end_of_text>``."""
+        return self.eot_token_id
+
+    @property
+    def pad_id(self) -> int:
+        """Zero, as OpenCLIP."""
+        return 0
 
     def encode(self, text: str) -> List[int]:
         """BPE ids of one text, without start/end tokens."""
@@ -58,27 +70,3 @@ class CLIPTokenizer:
         if self.eot_token_id in ids:
             ids = ids[:ids.index(self.eot_token_id) + 1]
         return self.bpe.decode(ids)
-
-    def __call__(self, texts: Sequence[str]) -> torch.Tensor:
-        """Tokenize texts.
-
-        Args:
-            texts (Sequence[str] | str): texts.
-
-        Returns:
-            torch.LongTensor: ``(N, context_length)`` token ids.
-        """
-        if isinstance(texts, str):
-            texts = [texts]
-        result = torch.zeros(len(texts), self.context_length, dtype=torch.long)
-        for row, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f'texts must be strings, got {type(text).__name__}: {text!r}')
-            ids = [self.sot_token_id] + self.encode(text) + [self.eot_token_id]
-            if len(ids) > self.context_length:
-                ids = ids[:self.context_length - 1] + [self.eot_token_id]
-            result[row, :len(ids)] = torch.tensor(ids)
-        return result
-
-    def __repr__(self) -> str:
-        return f'{self.__class__.__name__}(context_length={self.context_length})'

@@ -2,12 +2,12 @@
 import html
 import os.path as osp
 import string
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 import ftfy
-import torch
 
 from silc_seg.registry import MODELS
+from .base_tokenizer import BaseTokenizer
 
 _PUNCTUATION = str.maketrans('', '', string.punctuation)
 
@@ -21,7 +21,7 @@ def clean_canonicalize(text: str) -> str:
 
 
 @MODELS.register_module()
-class SentencePieceTokenizer:
+class SentencePieceTokenizer(BaseTokenizer):
     """SentencePiece tokenizer as used by SigLIP: canonicalized text, an end-of-sequence token
     appended, truncated (keeping the end token) and padded to ``context_length``.
 
@@ -42,10 +42,8 @@ class SentencePieceTokenizer:
                  context_length: int = 64,
                  pad_id: Optional[int] = None,
                  canonicalize: bool = True):
-        if context_length < 1:
-            raise ValueError(f'context_length must be positive, got {context_length}')
+        super().__init__(context_length)
         self.model_file = model_file
-        self.context_length = context_length
         self.canonicalize = canonicalize
         self._pad_id = pad_id
         # Read on first use, so that a model whose text is never tokenised (the image tower of
@@ -82,6 +80,11 @@ class SentencePieceTokenizer:
         return self.processor.eos_id()
 
     @property
+    def end_id(self) -> int:
+        """The end-of-sequence id."""
+        return self.eos_id
+
+    @property
     def pad_id(self) -> int:
         """Padding id: the one given, else the end-of-sequence id."""
         return self.eos_id if self._pad_id is None else self._pad_id
@@ -95,25 +98,6 @@ class SentencePieceTokenizer:
         """Piece ids of one cleaned text, without the end token."""
         text = clean_canonicalize(text) if self.canonicalize else ' '.join(text.split())
         return self.processor.encode(text)
-
-    def __call__(self, texts: Sequence[str]) -> torch.Tensor:
-        """Tokenize texts.
-
-        Args:
-            texts (Sequence[str] | str): texts.
-
-        Returns:
-            torch.LongTensor: ``(N, context_length)`` token ids.
-        """
-        if isinstance(texts, str):
-            texts = [texts]
-        result = torch.full((len(texts), self.context_length), self.pad_id, dtype=torch.long)
-        for row, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f'texts must be strings, got {type(text).__name__}: {text!r}')
-            ids = self.encode(text)[:self.context_length - 1] + [self.eos_id]
-            result[row, :len(ids)] = torch.tensor(ids)
-        return result
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(model_file={self.model_file!r}, '
