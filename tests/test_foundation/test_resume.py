@@ -126,4 +126,4 @@ def test_two_process_cpu_launch(tmp_path):
     ckpt = torch_load_weights_only(str(tmp_path / 'work' / 'iter_4.pth'))
     assert ckpt['meta']['iter'] == 4
     log = result.stdout + result.stderr
-    assert 'Distributed training: True' in log and 'GPU number: 2' in log, log[-3000:]
+    assert 'Distributed launcher pytorch, GPU number 2' in log, log[-3000:]

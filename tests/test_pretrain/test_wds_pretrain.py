@@ -115,7 +115,7 @@ def test_two_rank_wds_resume_restores_each_ranks_stream_position(shards, tmp_pat
     straight_dir.mkdir()
     resumed_dir.mkdir()
     output = train(write_config(straight_dir, shards, num_workers=1), straight_dir, nproc=2)
-    assert 'Iter(train) [6/6]' in output and 'Distributed training: True' in output
+    assert 'Iter(train) [6/6]' in output and 'Distributed launcher pytorch, GPU number 2' in output
     state = torch_load_weights_only(str(straight_dir / 'iter_3.pth'))['stream_position']
     assert state['world_size'] == 2 and len(state['positions']) == 2
     # The two ranks read different shards: their saved positions differ.
