@@ -5,10 +5,9 @@
 # token's input as every token's residual) does not exist: the cost volume is built from the
 # ordinary last block (dense_variant='plain'; docs/siglip2.md, Dense use).
 _base_ = [
-    'mmseg::_base_/default_runtime.py', '../_base_/towers/siglip2_vit-b-16-384.py',
+    '../_base_/catseg_runtime.py', '../_base_/towers/siglip2_vit-b-16-384.py',
     '../_base_/models/catseg.py'
 ]
-custom_imports = dict(imports=['silc_seg'], allow_failed_imports=False)
 
 model = dict(
     image_encoder={{_base_.image_encoder}},
@@ -16,22 +15,5 @@ model = dict(
     tokenizer={{_base_.tokenizer}},
     data_preprocessor=dict(mean={{_base_.image_mean}}, std={{_base_.image_std}}),
     dense_variant='plain',
-    train_class_names='{{fileDirname}}/class_names/coco-stuff171.txt',
+    train_class_names='{{fileDirname}}/../vocabularies/catseg/coco-stuff171.txt',
     class_names=None)
-
-catseg_test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='ResizeShortestEdge', scale=640, max_size=2560),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs')
-]
-test_cfg = dict(type='TestLoop')
-custom_hooks = [dict(type='ModelDatasetMetaHook')]
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=5000, max_keep_ckpts=2),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
-log_processor = dict(by_epoch=False)

@@ -9,7 +9,7 @@
 # tests/test_catseg/test_configs_and_data.py runs it for a few iterations on a generated layout.
 _base_ = [
     'mmseg::_base_/default_runtime.py', '../_base_/towers/silc_vit-tiny.py',
-    '../_base_/models/catseg.py', '../_base_/datasets/zs_coco-stuff171.py',
+    '../_base_/models/catseg.py', '../_base_/datasets/catseg_coco-stuff171.py',
     '../_base_/schedules/catseg_adamw_cosine_80k.py'
 ]
 custom_imports = dict(imports=['silc_seg'], allow_failed_imports=False)
@@ -57,26 +57,10 @@ test_pipeline = [
     dict(type='PackSegInputs')
 ]
 train_dataloader = dict(
-    batch_size=4,
-    num_workers=0,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(
-        type='COCOStuffDataset',
-        data_root={{_base_.data_root}},
-        data_prefix=dict(img_path='images/train2017', seg_map_path='annotations/train2017'),
-        pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type='COCOStuffDataset',
-        data_root={{_base_.data_root}},
-        data_prefix=dict(img_path='images/val2017', seg_map_path='annotations/val2017'),
-        pipeline=test_pipeline))
+    num_workers=0, persistent_workers=False, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(num_workers=0, dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-test_evaluator = val_evaluator
+test_evaluator = {{_base_.val_evaluator}}
 
 # CAT-Seg's optimization on a short schedule
 max_iters = 200

@@ -4,8 +4,8 @@ Names (docs/weights.md):
 
 * ``openai:ViT-B-16``: OpenAI's release (open_clip's table; QuickGELU towers);
 * ``open_clip:ViT-B-16/laion2b_s34b_b88k``: any open_clip model / pretrained tag;
-* ``hf-hub:timm/ViT-B-16-SigLIP[@revision]``: an open_clip-format Hugging Face Hub repository
-  (its ``open_clip_config.json`` names the architecture);
+* ``hf-hub:timm/ViT-B-16-SigLIP2[@revision]``: an open_clip-format Hugging Face Hub repository
+  (its ``open_clip_config.json`` names the architecture; CLIP, SigLIP and SigLIP 2);
 * ``https://storage.googleapis.com/big_vision/...npz[#model=NAME]``: a big_vision file.
 
 :func:`resolve_pretrained` downloads the file (:mod:`silc_seg.hub.download`), picks the towers
@@ -32,11 +32,35 @@ BIG_VISION_URL = 'https://storage.googleapis.com/big_vision/'
 # Bump when a converter's output changes: cached conversions of older versions are not used.
 CONVERSION_VERSION = 1
 # Released big_vision files -> the open_clip name of their towers (others: ``#model=NAME``).
-BIG_VISION_FILES = {'webli_en_b16_224_63724782.npz': 'ViT-B-16-SigLIP'}
+BIG_VISION_FILES = {
+    'webli_en_b16_224_63724782.npz': 'ViT-B-16-SigLIP',
+    # SigLIP 2 releases under gs://big_vision/siglip2/ (big_vision README_siglip2.md).
+    'siglip2_b32_256.npz': 'ViT-B-32-SigLIP2-256',
+    'siglip2_b16_224.npz': 'ViT-B-16-SigLIP2',
+    'siglip2_b16_256.npz': 'ViT-B-16-SigLIP2-256',
+    'siglip2_b16_384.npz': 'ViT-B-16-SigLIP2-384',
+    'siglip2_b16_512.npz': 'ViT-B-16-SigLIP2-512',
+    'siglip2_l16_256.npz': 'ViT-L-16-SigLIP2-256',
+    'siglip2_l16_384.npz': 'ViT-L-16-SigLIP2-384',
+    'siglip2_l16_512.npz': 'ViT-L-16-SigLIP2-512',
+    'siglip2_so400m14_224.npz': 'ViT-SO400M-14-SigLIP2',
+    'siglip2_so400m14_384.npz': 'ViT-SO400M-14-SigLIP2-378',
+    'siglip2_so400m16_256.npz': 'ViT-SO400M-16-SigLIP2-256',
+    'siglip2_so400m16_384.npz': 'ViT-SO400M-16-SigLIP2-384',
+    'siglip2_so400m16_512.npz': 'ViT-SO400M-16-SigLIP2-512',
+    'siglip2_g-opt16_256.npz': 'ViT-gopt-16-SigLIP2-256',
+    'siglip2_g-opt16_384.npz': 'ViT-gopt-16-SigLIP2-384',
+    'siglip2_b16_naflex.npz': 'ViT-B-16-SigLIP2-naflex',
+    'siglip2_so400m16_naflex.npz': 'ViT-SO400M-16-SigLIP2-naflex',
+}
 # The SentencePiece vocabulary of big_vision's English SigLIP models.
 T5_VOCABULARY_URL = 'https://storage.googleapis.com/t5-data/vocabs/cc_en.32000/sentencepiece.model'
-# The tokenizer file of SigLIP hub repositories (``text_cfg.hf_tokenizer_name``).
-HF_SENTENCEPIECE_FILE = 'spiece.model'
+# The SentencePiece file of each family's hub repositories (``text_cfg.hf_tokenizer_name``):
+# T5's vocabulary for SigLIP, Gemma's (``tokenizer.model``) for SigLIP 2.
+HF_SENTENCEPIECE_FILES = {'siglip': 'spiece.model', 'siglip2': 'tokenizer.model'}
+# Gemma's SentencePiece model as big_vision reads it (pp/proj/paligemma/ops.py).
+GEMMA_VOCABULARY_URL = 'https://storage.googleapis.com/big_vision/gemma_tokenizer.model'
+BIG_VISION_VOCABULARY_URLS = {'siglip': T5_VOCABULARY_URL, 'siglip2': GEMMA_VOCABULARY_URL}
 
 
 def model_family(model: str) -> str:
@@ -59,12 +83,18 @@ def _convert_big_vision_file(path: str) -> dict:
         return convert_big_vision_arrays(arrays)
 
 
-# (family, source format) -> converter of a downloaded file. SigLIP 2 (open_clip models
-# ``*-SigLIP2*``) has no entry yet: its names give a clear 'not supported yet' error.
+def _convert_siglip2_file(path: str) -> dict:
+    from silc_seg.converters import convert_siglip2_weights, load_siglip2_source
+    return convert_siglip2_weights(load_siglip2_source(path))
+
+
+# (family, source format) -> converter of a downloaded file.
 FAMILY_CONVERTERS: Dict[Tuple[str, str], Callable[[str], dict]] = {
     ('clip', 'open_clip'): _convert_open_clip_file,
     ('siglip', 'open_clip'): _convert_open_clip_file,
     ('siglip', 'big_vision'): _convert_big_vision_file,
+    ('siglip2', 'open_clip'): _convert_siglip2_file,
+    ('siglip2', 'big_vision'): _convert_siglip2_file,
 }
 
 
@@ -109,14 +139,17 @@ def is_pretrained_name(name) -> bool:
 
 def converter_command(model: str, source: str = 'SRC', source_format: str = 'open_clip') -> str:
     """The manual conversion command of a downloaded file."""
-    tool = 'bigvision2silc' if source_format == 'big_vision' else 'openclip2silc'
+    if model_family(model) == 'siglip2':
+        tool = 'siglip2silc'
+    else:
+        tool = 'bigvision2silc' if source_format == 'big_vision' else 'openclip2silc'
     return (f'python tools/model_converters/{tool}.py {source} '
             f'{re.sub(r"[^A-Za-z0-9_.-]+", "_", model)}.safetensors --model {model}')
 
 
 def _supported_models() -> Dict[str, str]:
-    from silc_seg.converters import MODEL_CONFIGS
-    return MODEL_CONFIGS
+    from silc_seg.converters import MODEL_CONFIGS, SIGLIP2_NAFLEX_MODEL_CONFIGS
+    return dict(MODEL_CONFIGS, **SIGLIP2_NAFLEX_MODEL_CONFIGS)
 
 
 def _towers_of(model: str, quick_gelu: bool, name: str) -> str:
@@ -124,10 +157,6 @@ def _towers_of(model: str, quick_gelu: bool, name: str) -> str:
     trained with QuickGELU); a clear error when there is none."""
     if quick_gelu and not model.endswith('-quickgelu'):
         model = f'{model}-quickgelu'
-    if model_family(model) == 'siglip2':
-        raise PretrainedUnavailableError(
-            f'{name}: SigLIP 2 weights ({model}) are not supported yet: silc-seg has no SigLIP 2 '
-            'converter (silc_seg.hub.pretrained.FAMILY_CONVERTERS has no siglip2 entry).')
     if model not in _supported_models():
         raise PretrainedUnavailableError(
             f'{name}: silc-seg has no towers for the open_clip model {model!r}; supported: '
@@ -153,7 +182,7 @@ def _table_source(name: str, model: str, tag: str) -> _Source:
     cfg = _open_clip_table_entry(name, model, tag)
     towers = _towers_of(model, bool(cfg.get('quick_gelu')), name)
     source = _Source(name=name, model=towers)
-    if model_family(towers) == 'siglip':
+    if model_family(towers) in HF_SENTENCEPIECE_FILES:
         source.tokenizer_repo = _hf_tokenizer_repo(_open_clip_model_cfg(model))
     url, hub = cfg.get('url', ''), cfg.get('hf_hub', '')
     if url and (open_clip_checksum(url) or not hub):
@@ -206,7 +235,7 @@ def _hub_source(name: str) -> _Source:
     model = _match_open_clip_model(model_cfg, name)
     towers = _towers_of(model, bool(model_cfg.get('quick_gelu')), name)
     source = _Source(name=name, model=towers, hf_repo=repo, revision=revision or None)
-    if model_family(towers) == 'siglip':
+    if model_family(towers) in HF_SENTENCEPIECE_FILES:
         source.tokenizer_repo = _hf_tokenizer_repo(model_cfg) or repo
     return source
 
@@ -221,7 +250,7 @@ def _big_vision_source(name: str) -> _Source:
             f'name its towers: {url}#model=ViT-B-16-SigLIP')
     towers = _towers_of(model, False, name)
     return _Source(name=name, model=towers, source_format='big_vision', url=url,
-                   tokenizer_url=T5_VOCABULARY_URL if model_family(towers) == 'siglip' else '')
+                   tokenizer_url=BIG_VISION_VOCABULARY_URLS.get(model_family(towers), ''))
 
 
 def parse_pretrained_name(name: str) -> _Source:
@@ -262,7 +291,8 @@ def _download(source: _Source) -> str:
 def _tokenizer_overrides(source: _Source) -> dict:
     command = 'put the SentencePiece model there'
     if source.tokenizer_repo:
-        return dict(model_file=download_hf_file(source.tokenizer_repo, HF_SENTENCEPIECE_FILE,
+        filename = HF_SENTENCEPIECE_FILES[model_family(source.model)]
+        return dict(model_file=download_hf_file(source.tokenizer_repo, filename,
                                                 'the tokenizer vocabulary', command))
     if source.tokenizer_url:
         return dict(model_file=download_url(source.tokenizer_url, 'the tokenizer vocabulary',

@@ -18,13 +18,13 @@ EXAMPLE = re.compile(r'<!-- BEGIN weights-example.*?-->\s*```python\n(.*?)```', 
 
 
 def readme_example() -> str:
-    """The example block of README.md if it has one, else of docs/weights.md."""
-    for name in ('README.md', osp.join('docs', 'weights.md')):
-        with open(osp.join(REPO, name)) as handle:
-            match = EXAMPLE.search(handle.read())
-        if match:
-            return match.group(1)
-    raise AssertionError('no weights-example block in README.md or docs/weights.md')
+    """The Python example block of README.md."""
+    with open(osp.join(REPO, 'README.md')) as handle:
+        match = EXAMPLE.search(handle.read())
+    assert match, 'README.md has no weights-example block'
+    lines = [line for line in match.group(1).splitlines() if line.strip()]
+    assert len(lines) <= 5, f'the README example has {len(lines)} lines, not a few'
+    return match.group(1)
 
 
 def two_colour_photo(path, size=(40, 60)):

@@ -131,13 +131,12 @@ def test_offline_and_unknown_names_give_one_clear_error(publishers, monkeypatch)
         resolve_pretrained('openai:NoSuchModel')
     with pytest.raises(PretrainedUnavailableError, match='write open_clip:MODEL/TAG'):
         resolve_pretrained('open_clip:ViT-B-16')
-    with pytest.raises(PretrainedUnavailableError, match='SigLIP 2 weights .* not supported yet'):
-        resolve_pretrained('open_clip:ViT-B-16-SigLIP2/webli')
-    fill_hf_cache(publishers.hub_cache, 'timm/ViT-B-16-SigLIP2', {
-        'open_clip_config.json': __import__('json').dumps(dict(
-            model_cfg=open_clip.get_model_config('ViT-B-16-SigLIP2'))).encode()})
-    with pytest.raises(PretrainedUnavailableError, match='SigLIP 2 weights .* not supported yet'):
+    # A released SigLIP 2 repository that is not in the cache: the error names its URL and the
+    # SigLIP 2 converter.
+    with pytest.raises(PretrainedUnavailableError) as error:
         resolve_pretrained('hf-hub:timm/ViT-B-16-SigLIP2')
+    assert 'huggingface.co/timm/ViT-B-16-SigLIP2/resolve/main/open_clip_config.json' in \
+        str(error.value)
     # No server where the download goes.
     monkeypatch.setenv('SILC_SEG_DOWNLOAD_BASE_URL', 'http://127.0.0.1:9')
     with pytest.raises(PretrainedUnavailableError, match='download failed') as error:
@@ -279,3 +278,75 @@ def test_siglip_hub_repo_with_its_tokenizer_vocabulary(publishers, monkeypatch, 
             reference.encode_image(images)).abs().max() <= 1e-4
     assert (model['text_encoder'](tokens) - reference.encode_text(tokens)).abs().max() <= 1e-4
     assert torch.equal(model['contrastive_loss'].logit_bias, reference.logit_bias)
+
+
+TINY_SIGLIP2_CFG = dict(
+    TINY_SIGLIP_CFG,
+    text_cfg=dict(TINY_SIGLIP_CFG['text_cfg'], hf_tokenizer_name='silc-test/tiny-siglip2',
+                  act_kwargs=dict(approximate='tanh')))
+SIGLIP2_TOWERS = SIGLIP_TOWERS.replace(
+    "proj_bias=True, norm_eps=1e-6)", "proj_bias=True, norm_eps=1e-6, act='gelu_tanh')").replace(
+    "type='SentencePieceTokenizer'", "type='GemmaTokenizer'")
+
+
+@torch.no_grad()
+def test_siglip2_hub_repo_and_big_vision_file_by_name(publishers, monkeypatch, tmp_path):
+    """SigLIP 2 names: an open_clip-format hub repository (Gemma ``tokenizer.model`` beside it)
+    and a big_vision ``siglip2`` file (Gemma vocabulary from big_vision's bucket) convert
+    through the SigLIP 2 converter into towers that embed as the open_clip model."""
+    import json
+
+    from open_clip import factory
+    from safetensors.torch import save_file
+
+    from silc_seg.utils import get_config_path
+    from tests.test_converters.test_siglip2 import open_clip_to_big_vision
+    _register_tiny_timm_siglip()
+    name = 'SILC-Test-Tiny-SigLIP2'
+    monkeypatch.setitem(factory._MODEL_CONFIGS, name, TINY_SIGLIP2_CFG)
+    towers = tmp_path / 'tiny_siglip2.py'
+    towers.write_text(SIGLIP2_TOWERS.format(
+        normalization=get_config_path('_base_/towers/clip_normalization.py'), text_dim=32))
+    monkeypatch.setitem(MODEL_CONFIGS, name, str(towers))
+    assert pretrained.model_family(name) == 'siglip2'
+    torch.manual_seed(0)
+    reference = open_clip.create_model(name).eval()
+    assert 'tanh' in str(reference.text.transformer.resblocks[0].mlp)
+    for param in reference.parameters():
+        param.add_(0.02 * torch.randn_like(param))
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()},
+              str(tmp_path / 'siglip2.safetensors'))
+    fill_hf_cache(publishers.hub_cache, 'silc-test/tiny-siglip2', {
+        'open_clip_config.json': json.dumps(dict(model_cfg=TINY_SIGLIP2_CFG)).encode(),
+        'open_clip_model.safetensors': (tmp_path / 'siglip2.safetensors').read_bytes(),
+        'tokenizer.model': b'gemma stand-in'})
+    images = torch.randn(2, 3, 32, 32)
+    tokens = torch.randint(0, 100, (3, 16))
+
+    def assert_embeds_as_reference(weights_name):
+        model = nn.ModuleDict(build_towers(str(towers))).eval()
+        load_model_checkpoint(model, weights_name)
+        assert (model['image_encoder'].encode_image(images) -
+                reference.encode_image(images)).abs().max() <= 1e-4
+        assert (model['text_encoder'](tokens) -
+                reference.encode_text(tokens)).abs().max() <= 1e-4
+        assert torch.equal(model['contrastive_loss'].logit_bias, reference.logit_bias)
+
+    weights = resolve_pretrained('hf-hub:silc-test/tiny-siglip2')
+    assert weights.model == name and weights.config == str(towers)
+    with open(weights.tokenizer['model_file'], 'rb') as handle:
+        assert handle.read() == b'gemma stand-in'
+    assert_embeds_as_reference('hf-hub:silc-test/tiny-siglip2')
+    # The same weights as a big_vision file, by URL.
+    np.savez(tmp_path / 'tiny2.npz', **open_clip_to_big_vision(reference))
+    url = 'https://storage.googleapis.com/big_vision/siglip2/tiny2.npz'
+    publishers.server.serve(url, (tmp_path / 'tiny2.npz').read_bytes())
+    publishers.server.serve(pretrained.GEMMA_VOCABULARY_URL, b'gemma from big_vision')
+    weights = resolve_pretrained(f'{url}#model={name}')
+    with open(weights.tokenizer['model_file'], 'rb') as handle:
+        assert handle.read() == b'gemma from big_vision'
+    assert_embeds_as_reference(f'{url}#model={name}')
+    # Released file names pick their towers; the manual command is the SigLIP 2 converter.
+    assert pretrained.BIG_VISION_FILES['siglip2_b16_224.npz'] == 'ViT-B-16-SigLIP2'
+    assert set(pretrained.BIG_VISION_FILES.values()) <= set(pretrained._supported_models())
+    assert 'siglip2silc.py' in pretrained.converter_command('ViT-B-16-SigLIP2')

@@ -1,14 +1,9 @@
 # SigLIP 2 `ViT-L-16-SigLIP2-512` as a pretraining model (the towers:
 # ../towers/siglip2_vit-l-16-512.py), sigmoid loss with a learned bias.
-_base_ = ['../towers/siglip2_vit-l-16-512.py']
+_base_ = ['./silc_pretrainer.py', '../towers/siglip2_vit-l-16-512.py']
 model = dict(
-    type='SILC',
     image_encoder={{_base_.image_encoder}},
     text_encoder={{_base_.text_encoder}},
     tokenizer={{_base_.tokenizer}},
-    data_preprocessor=dict(
-        type='SILCDataPreprocessor',
-        mean={{_base_.image_mean}},
-        std={{_base_.image_std}},
-        bgr_to_rgb=True),
+    data_preprocessor=dict(mean={{_base_.image_mean}}, std={{_base_.image_std}}),
     contrastive_loss=dict(type='SigLipLoss'))

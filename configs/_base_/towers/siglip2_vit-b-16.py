@@ -16,8 +16,17 @@ image_encoder = dict(
     act='gelu',
     patch_bias=True,
     norm_eps=1e-6)
+# The SigLIP 2 text tower of every size; the larger towers' bases set arch and output_dim.
 text_encoder = dict(
-    type='SILCTextTransformer', arch='siglip-b', vocab_size=256000, act='gelu_tanh')
+    type='SILCTextTransformer',
+    arch='siglip-b',
+    context_length=64,
+    vocab_size=256000,
+    causal=False,
+    pool_type='last',
+    proj_bias=True,
+    norm_eps=1e-6,
+    act='gelu_tanh')
 # Gemma SentencePiece model (docs/siglip2.md, Tokenizer): put a copy at model_file.
 tokenizer = dict(
     type='GemmaTokenizer',

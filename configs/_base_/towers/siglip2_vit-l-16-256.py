@@ -5,28 +5,9 @@
 # SRC DST [--model ViT-L-16-SigLIP2-256]. MLP activations as open_clip/timm (whose outputs these
 # towers reproduce): image tower 'gelu', text tower 'gelu_tanh'; big_vision trained every tower
 # with 'gelu_tanh' (docs/siglip2.md, Activations).
+_base_ = ['./siglip2_vit-b-16.py']
 image_encoder = dict(
-    type='SILCVisionTransformer',
-    arch=dict(width=1024, depth=24, num_heads=16, patch_size=16),
-    img_size=256,
-    output_dim=None,
-    pool_type='map',
-    class_token=False,
-    ln_pre=False,
-    act='gelu',
-    patch_bias=True,
-    norm_eps=1e-6)
+    arch=dict(_delete_=True, width=1024, depth=24, num_heads=16, patch_size=16),
+    img_size=256)
 text_encoder = dict(
-    type='SILCTextTransformer',
-    arch=dict(width=1024, depth=24, num_heads=16, context_length=64, vocab_size=256000,
-              output_dim=1024, causal=False, pool_type='last', proj_bias=True,
-              norm_eps=1e-6, act='gelu_tanh'))
-# Gemma SentencePiece model (docs/siglip2.md, Tokenizer): put a copy at model_file.
-tokenizer = dict(
-    type='GemmaTokenizer',
-    model_file='checkpoints/siglip2/gemma_tokenizer.model',
-    context_length=64,
-    clean='lower')
-# SigLIP normalization: [-1, 1].
-image_mean = [127.5] * 3
-image_std = [127.5] * 3
+    arch=dict(_delete_=True, width=1024, depth=24, num_heads=16), output_dim=1024)

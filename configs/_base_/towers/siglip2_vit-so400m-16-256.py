@@ -5,28 +5,12 @@
 # SRC DST [--model ViT-SO400M-16-SigLIP2-256]. MLP activations as open_clip/timm (whose outputs
 # these towers reproduce): image tower 'gelu_tanh', text tower 'gelu_tanh'; big_vision trained
 # every tower with 'gelu_tanh' (docs/siglip2.md, Activations).
+_base_ = ['./siglip2_vit-b-16.py']
 image_encoder = dict(
-    type='SILCVisionTransformer',
-    arch=dict(width=1152, depth=27, num_heads=16, patch_size=16, mlp_ratio=3.7362),
+    arch=dict(
+        _delete_=True, width=1152, depth=27, num_heads=16, patch_size=16, mlp_ratio=3.7362),
     img_size=256,
-    output_dim=None,
-    pool_type='map',
-    class_token=False,
-    ln_pre=False,
-    act='gelu_tanh',
-    patch_bias=True,
-    norm_eps=1e-6)
+    act='gelu_tanh')
 text_encoder = dict(
-    type='SILCTextTransformer',
-    arch=dict(width=1152, depth=27, num_heads=16, mlp_ratio=3.7362, context_length=64,
-              vocab_size=256000, output_dim=1152, causal=False, pool_type='last',
-              proj_bias=True, norm_eps=1e-6, act='gelu_tanh'))
-# Gemma SentencePiece model (docs/siglip2.md, Tokenizer): put a copy at model_file.
-tokenizer = dict(
-    type='GemmaTokenizer',
-    model_file='checkpoints/siglip2/gemma_tokenizer.model',
-    context_length=64,
-    clean='lower')
-# SigLIP normalization: [-1, 1].
-image_mean = [127.5] * 3
-image_std = [127.5] * 3
+    arch=dict(_delete_=True, width=1152, depth=27, num_heads=16, mlp_ratio=3.7362),
+    output_dim=1152)
