@@ -17,14 +17,14 @@ from .openclip import unwrap_state_dict
 # Hub name -> DINOViT config of the public checkpoint (architecture and position-embedding
 # resize of the hub model: ``interpolate_offset`` / ``interpolate_antialias``).
 DINO_MODELS = {
-    'dino_vitb8': dict(arch='vit_base_patch8_224.dino', pos_embed_offset=0.1,
-                       pos_embed_antialias=False),
-    'dino_vitb16': dict(arch='vit_base_patch16_224.dino', pos_embed_offset=0.1,
-                        pos_embed_antialias=False),
-    'dinov2_vitb14': dict(arch='vit_base_patch14_dinov2', pos_embed_offset=0.1,
-                          pos_embed_antialias=False),
-    'dinov2_vitb14_reg': dict(arch='vit_base_patch14_reg4_dinov2', pos_embed_offset=0.0,
-                              pos_embed_antialias=True),
+    'dino_vitb8':
+    dict(arch='vit_base_patch8_224.dino', pos_embed_offset=0.1, pos_embed_antialias=False),
+    'dino_vitb16':
+    dict(arch='vit_base_patch16_224.dino', pos_embed_offset=0.1, pos_embed_antialias=False),
+    'dinov2_vitb14':
+    dict(arch='vit_base_patch14_dinov2', pos_embed_offset=0.1, pos_embed_antialias=False),
+    'dinov2_vitb14_reg':
+    dict(arch='vit_base_patch14_reg4_dinov2', pos_embed_offset=0.0, pos_embed_antialias=True),
 }
 # Keys of the public files that a feature tower does not use.
 IGNORED_DINO_KEYS = ('mask_token', )
@@ -76,8 +76,8 @@ def convert_dino_state_dict(checkpoint: Mapping, prefix: str = '') -> Dict[str, 
     state_dict = {k: v for k, v in state_dict.items() if k not in IGNORED_DINO_KEYS}
     unknown = sorted(k for k in state_dict
                      if k not in _TOP_LEVEL and k != 'register_tokens' and not _is_block_key(k))
-    missing = sorted(k for k in ('cls_token', 'pos_embed', 'patch_embed.proj.weight')
-                     if k not in state_dict)
+    missing = sorted(
+        k for k in ('cls_token', 'pos_embed', 'patch_embed.proj.weight') if k not in state_dict)
     if unknown or missing:
         raise KeyError(f'not a DINO / DINOv2 ViT backbone: unknown keys {unknown[:8]}, '
                        f'missing keys {missing}')

@@ -32,8 +32,8 @@ def reference_proxyclip(tower, vfm_sd, kind, img, beta=1.2, gamma=3.0):
     imgs_norm = (img * CLIP_STD + CLIP_MEAN - IMAGENET_MEAN) / IMAGENET_STD
     ex_feats = official_features(vfm_sd, imgs_norm, kind)
     patch = tower.patch_size
-    tokens, (h, w) = tower.embed(img[..., :img.shape[-2] // patch * patch,
-                                     :img.shape[-1] // patch * patch])
+    tokens, (h, w) = tower.embed(img[..., :img.shape[-2] // patch * patch, :img.shape[-1] //
+                                     patch * patch])
     x = tokens.transpose(0, 1)  # (L, 1, D)
     for block in tower.blocks[:-1]:
         x = block(x.transpose(0, 1)).transpose(0, 1)
@@ -64,21 +64,26 @@ def reference_proxyclip(tower, vfm_sd, kind, img, beta=1.2, gamma=3.0):
 
 def dense_module(kind, seed=0):
     arch, patch, _, offset, antialias = KINDS[kind]
-    dense = ProxyCLIPDense(vfm=dict(type='DINOViT', arch=arch, pos_embed_offset=offset,
-                                    pos_embed_antialias=antialias,
-                                    timm_kwargs=dict(embed_dim=32, depth=2, num_heads=2,
-                                                     img_size=6 * patch))).eval()
+    dense = ProxyCLIPDense(
+        vfm=dict(
+            type='DINOViT',
+            arch=arch,
+            pos_embed_offset=offset,
+            pos_embed_antialias=antialias,
+            timm_kwargs=dict(embed_dim=32, depth=2, num_heads=2, img_size=6 * patch))).eval()
     vfm, sd = tiny_dino(kind, seed)
     dense.vfm.load_state_dict(vfm.state_dict())
     return dense, sd
 
 
-@pytest.mark.parametrize('kind,size,grid', [
-    ('dino', (112, 112), (14, 14)),  # VFM B/8 on CLIP B/16: a 7x7 CLIP grid upsampled to 14x14
-    ('dinov2_reg', (112, 112), (8, 8)),  # B/14: 7x7 -> 8x8
-    ('dinov2', (112, 112), (8, 8)),
-    ('dino', (96, 128), (12, 16)),  # non-square window: 6x8 CLIP patches
-])
+@pytest.mark.parametrize(
+    'kind,size,grid',
+    [
+        ('dino', (112, 112), (14, 14)),  # VFM B/8 on CLIP B/16: a 7x7 CLIP grid upsampled to 14x14
+        ('dinov2_reg', (112, 112), (8, 8)),  # B/14: 7x7 -> 8x8
+        ('dinov2', (112, 112), (8, 8)),
+        ('dino', (96, 128), (12, 16)),  # non-square window: 6x8 CLIP patches
+    ])
 def test_dense_forward_matches_the_reference(kind, size, grid):
     tower = tiny_tower()
     dense, sd = dense_module(kind)
@@ -132,18 +137,36 @@ def test_slide_inference_matches_the_reference_windows():
     arch, patch, _, offset, antialias = KINDS['dino']
     cfg = dict(
         type='ZeroShotSegmentor',
-        image_encoder=dict(type='SILCVisionTransformer', arch='b16', img_size=112,
-                           patch_size=16, width=WIDTH, depth=12, num_heads=HEADS,
-                           output_dim=OUT, act='quick_gelu', ln_pre=True,
-                           pos_embed_resize='scale_factor'),
+        image_encoder=dict(
+            type='SILCVisionTransformer',
+            arch='b16',
+            img_size=112,
+            patch_size=16,
+            width=WIDTH,
+            depth=12,
+            num_heads=HEADS,
+            output_dim=OUT,
+            act='quick_gelu',
+            ln_pre=True,
+            pos_embed_resize='scale_factor'),
         text_encoder=dict(type='silc_test.ToyTextEncoder', embed_dim=OUT),
         tokenizer=dict(type='silc_test.ToyWordTokenizer'),
-        class_names=['cat', 'sky', 'road'], templates='single',
-        dense_forward=dict(type='ProxyCLIPDense', vfm=dict(
-            type='DINOViT', arch=arch, pos_embed_offset=offset, pos_embed_antialias=antialias,
-            timm_kwargs=dict(embed_dim=32, depth=2, num_heads=2, img_size=6 * patch))),
-        test_cfg=dict(mode='slide', crop_size=(112, 112), stride=(56, 56),
-                      partial_patches='pad', pad_multiple=56))
+        class_names=['cat', 'sky', 'road'],
+        templates='single',
+        dense_forward=dict(
+            type='ProxyCLIPDense',
+            vfm=dict(
+                type='DINOViT',
+                arch=arch,
+                pos_embed_offset=offset,
+                pos_embed_antialias=antialias,
+                timm_kwargs=dict(embed_dim=32, depth=2, num_heads=2, img_size=6 * patch))),
+        test_cfg=dict(
+            mode='slide',
+            crop_size=(112, 112),
+            stride=(56, 56),
+            partial_patches='pad',
+            pad_multiple=56))
     torch.manual_seed(0)
     model = MODELS.build(cfg).eval()
     vfm, sd = tiny_dino('dino')

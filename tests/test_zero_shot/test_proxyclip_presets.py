@@ -59,8 +59,11 @@ def test_preset_protocol_and_vocabulary(dataset):
     assert test_cfg['partial_patches'] == 'pad' and test_cfg['pad_multiple'] == 56
     dense = model.dense_forward
     assert dense.type == 'ProxyCLIPDense' and (dense.beta, dense.gamma) == (1.2, 3.0)
-    assert dense.vfm == dict(type='DINOViT', arch='vit_base_patch8_224.dino',
-                             pos_embed_offset=0.1, pos_embed_antialias=False)
+    assert dense.vfm == dict(
+        type='DINOViT',
+        arch='vit_base_patch8_224.dino',
+        pos_embed_offset=0.1,
+        pos_embed_antialias=False)
     assert list(dense.clip_mean) == list(model.data_preprocessor.mean)
     assert list(dense.clip_std) == list(model.data_preprocessor.std)
     assert list(dense.vfm_mean) == [123.675, 116.28, 103.53]
@@ -71,8 +74,9 @@ def test_preset_protocol_and_vocabulary(dataset):
     assert model.class_names.endswith(f'vocabularies/{vocabulary}')
     init_default_scope('mmseg')
     dataset_cfg = cfg.test_dataloader.dataset
-    classes = (dataset_cfg.metainfo['classes'] if dataset_cfg.get('metainfo') else
-               DATASETS.get(dataset_cfg.type).METAINFO['classes'])
+    classes = (
+        dataset_cfg.metainfo['classes']
+        if dataset_cfg.get('metainfo') else DATASETS.get(dataset_cfg.type).METAINFO['classes'])
     assert len(load_class_names(model.class_names)) == len(classes)
 
 
@@ -110,8 +114,10 @@ def test_preset_runs_tools_test(tmp_path, tiny_checkpoint, dataset, monkeypatch)
                       f"test_dataloader = dict(num_workers=0, dataset=dict("
                       f"data_root='{data_root}'))\n")
     work_dir = tmp_path / 'work'
-    monkeypatch.setattr(sys, 'argv', [
-        'tools/test.py', str(config), tiny_checkpoint, '--work-dir', str(work_dir)])
+    monkeypatch.setattr(
+        sys, 'argv', ['tools/test.py',
+                      str(config), tiny_checkpoint, '--work-dir',
+                      str(work_dir)])
     runpy.run_path(osp.join(REPO, 'tools/test.py'), run_name='__main__')
     logs = list(work_dir.rglob('*.log'))
     assert logs and 'mIoU:' in logs[0].read_text()

@@ -23,11 +23,13 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('src', help='DINO / DINOv2 backbone checkpoint')
     parser.add_argument('dst', help='output file (.safetensors or torch.save)')
-    parser.add_argument('--model', required=True, choices=sorted(DINO_MODELS),
-                        help='hub name of the checkpoint')
-    parser.add_argument('--prefix', default='dense_forward.vfm.',
-                        help="key prefix of the VFM (default: 'dense_forward.vfm.'; e.g. "
-                        "'vfm.' for init_cfg=dict(type='Pretrained', prefix='vfm.'))")
+    parser.add_argument(
+        '--model', required=True, choices=sorted(DINO_MODELS), help='hub name of the checkpoint')
+    parser.add_argument(
+        '--prefix',
+        default='dense_forward.vfm.',
+        help="key prefix of the VFM (default: 'dense_forward.vfm.'; e.g. "
+        "'vfm.' for init_cfg=dict(type='Pretrained', prefix='vfm.'))")
     parser.add_argument('--clip', help='converted CLIP towers (SILC state dict) to merge in')
     return parser.parse_args(argv)
 
@@ -53,9 +55,14 @@ def main(argv=None):
                            'checkpoint with openclip2silc.py first')
         converted = {**clip, **converted}
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    save_state_dict(converted, args.dst, meta=dict(source=osp.basename(args.src),
-                                                   model=args.model, vfm=str(vfm_cfg),
-                                                   clip=osp.basename(args.clip or '')))
+    save_state_dict(
+        converted,
+        args.dst,
+        meta=dict(
+            source=osp.basename(args.src),
+            model=args.model,
+            vfm=str(vfm_cfg),
+            clip=osp.basename(args.clip or '')))
     print(f'saved {len(converted)} tensors to {args.dst}; VFM config:')
     print(vfm_cfg)
 

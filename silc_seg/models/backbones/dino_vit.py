@@ -50,8 +50,8 @@ class DINOViT(BaseModule):
             raise ImportError('DINOViT builds its architecture with timm: pip install timm') \
                 from err
         self.arch = arch
-        self.vit = timm.create_model(arch, pretrained=False, num_classes=0,
-                                     dynamic_img_size=True, **(timm_kwargs or {}))
+        self.vit = timm.create_model(
+            arch, pretrained=False, num_classes=0, dynamic_img_size=True, **(timm_kwargs or {}))
         if getattr(self.vit, 'pos_embed', None) is None:
             raise ValueError(f'{arch!r} has no learned absolute position embedding')
         self.pos_embed_offset = pos_embed_offset
@@ -79,8 +79,9 @@ class DINOViT(BaseModule):
             return grid
         grid = grid.reshape(1, size, size, -1).permute(0, 3, 1, 2)
         if self.pos_embed_offset:
-            kwargs = dict(scale_factor=((h + self.pos_embed_offset) / size,
-                                        (w + self.pos_embed_offset) / size))
+            kwargs = dict(
+                scale_factor=((h + self.pos_embed_offset) / size,
+                              (w + self.pos_embed_offset) / size))
         else:
             kwargs = dict(size=(h, w))
         grid = F.interpolate(grid, mode='bicubic', antialias=self.pos_embed_antialias, **kwargs)
@@ -104,8 +105,10 @@ class DINOViT(BaseModule):
         batch, h, w, dim = patches.shape
         patches = patches.reshape(batch, h * w, dim)
         pos = self.resized_pos_embed(image_hw).to(patches.dtype)
-        prefix = [token.expand(batch, -1, -1) for token in (vit.cls_token, vit.reg_token)
-                  if token is not None]
+        prefix = [
+            token.expand(batch, -1, -1) for token in (vit.cls_token, vit.reg_token)
+            if token is not None
+        ]
         prefix = torch.cat(prefix, dim=1) if prefix else patches[:, :0]
         if self._embedded_prefix:
             prefix = prefix + vit.pos_embed[:, :self._embedded_prefix]

@@ -84,8 +84,8 @@ class ProxyCLIPDense(nn.Module):
                             ('vfm_mean', vfm_mean), ('vfm_std', vfm_std)):
             if len(value) != 3:
                 raise ValueError(f'{name} needs 3 channels, got {value}')
-            self.register_buffer(name, torch.tensor(value, dtype=torch.float32).view(1, 3, 1, 1),
-                                 persistent=False)
+            self.register_buffer(
+                name, torch.tensor(value, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self._warned_empty = False
 
     def vfm_inputs(self, images: Tensor) -> Tensor:
@@ -93,7 +93,9 @@ class ProxyCLIPDense(nn.Module):
         pixels = images * self.clip_std.to(images.dtype) + self.clip_mean.to(images.dtype)
         return (pixels - self.vfm_mean.to(images.dtype)) / self.vfm_std.to(images.dtype)
 
-    def forward(self, tower: nn.Module, images: Tensor,
+    def forward(self,
+                tower: nn.Module,
+                images: Tensor,
                 text_embeddings: Optional[Tensor] = None) -> Tensor:
         """``(B, 3, H, W)`` CLIP-normalized images -> ``(B, C, H / p_v, W / p_v)`` projected
         embeddings on the VFM grid (``text_embeddings`` is unused)."""
@@ -113,15 +115,17 @@ class ProxyCLIPDense(nn.Module):
         last = tower.blocks[-1]
         _, _, v = last.attn.split_qkv(last.ln_1(x))
         batch, heads, _, head_dim = v.shape
-        v = v[:, :, tower.num_prefix_tokens:].transpose(-2, -1).reshape(
-            batch * heads, head_dim, *hw)
+        v = v[:, :, tower.num_prefix_tokens:].transpose(-2,
+                                                        -1).reshape(batch * heads, head_dim, *hw)
         v = F.interpolate(v, size=grid, mode='bilinear', align_corners=False)
         v = v.reshape(batch, heads, head_dim, -1).transpose(-2, -1)
         attention, empty = proxy_attention(features.float(), self.beta, self.gamma)
         if empty and not self._warned_empty:
-            print_log(f'ProxyCLIP: {empty} VFM patch(es) had every key masked (beta x mean '
-                      'similarity > 1); they attend to themselves only (warned once)',
-                      logger='current', level=30)
+            print_log(
+                f'ProxyCLIP: {empty} VFM patch(es) had every key masked (beta x mean '
+                'similarity > 1); they attend to themselves only (warned once)',
+                logger='current',
+                level=30)
             self._warned_empty = True
         out = last.attn.merge_heads(attention.unsqueeze(1).to(v.dtype) @ v)
         dense = tower.project_patches(_layer_scale(last, 'ls_1', out))
