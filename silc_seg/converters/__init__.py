@@ -1,6 +1,7 @@
 """Conversion of public OpenAI CLIP / OpenCLIP / SigLIP / SigLIP 2 (big_vision) weights to SILC
 towers (the library behind ``tools/model_converters/``)."""
 from .big_vision import convert_big_vision_arrays
+from .dino import DINO_MODELS, IGNORED_DINO_KEYS, convert_dino_state_dict
 from .openclip import (IGNORED_OPENCLIP_KEYS, convert_openclip_state_dict,
                        load_openclip_checkpoint, unwrap_state_dict)
 from .siglip2 import (convert_siglip2, convert_siglip2_weights, convert_timm_trunk,
@@ -10,6 +11,7 @@ from .towers import (MODEL_CONFIGS, OPENAI_MODEL_NAMES, SIGLIP2_MODEL_CONFIGS,
                      verify_state_dict)
 
 __all__ = [
+    'DINO_MODELS', 'IGNORED_DINO_KEYS', 'convert_dino_state_dict',
     'IGNORED_OPENCLIP_KEYS', 'MODEL_CONFIGS', 'OPENAI_MODEL_NAMES', 'SIGLIP2_MODEL_CONFIGS',
     'SIGLIP2_NAFLEX_MODEL_CONFIGS', 'build_towers', 'config_path', 'convert_big_vision_arrays',
     'convert_openclip_state_dict', 'convert_siglip2', 'convert_siglip2_weights',

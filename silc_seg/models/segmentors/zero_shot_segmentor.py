@@ -113,7 +113,9 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
             ``'pad'`` (default) zero-pads it evenly on both borders and crops the padding off
             the upsampled logits (ClearCLIP); ``'drop'`` leaves the last rows / columns that do
             not fill a patch out of the tower and stretches the patch logits over the whole
-            window (SCLIP, NACLIP, whose patch convolution ignores them).
+            window (SCLIP, NACLIP, whose patch convolution ignores them). ``pad_multiple``
+            (``'pad'`` only): pad to multiples of this instead of the patch size (ProxyCLIP:
+            56; its towers leave out what does not fill a patch).
         init_cfg (dict, optional): initialization config.
     """
 
@@ -168,6 +170,9 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
         if test_cfg.setdefault('partial_patches', 'pad') not in PARTIAL_PATCH_MODES:
             raise ValueError(f'test_cfg.partial_patches must be one of {PARTIAL_PATCH_MODES}, '
                              f"got {test_cfg['partial_patches']!r}")
+        pad_multiple = test_cfg.get('pad_multiple')
+        if pad_multiple is not None and (not isinstance(pad_multiple, int) or pad_multiple < 1):
+            raise ValueError(f'test_cfg.pad_multiple must be a positive int, got {pad_multiple!r}')
         if test_cfg['window_batch_size'] < 1:
             raise ValueError('test_cfg.window_batch_size must be >= 1')
         return test_cfg
@@ -235,7 +240,8 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
             windows = windows[..., :height - height % patch_size, :width - width % patch_size]
             padding = (0, 0, 0, 0)
         else:
-            padding = centred_padding(height, width, patch_size)
+            padding = centred_padding(height, width,
+                                      self.test_cfg.get('pad_multiple') or patch_size)
             windows = F.pad(windows, padding)
         logits = self.decode_head(self.extract_feat(windows, text_embeddings), text_embeddings)
         return logits, padding
