@@ -3,9 +3,9 @@
 Importing the package registers every module into MMSegmentation's registries; its one other
 effect on the process is the weights-only checkpoint loader (see ``docs/design.md``).
 """
-from . import apis, datasets, engine, evaluation, models, utils
+from . import apis, datasets, engine, evaluation, hub, models, utils
 from .version import __version__
 
 __all__ = [
-    '__version__', 'apis', 'datasets', 'engine', 'evaluation', 'models', 'utils'
+    '__version__', 'apis', 'datasets', 'engine', 'evaluation', 'hub', 'models', 'utils'
 ]

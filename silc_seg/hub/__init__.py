@@ -7,6 +7,8 @@ from .pretrained import (CONVERSION_VERSION, FAMILY_CONVERTERS, NAME_PREFIXES,
                          parse_pretrained_name, register_pretrained_name_loaders,
                          resolve_pretrained)
 
+register_pretrained_name_loaders()
+
 __all__ = [
     'BASE_URL_ENV', 'CACHE_ENV', 'CONVERSION_VERSION', 'FAMILY_CONVERTERS', 'NAME_PREFIXES',
     'PretrainedUnavailableError', 'PretrainedWeights', 'is_pretrained_name',

@@ -174,11 +174,9 @@ def load_from_local(filename: str, map_location: Any = None) -> dict:
 
 def register_checkpoint_loaders() -> None:
     """Make :func:`load_from_local` MMEngine's loader of local files (``load_from``,
-    ``init_cfg=dict(type='Pretrained')``, ``--resume``), and register the weights names
-    (``openai:``, ``open_clip:``, ``hf-hub:``: :mod:`silc_seg.hub`)."""
+    ``init_cfg=dict(type='Pretrained')``, ``--resume``); :mod:`silc_seg.hub` registers the
+    weights names (``openai:``, ``open_clip:``, ``hf-hub:``) when the package is imported."""
     CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
-    from silc_seg.hub import register_pretrained_name_loaders
-    register_pretrained_name_loaders()
 
 
 def fitting_config_hint(checkpoint: Mapping) -> str:
