@@ -385,7 +385,7 @@ class PromptProgress:
         message = f'encoding {num_prompts} prompts in {num_batches} batches'
         if sys.stdout.isatty():
             print(message)
-            self.bar = ProgressBar(num_prompts)
+            self.bar = ProgressBar(num_prompts, file=sys.stdout)
         else:
             print_log(message, logger='current')
 
