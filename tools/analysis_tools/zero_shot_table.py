@@ -201,7 +201,10 @@ def run_cell(cfg, args):
     model = unwrap_model(runner.model)
     load_model_checkpoint(model, args.checkpoint)
     metrics = runner.test()
-    return dict(metrics), model.vocabulary, list(model.templates)
+    # numpy scalars (IoUMetric's) as plain floats, for the JSON manifest.
+    metrics = {key: float(value) if hasattr(value, '__float__') else value
+               for key, value in metrics.items()}
+    return metrics, model.vocabulary, list(model.templates)
 
 
 def evaluate(method, dataset, args, checkpoint_sha256, published):
