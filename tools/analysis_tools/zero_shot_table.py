@@ -315,8 +315,8 @@ def main(argv=None):
         row = evaluate(method, dataset, args, checkpoint_sha256, published)
         rows.append(row)
         if get_rank() == 0:
-            words = [row['status'], format_miou(row['mIoU']), row['note'],
-                     f'({time.perf_counter() - start:.1f} s)']
+            words = ([row['status'], format_miou(row['mIoU'])] if row['status'] == 'done' else
+                     []) + [row['note'], f'({time.perf_counter() - start:.1f} s)']
             print(f'[{index}/{len(cells)}] {method} {dataset}: '
                   + ' '.join(word for word in words if word), flush=True)
     if get_rank() == 0:
