@@ -3,7 +3,7 @@ reference code runs.
 
     python tools/analysis_tools/benchmark_zeroshot.py CONFIG [--checkpoint CKPT]
         [--text-classes N] [--num-images 4] [--image-size 336 448] [--repeats 2]
-        [--device cpu] [--cfg-options model.image_encoder.arch=... ...]
+        [--batch-size 1] [--device cpu] [--cfg-options model.image_encoder.arch=... ...]
 
 Everything runs in one process on the same model (random weights without ``--checkpoint``:
 speed does not depend on the weights), the config dataset's classes and synthetic images.
@@ -20,7 +20,10 @@ speed does not depend on the weights), the config dataset's classes and syntheti
 
    The embeddings of the paths are compared (max abs difference printed, must be < 1e-5).
 2. **Images/s** (``--num-images 0`` skips): ``ours`` is :meth:`ZeroShotSegmentor.predict`
-   (all windows of an image batched through the image tower, ``window_batch_size``); ``loop``
+   on batches of ``--batch-size`` images (all windows of the batch's images pooled through the
+   image tower, ``window_batch_size`` at a time), inside ``TextClassifier.frozen()`` as the
+   test loop runs it (``ModelDatasetMetaHook``: the text weights fingerprinted once per run);
+   ``loop``
    is the loop of SCLIP's reference code (wangf3014/SCLIP ``clip_segmentor.py``,
    ``forward_slide`` / ``forward_feature`` / ``postprocess_result``), written out below: the
    text embeddings computed once beforehand, every sliding window through the image tower on
@@ -59,6 +62,8 @@ def parse_args():
     parser.add_argument('--image-size', type=int, nargs=2, default=(336, 448),
                         metavar=('H', 'W'), help='preprocessed image size')
     parser.add_argument('--repeats', type=int, default=2, help='timed passes (best is kept)')
+    parser.add_argument('--batch-size', type=int, default=1,
+                        help='images per predict call of ours (the loop is per image)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings in the config, in xxx=yyy format (keys are '
@@ -201,12 +206,17 @@ def reference_loop_predict(model, images, text_embeddings, query_to_class):
 
 
 @torch.no_grad()
-def ours_predict(model, images):
+def ours_predict(model, images, batch_size=1):
+    """``predict`` on batches of same-sized images, as the test loop calls it."""
     labels = []
-    for image in images:
-        sample = SegDataSample(metainfo=dict(img_shape=image.shape[-2:],
-                                             ori_shape=image.shape[-2:]))
-        labels.append(model.predict(image[None], [sample])[0].pred_sem_seg.data)
+    with model.text_classifier.frozen():
+        for start in range(0, len(images), batch_size):
+            batch = images[start:start + batch_size]
+            samples = [SegDataSample(metainfo=dict(img_shape=image.shape[-2:],
+                                                   ori_shape=image.shape[-2:]))
+                       for image in batch]
+            results = model.predict(torch.stack(batch), samples)
+            labels.extend(result.pred_sem_seg.data for result in results)
     return labels
 
 
@@ -216,7 +226,7 @@ def time_images(model, args):
               for _ in range(args.num_images)]
     text_embeddings, query_to_class = model.text_embeddings()  # built once, as SCLIP does
     (ours_time, loop_time), (ours_labels, loop_labels) = best_times(
-        [lambda: ours_predict(model, images),
+        [lambda: ours_predict(model, images, args.batch_size),
          lambda: reference_loop_predict(model, images, text_embeddings, query_to_class)],
         args.repeats, args.device)
     agreement = torch.stack([(a == b).float().mean()
@@ -224,7 +234,8 @@ def time_images(model, args):
     windows = len(sliding_windows(*args.image_size, model.test_cfg['crop_size'],
                                   model.test_cfg['stride']))
     print(f'images: {args.num_images} x {args.image_size[0]}x{args.image_size[1]}, {windows} '
-          f'windows each (window_batch_size {model.test_cfg["window_batch_size"]}), '
+          f'windows each (window_batch_size {model.test_cfg["window_batch_size"]}, '
+          f'{args.batch_size} image(s) per predict), '
           f'{len(query_to_class)} queries')
     print(f'  ours: {args.num_images / ours_time:.3f} images/s ({ours_time:.2f} s)')
     print(f'  loop: {args.num_images / loop_time:.3f} images/s ({loop_time:.2f} s)')

@@ -1,4 +1,6 @@
 """Give the model the metainfo (class names, palette) of the dataset it is evaluated on."""
+from contextlib import ExitStack
+
 from mmengine.hooks import Hook
 
 from silc_seg.models.utils.wrappers import unwrap_model
@@ -13,9 +15,21 @@ class ModelDatasetMetaHook(Hook):
     model. Open-vocabulary segmentors (:class:`~silc_seg.models.ZeroShotSegmentor`) build their
     text classifier from the class names, so they need it too. Models without a ``dataset_meta``
     attribute are left alone.
+
+    For the length of each val / test run the model's text classifier (if it has one) is
+    :meth:`~silc_seg.models.utils.TextClassifier.frozen`: its weights are fingerprinted once per
+    run instead of once per batch.
     """
 
     priority = 'VERY_HIGH'
+
+    def __init__(self) -> None:
+        self._frozen = ExitStack()
+
+    def _freeze_text(self, runner) -> None:
+        classifier = getattr(unwrap_model(runner.model), 'text_classifier', None)
+        if hasattr(classifier, 'frozen'):
+            self._frozen.enter_context(classifier.frozen())
 
     @staticmethod
     def _set_meta(runner, loop) -> None:
@@ -32,6 +46,14 @@ class ModelDatasetMetaHook(Hook):
 
     def before_val(self, runner) -> None:
         self._set_meta(runner, runner.val_loop)
+        self._freeze_text(runner)
+
+    def after_val(self, runner) -> None:
+        self._frozen.close()
 
     def before_test(self, runner) -> None:
         self._set_meta(runner, runner.test_loop)
+        self._freeze_text(runner)
+
+    def after_test(self, runner) -> None:
+        self._frozen.close()

@@ -89,6 +89,8 @@ class OpenVocabularySegmentor(VocabularyMixin, BaseSegmentor):
             dims = (2, ) if meta.get('flip_direction') == 'horizontal' else (1, )
             maps = maps.flip(dims=dims)
         ori_shape = tuple(meta.get('ori_shape', maps.shape[-2:])[:2])
+        if ori_shape == tuple(maps.shape[-2:]):
+            return maps  # a bilinear resize to the same size is the identity
         return F.interpolate(maps[None], size=ori_shape, mode='bilinear',
                              align_corners=self.align_corners)[0]
 

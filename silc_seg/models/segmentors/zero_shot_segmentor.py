@@ -244,7 +244,9 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
                                       self.test_cfg.get('pad_multiple') or patch_size)
             windows = F.pad(windows, padding)
         logits = self.decode_head(self.extract_feat(windows, text_embeddings), text_embeddings)
-        return logits, padding
+        # The head's einsum returns a channels-last view; bilinear upsampling of one window of
+        # it reads about 4x slower than of a contiguous copy (CPU, B/16 windows, 150 queries).
+        return logits.contiguous(), padding
 
     @staticmethod
     def _to_pixels(logits: Tensor, padding: Tuple[int, int, int, int],

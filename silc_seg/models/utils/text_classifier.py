@@ -14,7 +14,14 @@ of ``load_state_dict`` calls on the tower, so optimizer steps, EMA updates, in-p
 edits, device moves and checkpoint loads all invalidate the cache without anyone clearing it.
 An in-place edit that keeps every tensor's sum and norm (e.g. swapping two rows, or a change below
 float32 rounding of the sums) is not detected: call :meth:`~TextClassifier.invalidate` after such
-an edit. Embeddings computed under autocast (fp16/bf16) are kept apart from fp32 ones.
+an edit. Embeddings computed under autocast (fp16/bf16) are kept apart from fp32 ones. Inside
+:meth:`~TextClassifier.frozen` (an evaluation loop, where nothing changes the weights) the
+fingerprint is taken once, on the first request, instead of on every request.
+
+Building the embeddings of a large vocabulary (ADE-150 x 80 templates: 12,000 prompts, minutes
+for a B text tower on CPU) shows its progress: a progress bar on a terminal, a few log lines
+otherwise (from ``progress_min_prompts`` prompts on; :meth:`TextClassifier.encode`, the
+differentiable path of training, stays quiet).
 
 Optionally the embeddings are also stored on disk (``cache_dir``, or the environment variable
 ``SILC_SEG_TEXT_CACHE_DIR``), keyed by a SHA-256 of the tower's weights and settings and of the
@@ -24,12 +31,18 @@ import hashlib
 import os
 import os.path as osp
 import pickle
+import sys
 import tempfile
+import time
 import warnings
-from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from contextlib import contextmanager
+from typing import Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine.dist import get_rank
+from mmengine.logging import print_log
+from mmengine.utils import ProgressBar
 from torch import Tensor, nn
 
 from .prompt_templates import get_prompt_templates
@@ -86,6 +99,9 @@ class TextClassifier:
             variable ``SILC_SEG_TEXT_CACHE_DIR``; if neither is set, nothing is stored on disk.
     """
 
+    # Fewer prompts than this are encoded without progress output.
+    progress_min_prompts = 1024
+
     def __init__(self,
                  text_encoder: nn.Module,
                  tokenizer: Callable[[List[str]], Tensor],
@@ -113,6 +129,8 @@ class TextClassifier:
         self.cache_dir = osp.expanduser(cache_dir) if cache_dir else None
         self._num_loads = 0
         self._cache: Optional[tuple] = None
+        self._frozen = 0  # depth of nested frozen() blocks
+        self._checked_while_frozen = False
         # A bound method, so that a deep copy of the owner model gets a hook on its own copy.
         text_encoder.register_load_state_dict_post_hook(self._count_load)
 
@@ -155,14 +173,20 @@ class TextClassifier:
             for start in range(0, len(prompts), self.batch_size)
         ]
 
-    def _embed(self, token_batches: List[Tensor]) -> Tensor:
+    def _embed(self, token_batches: List[Tensor], progress: bool = False) -> Tensor:
         device = next(self.text_encoder.parameters()).device
         trim = getattr(self.text_encoder, 'trim_padding', None)
+        num_prompts = sum(len(token_ids) for token_ids in token_batches)
+        reporter = None
+        if progress and num_prompts >= self.progress_min_prompts:
+            reporter = PromptProgress(num_prompts, len(token_batches))
         embeddings = []
         for token_ids in token_batches:
             if trim is not None:
                 token_ids = trim(token_ids)
             embeddings.append(F.normalize(self.text_encoder(token_ids.to(device)), dim=-1))
+            if reporter is not None:
+                reporter.update(len(token_ids))
         return torch.cat(embeddings)
 
     def _combine(self, prompt_embeddings: Tensor, owners: List[int],
@@ -201,12 +225,39 @@ class TextClassifier:
         Returns:
             ClassEmbeddings: the embeddings and the class of each row.
         """
-        key = (tuple(map(tuple, vocabulary)), tuple(self.templates), self.name_rule,
-               self.template_reduction, self._autocast_state(), self.weights_version())
+        request = (tuple(map(tuple, vocabulary)), tuple(self.templates), self.name_rule,
+                   self.template_reduction, self._autocast_state())
+        if (self._frozen and self._checked_while_frozen and self._cache is not None
+                and self._cache[0][:-1] == request):
+            return self._cache[1]
+        key = request + (self.weights_version(), )
         if self._cache is None or self._cache[0] != key:
             with torch.no_grad():
                 self._cache = (key, self._encode_with_disk_cache(vocabulary))
+        self._checked_while_frozen = bool(self._frozen)
         return self._cache[1]
+
+    @contextmanager
+    def frozen(self) -> Iterator['TextClassifier']:
+        """Take the tower's weights as fixed inside the block: the first request checks
+        :meth:`weights_version` as usual, later requests with the same vocabulary are answered
+        from the cache without reading the weights again (the fingerprint reads every tensor of
+        the tower, about 50 ms per request for a CLIP B text tower on CPU). For evaluation loops
+        (``ModelDatasetMetaHook`` enters it for every val / test run); a weight edit inside the
+        block needs :meth:`invalidate`.
+
+        Yields:
+            TextClassifier: this classifier.
+        """
+        if not self._frozen:
+            self._checked_while_frozen = False
+        self._frozen += 1
+        try:
+            yield self
+        finally:
+            self._frozen -= 1
+            if not self._frozen:
+                self._checked_while_frozen = False
 
     def _autocast_state(self) -> tuple:
         """Whether (and in which dtype) the tower would run under autocast right now: fp16
@@ -219,11 +270,13 @@ class TextClassifier:
     # ---------------------------------------------------------------------------- invalidation
     def _count_load(self, module: nn.Module, incompatible_keys) -> None:
         self._num_loads += 1
+        self._checked_while_frozen = False  # a load inside frozen() is seen too
 
     def invalidate(self) -> None:
         """Drop the cached embeddings (only needed after an in-place edit of the tower that
-        keeps every tensor's sum and norm)."""
+        keeps every tensor's sum and norm, or after any edit inside :meth:`frozen`)."""
         self._cache = None
+        self._checked_while_frozen = False
 
     def weights_version(self) -> tuple:
         """A value that changes whenever the tower's weights do: the number of
@@ -251,7 +304,8 @@ class TextClassifier:
             cached = self._load(path)
             if cached is not None:
                 return cached
-        result = self._combine(self._embed(token_batches), owners, len(vocabulary))
+        result = self._combine(self._embed(token_batches, progress=True), owners,
+                               len(vocabulary))
         if path is not None:
             self._save(path, result)
         return result
@@ -310,6 +364,46 @@ class TextClassifier:
         finally:
             if osp.exists(temporary):
                 os.remove(temporary)
+
+
+class PromptProgress:
+    """Progress of a prompt encoding: MMEngine's ``ProgressBar`` on a terminal, else a log line
+    at the start and at every quarter (rank 0 only; other ranks encode silently).
+
+    Args:
+        num_prompts (int): prompts to encode.
+        num_batches (int): tower forwards they take.
+    """
+
+    def __init__(self, num_prompts: int, num_batches: int):
+        self.num_prompts, self.done, self.next_quarter = num_prompts, 0, 1
+        self.start = time.perf_counter()
+        self.enabled = get_rank() == 0
+        self.bar = None
+        if not self.enabled:
+            return
+        message = f'encoding {num_prompts} prompts in {num_batches} batches'
+        if sys.stdout.isatty():
+            print(message)
+            self.bar = ProgressBar(num_prompts, file=sys.stdout)
+        else:
+            print_log(message, logger='current')
+
+    def update(self, count: int) -> None:
+        if not self.enabled:
+            return
+        self.done += count
+        if self.bar is not None:
+            self.bar.update(count)
+            if self.done >= self.num_prompts:
+                sys.stdout.write('\n')
+            return
+        while self.next_quarter <= 4 and self.done * 4 >= self.next_quarter * self.num_prompts:
+            elapsed = time.perf_counter() - self.start
+            left = elapsed * (self.num_prompts - self.done) / self.done
+            print_log(f'prompts {self.done}/{self.num_prompts} ({self.next_quarter * 25}%), '
+                      f'{elapsed:.0f} s, about {left:.0f} s left', logger='current')
+            self.next_quarter += 1
 
 
 def _moments(tensor: Tensor) -> Tensor:
