@@ -70,7 +70,8 @@ def test_bad_boxes_are_counted_skips(tmp_path, bad):
     ds = ImageTextManifestDataset(ann_file='train.jsonl', data_root=str(tmp_path),
                                   pipeline=pipeline())
     out = ds[0]  # replaced by the good sample, and counted
-    assert out['data_samples'].metainfo['num_skipped'] == 1
+    # (The replacement is drawn at random: it may hit the bad one again, counted again.)
+    assert out['data_samples'].metainfo['num_skipped'] >= 1
     assert out['data_samples'].metainfo['img_path'].endswith('1.png')
 
 
