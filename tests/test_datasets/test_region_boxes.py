@@ -96,8 +96,8 @@ def test_webdataset_json_boxes(tmp_path):
                           ('b', dict(caption='without')),
                           ('c', dict(caption='bad', boxes=[{'box': [1, 1, 0, 0],
                                                             'text': 'x'}]))):
-            for name, data in ((f'{key}.png', png(0)), (f'{key}.json',
-                                                          json.dumps(meta).encode())):
+            files = ((f'{key}.png', png(0)), (f'{key}.json', json.dumps(meta).encode()))
+            for name, data in files:
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
