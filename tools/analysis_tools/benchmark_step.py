@@ -41,7 +41,8 @@ reports the step-time ratios, the run-average ratio (``switch_ratio`` of the run
 stage), the analytical FLOP ratios (the decoder counted on the sequences of the benchmark batch:
 self- and cross-attention, MLP, the logits of the counted tokens only) and the peak memory of
 each step: on CUDA ``torch.cuda.max_memory_allocated`` over the step minus the memory before it,
-on CPU the peak resident set size over the built model, in a fresh process per step type
+on CPU the peak resident set size of the step over the RSS before it (``VmHWM`` reset
+through ``/proc/self/clear_refs``), in a fresh process per step type
 (``--memory``: one step; the figure includes the gradients and the optimizer state that
 the first step allocates)::
 
@@ -433,8 +434,13 @@ def siglip2_memory_child(config, cfg_options, kind, batch_size, caption_tokens, 
     batch = baseline if kind == 'siglip' else recipe
     with open('/proc/self/statm') as f:
         rss_built = int(f.read().split()[1]) * resource.getpagesize()
+    # Reset the peak RSS (VmHWM) to the current RSS (Linux >= 4.0), so that the peak is the
+    # step's, not that of building the model.
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')
     model.train_step(batch, optim_wrapper)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    with open('/proc/self/status') as f:
+        peak = next(int(line.split()[1]) * 1024 for line in f if line.startswith('VmHWM'))
     queue.put((kind, peak - rss_built))
 
 
