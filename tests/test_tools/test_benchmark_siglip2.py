@@ -2,6 +2,7 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -17,6 +18,7 @@ def load_script():
     return module
 
 
+@pytest.mark.slow  # imports the whole benchmark tool
 def test_decoder_flops_match_torch_flop_counter():
     bench = load_script()
     torch.manual_seed(0)
