@@ -8,7 +8,8 @@ from mmengine.fileio import get_local_path
 
 from silc_seg.registry import DATASETS
 from .image_text_utils import (BadSample, decode_image, log_skipped,
-                               pick_caption, read_file_bytes, valid_captions)
+                               pick_caption, read_file_bytes, valid_boxes,
+                               valid_captions)
 
 
 @DATASETS.register_module()
@@ -18,7 +19,7 @@ class ImageTextManifestDataset(BaseDataset):
     One sample per line (JSONL) or row (CSV with a header)::
 
         {"image": "000001.jpg", "caption": "red stripes", "extra_captions": ["a striped thing"],
-         "labels": [3]}
+         "labels": [3], "boxes": [{"box": [0.1, 0.2, 0.6, 0.9], "text": "red stripes"}]}
 
         image,caption,extra_captions
         000001.jpg,red stripes,a striped thing||stripes in red
@@ -27,7 +28,14 @@ class ImageTextManifestDataset(BaseDataset):
     draws one caption among the main and the extra ones (numpy's global RNG, which MMEngine seeds
     per worker, so runs repeat exactly). The dataset reads and decodes the image itself, so the
     pipeline starts after ``LoadImageFromFile`` (with ``img``, ``img_path``, ``caption``,
-    ``sample_idx``, ``ori_shape``, ``img_shape`` and ``num_skipped`` set).
+    ``sample_idx``, ``ori_shape``, ``img_shape`` and ``num_skipped`` set, and ``boxes`` for a
+    sample with regions).
+
+    ``boxes`` (optional, JSONL; a JSON string in CSV): regions of the image, each
+    ``{"box": [x0, y0, x1, y1], "text": ...}`` with coordinates normalised to ``[0, 1]`` of the
+    image width / height, for LocCa's referring-expression and grounded-captioning targets
+    (:class:`~silc_seg.models.heads.LocCaDecoder`); samples without it train on captions only.
+    Malformed regions make the sample bad (``invalid_boxes``).
 
     A bad sample (missing or undecodable image, empty or non-text caption, pipeline returning
     ``None``) is logged, counted and replaced by a random other one (MMEngine's ``_rand_another``);
@@ -44,6 +52,8 @@ class ImageTextManifestDataset(BaseDataset):
         label_key (str, optional): Optional field with a list of class indices (multi-label
             ground truth for zero-shot classification), stored as ``gt_label``. Defaults to
             ``'labels'``.
+        boxes_key (str, optional): Optional field with the regions (see above). Defaults to
+            ``'boxes'``.
         color_type (str): ``mmcv.imfrombytes`` flag. Defaults to ``'color'``.
         imdecode_backend (str): ``mmcv.imfrombytes`` backend. Defaults to ``'cv2'``.
         backend_args (dict, optional): MMEngine file backend arguments.
@@ -58,6 +68,7 @@ class ImageTextManifestDataset(BaseDataset):
                  extra_captions_key: str = 'extra_captions',
                  extra_captions_sep: str = '||',
                  label_key: Optional[str] = 'labels',
+                 boxes_key: Optional[str] = 'boxes',
                  color_type: str = 'color',
                  imdecode_backend: str = 'cv2',
                  backend_args: Optional[dict] = None,
@@ -68,6 +79,7 @@ class ImageTextManifestDataset(BaseDataset):
         self.extra_captions_key = extra_captions_key
         self.extra_captions_sep = extra_captions_sep
         self.label_key = label_key
+        self.boxes_key = boxes_key
         self.color_type = color_type
         self.imdecode_backend = imdecode_backend
         self.backend_args = backend_args
@@ -123,6 +135,8 @@ class ImageTextManifestDataset(BaseDataset):
                 captions=[record[self.caption_key]] + extra)
             if self.label_key and record.get(self.label_key) is not None:
                 info['gt_label'] = [int(x) for x in record[self.label_key]]
+            if self.boxes_key and record.get(self.boxes_key) not in (None, ''):
+                info['boxes'] = record[self.boxes_key]  # checked at fetch time (counted)
             data_list.append(info)
         return data_list
 
@@ -135,6 +149,14 @@ class ImageTextManifestDataset(BaseDataset):
         info = self.get_data_info(idx)
         source = info['img_path']
         captions = valid_captions(info.pop('captions'), source)
+        if 'boxes' in info:
+            boxes = info['boxes']
+            if isinstance(boxes, str):  # a CSV cell
+                try:
+                    boxes = json.loads(boxes)
+                except json.JSONDecodeError as err:
+                    raise BadSample('invalid_boxes', source, repr(err)) from err
+            info['boxes'] = valid_boxes(boxes, source)
         img = decode_image(
             read_file_bytes(source, self.backend_args), source,
             self.color_type, self.imdecode_backend)

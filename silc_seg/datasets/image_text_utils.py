@@ -94,6 +94,39 @@ def valid_captions(captions: Sequence[Any], source: str) -> List[str]:
     return kept
 
 
+def valid_boxes(boxes: Any, source: str) -> List[dict]:
+    """Check a sample's ``boxes`` field: a list of ``{"box": [x0, y0, x1, y1], "text": str}``
+    with coordinates normalised to ``[0, 1]`` (``x0 < x1``, ``y0 < y1``) and a non-empty text
+    (region captions for LocCa's referring-expression and grounded-captioning targets).
+
+    Returns:
+        list[dict]: The regions, ``box`` as four floats; ``[]`` for an empty list or None.
+
+    Raises:
+        BadSample: ``invalid_boxes`` (the dataset counts and skips the sample).
+    """
+    if boxes is None:
+        return []
+    if not isinstance(boxes, list):
+        raise BadSample('invalid_boxes', source, f'expected a list, got {type(boxes).__name__}')
+    regions = []
+    for i, region in enumerate(boxes):
+        box = region.get('box') if isinstance(region, dict) else None
+        text = region.get('text') if isinstance(region, dict) else None
+        try:
+            coords = [float(v) for v in box]
+        except (TypeError, ValueError):
+            coords = []
+        ok = (len(coords) == 4 and all(0.0 <= v <= 1.0 for v in coords)
+              and coords[0] < coords[2] and coords[1] < coords[3])
+        if not ok or not isinstance(text, str) or not text.strip():
+            raise BadSample('invalid_boxes', source,
+                            f'region {i} must be {{"box": [x0, y0, x1, y1] in [0, 1] with '
+                            f'x0 < x1 and y0 < y1, "text": non-empty str}}, got {region!r:.120}')
+        regions.append(dict(box=coords, text=text.strip()))
+    return regions
+
+
 def pick_caption(captions: List[str]) -> str:
     """One of ``captions``, drawn with numpy's global RNG (seeded per worker by MMEngine)."""
     if len(captions) == 1:

@@ -12,7 +12,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from silc_seg.registry import DATASETS
 from .image_text_utils import (BadSample, decode_image, log_skipped, pick_caption,
-                               seeded_global_rngs, valid_captions)
+                               seeded_global_rngs, valid_boxes, valid_captions)
 
 
 # Dataloader workers per rank whose pass counts and resume positions fit the shared memory.
@@ -86,7 +86,10 @@ class WebDatasetImageText(IterableDataset):
 
     Each sample of a shard is a group of files sharing a key, with an image (``jpg``, ``jpeg``,
     ``png`` or ``webp``) and a caption (``txt``, or ``json`` with a ``caption`` field, optionally
-    a list of extra captions under ``extra_captions``). Shards are split between ranks and
+    a list of extra captions under ``extra_captions`` and regions under ``boxes``: a list of
+    ``{"box": [x0, y0, x1, y1], "text": ...}``, normalised coordinates, as
+    :class:`ImageTextManifestDataset`; malformed ones skip the sample as ``invalid_boxes``).
+    Shards are split between ranks and
     dataloader workers (see :func:`shards_for`) and reshuffled every epoch; samples are shuffled
     within blocks of ``shuffle_buffer``. All randomness derives from ``seed``, the epoch, the rank
     and the worker, so a run repeats exactly for the same world size and ``num_workers``: each
@@ -223,6 +226,7 @@ class WebDatasetImageText(IterableDataset):
         if text_key is None:
             raise BadSample('empty_caption', source,
                             f'no {"/".join(self.text_keys)} file')
+        meta = {}
         try:
             text = raw[text_key].decode('utf-8')
             if text_key == 'json':
@@ -235,15 +239,19 @@ class WebDatasetImageText(IterableDataset):
         except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as err:
             raise BadSample('invalid_caption', source, repr(err)) from err
         captions = valid_captions(captions, source)
+        boxes = valid_boxes(meta.get('boxes'), source) if 'boxes' in meta else None
         img = decode_image(raw[image_key], source, self.color_type,
                            self.imdecode_backend)
-        return dict(
+        sample = dict(
             img=img,
             img_path=source,
             sample_idx=raw['__key__'],
             caption=pick_caption(captions),
             ori_shape=img.shape[:2],
             img_shape=img.shape[:2])
+        if boxes is not None:
+            sample['boxes'] = boxes
+        return sample
 
     def _skip(self, err: BadSample) -> None:
         log_skipped(err)

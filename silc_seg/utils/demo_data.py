@@ -10,7 +10,8 @@ arguments give byte-identical files.
 Layout written by :func:`make_demo_data` under ``out``::
 
     class_names.txt                      one concept a line, index = label id
-    annotations/pretrain_train.jsonl     image, caption, extra_captions, labels
+    annotations/pretrain_train.jsonl     image, caption, extra_captions, labels (and, on every
+                                         second image, boxes: see demo_boxes)
     annotations/pretrain_val.jsonl       held-out pairs (retrieval / zero-shot classification)
     images/{train,val}/*.png
     seg/img_dir/val/*.png, seg/ann_dir/val/*.png   mmseg layout, label ids 0..C-1 (the val pairs)
@@ -33,7 +34,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: region boxes on every second image
 
 COLORS: Dict[str, Tuple[int, int, int]] = {
     'red': (205, 40, 40),
@@ -175,6 +176,25 @@ def make_sample(rng: np.random.Generator,
     return image, label, sorted(concept_ids), make_captions(layout, concept_ids, rng)
 
 
+def demo_boxes(label: np.ndarray, concept_ids: Sequence[int]) -> List[dict]:
+    """The regions of a demo image for LocCa's box targets: for each concept whose region does
+    not span the whole image, ``{"box": [x0, y0, x1, y1], "text": class name}``, the tight box
+    of its label pixels normalised by the image side (pixel edges, so ``x1`` of the last
+    column is 1)."""
+    size_y, size_x = label.shape
+    regions = []
+    for concept_id in concept_ids:
+        ys, xs = np.nonzero(label == concept_id)
+        if not len(ys):
+            continue
+        box = [xs.min() / size_x, ys.min() / size_y, (xs.max() + 1) / size_x,
+               (ys.max() + 1) / size_y]
+        if box != [0.0, 0.0, 1.0, 1.0]:
+            regions.append(dict(box=[round(float(v), 4) for v in box],
+                                text=CLASS_NAMES[concept_id]))
+    return regions
+
+
 def _write_seg_split(out: str, split: str, num: int, size: int, seed: int) -> None:
     """Labelled images only (no captions): ``seg/{img_dir,ann_dir}/<split>``."""
     rng = np.random.default_rng(seed)
@@ -203,9 +223,14 @@ def _write_split(out: str, split: str, num: int, size: int, seed: int,
         if with_seg:
             Image.fromarray(image).save(osp.join(out, 'seg', 'img_dir', split, name))
             Image.fromarray(label).save(osp.join(out, 'seg', 'ann_dir', split, name))
-        records.append(
-            dict(image=f'images/{split}/{name}', caption=captions[0],
-                 extra_captions=captions[1:], labels=concept_ids))
+        record = dict(image=f'images/{split}/{name}', caption=captions[0],
+                      extra_captions=captions[1:], labels=concept_ids)
+        # Every second image carries region boxes, so that the demo trains both kinds of
+        # samples (with boxes: caption + LocCa box tasks; without: captions only).
+        boxes = demo_boxes(label, concept_ids) if i % 2 == 0 else []
+        if boxes:
+            record['boxes'] = boxes
+        records.append(record)
     os.makedirs(osp.join(out, 'annotations'), exist_ok=True)
     with open(osp.join(out, 'annotations', f'pretrain_{split}.jsonl'), 'w') as f:
         for record in records:
@@ -284,6 +309,8 @@ def write_demo_shards(out: str, num_shards: int = 8, split: str = 'train') -> Li
                 key = osp.splitext(osp.basename(record['image']))[0]
                 caption = dict(caption=record['caption'],
                                extra_captions=record.get('extra_captions', []))
+                if record.get('boxes'):
+                    caption['boxes'] = record['boxes']
                 with open(osp.join(out, record['image']), 'rb') as f:
                     members = [(f'{key}.png', f.read()),
                                (f'{key}.json', json.dumps(caption).encode())]

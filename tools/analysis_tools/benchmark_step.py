@@ -32,6 +32,22 @@ Example::
 
     python tools/analysis_tools/benchmark_step.py configs/silc/demo_silc_tiny.py \\
         --iters 20 --batch-size 32 --masked-config configs/silc/demo_maskdistill_tiny.py
+
+With a SigLIP 2 recipe config (``model.type='SigLIP2'``) it times, alternating, the SigLIP-only
+step (same towers, sigmoid loss, one whole-image view per pair), the recipe's first stage
+(sigmoid loss + LocCa decoder on the whole image; half the pairs with a region box) and its
+second stage (+ SILC distillation on the global and local crops, masked prediction, EMA), and
+reports the step-time ratios, the run-average ratio (``switch_ratio`` of the run in the first
+stage), the analytical FLOP ratios (the decoder counted on the sequences of the benchmark batch:
+self- and cross-attention, MLP, the logits of the counted tokens only) and the peak memory of
+each step: on CUDA ``torch.cuda.max_memory_allocated`` over the step minus the memory before it,
+on CPU the peak resident set size of the step over the RSS before it (``VmHWM`` reset
+through ``/proc/self/clear_refs``), in a fresh process per step type
+(``--memory``: one step; the figure includes the gradients and the optimizer state that
+the first step allocates)::
+
+    python tools/analysis_tools/benchmark_step.py configs/silc/demo_siglip2_tiny.py \\
+        --iters 10 --batch-size 32 --memory
 """
 import argparse
 import logging
@@ -75,6 +91,10 @@ def parse_args():
                         help='dense peak TFLOP/s of the device for the dtype, for MFU')
     parser.add_argument('--masked-config',
                         help='also time this masked self-distillation (MaskedSelfDistill) config')
+    parser.add_argument('--caption-tokens', type=int,
+                        help='SigLIP 2 configs: caption length (default: the full context)')
+    parser.add_argument('--memory', action='store_true',
+                        help='SigLIP 2 configs: also measure the peak memory of each step')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
 
@@ -164,6 +184,8 @@ def main():
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
+    if cfg.model.get('type') == 'SigLIP2':
+        return siglip2_main(args, cfg)
     if cfg.model.get('distill_head') is None:
         raise ValueError(f'{args.config} has no distill_head: nothing to compare')
     image_cfg = cfg.model.image_encoder
@@ -296,6 +318,207 @@ def masked_distill_step(args, optimizer_cfg, device, autocast):
 
     views = f'{num_global}x{size}px' + (f' + {num_local}x{local_size}px' if num_local else '')
     return step, views
+
+
+# --------------------------------------------------------------------------------------------
+# SigLIP 2 recipe vs SigLIP-only
+STEP_KINDS = ('siglip', 'stage1', 'stage2')
+
+
+def siglip2_models_cfgs(model_cfg):
+    """Configs of the SigLIP-only baseline and of the recipe held in each stage."""
+    baseline = dict(type='SILC', contrastive_loss=model_cfg.contrastive_loss)
+    for key in ('image_encoder', 'text_encoder', 'tokenizer', 'data_preprocessor'):
+        if key in model_cfg:
+            baseline[key] = model_cfg[key]
+    stage1 = dict(model_cfg, switch_iter=10**12)
+    stage2 = dict(model_cfg, switch_iter=0)
+    return dict(siglip=baseline, stage1=stage1, stage2=stage2)
+
+
+def siglip2_batches(cfg, batch_size, context_length, caption_tokens=None):
+    """The recipe's batch (global, local and whole-image views, captions of
+    ``caption_tokens`` ids then padding (default: the full context), one region of 4 ids on
+    every second pair) and the baseline's (the whole-image view and the captions)."""
+    size = cfg.get('global_crop_size', cfg.model.image_encoder.get('img_size'))
+    local_size = cfg.get('local_crop_size')
+    num_global, num_local = cfg.get('num_global_crops', 2), cfg.get('num_local_crops', 6)
+    recipe = make_batch(batch_size, num_global, num_local, size, local_size, context_length)
+    generator = torch.Generator().manual_seed(1)
+    inputs = recipe['inputs']
+    if caption_tokens is not None:
+        inputs['text'][:, caption_tokens:] = 0
+    inputs['contrastive_crops'] = [torch.randint(0, 256, (batch_size, 3, size, size),
+                                                 generator=generator, dtype=torch.uint8)]
+    region_text = torch.zeros(batch_size, 1, context_length, dtype=torch.long)
+    region_text[:, 0, :4] = torch.randint(1, 49407, (batch_size, 4), generator=generator)
+    inputs['region_text'] = region_text
+    inputs['region_boxes'] = torch.tensor([[[0.1, 0.2, 0.6, 0.9]]]).repeat(batch_size, 1, 1)
+    inputs['region_valid'] = (torch.arange(batch_size) % 2 == 0)[:, None]
+    baseline = dict(inputs=dict(global_crops=inputs['contrastive_crops'], text=inputs['text']),
+                    data_samples=None)
+    return recipe, baseline, (size, local_size, num_global, num_local)
+
+
+def decoder_flops(decoder, batch_inputs) -> float:
+    """Forward FLOPs of the LocCa decoder on the sequences of a batch (all tasks)."""
+    blocks = decoder.blocks.layers
+    width, mlp_hidden = decoder.input_proj.out_features, blocks[0].linear1.out_features
+    tasks = decoder.build_sequences(batch_inputs['text'], batch_inputs['region_text'],
+                                    batch_inputs['region_boxes'], batch_inputs['region_valid'])
+    total = 0.0
+    memory = batch_inputs['memory_tokens']
+    for item in tasks.values():
+        num, length = item['sequences'].shape
+        length -= 1
+        cross = len(blocks) * (4 * length * width * width  # query and output projections
+                               + 4 * memory * width * width  # key and value projections
+                               + 4 * length * memory * width)  # QK^T and AV
+        total += num * (transformer_flops(length, width, len(blocks), mlp_hidden) + cross
+                        + 2 * memory * decoder.input_proj.in_features * width)
+        total += 2 * int(item['loss_mask'].sum()) * width * decoder.num_classes
+    return total
+
+
+def siglip2_flops(model, batch, shapes, batch_size):
+    """FLOPs per step ``(siglip, stage1, stage2)``; backward = 2x forward, the teacher
+    forward only; the masked student pass counts as a full forward (mask tokens stay in)."""
+    size, local_size, num_global, num_local = shapes
+    encoder = model.image_encoder
+    whole = vit_forward_flops(encoder, size)
+    text = text_forward_flops(model.text_encoder)
+    siglip = 3 * batch_size * (whole + text)
+    inputs = dict(batch['inputs'], memory_tokens=(size // encoder.patch_size)**2
+                  + encoder.num_prefix_tokens)
+    stage1 = siglip + 3 * decoder_flops(model.caption_decoder, inputs)
+    global_flops = vit_forward_flops(encoder, size)
+    local_flops = vit_forward_flops(encoder, local_size) if num_local else 0.0
+    patches = (size // encoder.patch_size)**2
+    masked = int(round(model.image_mask_ratio * patches))
+    head, masked_head = linear_flops(model.distill_head), linear_flops(model.masked_head)
+    per_pair = (3 * (num_global * global_flops + num_local * local_flops)  # distillation views
+                + num_global * global_flops  # teacher
+                + 3 * num_global * global_flops  # masked student
+                + head * (3 * (num_global + num_local) + num_global)
+                + masked_head * num_global * (3 * masked + patches))
+    return siglip, stage1, stage1 + batch_size * per_pair
+
+
+def siglip2_build_all(cfg, device, compile_blocks=False):
+    optimizer_cfg = cfg.optim_wrapper.optimizer.copy()
+    torch.manual_seed(0)
+    built = {}
+    for kind, model_cfg in siglip2_models_cfgs(cfg.model.copy()).items():
+        built[kind] = build(model_cfg, optimizer_cfg, device, compile_blocks)
+    return built
+
+
+def siglip2_memory_child(config, cfg_options, kind, batch_size, caption_tokens, queue):
+    """Peak memory of one step type in this (fresh) process: see the module docstring."""
+    import resource
+
+    cfg = Config.fromfile(config)
+    merge_cfg_options(cfg, cfg_options)
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    hub = MessageHub.get_current_instance()
+    hub.update_info('iter', 0)
+    hub.update_info('max_iters', 1)
+    model_cfg = siglip2_models_cfgs(cfg.model.copy())[kind]
+    torch.manual_seed(0)
+    model, optim_wrapper = build(model_cfg, cfg.optim_wrapper.optimizer.copy(),
+                                 torch.device('cpu'))
+    recipe, baseline, _ = siglip2_batches(cfg, batch_size, model.text_encoder.context_length,
+                                          caption_tokens)
+    batch = baseline if kind == 'siglip' else recipe
+    with open('/proc/self/statm') as f:
+        rss_built = int(f.read().split()[1]) * resource.getpagesize()
+    # Reset the peak RSS (VmHWM) to the current RSS (Linux >= 4.0), so that the peak is the
+    # step's, not that of building the model.
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')
+    model.train_step(batch, optim_wrapper)
+    with open('/proc/self/status') as f:
+        peak = next(int(line.split()[1]) * 1024 for line in f if line.startswith('VmHWM'))
+    queue.put((kind, peak - rss_built))
+
+
+def siglip2_main(args, cfg):
+    device = torch.device(args.device)
+    hub = MessageHub.get_current_instance()
+    hub.update_info('iter', 0)
+    hub.update_info('max_iters', 1)
+    built = siglip2_build_all(cfg, device, args.compile)
+    recipe_model = built['stage1'][0]
+    recipe, baseline, shapes = siglip2_batches(cfg, args.batch_size,
+                                               recipe_model.text_encoder.context_length,
+                                               args.caption_tokens)
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.amp else \
+        nullcontext
+    on_cuda = device.type == 'cuda'
+    peaks = {kind: [] for kind in STEP_KINDS}
+
+    def step(kind):
+        model, optim_wrapper = built[kind]
+        batch = baseline if kind == 'siglip' else recipe
+        if on_cuda:
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            before = torch.cuda.memory_allocated(device)
+        with autocast():
+            model.train_step(batch, optim_wrapper)
+        if on_cuda:
+            torch.cuda.synchronize(device)
+            peaks[kind].append(torch.cuda.max_memory_allocated(device) - before)
+
+    for _ in range(args.warmup):
+        for kind in STEP_KINDS:
+            step(kind)
+    assert bool(built['stage2'][0].self_distill_on) and not bool(recipe_model.self_distill_on)
+    times = {kind: [] for kind in STEP_KINDS}
+    for _ in range(args.iters):
+        for kind in STEP_KINDS:
+            times[kind].append(time_call(lambda: step(kind), device))
+    median = {kind: statistics.median(values) for kind, values in times.items()}
+    flops = dict(zip(STEP_KINDS, siglip2_flops(recipe_model, recipe, shapes, args.batch_size)))
+    ratio = recipe_model.switch_ratio
+    size, local_size, num_global, num_local = shapes
+    print(f'config: {args.config}  device: {device}  amp: {args.amp}  batch: '
+          f'{args.batch_size} pairs  threads: {torch.get_num_threads()}  iters: {args.iters}  '
+          f'caption tokens: {args.caption_tokens or "full context"}')
+    names = dict(siglip=f'SigLIP-only (1x{size}px whole image)',
+                 stage1='recipe stage 1 (sigmoid + LocCa decoder)',
+                 stage2=f'recipe stage 2 (+ {num_global}x{size}px global, {num_local}x'
+                        f'{local_size}px local: distillation, masked prediction, EMA)')
+    for kind in STEP_KINDS:
+        print(f'{names[kind]}: {median[kind] * 1e3:.1f} ms, time ratio '
+              f'{median[kind] / median["siglip"]:.2f}, FLOP ratio '
+              f'{flops[kind] / flops["siglip"]:.2f} ({flops[kind] / 1e9:.2f} GFLOPs/step)')
+    run_time = ratio * median['stage1'] + (1 - ratio) * median['stage2']
+    run_flops = ratio * flops['stage1'] + (1 - ratio) * flops['stage2']
+    print(f'run average ({ratio:.0%} in stage 1): time ratio {run_time / median["siglip"]:.2f}, '
+          f'FLOP ratio {run_flops / flops["siglip"]:.2f}')
+    if on_cuda:
+        for kind in STEP_KINDS:
+            print(f'peak memory {kind}: {max(peaks[kind]) / 2**20:.0f} MiB over the step '
+                  f'(ratio {max(peaks[kind]) / max(peaks["siglip"]):.2f})')
+    elif args.memory:
+        import multiprocessing as mp
+        context = mp.get_context('spawn')
+        queue = context.Queue()
+        results = {}
+        for kind in STEP_KINDS:
+            process = context.Process(target=siglip2_memory_child, args=(
+                args.config, args.cfg_options, kind, args.batch_size, args.caption_tokens,
+                queue))
+            process.start()
+            found, value = queue.get(timeout=1800)
+            process.join()
+            results[found] = value
+        for kind in STEP_KINDS:
+            print(f'peak RSS over the built model, {kind}: {results[kind] / 2**20:.0f} MiB '
+                  f'(ratio {results[kind] / results["siglip"]:.2f})')
 
 
 if __name__ == '__main__':

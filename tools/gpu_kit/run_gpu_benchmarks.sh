@@ -157,6 +157,8 @@ if [[ "$MODE" == smoke ]]; then
         --iters 1 --warmup 1 --device cpu --peak-tflops 0.1
     run_bench clip_vs_openclip 600 "$PY" $CLIP --batch-size 1 --iters 1 --warmup 0 --device cpu \
         --memory
+    run_bench siglip2_recipe_step 300 "$PY" $STEP configs/silc/demo_siglip2_tiny.py \
+        --batch-size 4 --iters 1 --warmup 1 --device cpu --caption-tokens 12
     run_bench zeroshot 300 "$PY" $ZS configs/silc/zs_demo.py --num-images 2 --image-size 96 96 \
         --repeats 1 --device cpu
     if [[ -f $CATSEG ]]; then
@@ -197,6 +199,14 @@ if [[ -f $CATSEG ]]; then
 else
     run_bench catseg_head 150 "$PY" tools/analysis_tools/benchmark_catseg_head.py \
         configs/silc/catseg_b16_ade847.py --num-classes 847 --device cuda
+fi
+# SigLIP 2 recipe B/16 (256 px; LocCa decoder over the 256k Gemma vocabulary; second-stage
+# heads) vs SigLIP-only on the same towers: step times, FLOP ratios, peak CUDA memory per step.
+if (( SECONDS - START < 380 )); then
+    run_bench siglip2_recipe_step 150 "$PY" $STEP configs/silc/pretrain_siglip2_b16.py --amp \
+        --batch-size 32 --iters 5 --warmup 2 --device cuda --caption-tokens 16
+else
+    log "siglip2_recipe_step: skipped, not enough time left"
 fi
 # torch.compile of the blocks, last: compilation time is the least predictable.
 if (( SECONDS - START < 420 )); then

@@ -36,7 +36,9 @@ class PackSILCInputs(BaseTransform):
     (the last views: the images the image-text loss sees instead of the global crops). A single
     image becomes ``inputs['image']``. Images stay ``uint8`` in the channel order they were
     loaded in; ``SILCDataPreprocessor`` normalizes them. ``results['text']`` (from
-    :class:`TokenizeCaption`) becomes ``inputs['text']``; ``results['gt_label']`` (concept indices,
+    :class:`TokenizeCaption`) becomes ``inputs['text']``, the region tensors of
+    :class:`TokenizeRegions` (``region_text``, ``region_boxes``, ``region_valid``) become inputs
+    of the same names; ``results['gt_label']`` (concept indices,
     for zero-shot multi-label classification) becomes the data sample's ``gt_label``.
 
     Args:
@@ -103,6 +105,9 @@ class PackSILCInputs(BaseTransform):
             inputs['image'] = image_to_tensor(img)
         if 'text' in results:
             inputs['text'] = torch.as_tensor(results['text'], dtype=torch.long)
+        for key in ('region_text', 'region_boxes', 'region_valid'):
+            if key in results:
+                inputs[key] = torch.as_tensor(results[key])
 
         data_sample = DataSample()
         if 'gt_label' in results:

@@ -52,7 +52,8 @@ class SILCDataPreprocessor(BaseDataPreprocessor):
     Training batches (from ``PackSILCInputs`` with multi-crop views) become
     ``inputs = dict(global_crops=(Ng * B, 3, Hg, Wg), local_crops=(Nl * B, 3, Hl, Wl),
     text=(B, L))`` (and ``contrastive_crops=(Nc * B, 3, Hc, Wc)`` when packed), views stacked
-    view-major. Validation batches become
+    view-major; the region tensors of ``TokenizeRegions`` (``region_text=(B, R, L)``,
+    ``region_boxes=(B, R, 4)``, ``region_valid=(B, R)``) pass through. Validation batches become
     ``inputs = dict(image=(B, 3, H, W), text=(B, L))``. Images are converted from ``uint8`` to
     float, optionally from BGR to RGB, and normalized with ``mean`` / ``std`` (0-255 scale).
 
@@ -68,6 +69,7 @@ class SILCDataPreprocessor(BaseDataPreprocessor):
 
     image_keys = ('global_crops', 'local_crops', 'contrastive_crops', 'image')
     view_keys = ('global_crops', 'local_crops', 'contrastive_crops')
+    region_keys = ('region_text', 'region_boxes', 'region_valid')
 
     def __init__(self,
                  mean: Sequence[float] = CLIP_MEAN,
@@ -106,7 +108,7 @@ class SILCDataPreprocessor(BaseDataPreprocessor):
             raise TypeError(
                 'SILCDataPreprocessor needs inputs as a dict (from PackSILCInputs), got '
                 f'{type(inputs).__name__}')
-        unknown = set(inputs) - {*self.image_keys, 'text'}
+        unknown = set(inputs) - {*self.image_keys, *self.region_keys, 'text'}
         if unknown:
             raise KeyError(f'unexpected input keys {sorted(unknown)}')
         batch = {}
@@ -117,6 +119,9 @@ class SILCDataPreprocessor(BaseDataPreprocessor):
             batch['image'] = stack_images(inputs['image'], 'images')
         if 'text' in inputs:
             batch['text'] = stack_images(inputs['text'], 'token id rows').long()
+        for key in self.region_keys:
+            if key in inputs:
+                batch[key] = stack_images(inputs[key], key)
         batch = self.cast_data(batch)
         for key in self.image_keys:
             if key in batch:

@@ -1,4 +1,5 @@
 from .distillation_head import DistillationHead
+from .locca_decoder import LocCaDecoder
 from .masked_token_decoder import MaskedTokenDecoder
 
-__all__ = ['DistillationHead', 'MaskedTokenDecoder']
+__all__ = ['DistillationHead', 'LocCaDecoder', 'MaskedTokenDecoder']

@@ -1,6 +1,7 @@
 from .masked_self_distill import MaskedSelfDistill
+from .siglip2 import SigLIP2
 from .silc import SILC
 from .teacher import TeacherSchedule, ema_update
 from .train_step_ddp import TrainStepDDP
 
-__all__ = ['MaskedSelfDistill', 'SILC', 'TeacherSchedule', 'TrainStepDDP', 'ema_update']
+__all__ = ['MaskedSelfDistill', 'SigLIP2', 'SILC', 'TeacherSchedule', 'TrainStepDDP', 'ema_update']

@@ -42,8 +42,10 @@ class MaskedSelfDistill(SILC):
     is saved in checkpoints: a resumed run draws the same masks as an uninterrupted one.
 
     Args:
-        image_decoder (dict | nn.Module): ``MaskedTokenDecoder`` from the image tower's width
-            to the head's input width.
+        image_decoder (dict | nn.Module, optional): ``MaskedTokenDecoder`` from the image
+            tower's width to the head's input width. None: the student's masked patch tokens
+            take the teacher's path, :meth:`~SILCVisionTransformer.project_patches` (the
+            per-patch features of TIPS / SigLIP 2).
         masked_head (dict | nn.Module): ``DistillationHead`` of the masked branch (its EMA copy
             is the teacher's tokenizer).
         masked_distill_loss (dict | nn.Module, optional): Defaults to ``MaskedPatchDistillLoss``
@@ -65,7 +67,7 @@ class MaskedSelfDistill(SILC):
     """
 
     def __init__(self,
-                 image_decoder: ConfigType,
+                 image_decoder: Optional[ConfigType],
                  masked_head: ConfigType,
                  masked_distill_loss: Optional[ConfigType] = None,
                  image_mask_ratio: float = 0.75,
@@ -91,7 +93,7 @@ class MaskedSelfDistill(SILC):
         self.text_mask_ratio = text_mask_ratio
         self.mask_seed = mask_seed
 
-        self.image_decoder = _build(image_decoder)
+        self.image_decoder = _build(image_decoder) if image_decoder is not None else None
         self.masked_head = _build(masked_head)
         if masked_distill_loss is None:
             masked_distill_loss = dict(type='MaskedPatchDistillLoss',
@@ -181,7 +183,10 @@ class MaskedSelfDistill(SILC):
         grid = self._patch_grid(images)
         mask = self.sample_image_mask(images.shape[0], grid, generator).to(images.device)
         student_tokens = encoder.forward_tokens(images, mask, self.image_mask_token)
-        predicted = self.image_decoder(encoder.ln_post(student_tokens))[:, prefix:]
+        if self.image_decoder is None:
+            predicted = encoder.project_patches(student_tokens[:, prefix:])
+        else:
+            predicted = self.image_decoder(encoder.ln_post(student_tokens))[:, prefix:]
         student_output = self.masked_head(predicted[mask])
         loss = self.masked_distill_loss(student_output, teacher_output, mask)
         return dict(loss_mask_distill=self.masked_distill_weight * loss,

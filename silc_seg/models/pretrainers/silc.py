@@ -179,6 +179,11 @@ class SILC(BaseModel):
         return [(getattr(self, student), getattr(self, teacher))
                 for teacher, student in self.teacher_student_names()]
 
+    def teacher_active(self) -> bool:
+        """Whether the teacher is in use now (:meth:`train_step` skips its EMA update
+        otherwise); a model that turns self-distillation on during training overrides it."""
+        return True
+
     def teacher_parameters(self):
         for _, teacher in self.student_teacher_pairs():
             yield from teacher.parameters()
@@ -273,7 +278,8 @@ class SILC(BaseModel):
         finally:
             self._in_train_step = False
         applied = optim_wrapper.update_params(parsed_losses)
-        if not pairs or applied is False or not optim_wrapper.should_update():
+        if (not pairs or not self.teacher_active() or applied is False
+                or not optim_wrapper.should_update()):
             return log_vars
         batch_size = None
         if schedule.base_batch_size is not None:
