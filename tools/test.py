@@ -20,6 +20,7 @@ from silc_seg.utils import (ConfigOverrideError, apply_test_time_augmentation,
                             close_process_group, load_model_checkpoint, prepare_runner_cfg,
                             setup_cpu_distributed)
 from silc_seg.utils.log_utils import quiet_library_warnings, runner_console_summary
+from silc_seg.utils.threads import configure_threads
 
 
 def parse_args():
@@ -99,6 +100,7 @@ def main():
     except ConfigOverrideError as err:
         raise SystemExit(f'--cfg-options {err}')
     setup_cpu_distributed(cfg, args.launcher)
+    configure_threads(cfg, 'test_dataloader')  # main process + dataloader workers
     # Loaded below, after the key check, instead of by the runner.
     cfg.load_from = None
 

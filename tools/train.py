@@ -16,6 +16,7 @@ from silc_seg.registry import RUNNERS
 from silc_seg.utils import (AMP_WRAPPERS, ConfigOverrideError, close_process_group,
                             fp32_without_gpu, prepare_runner_cfg, setup_cpu_distributed)
 from silc_seg.utils.log_utils import quiet_library_warnings, runner_console_summary
+from silc_seg.utils.threads import configure_threads
 
 
 def parse_args():
@@ -68,6 +69,7 @@ def main():
     except ConfigOverrideError as err:
         raise SystemExit(f'--cfg-options {err}')
     setup_cpu_distributed(cfg, args.launcher)
+    configure_threads(cfg)  # main process + dataloader workers within the cores
 
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')

@@ -19,7 +19,11 @@ _base_ = [
 custom_imports = dict(imports=['silc_seg'], allow_failed_imports=False)
 default_scope = 'mmseg'
 
-model = dict(contrastive_loss=dict(type='ClipContrastiveLoss'))
+model = dict(
+    contrastive_loss=dict(type='ClipContrastiveLoss'),
+    # DINO's photometric augmentation of the crops, batched on the GPU (the dataloader workers
+    # only decode and crop); see _base_/datasets/wds_pretrain_224.py for the CPU variant.
+    data_preprocessor=dict(batch_augments={{_base_.device_augments}}))
 # Drop the update of a step whose loss is not finite (agreed across ranks) instead of failing.
 optim_wrapper = dict(skip_nonfinite_steps=True)
 custom_hooks = [

@@ -12,7 +12,9 @@ _base_ = ['./pretrain_silc-maskdistill_b16.py']
 model = dict(
     distill_head=None,
     distill_loss=None,
-    teacher=dict(_delete_=True, momentum=0.996))
+    teacher=dict(_delete_=True, momentum=0.996),
+    # One plain crop, no colour augmentation (below): none on the device either.
+    data_preprocessor=dict(batch_augments=None))
 
 # One view per image: the contrastive loss and both masked branches see the same 224-px crop,
 # and the teacher sees it unmasked. Random resized crop at scale (0.9, 1.0) and no colour

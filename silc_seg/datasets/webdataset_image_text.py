@@ -1,8 +1,11 @@
+import glob
 import itertools
 import json
 import math
 import multiprocessing
+import os.path as osp
 import random
+import re
 from collections import Counter
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -21,17 +24,98 @@ MAX_WORKERS = 256
 _SLOT = 6
 
 
+# Local files whose lines list shards (one pattern or URL a line), instead of being a shard.
+LIST_FILE_SUFFIXES = ('.txt', '.list', '.lst', '.shards')
+# Read by webdataset's own openers (local files, `pipe:` commands, curl for http); any other
+# `scheme://` URL is opened through fsspec with the backend of its scheme.
+_GOPEN_SCHEMES = ('', 'file', 'pipe', 'http', 'https')
+
+
+def url_scheme(url: str) -> str:
+    """``'pipe'`` for ``pipe:...``, ``'s3'`` for ``s3://...``, ``''`` for a local path."""
+    if url.startswith('pipe:'):
+        return 'pipe'
+    match = re.match(r'^([A-Za-z][A-Za-z0-9+.-]+)://', url)
+    return match.group(1).lower() if match else ''
+
+
+def check_fsspec_backend(scheme: str) -> None:
+    """Fail early, and say what to install, when no fsspec backend can open ``scheme://``."""
+    try:
+        import fsspec
+    except ImportError as err:
+        raise ImportError(f'{scheme}:// shards are read through fsspec: pip install fsspec '
+                          '(and its backend, e.g. s3fs for s3://, gcsfs for gs://)') from err
+    try:
+        fsspec.get_filesystem_class(scheme)
+    except ImportError as err:  # fsspec knows the protocol but its package is missing
+        raise ImportError(f'{scheme}:// shards need the fsspec backend of {scheme!r}: {err} '
+                          '(or stream them with a pipe: URL, e.g. '
+                          f'"pipe:aws s3 cp s3://bucket/00000.tar -")') from err
+    except ValueError as err:
+        raise ValueError(f'no fsspec backend for {scheme}:// shards ({err}); use a local path, '
+                         'a pipe: command or a URL fsspec knows') from err
+
+
+def _read_list_file(path: str) -> List[str]:
+    """Shard patterns of a list file: one a line, blank lines and lines starting with ``#``
+    ignored; relative paths are taken relative to the list file."""
+    patterns = []
+    with open(path, encoding='utf-8') as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith('#'):
+                continue
+            if not url_scheme(line) and not osp.isabs(line):
+                line = osp.join(osp.dirname(osp.abspath(path)), line)
+            patterns.append(line)
+    if not patterns:
+        raise ValueError(f'shard list file {path} lists no shard')
+    return patterns
+
+
 def expand_shards(shards: Union[str, Sequence[str]]) -> List[str]:
-    """Expand brace patterns (``'data/{000..099}.tar'``), ``::``-joined lists and lists."""
+    """Shard URLs from patterns: brace patterns (``'data/{00000..00099}.tar'``), ``::``-joined
+    lists, list files (``*.txt``, ``*.list``, ``*.lst``, ``*.shards``: one pattern a line), a
+    directory (its ``*.tar`` files, e.g. an img2dataset output folder), ``pipe:`` commands and
+    fsspec URLs (``s3://``, ``gs://``, ... when the backend is installed), or a list of those.
+
+    Raises:
+        ValueError: Nothing matches, or a URL scheme no backend handles.
+        ImportError: The fsspec backend of a URL scheme is not installed.
+    """
     import webdataset as wds
     if isinstance(shards, str):
         shards = [shards]
     urls = []
     for pattern in shards:
-        urls.extend(wds.shardlists.expand_urls(pattern))
+        pattern = str(pattern)
+        if not url_scheme(pattern) and osp.isdir(pattern):
+            found = sorted(glob.glob(osp.join(pattern, '*.tar')))
+            if not found:
+                raise ValueError(f'no *.tar shard in the directory {pattern}')
+            urls.extend(found)
+        elif not url_scheme(pattern) and pattern.endswith(LIST_FILE_SUFFIXES):
+            if not osp.isfile(pattern):
+                raise FileNotFoundError(f'shard list file {pattern} does not exist')
+            urls.extend(expand_shards(_read_list_file(pattern)))
+        else:
+            urls.extend(wds.shardlists.expand_urls(pattern))
     if not urls:
         raise ValueError(f'no shard matches {shards!r}')
+    for scheme in sorted({url_scheme(url) for url in urls} - set(_GOPEN_SCHEMES)):
+        check_fsspec_backend(scheme)
     return urls
+
+
+def open_shard(url: str):
+    """A binary stream of shard ``url``: webdataset's ``gopen`` for local paths, ``pipe:``
+    and http(s); fsspec for other schemes."""
+    if url_scheme(url) in _GOPEN_SCHEMES:
+        from webdataset.gopen import gopen
+        return gopen(url)
+    import fsspec
+    return fsspec.open(url, 'rb').open()
 
 
 def shards_for(urls: Sequence[str], epoch: int, seed: int, rank: int,
@@ -48,6 +132,19 @@ def shards_for(urls: Sequence[str], epoch: int, seed: int, rank: int,
         random.Random(seed * 100003 + epoch).shuffle(urls)
     num_parts = world_size * num_workers
     return urls[rank * num_workers + worker_id::num_parts]
+
+
+def resampled_shards_for(urls: Sequence[str], draw: int, seed: int, rank: int,
+                         worker_id: int) -> List[str]:
+    """Draw ``draw`` of one worker of one rank in resampled mode: ``len(urls)`` shards drawn
+    with replacement, from a generator seeded by ``(seed, rank, worker_id, draw)`` alone.
+
+    Each worker's stream of shards is endless (draw after draw, no epoch boundary), the same
+    every run, and independent of the other workers and ranks and of the world size (as
+    webdataset's ``ResampledShards``, but seeded per rank and worker and resumable).
+    """
+    rng = random.Random(hash((seed, rank, worker_id, draw, 'resampled')))
+    return [urls[rng.randrange(len(urls))] for _ in range(len(urls))]
 
 
 class _TarEndChecker:
@@ -89,9 +186,13 @@ class WebDatasetImageText(IterableDataset):
     a list of extra captions under ``extra_captions`` and regions under ``boxes``: a list of
     ``{"box": [x0, y0, x1, y1], "text": ...}``, normalised coordinates, as
     :class:`ImageTextManifestDataset`; malformed ones skip the sample as ``invalid_boxes``).
-    Shards are split between ranks and
-    dataloader workers (see :func:`shards_for`) and reshuffled every epoch; samples are shuffled
-    within blocks of ``shuffle_buffer``. All randomness derives from ``seed``, the epoch, the rank
+    img2dataset's WebDataset output reads as is: ``jpg`` + ``txt`` + ``json`` metadata, whose
+    ``key`` becomes the ``sample_idx`` and whose ``status`` other than ``'success'`` skips the
+    sample (counted as ``failed_download``).
+    Shards are split between ranks and dataloader workers (see :func:`shards_for`) and
+    reshuffled every epoch; with ``resampled=True`` every worker instead draws shards with
+    replacement, endlessly (see :func:`resampled_shards_for`). Samples are shuffled within
+    blocks of ``shuffle_buffer``. All randomness derives from ``seed``, the epoch, the rank
     and the worker, so a run repeats exactly for the same world size and ``num_workers``: each
     sample's caption choice and augmentations draw from global generators seeded by its stream
     position (:func:`~silc_seg.datasets.image_text_utils.seeded_global_rngs`), so they do not
@@ -112,8 +213,10 @@ class WebDatasetImageText(IterableDataset):
     ``shards`` pattern) raises a ``RuntimeError`` with the skip counts instead of spinning.
 
     Args:
-        shards (str | list[str]): Shard paths or URLs (anything ``webdataset.gopen`` opens),
-            with brace expansion, e.g. ``'data/webli/{00000..01023}.tar'``.
+        shards (str | list[str]): Shard paths or URLs with brace expansion, e.g.
+            ``'data/webli/{00000..01023}.tar'``; a list file (one pattern a line), a directory
+            of ``*.tar``, ``pipe:`` commands, or fsspec URLs (``s3://``, ``gs://``, ... with the
+            backend installed). See :func:`expand_shards`.
         pipeline (list[dict]): Transforms applied to each decoded sample (the first sees
             ``img``, ``caption``, ``img_path``, ``sample_idx``, ``ori_shape``, ``img_shape``).
         repeat (bool): Stream forever, moving to the next epoch after each pass (for
@@ -121,6 +224,10 @@ class WebDatasetImageText(IterableDataset):
             dataset counts the passes itself, so each is the next epoch (no hook or sampler
             needs to call :meth:`set_epoch`). Defaults to True.
         shuffle (bool): Shuffle shards per epoch and samples within blocks. Defaults to True.
+        resampled (bool): Draw each worker's shards with replacement from all shards, seeded by
+            ``(seed, rank, worker)``, forever (no epoch boundary; for multi-node runs, where
+            ranks would otherwise finish epochs at different times, and for fewer shards than
+            ranks x workers). Needs ``repeat=True``. Defaults to False.
         shuffle_buffer (int): Samples per shuffled block, per worker: each worker reads this
             many (undecoded) samples, shuffles them with a generator seeded by the block's start
             and decodes them in that order. Defaults to 1000.
@@ -130,6 +237,8 @@ class WebDatasetImageText(IterableDataset):
         json_caption_key (str): Caption field of ``json`` captions. Defaults to ``'caption'``.
         json_extra_captions_key (str): Extra captions field of ``json``.
             Defaults to ``'extra_captions'``.
+        status_key (str, optional): Metadata (``json``) field that marks failed downloads
+            (img2dataset's ``status``); None to ignore it. Defaults to ``'status'``.
         num_samples (int, optional): Samples per epoch over all ranks, for ``len()`` (used by
             epoch-based schedulers and ``EpochBasedTrainLoop`` with ``repeat=False``).
         color_type (str): ``mmcv.imfrombytes`` flag. Defaults to ``'color'``.
@@ -141,16 +250,23 @@ class WebDatasetImageText(IterableDataset):
                  pipeline: Sequence[dict] = (),
                  repeat: bool = True,
                  shuffle: bool = True,
+                 resampled: bool = False,
                  shuffle_buffer: int = 1000,
                  seed: int = 0,
                  image_keys: Sequence[str] = ('jpg', 'jpeg', 'png', 'webp'),
                  text_keys: Sequence[str] = ('txt', 'json'),
                  json_caption_key: str = 'caption',
                  json_extra_captions_key: str = 'extra_captions',
+                 status_key: Optional[str] = 'status',
                  num_samples: Optional[int] = None,
                  color_type: str = 'color',
                  imdecode_backend: str = 'cv2') -> None:
+        if resampled and not repeat:
+            raise ValueError('resampled=True streams forever (no epoch boundary): it needs '
+                             'repeat=True')
         self.urls = expand_shards(shards)
+        self.resampled = resampled
+        self.status_key = status_key
         self.pipeline = Compose(pipeline)
         self.repeat = repeat
         self.shuffle = shuffle
@@ -196,7 +312,6 @@ class WebDatasetImageText(IterableDataset):
 
     def _read_shard(self, url: str) -> Iterator[dict]:
         """Yield the raw samples of one shard; a read error ends the shard with BadSample."""
-        from webdataset.gopen import gopen
         from webdataset.tariterators import group_by_keys, tar_file_iterator
 
         def files(stream):
@@ -205,7 +320,7 @@ class WebDatasetImageText(IterableDataset):
                 yield item
 
         try:
-            with gopen(url) as raw_stream:
+            with open_shard(url) as raw_stream:
                 stream = _TarEndChecker(raw_stream)
                 yield from group_by_keys(files(stream))
                 stream.check_end()
@@ -228,16 +343,28 @@ class WebDatasetImageText(IterableDataset):
                             f'no {"/".join(self.text_keys)} file')
         meta = {}
         try:
-            text = raw[text_key].decode('utf-8')
+            if 'json' in raw:
+                try:
+                    meta = json.loads(raw['json'].decode('utf-8'))
+                    if not isinstance(meta, dict):
+                        raise TypeError(f'json is a {type(meta).__name__}, not an object')
+                except (UnicodeDecodeError, json.JSONDecodeError, TypeError):
+                    if text_key == 'json':
+                        raise
+                    meta = {}  # unreadable metadata beside a txt caption: keep the sample
             if text_key == 'json':
-                meta = json.loads(text)
                 captions = [meta.get(self.json_caption_key)]
                 extra = meta.get(self.json_extra_captions_key) or []
                 captions += extra if isinstance(extra, list) else [extra]
             else:
-                captions = [text]
-        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as err:
+                captions = [raw[text_key].decode('utf-8')]
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, TypeError) as err:
             raise BadSample('invalid_caption', source, repr(err)) from err
+        # img2dataset's metadata: a sample whose download did not succeed has no usable image.
+        status = meta.get(self.status_key, 'success') if self.status_key else 'success'
+        if status != 'success':
+            raise BadSample('failed_download', source,
+                            f'status {status!r}: {meta.get("error_message") or "-"}')
         captions = valid_captions(captions, source)
         boxes = valid_boxes(meta.get('boxes'), source) if 'boxes' in meta else None
         img = decode_image(raw[image_key], source, self.color_type,
@@ -245,7 +372,7 @@ class WebDatasetImageText(IterableDataset):
         sample = dict(
             img=img,
             img_path=source,
-            sample_idx=raw['__key__'],
+            sample_idx=str(meta.get('key') or raw['__key__']),
             caption=pick_caption(captions),
             ori_shape=img.shape[:2],
             img_shape=img.shape[:2])
@@ -303,11 +430,11 @@ class WebDatasetImageText(IterableDataset):
         rank, world_size = get_dist_info()
         worker = get_worker_info()
         worker_id, num_workers = (0, 1) if worker is None else (worker.id, worker.num_workers)
-        if len(self.urls) < world_size * num_workers:
+        if not self.resampled and len(self.urls) < world_size * num_workers:
             raise ValueError(
                 f'{len(self.urls)} shards cannot feed {world_size} ranks x {num_workers} '
-                'dataloader workers (each needs at least one shard); use more shards or '
-                'fewer workers')
+                'dataloader workers (each needs at least one shard); use more shards, '
+                'fewer workers or resampled=True')
         if worker_id >= MAX_WORKERS:
             raise ValueError(f'at most {MAX_WORKERS} dataloader workers per rank')
         # The dataset counts its own passes (one __iter__ per pass and worker) in memory shared
@@ -322,9 +449,13 @@ class WebDatasetImageText(IterableDataset):
                 # This process continues the stream of worker resume[1] (see resume_at).
                 worker_id, epoch, start = resume[1], resume[2], tuple(resume[3:])
                 self._resume[slot] = 0
+        empty_urls = set()  # resampled: shards of the passes without a usable sample since
         while True:
-            urls = shards_for(self.urls, epoch, self.seed, rank, world_size,
-                              worker_id, num_workers, self.shuffle)
+            if self.resampled:
+                urls = resampled_shards_for(self.urls, epoch, self.seed, rank, worker_id)
+            else:
+                urls = shards_for(self.urls, epoch, self.seed, rank, world_size,
+                                  worker_id, num_workers, self.shuffle)
             self._pass_skips, self._pass_examples = Counter(), {}
             num_good = 0
             for raw, position in self._epoch_samples(urls, epoch, rank, worker_id, start):
@@ -347,7 +478,13 @@ class WebDatasetImageText(IterableDataset):
                 self.skipped = 0
                 num_good += 1
                 yield data
-            if num_good == 0 and start == (0, 0, 0):
+            if self.resampled:
+                # A draw can hit only bad shards by chance: fail once every shard has been
+                # drawn without a usable sample.
+                empty_urls = empty_urls | set(urls) if num_good == 0 else set()
+                if len(empty_urls) == len(set(self.urls)):
+                    self._raise_empty_pass(urls, epoch, rank, worker_id)
+            elif num_good == 0 and start == (0, 0, 0):
                 self._raise_empty_pass(urls, epoch, rank, worker_id)
             if not self.repeat:
                 return
@@ -405,4 +542,5 @@ class WebDatasetImageText(IterableDataset):
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(num_shards={len(self.urls)}, '
-                f'repeat={self.repeat}, shuffle={self.shuffle}, seed={self.seed})')
+                f'repeat={self.repeat}, shuffle={self.shuffle}, resampled={self.resampled}, '
+                f'seed={self.seed})')

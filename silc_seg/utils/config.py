@@ -72,7 +72,9 @@ _UNTYPED_DICT_KEYS = {
     # Runner.set_randomness
     'randomness': ('seed', 'diff_rank_seed', 'deterministic'),
     # Runner.setup_env
-    'env_cfg': ('cudnn_benchmark', 'mp_cfg', 'dist_cfg', 'resource_limit'),
+    'env_cfg': ('cudnn_benchmark', 'mp_cfg', 'dist_cfg', 'resource_limit',
+                # silc_seg.utils.threads.configure_threads (our tools)
+                'num_threads'),
 }
 
 

@@ -11,10 +11,18 @@ which is what one dataloader worker gets. Each round goes through the files in c
 that load changes on a shared machine hit all sides alike; images/s of a side is its total over a
 round, and the ratios are medians over the rounds.
 
-- ``ours``: :class:`ImageTextManifestDataset` with the config's ``train_pipeline``: read and decode
-  the file, 2 global + ``num_local_crops`` local crops with the DINO photometric augmentations,
-  caption tokenisation and packing into ``uint8`` tensors. Normalisation happens later, batched on
-  the device, in ``SILCDataPreprocessor``.
+- ``ours``: :class:`ImageTextManifestDataset` with the config's ``cpu_train_pipeline`` (its
+  ``train_pipeline`` if it has none): read and decode the file, 2 global + ``num_local_crops``
+  local crops with the DINO photometric augmentations, caption tokenisation and packing into
+  ``uint8`` tensors. Normalisation happens later, batched on the device, in
+  ``SILCDataPreprocessor``.
+- ``ours-crop`` (configs with ``cpu_train_pipeline`` and ``device_augments``): the config's
+  ``train_pipeline``, i.e. the worker's part when the photometric augmentation runs on the device
+  (decode, crop, tokenise, pack). The script also times what the main process then adds: the
+  data preprocessor with ``batch_augments=device_augments`` on collated batches of
+  ``--batch-size`` samples (``training=True``) minus the same without augmentation
+  (``training=False``: layout and normalisation only), on ``--device`` with the main process's
+  threads (``--main-threads``), interleaved with the same normalisation-only call.
 - ``dino``: ``DataAugmentationDINO`` of facebookresearch/dino ``main_dino.py`` (main branch;
   ``GaussianBlur`` and ``Solarization`` from its ``utils.py``), written out below from its
   description with torchvision: PIL decode (``ImageFolder``'s loader),
@@ -66,6 +74,12 @@ def parse_args():
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--profile', action='store_true',
                         help='print the top functions of one cProfile pass of ours')
+    parser.add_argument('--batch-size', type=int, default=32,
+                        help='samples per batch of the main-process augmentation timing')
+    parser.add_argument('--device', default='cpu',
+                        help='where the main process augments (cpu, cuda)')
+    parser.add_argument('--main-threads', type=int, default=1,
+                        help='torch threads of the main process for its timing')
     return parser.parse_args()
 
 
@@ -188,6 +202,33 @@ def interleaved_round(sides, num, chunk, first):
     return {name: num / elapsed[name] for name in names}
 
 
+def main_process_cost(cfg, fetch, args, worker_rate):
+    """Seconds per image the main process adds when it augments on ``args.device``: the data
+    preprocessor with ``device_augments`` minus the same without (layout + normalisation),
+    on collated batches of the crop-only pipeline, the two calls alternating."""
+    from mmengine.dataset import default_collate
+
+    from silc_seg.models.data_preprocessors import SILCDataPreprocessor
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.main_threads)
+    preprocessor = SILCDataPreprocessor(
+        batch_augments=cfg.device_augments).to(args.device)
+    batch = default_collate([fetch(i % args.num_images) for i in range(args.batch_size)])
+    timings = {True: [], False: []}
+    for repeat in range(2 + 2 * args.rounds):
+        for training in (True, False) if repeat % 2 else (False, True):
+            seconds = time_call(lambda: preprocessor(batch, training=training), args.device)
+            if repeat >= 2:  # the first two are warm-up
+                timings[training].append(seconds)
+    with_aug, without = (statistics.median(timings[key]) / args.batch_size
+                         for key in (True, False))
+    print(f'main process on {args.device} ({args.main_threads} thread(s)), batches of '
+          f'{args.batch_size}: augmentation {(with_aug - without) * 1e3:.2f} ms per image '
+          f'(preprocessor with it {with_aug * 1e3:.2f} ms, without {without * 1e3:.2f} ms); '
+          f'a crop-only worker takes {1e3 / worker_rate:.2f} ms per image')
+    torch.set_num_threads(threads)
+
+
 def main():
     args = parse_args()
     quiet_library_warnings()
@@ -212,8 +253,12 @@ def main():
     paths = [data_dir / json.loads(line)['image'] for line in manifest.read_text().splitlines()]
     mean_kb = np.mean([os.path.getsize(p) for p in paths]) / 1024
 
-    dataset = DATASETS.build(dict(type='ImageTextManifestDataset', data_root=str(data_dir),
-                                  ann_file='manifest.jsonl', pipeline=cfg.train_pipeline))
+    def build_dataset(pipeline):
+        return DATASETS.build(dict(type='ImageTextManifestDataset', data_root=str(data_dir),
+                                   ann_file='manifest.jsonl', pipeline=pipeline))
+
+    device_split = 'cpu_train_pipeline' in cfg and 'device_augments' in cfg
+    dataset = build_dataset(cfg.cpu_train_pipeline if device_split else cfg.train_pipeline)
     geometry = dict(global_size=cfg.global_crop_size, local_size=cfg.local_crop_size,
                     global_scale=tuple(cfg.global_crop_scale),
                     local_scale=tuple(cfg.local_crop_scale), num_local=cfg.num_local_crops,
@@ -224,6 +269,8 @@ def main():
         'dino-uint8': lambda i, r=DinoRecipe(**geometry, normalize=False): dino_sample(
             r, paths[i]),
     }
+    if device_split:
+        sides['ours-crop'] = build_dataset(cfg.train_pipeline).__getitem__
     # Same crops on both sides.
     ours = sides['ours'](0)['inputs']
     dino = sides['dino'](0)
@@ -251,9 +298,15 @@ def main():
     for name, values in rates.items():
         print(f'{name:>10}: {medians[name]:6.1f} images/s per worker  '
               f'(rounds: {", ".join(f"{v:.1f}" for v in values)})')
-    for peer in ('dino', 'dino-uint8'):
-        ratios = [a / b for a, b in zip(rates['ours'], rates[peer])]
-        print(f'ours / {peer}: {statistics.median(ratios):.2f}x (median of per-round ratios)')
+    pairs = [('ours', 'dino'), ('ours', 'dino-uint8')]
+    if device_split:
+        pairs += [('ours-crop', 'dino'), ('ours-crop', 'dino-uint8'), ('ours-crop', 'ours')]
+    for side, peer in pairs:
+        ratios = [a / b for a, b in zip(rates[side], rates[peer])]
+        print(f'{side} / {peer}: {statistics.median(ratios):.2f}x '
+              f'(median of per-round ratios; rounds {min(ratios):.2f} to {max(ratios):.2f})')
+    if device_split:
+        main_process_cost(cfg, sides['ours-crop'], args, statistics.median(rates['ours-crop']))
 
     if args.profile:
         profiler = cProfile.Profile()

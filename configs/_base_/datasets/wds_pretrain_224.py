@@ -18,8 +18,16 @@ caption_context_length = 77
 # Must match the text tower of the model (same vocabulary and context length).
 caption_tokenizer = dict(type='CLIPTokenizer', context_length=caption_context_length)
 
+# DINO's photometric recipe, in two equivalent forms (same distributions: tested in
+# tests/test_models/test_batch_photometric_augment.py):
+# - on the device (the default): the dataloader workers only decode, crop and tokenise
+#   (train_pipeline) and SILCDataPreprocessor augments the batch with per-sample parameters
+#   (device_augments, set as model.data_preprocessor.batch_augments by the recipes);
+# - in the workers: cpu_train_pipeline, with model.data_preprocessor.batch_augments=None, e.g.
+#       model = dict(data_preprocessor=dict(batch_augments=None))
+#       train_dataloader = dict(dataset=dict(pipeline={{_base_.cpu_train_pipeline}}))
+_flip = dict(type='RandomFlip', prob=0.5)
 _color = [
-    dict(type='RandomFlip', prob=0.5),
     dict(
         type='RandomApply',
         transforms=[
@@ -58,12 +66,34 @@ def _blur(prob):
 
 
 # DINO: first global view always blurred; second rarely blurred and sometimes solarized.
-global_view_1 = [_crop(global_crop_size, global_crop_scale), *_color, _blur(1.0)]
-global_view_2 = [
-    _crop(global_crop_size, global_crop_scale), *_color, _blur(0.1),
+cpu_global_view_1 = [_crop(global_crop_size, global_crop_scale), _flip, *_color, _blur(1.0)]
+cpu_global_view_2 = [
+    _crop(global_crop_size, global_crop_scale), _flip, *_color, _blur(0.1),
     dict(type='mmpretrain.Solarize', thr=128, prob=0.2)
 ]
-local_view = [_crop(local_crop_size, local_crop_scale), *_color, _blur(0.5)]
+cpu_local_view = [_crop(local_crop_size, local_crop_scale), _flip, *_color, _blur(0.5)]
+# The same on the device (BatchPhotometricAugment's defaults are the flip, jitter and grayscale
+# above; mmpretrain's BGR grayscale weights become RGB ones).
+_device_color = dict(
+    type='BatchPhotometricAugment',
+    flip_prob=0.5,
+    jitter_prob=0.8,
+    brightness=0.4,
+    contrast=0.4,
+    saturation=0.2,
+    hue=0.1,
+    grayscale_prob=0.2,
+    grayscale_weights=(0.2989, 0.587, 0.114),
+    blur_sigma=(0.1, 2.0))
+device_augments = dict(
+    global_crops=[
+        dict(_device_color, blur_prob=1.0),
+        dict(_device_color, blur_prob=0.1, solarize_prob=0.2, solarize_threshold=128)
+    ],
+    local_crops=dict(_device_color, blur_prob=0.5))
+global_view_1 = [_crop(global_crop_size, global_crop_scale)]
+global_view_2 = [_crop(global_crop_size, global_crop_scale)]
+local_view = [_crop(local_crop_size, local_crop_scale)]
 # Images for the image-text loss ("contrastive views"). The paper computes the contrastive loss
 # on each global view, but DINO's global views go through colour jitter (hue 0.1, saturation),
 # grayscale (p 0.2), blur and solarisation, which contradict captions that name colours ("a red
@@ -76,17 +106,26 @@ local_view = [_crop(local_crop_size, local_crop_scale), *_color, _blur(0.5)]
 num_contrastive_crops = 2
 contrastive_view = [_crop(global_crop_size, global_crop_scale)]
 
-train_pipeline = [
-    dict(
-        type='mmpretrain.MultiView',
-        num_views=[1, 1, num_local_crops, num_contrastive_crops],
-        transforms=[global_view_1, global_view_2, local_view, contrastive_view]),
-    dict(type='TokenizeCaption', tokenizer=caption_tokenizer),
-    dict(
-        type='PackSILCInputs',
-        num_global_crops=num_global_crops,
-        num_contrastive_crops=num_contrastive_crops),
-]
+
+def _multicrop(views):
+    return [
+        dict(
+            type='mmpretrain.MultiView',
+            num_views=[1, 1, num_local_crops, num_contrastive_crops],
+            transforms=views),
+        dict(type='TokenizeCaption', tokenizer=caption_tokenizer),
+        dict(
+            type='PackSILCInputs',
+            num_global_crops=num_global_crops,
+            num_contrastive_crops=num_contrastive_crops),
+    ]
+
+
+# Workers decode and crop; device_augments does the rest.
+train_pipeline = _multicrop([global_view_1, global_view_2, local_view, contrastive_view])
+# Workers do it all (with model.data_preprocessor.batch_augments=None).
+cpu_train_pipeline = _multicrop(
+    [cpu_global_view_1, cpu_global_view_2, cpu_local_view, contrastive_view])
 val_pipeline = [
     dict(
         type='mmpretrain.ResizeEdge',

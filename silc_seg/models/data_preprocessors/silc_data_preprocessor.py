@@ -1,6 +1,7 @@
 from typing import Mapping, Optional, Sequence, Union
 
 import torch
+import torch.nn as nn
 from mmengine.model import BaseDataPreprocessor
 
 from silc_seg.registry import MODELS
@@ -56,6 +57,9 @@ class SILCDataPreprocessor(BaseDataPreprocessor):
     ``region_boxes=(B, R, 4)``, ``region_valid=(B, R)``) pass through. Validation batches become
     ``inputs = dict(image=(B, 3, H, W), text=(B, L))``. Images are converted from ``uint8`` to
     float, optionally from BGR to RGB, and normalized with ``mean`` / ``std`` (0-255 scale).
+    With ``batch_augments``, training crops are augmented in between, on the device (RGB,
+    0-255), e.g. by :class:`BatchPhotometricAugment` (DINO's photometric recipe), so that the
+    dataloader workers only decode and crop.
 
     Args:
         mean (Sequence[float]): Per-channel mean, in the output channel order.
@@ -65,6 +69,12 @@ class SILCDataPreprocessor(BaseDataPreprocessor):
         bgr_to_rgb (bool): Flip the channel order first (images loaded by mmcv are BGR).
             Defaults to True.
         non_blocking (bool): Non-blocking host-to-device copies. Defaults to False.
+        batch_augments (dict, optional): Augmentations of the training crops by input name
+            (``global_crops``, ``local_crops``, ``contrastive_crops``): a module config applied
+            to every view of that input, or a list of configs, one per view (e.g. DINO's two
+            global views differ in blur and solarization). Each gets ``(B, 3, H, W)`` float RGB
+            images on the 0-255 scale and returns them augmented. Not applied when
+            ``training`` is False (validation). Defaults to None.
     """
 
     image_keys = ('global_crops', 'local_crops', 'contrastive_crops', 'image')
@@ -75,7 +85,8 @@ class SILCDataPreprocessor(BaseDataPreprocessor):
                  mean: Sequence[float] = CLIP_MEAN,
                  std: Sequence[float] = CLIP_STD,
                  bgr_to_rgb: bool = True,
-                 non_blocking: Optional[bool] = False) -> None:
+                 non_blocking: Optional[bool] = False,
+                 batch_augments: Optional[dict] = None) -> None:
         super().__init__(non_blocking)
         if len(mean) != 3 or len(std) != 3:
             raise ValueError(
@@ -83,6 +94,17 @@ class SILCDataPreprocessor(BaseDataPreprocessor):
         self.bgr_to_rgb = bgr_to_rgb
         self.register_buffer('mean', torch.tensor(mean).view(1, 3, 1, 1), False)
         self.register_buffer('std', torch.tensor(std).view(1, 3, 1, 1), False)
+        self.batch_augments = nn.ModuleDict()
+        self._per_view = {}  # key -> a list of configs, one per view (else one for all)
+        for key, cfg in (batch_augments or {}).items():
+            if key not in self.view_keys:
+                raise KeyError(f'batch_augments: {key!r} is not one of {self.view_keys}')
+            if cfg is None:
+                continue
+            configs = cfg if isinstance(cfg, (list, tuple)) else [cfg]
+            self.batch_augments[key] = nn.ModuleList(
+                [c if isinstance(c, nn.Module) else MODELS.build(c) for c in configs])
+            self._per_view[key] = isinstance(cfg, (list, tuple))
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """``(N, 3, H, W)`` ``uint8`` (or float 0-255) -> normalized float."""
@@ -93,12 +115,27 @@ class SILCDataPreprocessor(BaseDataPreprocessor):
             images = images.flip(1)
         return (images.float() - self.mean) / self.std
 
+    def augment(self, key: str, images: torch.Tensor, num_views: int) -> torch.Tensor:
+        """``batch_augments[key]`` of view-major ``(V * B, 3, H, W)`` images -> normalized."""
+        if images.dim() != 4 or images.size(1) != 3:
+            raise ValueError(
+                f'expected (N, 3, H, W) images, got shape {tuple(images.shape)}')
+        augments = self.batch_augments[key]
+        if self._per_view[key] and len(augments) != num_views:
+            raise ValueError(f'batch_augments[{key!r}] has {len(augments)} entries (one per '
+                             f'view) but the batch has {num_views} {key} views')
+        images = (images.flip(1) if self.bgr_to_rgb else images).float()
+        views = images.chunk(num_views) if self._per_view[key] else [images]
+        images = torch.cat([augment(view) for augment, view in zip(augments, views)]
+                           if self._per_view[key] else [augments[0](images)])
+        return (images - self.mean) / self.std
+
     def forward(self, data: dict, training: bool = False) -> dict:
-        """Lay out, move to the device and normalize a collated batch.
+        """Lay out, move to the device, augment (training only) and normalize a batch.
 
         Args:
             data (dict): ``inputs`` (dict of collated inputs) and ``data_samples``.
-            training (bool): Unused; the layout follows the keys present.
+            training (bool): Apply ``batch_augments``; the layout follows the keys present.
 
         Returns:
             dict: ``inputs`` and ``data_samples``.
@@ -124,6 +161,10 @@ class SILCDataPreprocessor(BaseDataPreprocessor):
                 batch[key] = stack_images(inputs[key], key)
         batch = self.cast_data(batch)
         for key in self.image_keys:
-            if key in batch:
+            if key not in batch:
+                continue
+            if training and key in self.batch_augments:
+                batch[key] = self.augment(key, batch[key], len(inputs[key]))
+            else:
                 batch[key] = self.normalize(batch[key])
         return dict(inputs=batch, data_samples=self.cast_data(data.get('data_samples')))
