@@ -73,6 +73,8 @@ test_cfg = dict(type='TestLoop')
 custom_hooks = [dict(type='ModelDatasetMetaHook')]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=False),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters),
-    visualization=dict(type='SegVisualizationHook', interval=1))
+    # Crash-safe saves, and one save + exit 75 on SIGTERM / SIGUSR1 (docs/reliability.md).
+    checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=max_iters),
+    visualization=dict(type='SegVisualizationHook', interval=1),
+    preemption=dict(type='PreemptionHook'))
 log_processor = dict(by_epoch=False)

@@ -13,6 +13,7 @@ import pytest
 from mmengine.config import Config
 
 from silc_seg.engine.checkpointing import PREEMPTED_EXIT_CODE, checkpoint_damage
+from silc_seg.utils.checkpoint import torch_load_weights_only
 from silc_seg.utils.demo_data import make_demo_data
 from tests.launch import torchrun
 from tests.test_engine.fault_helpers import (ENV, REPO, assert_same_weights, run, train_cmd,
@@ -84,13 +85,11 @@ def test_sigusr1_to_the_process_group_saves_and_exits_with_the_preempted_code(st
     assert_same_weights(work / 'iter_8.pth', straight / 'iter_8.pth')
 
 
-@pytest.fixture(scope='module')
-def demo_config(tmp_path_factory):
-    """demo_silc_tiny.py on 48 small demo images, 8 iterations of batch 2 per rank, a checkpoint
-    only at the end, and a slowed step so that the signal lands mid-training."""
-    root = tmp_path_factory.mktemp('demo_preempt')
+def write_demo_config(root, name):
+    """configs/silc/``name`` on 48 small demo images under ``root``, 8 iterations of batch 2 per
+    rank, a checkpoint only at the end, and a slowed step so that a signal lands mid-training."""
     make_demo_data(str(root), num_train=48, num_val=8, image_size=96, seed=0)
-    cfg = Config.fromfile(str(REPO / 'configs' / 'silc' / 'demo_silc_tiny.py'))
+    cfg = Config.fromfile(str(REPO / 'configs' / 'silc' / name))
     cfg.custom_imports.imports = list(cfg.custom_imports.imports) + [
         'tests.test_engine.fault_helpers']
     cfg.train_dataloader.dataset.data_root = str(root)
@@ -104,9 +103,45 @@ def demo_config(tmp_path_factory):
     cfg.default_hooks.logger.interval = 1
     cfg.randomness = dict(seed=0, deterministic=True)
     cfg.custom_hooks.append(dict(type='StepDelayHook', seconds=0.3))
-    path = root / 'demo_silc_preempt.py'
+    path = Path(root) / name.replace('.py', '_preempt.py')
     cfg.dump(str(path))
     return path
+
+
+@pytest.fixture(scope='module')
+def demo_config(tmp_path_factory):
+    """demo_silc_tiny.py made short (write_demo_config)."""
+    return write_demo_config(tmp_path_factory.mktemp('demo_preempt'), 'demo_silc_tiny.py')
+
+
+@pytest.mark.slow
+def test_sigusr1_to_a_masked_distillation_run_resumes_bit_identically(tmp_path):
+    """demo_silc-maskdistill_tiny.py (SILC + masked self-distillation + MLM), one process:
+    SIGUSR1 after iteration 2 is logged -> exit 75 with one iter_k.pth; --resume ends with the
+    straight run's state dict bit for bit, the EMA teacher (image tower and masked head) and the
+    masked loss's running centre included."""
+    config = write_demo_config(tmp_path / 'data', 'demo_silc-maskdistill_tiny.py')
+    straight = run(train_cmd(config, tmp_path / 'straight'), timeout=600)
+    assert straight.returncode == 0, straight.stdout[-3000:] + straight.stderr[-3000:]
+
+    work = tmp_path / 'work'
+    child = start(train_cmd(config, work), start_new_session=True)
+    reader = Reader(child)
+    reader.wait_for_iter(child, 2)
+    os.killpg(child.pid, signal.SIGUSR1)
+    assert child.wait(timeout=300) == PREEMPTED_EXIT_CODE, reader.text()[-3000:]
+    log = reader.text()
+    assert 'Preemption: SIGUSR1 received' in log and 'exiting with code 75' in log
+    path, step = preempted_checkpoint(work)
+    assert 2 <= step < 8 and sorted(work.glob('iter_*.pth')) == [path]
+
+    resumed = run(train_cmd(config, work, '--resume'), timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert f'resumed epoch: 0, iter: {step}' in resumed.stdout + resumed.stderr
+    keys = torch_load_weights_only(str(work / 'iter_8.pth'))['state_dict'].keys()
+    assert 'masked_distill_loss.center' in keys and 'mask_step' in keys, sorted(keys)
+    assert any(k.startswith('teacher_masked_head.') for k in keys), sorted(keys)
+    assert_same_weights(work / 'iter_8.pth', tmp_path / 'straight' / 'iter_8.pth')
 
 
 def rank_pid(launcher_pid, rank, timeout=120):
