@@ -197,3 +197,19 @@ def test_layout_is_read_from_the_built_towers():
         assert tower_layout(image) == dict(act=act, ln_pre=False, pool_type='gap', width=16,
                                            norm_eps=1e-5)
         assert tower_layout(text)['act'] == act
+
+
+def test_converter_says_which_activation_and_why():
+    """On main an OpenAI state dict (not a TorchScript archive) converted with --model ViT-B-16
+    became GELU towers without a word."""
+    from silc_seg.converters import choose_openclip_model
+    model, notice = choose_openclip_model('ViT-B-16', {}, is_openai_jit=False)
+    assert model == 'ViT-B-16'
+    assert notice.startswith("activation gelu: the activation of open_clip's ViT-B-16")
+    assert "OpenAI's released CLIP weights need QuickGELU: --model ViT-B-16-quickgelu" in notice
+    openai = {'input_resolution': torch.tensor(224), 'visual.proj': torch.zeros(1)}
+    model, notice = choose_openclip_model('ViT-B-16', openai, is_openai_jit=False)
+    assert model == 'ViT-B-16-quickgelu'
+    assert 'an OpenAI state dict (it holds input_resolution)' in notice and 'QuickGELU' in notice
+    model, notice = choose_openclip_model('ViT-B-16-quickgelu', {}, is_openai_jit=False)
+    assert model == 'ViT-B-16-quickgelu' and notice.startswith('activation quick_gelu')
