@@ -26,6 +26,7 @@ import cv2
 import mmcv
 import numpy as np
 from mmengine.config import Config, DictAction
+from mmengine.structures import PixelData
 from mmengine.utils import ProgressBar
 from mmseg.apis import inference_model
 from mmseg.visualization import SegLocalVisualizer
@@ -163,8 +164,12 @@ def segment(model, image, names, opacity):
     palette = class_palette(len(names))
     visualizer = SegLocalVisualizer(alpha=opacity)
     visualizer.dataset_meta = dict(classes=names, palette=palette)
+    # The label map as numpy: mmseg indexes a numpy mask with a torch bool mask, which for a
+    # 1x1 image becomes the integer index 1 (IndexError).
+    drawn = result.clone()
+    drawn.pred_sem_seg = PixelData(data=result.pred_sem_seg.data.cpu().numpy())
     visualizer.add_datasample(
-        'demo', mmcv.bgr2rgb(image), data_sample=result, draw_gt=False, show=False,
+        'demo', mmcv.bgr2rgb(image), data_sample=drawn, draw_gt=False, show=False,
         with_labels=False)
     labels = np.unique(result.pred_sem_seg.data.cpu().numpy()).tolist()
     areas = [float((result.pred_sem_seg.data == label).float().mean()) for label in labels]

@@ -226,7 +226,7 @@ def follow_run_length(cfg: Config, old_max_iters: Optional[int],
     Schedules and intervals are written as numbers in a config (``end=max_iters``), so
     ``--cfg-options train_cfg.max_iters=N`` alone would leave a cosine schedule ending at the old
     length and never save a checkpoint. Iteration-based values that equal the old ``max_iters``
-    become ``N``: ``param_scheduler`` ``begin`` / ``end``, a ``T_max`` that spanned its
+    become ``N``: ``param_scheduler`` ``end``, a ``T_max`` that spanned its
     scheduler's ``begin`` to ``end``, ``train_cfg.val_interval`` and the checkpoint hook's
     ``interval``. Keys the same ``--cfg-options`` set are left as given; a scheduler that
     would begin at or after ``N`` (a warm-up as long as the run) is named in a warning.
@@ -265,16 +265,14 @@ def follow_run_length(cfg: Config, old_max_iters: Optional[int],
             continue
         path = 'param_scheduler' if single else f'param_scheduler.{index}'
         begin, end = scheduler.get('begin', 0), scheduler.get('end', None)
+        if begin >= new:  # never reached (a smoke test shorter than the warm-up): left as is
+            late.append(f'{path} ({scheduler.get("type")}, begin={begin})')
+            continue
         spanned = end is not None and scheduler.get('T_max') == end - begin
-        if begin == old_max_iters:
-            follow(scheduler, 'begin', f'{path}.begin', new)
         if end == old_max_iters:
             follow(scheduler, 'end', f'{path}.end', new)
         if spanned:
-            follow(scheduler, 'T_max', f'{path}.T_max',
-                   scheduler['end'] - scheduler.get('begin', 0))
-        if scheduler.get('begin', 0) >= new:
-            late.append(f'{path} ({scheduler.get("type")}, begin={scheduler.get("begin", 0)})')
+            follow(scheduler, 'T_max', f'{path}.T_max', scheduler['end'] - begin)
     for line in changed:
         print_log(f'train_cfg.max_iters {old_max_iters} -> {new}: {line}', logger='current')
     if late:  # a smoke test shorter than the warm-up is fine; a real run wants to know

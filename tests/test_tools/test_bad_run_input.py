@@ -77,6 +77,12 @@ def test_max_iters_override_moves_the_schedule_and_intervals():
     prepare_runner_cfg(cfg, DEMO_PRETRAIN, cfg_options={
         'train_cfg.max_iters': 80, 'default_hooks.checkpoint.interval': 40})
     assert cfg.default_hooks.checkpoint.interval == 40 and cfg.param_scheduler[1].end == 80
+    # Shorter than the warm-up (a smoke test): the cosine phase is never reached, left as is.
+    cfg = Config.fromfile(DEMO_PRETRAIN)
+    prepare_runner_cfg(cfg, DEMO_PRETRAIN, cfg_options={'train_cfg.max_iters': 2})
+    assert (cfg.param_scheduler[1].begin, cfg.param_scheduler[1].end) == (warmup, 200)
+    assert cfg.default_hooks.checkpoint.interval == 2
+    _lr_at(cfg, 2)  # MMEngine builds the schedulers (end > begin)
     cfg = Config.fromfile(DEMO_PRETRAIN)
     prepare_runner_cfg(cfg, DEMO_PRETRAIN, cfg_options={'train_cfg.val_interval': 5})
     assert cfg.param_scheduler[1].end == 200 and cfg.default_hooks.checkpoint.interval == 200
