@@ -111,7 +111,8 @@ def _train(demo_root, work_dir, *options):
         f'val_dataloader.dataset.data_root={demo_root}', 'train_dataloader.batch_size=4',
         'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
         'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
-        'val_dataloader.batch_size=8', 'train_cfg.max_iters=2', *options)
+        'val_dataloader.batch_size=8', 'train_cfg.max_iters=2', 'default_hooks.logger.interval=1',
+        *options)
 
 
 @pytest.mark.slow
@@ -131,7 +132,7 @@ def test_manifest_without_labels_validates_retrieval_only(demo_root, tmp_path):
         assert 'AveragePrecision left out because' in output and reason in output
         # Said before iteration 1; validation ran and gave recall.
         assert output.index('left out because') < output.index('Iter(train) [1/2]')
-        assert 'Iter(val)' in output and 'i2t_recall@1' in output, output[-3000:]
+        assert 'Iter(val)' in output and 'retrieval/i2t_R@1' in output, output[-3000:]
         assert "KeyError" not in output
 
 
