@@ -27,12 +27,14 @@ class SegOverlayHook(SegVisualizationHook):
         super().__init__(**kwargs)
         self.out_dir = out_dir
 
-    def after_test_iter(self, runner, batch_idx: int, data_batch: dict,
-                        outputs: Sequence) -> None:
-        if not self.draw or self.out_dir is None:
-            return super().after_test_iter(runner, batch_idx, data_batch, outputs)
+    def _after_iter(self, runner, batch_idx: int, data_batch: dict, outputs: Sequence,
+                    mode: str = 'val') -> None:
+        # mmseg 1.2's hook draws val and test iterations here (after_test_iter: mode='test').
+        if mode != 'test' or not self.draw or self.out_dir is None:
+            return super()._after_iter(runner, batch_idx, data_batch, outputs, mode)
+        if not self.every_n_inner_iters(batch_idx, self.interval):
+            return
         for data_sample in outputs:
-            self._test_index += 1
             img_path = data_sample.img_path
             image = mmcv.imfrombytes(fileio.get(img_path, backend_args=self.backend_args),
                                      channel_order='rgb')
@@ -40,4 +42,4 @@ class SegOverlayHook(SegVisualizationHook):
             self._visualizer.add_datasample(
                 name, image, data_sample=data_sample, show=self.show,
                 wait_time=self.wait_time, out_file=osp.join(self.out_dir, f'{name}.png'),
-                step=self._test_index)
+                step=runner.iter)
