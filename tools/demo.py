@@ -26,12 +26,14 @@ import cv2
 import mmcv
 import numpy as np
 from mmengine.config import Config, DictAction
+from mmengine.structures import PixelData
 from mmengine.utils import ProgressBar
 from mmseg.apis import inference_model
 from mmseg.visualization import SegLocalVisualizer
 
 import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
 from silc_seg.apis import Segmentation, class_palette, init_model, zero_shot_config
+from silc_seg.apis.legend_text import draw_text, text_width
 from silc_seg.apis.open_vocab_segmenter import METHOD_CONFIGS, recorded_towers
 from silc_seg.hub import PretrainedUnavailableError, is_pretrained_name, resolve_pretrained
 from silc_seg.models.utils import build_vocabulary, parse_class_list
@@ -39,7 +41,7 @@ from silc_seg.utils import ConfigOverrideError, merge_cfg_options
 from silc_seg.utils.log_utils import quiet_library_warnings
 
 LEGEND_ROW = 22
-LEGEND_FONT = dict(fontFace=cv2.FONT_HERSHEY_SIMPLEX, fontScale=0.5, thickness=1)
+LEGEND_FONT_SIZE = 14
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 
 
@@ -85,18 +87,19 @@ def add_legend(image, names, palette, labels_present, areas):
     """Append a column listing the classes present with their colours and areas, as wide as
     the longest entry."""
     texts = [legend_text(names[label], area) for label, area in zip(labels_present, areas)]
-    text_width = max([cv2.getTextSize(text, **LEGEND_FONT)[0][0] for text in texts] or [0])
+    width = max([text_width(text, LEGEND_FONT_SIZE) for text in texts] or [0])
     swatch_left, text_left = 8, 8 + 16 + 8
     height = max(image.shape[0], LEGEND_ROW * (len(labels_present) + 1))
-    canvas = np.full((height, image.shape[1] + text_left + text_width + 8, 3), 255, np.uint8)
+    canvas = np.full((height, image.shape[1] + text_left + width + 8, 3), 255, np.uint8)
     canvas[:image.shape[0], :image.shape[1]] = image
+    placed = []
     for row, (label, text) in enumerate(zip(labels_present, texts)):
         top = LEGEND_ROW // 2 + row * LEGEND_ROW
         left = image.shape[1] + swatch_left
         cv2.rectangle(canvas, (left, top), (left + 16, top + 16), palette[label], -1)
-        cv2.putText(canvas, text, (image.shape[1] + text_left, top + 13), color=(0, 0, 0),
-                    lineType=cv2.LINE_AA, **LEGEND_FONT)
-    return canvas
+        placed.append((text, (image.shape[1] + text_left, top)))
+    # Any script (CJK, emoji) with the installed fonts that have it; cv2 draws ASCII only.
+    return draw_text(canvas, placed, LEGEND_FONT_SIZE)
 
 
 def read_image(path):
@@ -161,8 +164,12 @@ def segment(model, image, names, opacity):
     palette = class_palette(len(names))
     visualizer = SegLocalVisualizer(alpha=opacity)
     visualizer.dataset_meta = dict(classes=names, palette=palette)
+    # The label map as numpy: mmseg indexes a numpy mask with a torch bool mask, which for a
+    # 1x1 image becomes the integer index 1 (IndexError).
+    drawn = result.clone()
+    drawn.pred_sem_seg = PixelData(data=result.pred_sem_seg.data.cpu().numpy())
     visualizer.add_datasample(
-        'demo', mmcv.bgr2rgb(image), data_sample=result, draw_gt=False, show=False,
+        'demo', mmcv.bgr2rgb(image), data_sample=drawn, draw_gt=False, show=False,
         with_labels=False)
     labels = np.unique(result.pred_sem_seg.data.cpu().numpy()).tolist()
     areas = [float((result.pred_sem_seg.data == label).float().mean()) for label in labels]

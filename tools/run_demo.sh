@@ -24,4 +24,4 @@ CKPT="$(cat "$WORK_DIR/last_checkpoint")"
 "$PY" tools/test.py "$ZS_CONFIG" "$CKPT" --work-dir "$WORK_DIR/zero_shot" \
     --show-dir "$WORK_DIR/zero_shot/vis"
 echo "[demo] finished in $((SECONDS - start)) s; checkpoint $CKPT;" \
-     "overlays under $WORK_DIR/zero_shot/vis/vis_data/vis_image"
+     "overlays in $WORK_DIR/zero_shot/vis"

@@ -15,10 +15,10 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
+from silc_seg.datasets import DataLayoutError, check_data_layout
 from silc_seg.models.utils import unwrap_model
-from silc_seg.utils import (ConfigOverrideError, apply_test_time_augmentation,
-                            close_process_group, load_model_checkpoint, prepare_runner_cfg,
-                            setup_cpu_distributed)
+from silc_seg.utils import (ConfigOverrideError, apply_test_time_augmentation, close_process_group,
+                            load_model_checkpoint, prepare_runner_cfg, setup_cpu_distributed)
 from silc_seg.utils.log_utils import quiet_library_warnings, runner_console_summary
 from silc_seg.utils.threads import configure_threads
 
@@ -38,8 +38,8 @@ def parse_args():
         '--show', action='store_true', help='show prediction results')
     parser.add_argument(
         '--show-dir',
-        help='directory where painted images (prediction overlays) are saved, '
-        'under <show-dir>/vis_data/vis_image/')
+        help='directory where painted images (prediction overlays) are saved, as '
+        '<show-dir>/<image name>.png')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
@@ -88,6 +88,11 @@ def trigger_visualization_hook(cfg, args):
         visualization_hook['wait_time'] = args.wait_time
     if args.show_dir:
         cfg.visualizer['save_dir'] = args.show_dir
+        # The overlays themselves go to DIR/<image name>.png (mmseg's hook: vis_data/vis_image/).
+        if visualization_hook.get('type') in ('SegVisualizationHook',
+                                              'mmseg.SegVisualizationHook'):
+            visualization_hook['type'] = 'SegOverlayHook'
+            visualization_hook['out_dir'] = args.show_dir
     return cfg
 
 
@@ -112,6 +117,10 @@ def main():
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
 
+    try:  # before the model and the checkpoint load (minutes for large towers)
+        check_data_layout(cfg, ['test_dataloader'])
+    except DataLayoutError as err:
+        raise SystemExit(str(err))
     with runner_console_summary():  # the full config and hook order go to the log file
         runner = Runner.from_cfg(cfg)
     model = unwrap_model(runner.model)  # the segmentor, also inside the --tta wrapper

@@ -12,6 +12,8 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
+from silc_seg.datasets import DataLayoutError, check_data_layout
+from silc_seg.engine.checkpointing import nothing_to_resume
 from silc_seg.registry import RUNNERS
 from silc_seg.utils import (AMP_WRAPPERS, ConfigOverrideError, close_process_group,
                             fp32_without_gpu, prepare_runner_cfg, setup_cpu_distributed)
@@ -87,12 +89,19 @@ def main():
     fp32_without_gpu(cfg)
 
     if args.resume == 'auto':
+        nothing = nothing_to_resume(cfg.work_dir)
+        if nothing:
+            raise SystemExit(nothing)
         cfg.resume = True
         cfg.load_from = None
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
 
+    try:  # before the model is built
+        check_data_layout(cfg, ['train_dataloader', 'val_dataloader'])
+    except DataLayoutError as err:
+        raise SystemExit(str(err))
     with runner_console_summary():  # the full config and hook order go to the log file
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()

@@ -141,6 +141,47 @@ def convert_openclip_state_dict(state_dict: Mapping[str, Tensor]) -> Dict[str, T
     return converted
 
 
+# Entries OpenAI's released checkpoints hold and open_clip's do not (their TorchScript archives
+# keep them, and so does a state dict saved from such an archive).
+OPENAI_METADATA_KEYS = ('input_resolution', 'context_length', 'vocab_size')
+
+
+def choose_openclip_model(model: str, state_dict: Mapping[str, Tensor],
+                          is_openai_jit: bool) -> Tuple[str, str]:
+    """The model to convert for, and one line that says which activation it has and why.
+
+    The weights of GELU (open_clip's LAION / DataComp) and QuickGELU (OpenAI) CLIP models have the
+    same keys and shapes, so the activation comes from the model name, except that OpenAI's files
+    (a TorchScript archive, or a state dict with OpenAI's metadata entries) always get QuickGELU.
+
+    Args:
+        model (str): the ``--model`` name.
+        state_dict (Mapping[str, Tensor]): the source weights.
+        is_openai_jit (bool): whether the file was an OpenAI TorchScript archive.
+
+    Returns:
+        tuple[str, str]: the model name and the notice.
+    """
+    from .towers import OPENAI_MODEL_NAMES, config_path
+    openai_keys = [key for key in OPENAI_METADATA_KEYS if key in state_dict]
+    if model in OPENAI_MODEL_NAMES and (is_openai_jit or openai_keys):
+        what = ('an OpenAI TorchScript archive' if is_openai_jit else
+                f'an OpenAI state dict (it holds {", ".join(openai_keys)})')
+        chosen = OPENAI_MODEL_NAMES[model]
+        return chosen, (f'the source is {what}: using the QuickGELU towers of {chosen} '
+                        '(OpenAI trained CLIP with QuickGELU)')
+    from mmengine.config import Config
+
+    from silc_seg.utils.config import get_config_path
+    act = Config.fromfile(get_config_path(config_path(model))).image_encoder.get('act', 'gelu')
+    notice = f'activation {act}: the activation of open_clip\'s {model}'
+    quick = {plain: quick for plain, quick in OPENAI_MODEL_NAMES.items()}
+    if model in quick:
+        notice += (' (the LAION / DataComp weights). The weights do not show the activation; '
+                   f'OpenAI\'s released CLIP weights need QuickGELU: --model {quick[model]}')
+    return model, notice
+
+
 def load_openclip_checkpoint(path: str) -> Tuple[Dict[str, Tensor], bool]:
     """Read an OpenCLIP / OpenAI checkpoint: ``.safetensors``, a ``torch.save`` file (loaded
     with ``weights_only=True``) or an OpenAI TorchScript archive.

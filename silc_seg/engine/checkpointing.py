@@ -150,6 +150,25 @@ def checkpoints_in(folder: str) -> List[str]:
         os.stat(p).st_mtime_ns, int(_CHECKPOINT_NAME.match(osp.basename(p)).group(1))))
 
 
+def nothing_to_resume(work_dir: str) -> Optional[str]:
+    """Why ``--resume`` (auto) has nothing to continue from in ``work_dir``, or None.
+
+    MMEngine logs ``Auto resumed from the latest checkpoint None.`` and trains from scratch;
+    a user who asked to resume has mistyped the work dir or expects a run that never saved.
+
+    Returns:
+        str or None: the message to stop with (the folder, what was looked for, what to do).
+    """
+    if osp.isfile(osp.join(work_dir, 'last_checkpoint')) or checkpoints_in(work_dir):
+        return None
+    state = ('is empty' if osp.isdir(work_dir) and not os.listdir(work_dir) else
+             'holds no checkpoint' if osp.isdir(work_dir) else 'does not exist')
+    return (f'--resume: nothing to resume: the work dir {work_dir} {state} (no '
+            'last_checkpoint, no iter_N.pth / epoch_N.pth). Check --work-dir (a mistyped '
+            'path?), pass --resume PATH to continue from a given checkpoint, or leave out '
+            '--resume to start a new run.')
+
+
 def find_resumable_checkpoint(work_dir: str, strict: bool = False) -> Optional[str]:
     """The checkpoint ``--resume`` (auto) should continue from.
 

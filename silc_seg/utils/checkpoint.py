@@ -115,6 +115,38 @@ def _refusal_reason(message: str) -> str:
     return match.group(1).strip() if match else 'a pickled Python object it cannot rebuild'
 
 
+def _damaged_error(message: str) -> Exception:
+    # The resume machinery's error, so that every tool names damage the same way.
+    from silc_seg.engine.checkpointing import CheckpointDamagedError
+    return CheckpointDamagedError(message)
+
+
+def checkpoint_file_damage(filename: str) -> Optional[str]:
+    """Why ``filename`` cannot be a checkpoint ``torch.load`` reads, from its first bytes and
+    (for a zip archive) its central directory; None when it may be one.
+
+    Files that are not checkpoints at all (empty, random bytes, another format) are told apart
+    from the files that ask for Python objects (:class:`CheckpointRefusedError`), because the
+    remedies differ.
+    """
+    if not osp.isfile(filename):
+        return None  # torch.load reports a missing file itself
+    size = osp.getsize(filename)
+    if size == 0:
+        return 'empty (0 bytes): a save that never wrote anything, or not a checkpoint'
+    with open(filename, 'rb') as file:
+        head = file.read(8)
+    if head[:4] == b'PK\x03\x04':  # torch.save's zip format (torch>=1.6), TorchScript archives
+        from silc_seg.engine.checkpointing import checkpoint_damage
+        return checkpoint_damage(filename)
+    if head[:1] == b'\x80':  # a pickle (protocol >= 2): torch.save's legacy format
+        return None
+    return (f'not a PyTorch checkpoint ({size} bytes starting with {head!r}: neither a '
+            'torch.save zip archive nor a pickle): damaged, or a file of another format '
+            '(safetensors files need the .safetensors extension; big_vision .npz files: '
+            'tools/model_converters/bigvision2silc.py)')
+
+
 def torch_load_weights_only(filename: str, map_location: Any = 'cpu') -> Any:
     """``torch.load`` with ``weights_only=True`` that admits MMEngine's checkpoint types.
 
@@ -126,12 +158,20 @@ def torch_load_weights_only(filename: str, map_location: Any = 'cpu') -> Any:
         The unpickled object.
 
     Raises:
+        CheckpointDamagedError: the file is empty, truncated or not a checkpoint at all
+            (:func:`checkpoint_file_damage`).
         CheckpointRefusedError: the file asks for anything else; the message says what and why,
             and nothing from the file has run.
     """
+    damage = checkpoint_file_damage(filename)
+    if damage is not None:
+        raise _damaged_error(f'{filename} is {damage}. Nothing was unpickled.')
     try:
         with torch.serialization.safe_globals(mmengine_safe_globals()):
             return torch.load(filename, map_location=map_location, weights_only=True)
+    except (EOFError, RuntimeError) as error:  # a damaged archive or a cut-off legacy pickle
+        raise _damaged_error(f'{filename} is damaged (truncated or overwritten, not readable '
+                             f'as a checkpoint): {error}') from None
     except pickle.UnpicklingError as error:
         message = str(error)
         if 'Weights only load failed' not in message and 'WeightsUnpickler' not in message:
@@ -197,6 +237,85 @@ def fitting_config_hint(checkpoint: Mapping) -> str:
         return (f' The checkpoint carries the config it was trained with (run {name}; the full '
                 "text is in checkpoint['meta']['cfg']): use that config.")
     return ''
+
+
+def tower_layout(module: nn.Module) -> dict:
+    """What a tower's weights do not show but its outputs depend on: the MLP activation
+    (``act``, as configs name it), whether there is an ``ln_pre``, the pooling, the width and
+    the LayerNorm epsilon; only the entries the tower has."""
+    from silc_seg.models.layers.transformer import ACTIVATIONS
+    layout = {}
+    mlp_act = next((m.act for m in module.modules()
+                    if hasattr(m, 'fc1') and isinstance(getattr(m, 'act', None), nn.Module)),
+                   None)
+    for name, factory in ACTIVATIONS.items():
+        made = factory()
+        if (mlp_act is not None and type(made) is type(mlp_act)
+                and getattr(made, 'approximate', None) == getattr(mlp_act, 'approximate', None)):
+            layout['act'] = name
+    if hasattr(module, 'ln_pre'):
+        layout['ln_pre'] = isinstance(module.ln_pre, nn.LayerNorm)
+    for key in ('pool_type', 'width', 'causal'):
+        if hasattr(module, key):
+            layout[key] = getattr(module, key)
+    final = getattr(module, 'ln_post', None) or getattr(module, 'ln_final', None)
+    if isinstance(final, nn.LayerNorm):
+        layout['norm_eps'] = final.eps
+    return layout
+
+
+def check_recorded_layout(model: nn.Module, checkpoint: Mapping, filename: str,
+                          prefix: Optional[str] = None) -> None:
+    """Stop when a converted checkpoint meets towers built differently from the config it
+    records (``meta['config']``, written by ``tools/model_converters``).
+
+    Activation, ``ln_pre``, pooling and LayerNorm epsilon leave the weights' keys and shapes
+    unchanged, so QuickGELU weights (OpenAI CLIP) load into GELU towers and give wrong numbers
+    without a sign. The recorded config's towers are built on the ``meta`` device (no memory,
+    no weights) and their :func:`tower_layout` compared with the model's.
+
+    Raises:
+        CheckpointMismatchError: naming each difference, the config the checkpoint fits and
+            the ``--cfg-options`` that make the model match it.
+    """
+    meta = checkpoint.get('meta') if isinstance(checkpoint, Mapping) else None
+    recorded = meta.get('config') if isinstance(meta, Mapping) else None
+    if not recorded:
+        return
+    from mmengine.config import Config
+
+    from silc_seg.registry import MODELS
+    from silc_seg.utils.config import get_config_path
+    try:
+        cfg = Config.fromfile(get_config_path(str(recorded)))
+    except FileNotFoundError:
+        warnings.warn(f'{filename} records the config {recorded}, which this silc-seg does '
+                      'not have: the towers\' activation and layout are not checked')
+        return
+    differences, options = [], []
+    for tower in ('image_encoder', 'text_encoder'):
+        if prefix:
+            module = model if prefix.rstrip('.') == tower else None
+        else:
+            module = getattr(model, tower, None)
+        if not isinstance(module, nn.Module) or not isinstance(cfg.get(tower), dict):
+            continue
+        with torch.device('meta'):
+            expected = tower_layout(MODELS.build(cfg.get(tower)))
+        actual = tower_layout(module)
+        for key, value in expected.items():
+            if key in actual and actual[key] != value:
+                differences.append(f'{tower}.{key}={actual[key]!r} in the model vs {value!r}')
+                if key in cfg.get(tower):
+                    options.append(f'model.{tower}.{key}={value}')
+    if differences:
+        model_name = f' ({meta["model"]})' if meta.get('model') else ''
+        fix = (f'; or with --cfg-options {" ".join(options)}' if options else '')
+        raise CheckpointMismatchError(
+            f'{filename} was converted for the towers of {recorded}{model_name}, and the model '
+            f'is built differently: {"; ".join(differences)} there. The weights would load '
+            'and give wrong outputs. Use a config whose towers are those of '
+            f'{recorded}{fix}.')
 
 
 def check_checkpoint_fits(model_state: Mapping[str, torch.Tensor],
@@ -292,7 +411,8 @@ def load_model_checkpoint(model: nn.Module,
 
     Raises:
         CheckpointRefusedError: the file holds objects that weights-only loading refuses.
-        CheckpointMismatchError: missing keys or tensors of the wrong shape.
+        CheckpointMismatchError: missing keys, tensors of the wrong shape, or weights meant for
+            the model's modules (all weights under ``prefix``) that they do not use.
     """
     checkpoint = _load_checkpoint(filename, map_location='cpu', logger=logger)
     if not isinstance(checkpoint, dict):
@@ -313,6 +433,21 @@ def load_model_checkpoint(model: nn.Module,
     unexpected = set(check_checkpoint_fits(model.state_dict(), state_dict, str(filename),
                                            allow_missing, fitting_config_hint(checkpoint),
                                            resizable=resizable))
+    # Weights meant for a module the model has (all of them, for a tower loaded by prefix)
+    # that it does not use are a layout the model lacks (ln_pre, an attention pool): an error.
+    # Weights of modules the model does not have (a pretraining teacher) are skipped.
+    children = {name for name, _ in model.named_children()}
+    unused = sorted(key for key in unexpected if prefix or key.split('.', 1)[0] in children)
+    if unused:
+        where = f'the weights under {prefix!r}' if prefix else 'weights of its modules'
+        layers = sorted({key.rsplit('.', 1)[0] for key in unused})
+        raise CheckpointMismatchError(
+            f'{filename} holds {where} that the model does not use: {len(unused)} weight(s) '
+            f'({list_keys(unused, 5)}). The model lacks the layer(s) {list_keys(layers, 5)} the '
+            'checkpoint has (e.g. ln_pre=True in the image tower\'s config), so it is built '
+            'differently from the towers the checkpoint was made for.' +
+            fitting_config_hint(checkpoint))
+    check_recorded_layout(model, checkpoint, str(filename), prefix)
     if unexpected:
         # Grouped by top-level module: a pretraining teacher is one entry, not hundreds.
         groups = Counter(key.split('.', 1)[0] for key in unexpected)
@@ -363,6 +498,7 @@ def init_weights_checked(module: nn.Module, init_weights: Callable[[], None]) ->
 
 __all__: Tuple[str, ...] = (
     'REVISE_KEYS', 'CheckpointMismatchError', 'CheckpointRefusedError', 'check_checkpoint_fits',
+    'check_recorded_layout', 'checkpoint_file_damage', 'tower_layout',
     'fitting_config_hint', 'init_weights_checked', 'list_keys', 'load_from_local',
     'load_model_checkpoint', 'mmengine_safe_globals', 'register_checkpoint_loaders', 'revise_key',
     'torch_load_weights_only')

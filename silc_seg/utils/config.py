@@ -2,7 +2,7 @@ import difflib
 import inspect
 import logging
 import os.path as osp
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import torch
 import torch.distributed as dist
@@ -206,6 +206,84 @@ def merge_cfg_options(cfg: Config, options: Optional[dict]) -> Config:
     return cfg
 
 
+def _override_keys(options: Optional[dict]) -> set:
+    """The dotted keys ``--cfg-options`` sets (a dict value sets every key under it)."""
+    keys = set()
+
+    def add(prefix, value):
+        keys.add(prefix)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                add(f'{prefix}.{key}', item)
+
+    for key, value in (options or {}).items():
+        add(key.lstrip('+'), value)
+    return keys
+
+
+def follow_run_length(cfg: Config, old_max_iters: Optional[int],
+                      options: Optional[dict] = None) -> List[str]:
+    """Make what a config ties to the run length follow a new ``train_cfg.max_iters``.
+
+    Schedules and intervals are written as numbers in a config (``end=max_iters``), so
+    ``--cfg-options train_cfg.max_iters=N`` alone would leave a cosine schedule ending at the old
+    length and never save a checkpoint. Iteration-based values that equal the old ``max_iters``
+    become ``N``: ``param_scheduler`` ``end``, a ``T_max`` that spanned its
+    scheduler's ``begin`` to ``end``, ``train_cfg.val_interval`` and the checkpoint hook's
+    ``interval``. Keys the same ``--cfg-options`` set are left as given; a scheduler that
+    would begin at or after ``N`` (a warm-up as long as the run) is named in a warning.
+
+    Args:
+        cfg (Config): The merged config, modified in place.
+        old_max_iters (int, optional): ``train_cfg.max_iters`` before the overrides.
+        options (dict, optional): ``--cfg-options`` (their keys are not changed).
+
+    Returns:
+        list[str]: one line per changed key (``key: old -> new``), also logged.
+    """
+    train_cfg = cfg.get('train_cfg', None) or {}
+    new = train_cfg.get('max_iters', None)
+    if not isinstance(old_max_iters, int) or not isinstance(new, int) or new == old_max_iters:
+        return []
+    given = _override_keys(options)
+    changed, late = [], []
+
+    def follow(node: dict, key: str, path: str, value: int) -> None:
+        if path in given or node.get(key) == value:
+            return
+        changed.append(f'{path}: {node[key]} -> {value}')
+        node[key] = value
+
+    if train_cfg.get('val_interval') == old_max_iters:
+        follow(train_cfg, 'val_interval', 'train_cfg.val_interval', new)
+    checkpoint = (cfg.get('default_hooks', None) or {}).get('checkpoint', None)
+    if (isinstance(checkpoint, dict) and not checkpoint.get('by_epoch', True)
+            and checkpoint.get('interval') == old_max_iters):
+        follow(checkpoint, 'interval', 'default_hooks.checkpoint.interval', new)
+    schedulers = cfg.get('param_scheduler', None)
+    single = isinstance(schedulers, dict)
+    for index, scheduler in enumerate([schedulers] if single else (schedulers or [])):
+        if not isinstance(scheduler, dict) or scheduler.get('by_epoch', True):
+            continue
+        path = 'param_scheduler' if single else f'param_scheduler.{index}'
+        begin, end = scheduler.get('begin', 0), scheduler.get('end', None)
+        if begin >= new:  # never reached (a smoke test shorter than the warm-up): left as is
+            late.append(f'{path} ({scheduler.get("type")}, begin={begin})')
+            continue
+        spanned = end is not None and scheduler.get('T_max') == end - begin
+        if end == old_max_iters:
+            follow(scheduler, 'end', f'{path}.end', new)
+        if spanned:
+            follow(scheduler, 'T_max', f'{path}.T_max', scheduler['end'] - begin)
+    for line in changed:
+        print_log(f'train_cfg.max_iters {old_max_iters} -> {new}: {line}', logger='current')
+    if late:  # a smoke test shorter than the warm-up is fine; a real run wants to know
+        print_log(f'train_cfg.max_iters={new} ends before {", ".join(late)} begins (set its '
+                  'begin / end, and the phases before it, with --cfg-options)',
+                  logger='current', level=logging.WARNING)
+    return changed
+
+
 def prepare_runner_cfg(cfg: Config,
                        config_path: str,
                        work_dir: Optional[str] = None,
@@ -215,6 +293,8 @@ def prepare_runner_cfg(cfg: Config,
 
     - ``--cfg-options`` are checked and merged (:func:`merge_cfg_options`), ``--launcher`` is
       recorded;
+    - schedules and intervals tied to the run length follow an overridden
+      ``train_cfg.max_iters`` (:func:`follow_run_length`);
     - the work dir is CLI > config > ``./work_dirs/<config name>`` (as in mmseg);
     - ``default_scope`` falls back to ``'mmseg'``, the scope silc-seg registers into.
 
@@ -232,7 +312,9 @@ def prepare_runner_cfg(cfg: Config,
         ConfigOverrideError: An override key names nothing in the config.
     """
     cfg.launcher = launcher
+    old_max_iters = (cfg.get('train_cfg', None) or {}).get('max_iters', None)
     merge_cfg_options(cfg, cfg_options)
+    follow_run_length(cfg, old_max_iters, cfg_options)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:

@@ -28,3 +28,5 @@ def test_show_dir_saves_every_image_whatever_the_config_interval(config, tmp_pat
     hook = cfg.default_hooks.visualization
     assert hook.draw and hook.interval == 1
     assert cfg.visualizer.save_dir == str(tmp_path)
+    # The overlays go to DIR/<image name>.png, where the README says (not vis_data/vis_image/).
+    assert hook.type == 'SegOverlayHook' and hook.out_dir == str(tmp_path)

@@ -80,7 +80,9 @@ def test_oracle_ade20k_full_test_tool_path(tmp_path):
     assert run_test_tool(config, checkpoint, str(tmp_path / 'work'), '--show-dir', show_dir,
                          '--cfg-options', 'default_hooks.visualization.interval=50') == 100.0
     overlays = sorted(f for _, _, files in os.walk(show_dir) for f in files if f.endswith('.png'))
-    assert overlays == ['test_ADE_val_00000000.jpg_0.png', 'test_ADE_val_00000001.jpg_0.png']
+    # Straight into --show-dir, named after the images (SegOverlayHook).
+    assert overlays == ['ADE_val_00000000.png', 'ADE_val_00000001.png']
+    assert sorted(os.listdir(show_dir))[:2] == overlays
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import os
 import os.path as osp
 
 from silc_seg.converters import (
-    MODEL_CONFIGS, OPENAI_MODEL_NAMES, build_towers, config_path, convert_openclip_state_dict,
+    MODEL_CONFIGS, build_towers, choose_openclip_model, config_path, convert_openclip_state_dict,
     load_openclip_checkpoint, save_state_dict, verify_state_dict)
 
 OPENCLIP_MODELS = sorted(MODEL_CONFIGS)
@@ -30,11 +30,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     state_dict, is_openai_jit = load_openclip_checkpoint(args.src)
-    model = args.model
-    if is_openai_jit and model in OPENAI_MODEL_NAMES:
-        model = OPENAI_MODEL_NAMES[model]
-        print(f'{args.src} is an OpenAI TorchScript archive: using the QuickGELU '
-              f'towers of {model}')
+    model, notice = choose_openclip_model(args.model, state_dict, is_openai_jit)
+    print(f'{args.src}: {notice}')
     converted = convert_openclip_state_dict(state_dict)
     config = config_path(model)
     verify_state_dict(converted, build_towers(config))

@@ -45,7 +45,10 @@ default_hooks = dict(
         type='SafeCheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # SIGTERM / SIGUSR1: save after the current step, exit with code 75 (docs/reliability.md).
-    preemption=dict(type='PreemptionHook'))
+    preemption=dict(type='PreemptionHook'),
+    # Before iteration 1: validation metrics follow what the data has (retrieval only when the
+    # manifest has no "labels"); mixed or out-of-range labels stop the run.
+    fit_evaluators=dict(type='FitEvaluatorsHook'))
 # Under DDP, the model's own train_step runs (it updates an EMA teacher after the optimizer
 # step). MMEngine looks model wrappers up in its root registry: hence the "mmseg." scope.
 model_wrapper_cfg = dict(type='mmseg.TrainStepDDP')

@@ -58,7 +58,10 @@ default_hooks = dict(
         type='SafeCheckpointHook', by_epoch=False, interval=5000, max_keep_ckpts=5),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # SIGTERM / SIGUSR1: save after the current step, exit with code 75 (docs/reliability.md).
-    preemption=dict(type='PreemptionHook'))
+    preemption=dict(type='PreemptionHook'),
+    # Before iteration 1: validation metrics follow what the data has (retrieval only when the
+    # manifest has no "labels"); mixed or out-of-range labels stop the run.
+    fit_evaluators=dict(type='FitEvaluatorsHook'))
 # The lr above is for a global batch of 4096 (e.g. 32 GPUs x 128); `--auto-scale-lr`-style
 # linear scaling to other batch sizes: set enable=True.
 auto_scale_lr = dict(enable=False, base_batch_size=4096)

@@ -9,3 +9,5 @@ from .per_parameter_grad_clip_hook import PerParameterGradClipHook  # noqa: F401
 from .freeze_last_layer_hook import FreezeLastLayerHook  # noqa: F401
 from .safe_checkpoint_hook import SafeCheckpointHook  # noqa: F401
 from .preemption_hook import PreemptionHook  # noqa: F401
+from .fit_evaluators_hook import FitEvaluatorsHook  # noqa: F401
+from .seg_overlay_hook import SegOverlayHook  # noqa: F401

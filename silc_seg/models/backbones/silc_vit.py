@@ -56,7 +56,10 @@ class SILCVisionTransformer(BaseModule):
             ``'map'`` (multihead attention pooling with a learned probe, SigLIP).
             Defaults to ``'cls'``.
         class_token (bool): whether there is a class token. Defaults to True.
-        ln_pre (bool): LayerNorm after the embeddings (OpenAI CLIP). Defaults to False.
+        ln_pre (bool, optional): LayerNorm after the embeddings. None: the preset's (True for
+            ``'b16'``, ``'b32'``, ``'l14'``, the layouts of OpenAI CLIP, OpenCLIP and SILC
+            checkpoints; False for ``'tiny'``, ``'s16'`` and custom dicts). SigLIP towers set
+            False. Defaults to None.
         act (str): MLP activation: ``'gelu'``, ``'gelu_tanh'`` or ``'quick_gelu'`` (OpenAI
             weights). Defaults to ``'gelu'``.
         patch_bias (bool): bias in the patch embedding (timm/big_vision: True, OpenAI: False).
@@ -91,9 +94,13 @@ class SILCVisionTransformer(BaseModule):
     arch_zoo = {
         'tiny': dict(width=192, depth=6, num_heads=3, patch_size=16, mlp_ratio=4.0),
         's16': dict(width=384, depth=12, num_heads=6, patch_size=16, mlp_ratio=4.0),
-        'b16': dict(width=768, depth=12, num_heads=12, patch_size=16, mlp_ratio=4.0),
-        'b32': dict(width=768, depth=12, num_heads=12, patch_size=32, mlp_ratio=4.0),
-        'l14': dict(width=1024, depth=24, num_heads=16, patch_size=14, mlp_ratio=4.0),
+        # The CLIP-family presets have ln_pre, as the checkpoints made for them.
+        'b16': dict(width=768, depth=12, num_heads=12, patch_size=16, mlp_ratio=4.0,
+                    ln_pre=True),
+        'b32': dict(width=768, depth=12, num_heads=12, patch_size=32, mlp_ratio=4.0,
+                    ln_pre=True),
+        'l14': dict(width=1024, depth=24, num_heads=16, patch_size=14, mlp_ratio=4.0,
+                    ln_pre=True),
     }
 
     # Loaded with the grid resized to ``img_size`` (see ``_resize_checkpoint_pos_embed``).
@@ -111,7 +118,7 @@ class SILCVisionTransformer(BaseModule):
                  proj_bias: bool = False,
                  pool_type: str = 'cls',
                  class_token: bool = True,
-                 ln_pre: bool = False,
+                 ln_pre: Optional[bool] = None,
                  act: str = 'gelu',
                  patch_bias: bool = False,
                  qkv_bias: bool = True,
@@ -141,8 +148,9 @@ class SILCVisionTransformer(BaseModule):
         settings = resolve_arch(
             arch, self.arch_zoo,
             dict(width=width, depth=depth, num_heads=num_heads, patch_size=patch_size,
-                 mlp_ratio=mlp_ratio),
-            custom_defaults=dict(patch_size=16, mlp_ratio=4.0))
+                 mlp_ratio=mlp_ratio, ln_pre=ln_pre),
+            custom_defaults=dict(patch_size=16, mlp_ratio=4.0),
+            base=dict(ln_pre=False))
         if pool_type not in POOL_TYPES:
             raise ValueError(f'unknown pool_type {pool_type!r}; choose from {POOL_TYPES}')
         if pool_type == 'cls' and not class_token:
@@ -179,7 +187,7 @@ class SILCVisionTransformer(BaseModule):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, width)) if class_token else None
         num_positions = self.num_prefix_tokens + self.grid_size[0] * self.grid_size[1]
         self.pos_embed = nn.Parameter(torch.zeros(1, num_positions, width))
-        self.ln_pre = nn.LayerNorm(width, eps=norm_eps) if ln_pre else nn.Identity()
+        self.ln_pre = nn.LayerNorm(width, eps=norm_eps) if settings['ln_pre'] else nn.Identity()
         drop_path_rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
         self.blocks = nn.ModuleList([
             TransformerBlock(

@@ -47,15 +47,19 @@ class BaseTokenizer(metaclass=ABCMeta):
             texts (Sequence[str] | str): texts.
 
         Returns:
-            torch.LongTensor: ``(N, context_length)`` token ids.
+            torch.LongTensor: ``(N, context_length)`` token ids. The texts that were cut to fit
+            are in :attr:`last_truncated` afterwards (for callers that must say so).
         """
         if isinstance(texts, str):
             texts = [texts]
         result = torch.full((len(texts), self.context_length), self.pad_id, dtype=torch.long)
+        self.last_truncated: List[str] = []
         for row, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f'texts must be strings, got {type(text).__name__}: {text!r}')
             ids = list(self.start_ids) + self.encode(text)
+            if len(ids) > self.context_length - 1:
+                self.last_truncated.append(text)
             ids = ids[:self.context_length - 1] + [self.end_id]
             result[row, :len(ids)] = torch.tensor(ids)
         return result

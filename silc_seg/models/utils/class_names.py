@@ -25,7 +25,26 @@ def parse_class_name_lines(lines: Sequence[str], source: str = 'class names') ->
         vocabulary.append(synonyms)
     if not vocabulary:
         raise ValueError(f'{source}: no class names')
+    check_unique_classes(vocabulary, source)
     return vocabulary
+
+
+def check_unique_classes(vocabulary: Vocabulary, source: str = 'class names') -> None:
+    """Refuse two classes of the same name (case and spaces aside): their scores would split
+    one concept, and the legend and the label indices could not tell them apart.
+
+    Raises:
+        ValueError: naming the name and the positions (1-based) of its classes.
+    """
+    seen = {}
+    for index, synonyms in enumerate(vocabulary, start=1):
+        key = ' '.join(synonyms[0].lower().split())
+        if key in seen:
+            raise ValueError(
+                f'{source}: the class name {synonyms[0]!r} is given twice (classes '
+                f'{seen[key]} and {index}); give each class once (synonyms of one class go on '
+                'its line, separated by commas)')
+        seen[key] = index
 
 
 def parse_class_list(text: str, source: str = '--classes') -> Vocabulary:
@@ -44,7 +63,9 @@ def parse_class_list(text: str, source: str = '--classes') -> Vocabulary:
         raise ValueError(
             f'{source}: item {empty[0]} of {text!r} is empty; separate class names by single '
             'commas, e.g. "cat,grass,sky"')
-    return [[item] for item in items]
+    vocabulary = [[item] for item in items]
+    check_unique_classes(vocabulary, source)
+    return vocabulary
 
 
 def load_class_names(path: str) -> Vocabulary:

@@ -168,10 +168,16 @@ class TextClassifier:
         return list(range(len(vocabulary)))
 
     def _tokenize(self, prompts: List[str]) -> List[Tensor]:
-        return [
-            self.tokenizer(prompts[start:start + self.batch_size])
-            for start in range(0, len(prompts), self.batch_size)
-        ]
+        batches, cut = [], []
+        for start in range(0, len(prompts), self.batch_size):
+            batches.append(self.tokenizer(prompts[start:start + self.batch_size]))
+            cut += getattr(self.tokenizer, 'last_truncated', [])
+        if cut:  # the end of a long class name would be lost without a sign
+            warnings.warn(
+                f'{len(cut)} of {len(prompts)} prompts are longer than the text context '
+                f'({getattr(self.tokenizer, "context_length", "?")} tokens) and were cut, e.g. '
+                f'{cut[0]!r}: shorten those class names (or their templates)')
+        return batches
 
     def _embed(self, token_batches: List[Tensor], progress: bool = False) -> Tensor:
         device = next(self.text_encoder.parameters()).device
