@@ -19,9 +19,12 @@ from mmengine.logging import print_log
 from mmengine.registry import FUNCTIONS
 from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
-# Module types made FSDP units (and checkpointed) by default: the towers' blocks, the
-# distillation / masked heads. Matched by class name so that configs can name them.
-DEFAULT_UNIT_TYPES = ('TransformerBlock', 'DistillationHead', 'MaskedTokenDecoder')
+# Module types made FSDP units by default: the towers' blocks, the distillation / masked heads
+# and their weight-normalized prototype layer (a unit of its own: while FreezeLastLayerHook
+# drops its gradients it has no AdamW state, and FSDP's optimizer state dict wants all or none
+# of a unit's trainable parameters to have state). Matched by class name (configs name them).
+DEFAULT_UNIT_TYPES = ('TransformerBlock', 'DistillationHead', 'ParametrizedLinear',
+                      'MaskedTokenDecoder')
 _WRAPPER_PARTS = ('_fsdp_wrapped_module', '_checkpoint_wrapped_module')
 
 
