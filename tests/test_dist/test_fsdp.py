@@ -44,10 +44,23 @@ def losses(work_dir):
     return out
 
 
+def initial_weights(config, path):
+    """One random initialization for both runs (``load_from``): the runners draw the model's
+    weights at different points of the seeded random stream."""
+    cfg = Config.fromfile(str(REPO / config))
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    torch.save(dict(state_dict=model.state_dict()), path)
+    return f'load_from={path}'
+
+
 @pytest.fixture(scope='module')
 def runs(demo_root, tmp_path_factory):  # noqa: F811
     root = tmp_path_factory.mktemp('fsdp')
     options = small_run_options(demo_root, max_iters=MAX_ITERS, batch_size=2)
+    options.append(initial_weights(DDP_CONFIG, root / 'init.pth'))
     train2(DDP_CONFIG, root / 'ddp', options)
     train2(FSDP_CONFIG, root / 'fsdp', options)
     return root, options
@@ -162,6 +175,8 @@ def test_fsdp_masked_branch_matches_ddp(demo_root, tmp_path):  # noqa: F811
     config = tmp_path / 'masked_fsdp.py'
     config.write_text(MASKED_FSDP.format(repo=REPO))
     options = small_run_options(demo_root, max_iters=2, batch_size=2)
+    options.append(initial_weights('configs/silc/demo_silc-maskdistill_tiny.py',
+                                   tmp_path / 'init.pth'))
     train2('configs/silc/demo_silc-maskdistill_tiny.py', tmp_path / 'ddp', options)
     train2(str(config), tmp_path / 'fsdp', options)
     ddp_losses, fsdp_losses = losses(tmp_path / 'ddp'), losses(tmp_path / 'fsdp')

@@ -57,8 +57,17 @@ def model_counts(cfg: Config) -> dict:
         model = MODELS.build(model_cfg)
     teacher = count(model.teacher_parameters())
     student = count(p for p in model.parameters() if p.requires_grad)
-    units = [count(m.parameters()) for m in model.modules()
-             if type(m).__name__ in DEFAULT_UNIT_TYPES]
+    # Each unit's own parameters (a nested unit, the prototype layer in its head, owns its own).
+    owner = {}
+    for module in model.modules():
+        if type(module).__name__ in DEFAULT_UNIT_TYPES:
+            for param in module.parameters():
+                owner[id(param)] = id(module)
+    units = {}
+    for param in model.parameters():
+        if id(param) in owner:
+            units[owner[id(param)]] = units.get(owner[id(param)], 0) + param.numel()
+    units = list(units.values())
     return dict(model=model, student=student, teacher=teacher, units=units,
                 root=count(model.parameters()) - sum(units))
 
