@@ -9,7 +9,7 @@ _base_ = ['./demo_silc_tiny.py']
 
 runner_type = 'FlexibleRunner'
 strategy = dict(
-    type='FSDPStrategy',
+    type='SILCFSDPStrategy',  # MMEngine's FSDPStrategy, resume fixed
     model_wrapper=dict(
         # The model's own train_step (EMA teacher after the step); "mmseg." as for TrainStepDDP.
         type='mmseg.TrainStepFSDP',

@@ -30,7 +30,7 @@ def prepare_strategy_cfg(cfg: Config, launcher: str) -> bool:
     if not strategy:
         return False
     cfg.setdefault('runner_type', 'FlexibleRunner')
-    if strategy.get('type') != 'FSDPStrategy':
+    if strategy.get('type') not in ('FSDPStrategy', 'SILCFSDPStrategy'):
         return True
     if launcher == 'none':
         raise SystemExit('FSDPStrategy shards the model over a process group: launch with '
@@ -43,7 +43,9 @@ def prepare_strategy_cfg(cfg: Config, launcher: str) -> bool:
     wrapper['device_id'] = 'cpu'
     dropped = wrapper.pop('mixed_precision', None)
     if dropped is not None:
-        print_log(f'No GPU: FSDP runs in fp32 on CPU (ignoring mixed_precision={dropped})',
-                  logger='current', level=logging.WARNING)
+        print_log(
+            f'No GPU: FSDP runs in fp32 on CPU (ignoring mixed_precision={dropped})',
+            logger='current',
+            level=logging.WARNING)
     strategy['model_wrapper'] = wrapper
     return True

@@ -74,8 +74,8 @@ def test_fsdp_matches_ddp(runs):
     for step, expected in ddp_losses.items():
         assert set(fsdp_losses[step]) == set(expected) and 'loss_distill' in expected
         for name, value in expected.items():
-            assert fsdp_losses[step][name] == pytest.approx(value, rel=1e-5, abs=1e-6), (step,
-                                                                                       name)
+            close = pytest.approx(value, rel=1e-5, abs=1e-6)
+            assert fsdp_losses[step][name] == close, (step, name)
     for step in (2, MAX_ITERS):
         ddp = load_state(root / 'ddp' / f'iter_{step}.pth')
         fsdp = load_state(root / 'fsdp' / f'iter_{step}.pth')
@@ -139,8 +139,8 @@ def test_fsdp_sharded_checkpoint_resume_and_activation_checkpointing(runs):
                        '+strategy.activation_checkpointing.check_fn=silc_checkpoint_fn']
     straight, resumed = root / 'local', root / 'local_resumed'
     train2(FSDP_CONFIG, straight, local)
-    assert sorted(p.name for p in (straight / 'iter_2.pth').iterdir()) == ['rank0.pth',
-                                                                          'rank1.pth']
+    shards = sorted(path.name for path in (straight / 'iter_2.pth').iterdir())
+    assert shards == ['rank0.pth', 'rank1.pth']
     resumed.mkdir()
     shutil.copytree(straight / 'iter_2.pth', resumed / 'iter_2.pth')
     train2(FSDP_CONFIG, resumed, local, '--resume', str(resumed / 'iter_2.pth'))
@@ -160,7 +160,7 @@ MASKED_FSDP = '''
 _base_ = ['{repo}/configs/silc/demo_silc-maskdistill_tiny.py']
 runner_type = 'FlexibleRunner'
 strategy = dict(
-    type='FSDPStrategy',
+    type='SILCFSDPStrategy',
     model_wrapper=dict(type='mmseg.TrainStepFSDP',
                        auto_wrap_policy=dict(type='silc_fsdp_wrap_policy')),
     state_dict_cfg='full')
@@ -183,10 +183,10 @@ def test_fsdp_masked_branch_matches_ddp(demo_root, tmp_path):  # noqa: F811
     assert 'loss_mask_distill' in ddp_losses[2] and 'loss_mlm' in ddp_losses[2]
     for step, expected in ddp_losses.items():
         for name, value in expected.items():
-            assert fsdp_losses[step][name] == pytest.approx(value, rel=1e-5, abs=1e-6), (step,
-                                                                                       name)
-    ddp, fsdp = load_state(tmp_path / 'ddp' / 'iter_2.pth'), load_state(tmp_path / 'fsdp' /
-                                                                         'iter_2.pth')
+            close = pytest.approx(value, rel=1e-5, abs=1e-6)
+            assert fsdp_losses[step][name] == close, (step, name)
+    ddp = load_state(tmp_path / 'ddp' / 'iter_2.pth')
+    fsdp = load_state(tmp_path / 'fsdp' / 'iter_2.pth')
     assert fsdp.keys() == ddp.keys() and 'masked_distill_loss.center' in fsdp
     for key in ddp:
         torch.testing.assert_close(fsdp[key], ddp[key], rtol=1e-4, atol=1e-5, msg=key)

@@ -33,9 +33,12 @@ def test_wrap_policy_and_checkpoint_fn():
 
 
 def fsdp_cfg():
-    return Config(dict(
-        strategy=dict(type='FSDPStrategy', model_wrapper=dict(
-            type='mmseg.TrainStepFSDP', mixed_precision=dict(param_dtype='bfloat16')))))
+    return Config(
+        dict(
+            strategy=dict(
+                type='FSDPStrategy',
+                model_wrapper=dict(
+                    type='mmseg.TrainStepFSDP', mixed_precision=dict(param_dtype='bfloat16')))))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='the CPU path')
@@ -62,8 +65,8 @@ def _free_port():
 
 
 def _clip_worker(rank, port, grads, bounds, results):
-    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
-                            world_size=WORLD_SIZE)
+    dist.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=WORLD_SIZE)
     try:
         params = []
         for grad, bound in zip(grads, bounds):
@@ -84,8 +87,11 @@ def test_per_parameter_clip_over_shards():
     sharded clip, the slices put together are DINO's ``g * min(1, max_norm / (|g| + 1e-6))``
     of the whole gradient."""
     generator = torch.Generator().manual_seed(0)
-    grads = [torch.randn(5, 3, generator=generator) * 3, torch.randn(4, generator=generator) *
-             0.01, torch.randn(6, generator=generator)]
+    grads = [
+        torch.randn(5, 3, generator=generator) * 3,
+        torch.randn(4, generator=generator) * 0.01,
+        torch.randn(6, generator=generator)
+    ]
     bounds = [7, 4, 0]  # the second gradient lives on rank 0 only, the third on rank 1 only
     results = mp.Manager().dict()
     mp.spawn(_clip_worker, args=(_free_port(), grads, bounds, results), nprocs=WORLD_SIZE)

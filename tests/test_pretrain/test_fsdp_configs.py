@@ -13,8 +13,9 @@ from mmengine.registry import init_default_scope
 from silc_seg.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[2]
-RECIPES = ['configs/silc/pretrain_silc_vit-l16_fsdp.py',
-           'configs/silc/pretrain_silc_so400m14_fsdp.py']
+RECIPES = [
+    'configs/silc/pretrain_silc_vit-l16_fsdp.py', 'configs/silc/pretrain_silc_so400m14_fsdp.py'
+]
 
 
 @pytest.mark.parametrize('path', RECIPES)
@@ -22,13 +23,13 @@ def test_recipe_settings(path):
     cfg = Config.fromfile(str(REPO / path))
     assert cfg.runner_type == 'FlexibleRunner' and cfg.model_wrapper_cfg is None
     strategy = cfg.strategy
-    assert strategy.type == 'FSDPStrategy' and strategy.state_dict_cfg == 'full'
+    assert strategy.type == 'SILCFSDPStrategy' and strategy.state_dict_cfg == 'full'
     assert strategy.activation_checkpointing.check_fn == 'silc_checkpoint_fn'
     wrapper = strategy.model_wrapper
     assert wrapper.type == 'mmseg.TrainStepFSDP'
     assert wrapper.auto_wrap_policy.type == 'silc_fsdp_wrap_policy'
-    assert wrapper.mixed_precision == dict(param_dtype='bfloat16', reduce_dtype='float32',
-                                           buffer_dtype='float32')
+    assert wrapper.mixed_precision == dict(
+        param_dtype='bfloat16', reduce_dtype='float32', buffer_dtype='float32')
     assert cfg.optim_wrapper.dtype == 'bfloat16' and cfg.optim_wrapper.use_fsdp
     assert not cfg.model.image_encoder.get('with_cp', False)
     assert not cfg.model.text_encoder.get('with_cp', False)
@@ -45,15 +46,14 @@ def test_recipe_builds_with_tiny_towers(path):
     model_cfg = cfg.model
     patch = model_cfg.image_encoder.arch['patch_size']
     model_cfg.image_encoder.arch = dict(width=32, depth=2, num_heads=2, patch_size=patch)
-    model_cfg.text_encoder.arch = dict(model_cfg.text_encoder.arch, width=32, depth=2,
-                                       num_heads=2) if isinstance(
-                                           model_cfg.text_encoder.arch, dict) else dict(
-                                               context_length=77, vocab_size=49408, width=32,
-                                               depth=2, num_heads=2)
+    model_cfg.text_encoder.arch = dict(
+        model_cfg.text_encoder.arch, width=32, depth=2, num_heads=2) if isinstance(
+            model_cfg.text_encoder.arch, dict) else dict(
+                context_length=77, vocab_size=49408, width=32, depth=2, num_heads=2)
     model_cfg.text_encoder.output_dim = 32
     model_cfg.image_encoder.output_dim = 32 if model_cfg.image_encoder.output_dim else None
-    model_cfg.distill_head.update(in_channels=32, hidden_channels=32, bottleneck_channels=16,
-                                  out_channels=64)
+    model_cfg.distill_head.update(
+        in_channels=32, hidden_channels=32, bottleneck_channels=16, out_channels=64)
     model_cfg.distill_loss.out_channels = 64
     model_cfg.tokenizer = None
     model = MODELS.build(model_cfg)
@@ -69,7 +69,13 @@ def test_memory_tool_counts_the_real_towers():
     tower; the teacher is the image tower and the head."""
     result = subprocess.run(
         [sys.executable, 'tools/analysis_tools/fsdp_memory.py', RECIPES[0], '--gpus', '256'],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-        env={'PYTHONPATH': str(REPO), 'PATH': '/usr/bin:/bin'})
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={
+            'PYTHONPATH': str(REPO),
+            'PATH': '/usr/bin:/bin'
+        })
     assert result.returncode == 0, result.stderr[-3000:]
     assert '| 256 | 128 |' in result.stdout

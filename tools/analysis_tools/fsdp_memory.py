@@ -68,8 +68,12 @@ def model_counts(cfg: Config) -> dict:
         if id(param) in owner:
             units[owner[id(param)]] = units.get(owner[id(param)], 0) + param.numel()
     units = list(units.values())
-    return dict(model=model, student=student, teacher=teacher, units=units,
-                root=count(model.parameters()) - sum(units))
+    return dict(
+        model=model,
+        student=student,
+        teacher=teacher,
+        units=units,
+        root=count(model.parameters()) - sum(units))
 
 
 def per_gpu_bytes(cfg: Config, counts: dict, gpus: int, global_batch: int) -> dict:
@@ -123,14 +127,15 @@ def main():
     print(f'{args.config}: student {counts["student"] / 1e6:.1f}M trainable, teacher '
           f'{counts["teacher"] / 1e6:.1f}M, largest unit {max(counts["units"]) / 1e6:.1f}M, '
           f'root unit {counts["root"] / 1e6:.2f}M parameters')
-    keys = ['params', 'grads', 'adamw', 'teacher', 'gathered', 'activations', 'total',
-            'total_no_ac']
+    keys = [
+        'params', 'grads', 'adamw', 'teacher', 'gathered', 'activations', 'total', 'total_no_ac'
+    ]
     print('| GPUs | batch/GPU | ' + ' | '.join(keys) + ' (GiB) |')
     print('|' + '---|' * (len(keys) + 2))
     for gpus in args.gpus:
         row = per_gpu_bytes(cfg, counts, gpus, args.global_batch)
-        print(f'| {gpus} | {row["batch"]} | ' + ' | '.join(f'{row[k] / GIB:.2f}' for k in keys)
-              + ' |')
+        print(f'| {gpus} | {row["batch"]} | ' + ' | '.join(f'{row[k] / GIB:.2f}'
+                                                           for k in keys) + ' |')
 
 
 if __name__ == '__main__':

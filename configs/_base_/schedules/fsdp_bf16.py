@@ -7,7 +7,7 @@
 # Memory per GPU: docs/scaling.md. The inheriting config sets model_wrapper_cfg = None.
 runner_type = 'FlexibleRunner'
 strategy = dict(
-    type='FSDPStrategy',
+    type='SILCFSDPStrategy',  # MMEngine's FSDPStrategy, resume fixed
     model_wrapper=dict(
         type='mmseg.TrainStepFSDP',
         auto_wrap_policy=dict(type='silc_fsdp_wrap_policy'),

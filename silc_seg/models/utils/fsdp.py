@@ -25,6 +25,8 @@ from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 # of a unit's trainable parameters to have state). Matched by class name (configs name them).
 DEFAULT_UNIT_TYPES = ('TransformerBlock', 'DistillationHead', 'ParametrizedLinear',
                       'MaskedTokenDecoder')
+# Module types whose activations are recomputed by default (silc_checkpoint_fn).
+CHECKPOINT_TYPES = ('TransformerBlock', )
 _WRAPPER_PARTS = ('_fsdp_wrapped_module', '_checkpoint_wrapped_module')
 
 
@@ -65,8 +67,7 @@ def silc_fsdp_wrap_policy(module: nn.Module,
 
 
 @FUNCTIONS.register_module()
-def silc_checkpoint_fn(module: nn.Module, unit_types: Sequence[str] = ('TransformerBlock', )
-                       ) -> bool:
+def silc_checkpoint_fn(module: nn.Module, unit_types: Sequence[str] = CHECKPOINT_TYPES) -> bool:
     """``check_fn`` of ``FSDPStrategy(activation_checkpointing=dict(check_fn=...))``: recompute
     the activations of every transformer block in the backward pass (inside its FSDP unit).
     Use it instead of the towers' ``with_cp=True``."""
@@ -106,8 +107,10 @@ def _ema_plan(root: FSDP, names: Sequence[Tuple[str, str]]) -> Dict[str, list]:
                     f'{name} is in FSDP unit {owner!r} but its student twin {twin} in '
                     f'{twin_owner!r}: wrap the teacher exactly as the student (one '
                     'auto_wrap_policy for both) so that the EMA can run on local shards')
-    print_log(f'FSDP EMA teacher: {len(plan["local"])} parameters updated on local shards, '
-              f'{len(plan["root"])} in the root unit (gathered)', logger='current')
+    print_log(
+        f'FSDP EMA teacher: {len(plan["local"])} parameters updated on local shards, '
+        f'{len(plan["root"])} in the root unit (gathered)',
+        logger='current')
     return plan
 
 
