@@ -16,7 +16,8 @@ from silc_seg.datasets import DataLayoutError, check_data_layout
 from silc_seg.engine.checkpointing import nothing_to_resume
 from silc_seg.registry import RUNNERS
 from silc_seg.utils import (AMP_WRAPPERS, ConfigOverrideError, close_process_group,
-                            fp32_without_gpu, prepare_runner_cfg, setup_cpu_distributed)
+                            fp32_without_gpu, prepare_runner_cfg, prepare_strategy_cfg,
+                            setup_cpu_distributed)
 from silc_seg.utils.log_utils import quiet_library_warnings, runner_console_summary
 from silc_seg.utils.threads import configure_threads
 
@@ -70,6 +71,8 @@ def main():
         prepare_runner_cfg(cfg, args.config, args.work_dir, args.cfg_options, args.launcher)
     except ConfigOverrideError as err:
         raise SystemExit(f'--cfg-options {err}')
+    # strategy=dict(type='FSDPStrategy', ...): MMEngine's FlexibleRunner (docs/scaling.md).
+    prepare_strategy_cfg(cfg, args.launcher)
     setup_cpu_distributed(cfg, args.launcher)
     configure_threads(cfg)  # main process + dataloader workers within the cores
 

@@ -1,3 +1,4 @@
 from . import checkpointing, hooks, optimizers
+from .fsdp_strategy import SILCFSDPStrategy
 
-__all__ = ['checkpointing', 'hooks', 'optimizers']
+__all__ = ['SILCFSDPStrategy', 'checkpointing', 'hooks', 'optimizers']

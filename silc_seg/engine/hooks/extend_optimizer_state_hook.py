@@ -66,6 +66,12 @@ class ExtendOptimizerStateHook(Hook):
 
     priority = 'NORMAL'
 
+    def before_run(self, runner) -> None:
+        if not hasattr(runner, 'build_optim_wrapper'):  # FlexibleRunner: built by its strategy
+            raise RuntimeError(
+                f'ExtendOptimizerStateHook needs MMEngine\'s Runner, not {type(runner).__name__} '
+                '(strategy=... configs): remove it from custom_hooks there')
+
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if 'optimizer' not in checkpoint:
             return

@@ -3,6 +3,7 @@ from typing import Optional, Sequence
 from mmengine.hooks import Hook
 
 from silc_seg.engine.hooks.per_parameter_grad_clip_hook import register_step_pre_hook
+from silc_seg.models.utils.fsdp import clean_name
 from silc_seg.models.utils.wrappers import unwrap_model
 from silc_seg.registry import HOOKS
 
@@ -39,8 +40,9 @@ class FreezeLastLayerHook(Hook):
 
     def before_train(self, runner) -> None:
         model = unwrap_model(runner.model)
+        # clean_name: under FSDP / activation checkpointing, names have wrapper parts.
         frozen = [param for name, param in model.named_parameters()
-                  if name.startswith(self.param_prefixes) and param.requires_grad]
+                  if clean_name(name).startswith(self.param_prefixes) and param.requires_grad]
         if not frozen:
             raise RuntimeError(f'FreezeLastLayerHook: no trainable parameter of '
                                f'{type(model).__name__} starts with {self.param_prefixes}')

@@ -1,8 +1,10 @@
 from typing import Iterable, Optional
 
 import torch
+from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
 
+from silc_seg.models.utils.fsdp import is_fsdp
 from silc_seg.registry import HOOKS
 
 
@@ -27,6 +29,33 @@ def clip_grad_per_parameter_(params: Iterable[torch.Tensor], max_norm: float) ->
         param.grad.mul_(scale.clamp(max=1.0))
 
 
+@torch.no_grad()
+def clip_grad_per_parameter_sharded_(params: Iterable[torch.Tensor], max_norm: float) -> None:
+    """:func:`clip_grad_per_parameter_` for parameters sharded over the ranks (FSDP with
+    ``use_orig_params=True``: each rank holds a slice of every parameter, possibly empty, and
+    the slice's gradient). Each parameter's norm is that of its whole gradient, the square root
+    of the sum over ranks of its slices' squared norms (one all-reduce per step). Call it on
+    every rank with the same parameters in the same order.
+
+    Args:
+        params (Iterable[Tensor]): Parameters (local slices); a missing gradient counts as 0.
+        max_norm (float): Largest allowed gradient norm per parameter.
+    """
+    params = list(params)
+    grads = [param.grad for param in params if param.grad is not None]
+    device = grads[0].device if grads else torch.device('cpu')
+    zero = torch.zeros((), device=device)
+    squares = torch.stack([
+        param.grad.detach().float().pow(2).sum() if param.grad is not None else zero
+        for param in params
+    ]) if params else zero.reshape(0)
+    all_reduce(squares, op='sum')  # in place; a no-op in a single process
+    scales = (max_norm / (squares.sqrt() + 1e-6)).clamp(max=1.0)
+    for param, scale in zip(params, scales):
+        if param.grad is not None:
+            param.grad.mul_(scale.to(param.grad.dtype))
+
+
 def register_step_pre_hook(runner, hook_fn, owner: str):
     """Register ``hook_fn`` to run before every step of the runner's optimizer.
 
@@ -48,7 +77,8 @@ class PerParameterGradClipHook(Hook):
     (``--clip_grad 3.0``, ``utils.clip_gradients`` in facebookresearch/dino), where MMEngine's
     ``clip_grad=dict(max_norm=...)`` clips the global norm. This hook applies
     :func:`clip_grad_per_parameter_` to every parameter the optimizer updates, right before
-    ``optimizer.step()`` (see :func:`register_step_pre_hook`). Use it with
+    ``optimizer.step()`` (see :func:`register_step_pre_hook`); under FSDP (a sharded model),
+    :func:`clip_grad_per_parameter_sharded_` reduces each norm over the shards. Use it with
     ``optim_wrapper.clip_grad=None`` (both would clip).
 
     Args:
@@ -69,10 +99,13 @@ class PerParameterGradClipHook(Hook):
                                   'global-norm clip_grad; set optim_wrapper.clip_grad=None to '
                                   'clip per parameter only, as DINO does')
 
+        # Under FSDP each rank holds slices: the norms are reduced over the ranks.
+        clip_fn = clip_grad_per_parameter_sharded_ if is_fsdp(runner.model) else \
+            clip_grad_per_parameter_
+
         def clip(optimizer, args, kwargs):
-            clip_grad_per_parameter_(
-                (param for group in optimizer.param_groups for param in group['params']),
-                self.max_norm)
+            clip_fn([param for group in optimizer.param_groups for param in group['params']],
+                    self.max_norm)
 
         self._handle = register_step_pre_hook(runner, clip, type(self).__name__)
 

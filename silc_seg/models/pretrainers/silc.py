@@ -13,6 +13,7 @@ from mmpretrain.structures import DataSample
 from silc_seg.models.losses.local_global_distill_loss import (distill_diagnostics,
                                                               teacher_probabilities)
 from silc_seg.registry import MODELS
+from ..utils.fsdp import fsdp_ema_update, is_fsdp
 from ..utils.text_classifier import TextClassifier
 from .teacher import TeacherSchedule, ema_update
 
@@ -51,7 +52,8 @@ class SILC(BaseModel):
     :meth:`train_step` updates the parameters, then (after an applied optimizer step) the
     teacher, ``teacher <- m * teacher + (1 - m) * student``, with the momentum and the teacher
     temperature of the ``teacher`` block for the current iteration (MMEngine's message hub
-    ``iter`` and ``max_iters``). Under DDP, wrap the model with :class:`TrainStepDDP`.
+    ``iter`` and ``max_iters``). Under DDP, wrap the model with :class:`TrainStepDDP`; under
+    FSDP (MMEngine's ``FSDPStrategy``), with :class:`TrainStepFSDP`.
 
     Args:
         image_encoder (dict | nn.Module): Image tower (``SILCVisionTransformer``), with
@@ -247,8 +249,9 @@ class SILC(BaseModel):
         Args:
             data (dict): A batch from the dataloader.
             optim_wrapper (OptimWrapper): Updates the student.
-            ddp (nn.Module, optional): The :class:`TrainStepDDP` wrapping this model: the
-                forward goes through it. Defaults to None.
+            ddp (nn.Module, optional): The :class:`TrainStepDDP` or :class:`TrainStepFSDP`
+                wrapping this model: the forward goes through it (under FSDP the teacher is
+                then updated on local shards). Defaults to None.
 
         Returns:
             dict[str, Tensor]: The log variables of :meth:`parse_losses` (and
@@ -288,8 +291,11 @@ class SILC(BaseModel):
             raise RuntimeError("a cosine teacher momentum needs the message hub's 'max_iters' "
                                '(set by the Runner) or teacher.momentum_iters')
         momentum = schedule.momentum_at(iteration, max_iters, batch_size)
-        for student, teacher in pairs:
-            ema_update(teacher, student, momentum)
+        if is_fsdp(ddp):  # sharded teacher: each rank averages its own shards
+            fsdp_ema_update(ddp, self.teacher_student_names(), momentum)
+        else:
+            for student, teacher in pairs:
+                ema_update(teacher, student, momentum)
         hub.update_info('teacher_updates', hub.get_info('teacher_updates', 0) + 1)
         log_vars['ema_momentum'] = momentum
         return log_vars
@@ -314,7 +320,8 @@ class SILC(BaseModel):
             raise RuntimeError(
                 f'{type(self).__name__} updates its EMA teacher in its own train_step, which '
                 'this model wrapper bypasses: set '
-                "model_wrapper_cfg=dict(type='mmseg.TrainStepDDP')")
+                "model_wrapper_cfg=dict(type='mmseg.TrainStepDDP') (under FSDPStrategy: "
+                "strategy.model_wrapper=dict(type='mmseg.TrainStepFSDP'))")
         return super().parse_losses(losses)
 
     def forward(self,
