@@ -428,6 +428,9 @@ def parse_args(argv=None):
     parser.add_argument('method', choices=METHODS)
     parser.add_argument('dataset', choices=DATASETS)
     parser.add_argument('--reference-dir', help="a checkout of the method's official repository")
+    parser.add_argument('--reference-commit',
+                        help='the commit of --reference-dir when it is not a git checkout '
+                        '(recorded in the report)')
     parser.add_argument('--seed', type=int, default=0, help='weights and images')
     parser.add_argument('--num-images', type=int, default=2)
     parser.add_argument('--work-dir', help='default: work_dirs/compare_with_reference/'
@@ -477,7 +480,7 @@ def main(argv=None) -> dict:
              args.num_templates, args.stages, args.stage_stride, args.cfg_options)
     agreement = label_agreement(ours, reference)
     stages = stage_report(ours, reference, args.atol) if args.stages else None
-    commit = reference_runner.git_commit(reference_dir)
+    commit = reference_runner.git_commit(reference_dir) or args.reference_commit
     report = dict(method=args.method, dataset=args.dataset, repo=REFERENCES[args.method]['repo'],
                   commit=commit, arch=args.arch, device=args.device, seed=args.seed,
                   num_templates=args.num_templates, patches=patches, agreement=agreement,
