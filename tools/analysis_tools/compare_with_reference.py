@@ -32,7 +32,7 @@ from PIL import Image
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import reference_runner  # noqa: E402  (the subprocess script: its tables and savers)
 from reference_runner import (REFERENCE_CONFIGS, REFERENCES, LabelSaverHook,  # noqa: E402
-                              merge_windows, save_stages)
+                              save_stages)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 METHODS = sorted(REFERENCES)
