@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 from typing import Dict, List, Optional
@@ -466,13 +467,16 @@ def main(argv=None) -> dict:
     work_dir = osp.abspath(args.work_dir or osp.join(
         'work_dirs', 'compare_with_reference', f'{args.method}_{args.dataset}'))
     os.makedirs(work_dir, exist_ok=True)
+    ours, reference = osp.join(work_dir, 'ours'), osp.join(work_dir, 'reference')
+    data_root = osp.join(work_dir, 'data')
+    for stale in (ours, reference, data_root):  # a previous run's images and label maps
+        if osp.isdir(stale):
+            shutil.rmtree(stale)
     weights = osp.join(work_dir, 'openai_random.pt')
     state_dict = make_openai_weights(weights, args.arch, args.seed)
     checkpoint = osp.join(work_dir, 'ours_random.pth')
     convert_for_ours(state_dict, checkpoint)
-    data_root = osp.join(work_dir, 'data')
     make_dataset(args.dataset, data_root, args.num_images, args.seed)
-    ours, reference = osp.join(work_dir, 'ours'), osp.join(work_dir, 'reference')
     patches = run_reference(reference_dir, args.method, args.dataset, weights, data_root,
                             reference, args.device, args.num_templates, args.stages,
                             args.stage_stride, args.reference_options)
