@@ -1,0 +1,218 @@
+"""tools/analysis_tools/compare_with_reference.py without the official repositories: the label
+agreement and the stage report on files written here, the errors for a missing or wrong
+reference directory, and a whole run against a fake reference written by the test (a tiny
+segmentor that predicts a known label pattern)."""
+import importlib.util
+import os.path as osp
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location(
+        'silc_tool_compare_with_reference',
+        osp.join(REPO, 'tools', 'analysis_tools', 'compare_with_reference.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_labels(folder, maps):
+    (folder / 'labels').mkdir(parents=True)
+    for name, labels in maps.items():
+        np.save(folder / 'labels' / f'{name}.npy', labels.astype(np.int16))
+
+
+def test_label_agreement_counts_pixels(tmp_path):
+    tool = load_tool()
+    rng = np.random.default_rng(0)
+    a = {'img_a': rng.integers(0, 21, (10, 14)), 'img_b': rng.integers(0, 21, (12, 9)),
+         'only_ours': rng.integers(0, 21, (4, 4))}
+    b = {'img_a': a['img_a'].copy(), 'img_b': a['img_b'].copy()}
+    b['img_a'][3, 2:9] = (b['img_a'][3, 2:9] + 1) % 21  # 7 differing pixels
+    b['img_b'][0, 0] = (b['img_b'][0, 0] + 5) % 21  # 1
+    write_labels(tmp_path / 'ours', a)
+    write_labels(tmp_path / 'ref', b)
+    result = tool.label_agreement(str(tmp_path / 'ours'), str(tmp_path / 'ref'))
+    assert result['images']['img_a'] == dict(pixels=140, same=133, share=133 / 140)
+    assert result['images']['img_b']['same'] == 107
+    assert result['total'] == dict(pixels=248, same=240, share=240 / 248)
+    assert result['missing'] == ['only_ours']
+    np.save(tmp_path / 'ref' / 'labels' / 'img_b.npy', np.zeros((9, 12), np.int16))
+    with pytest.raises(RuntimeError, match=r'img_b: our label map is \(12, 9\)'):
+        tool.label_agreement(str(tmp_path / 'ours'), str(tmp_path / 'ref'))
+
+
+def write_stages(tool, folder, text, window_shift=0.0, final_shift=0.0, boxes=None):
+    (folder / 'stages').mkdir(parents=True)
+    gen = torch.Generator().manual_seed(1)
+    image = torch.randn(3, 20, 30, generator=gen)
+    boxes = boxes or [(0, 20, 0, 20), (0, 20, 10, 30)]
+    windows = [torch.rand(5, 20, 20, generator=gen) for _ in boxes]
+    windows[1] = windows[1] + window_shift
+    merged = torch.rand(5, 20, 30, generator=gen)
+    final = torch.rand(5, 25, 37, generator=gen) + final_shift
+    tool.save_stages(str(folder / 'stages' / 'img.npz'), image, boxes, windows, merged, final,
+                     stride=2)
+    np.save(folder / 'stages' / 'text.npy', text)
+    write_labels(folder, {'img': np.arange(12).reshape(3, 4)})
+
+
+def test_stage_report_names_the_first_divergent_stage(tmp_path):
+    tool = load_tool()
+    text = np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32)
+    write_stages(tool, tmp_path / 'ours', text)
+    write_stages(tool, tmp_path / 'same', text)
+    report = tool.stage_report(str(tmp_path / 'ours'), str(tmp_path / 'same'), atol=1e-6)
+    assert report['first_divergent'] is None
+    assert [row['stage'] for row in report['stages']] == list(tool.STAGES)
+    assert all(row['ok'] for row in report['stages'])
+    # Windows off by 0.25 (one of two), later stages written identical: 'windows' comes first.
+    write_stages(tool, tmp_path / 'windows', text, window_shift=0.25)
+    report = tool.stage_report(str(tmp_path / 'ours'), str(tmp_path / 'windows'), atol=1e-3)
+    rows = {row['stage']: row for row in report['stages']}
+    assert report['first_divergent'] == 'windows'
+    assert rows['windows']['max_abs_diff'] == pytest.approx(0.25, abs=1e-6)
+    assert rows['text']['ok'] and rows['final']['ok']
+    # Text off by 1e-2 at one entry, and windows placed elsewhere.
+    shifted = text.copy()
+    shifted[2, 3] += 1e-2
+    write_stages(tool, tmp_path / 'text', shifted, final_shift=0.5,
+                 boxes=[(0, 20, 0, 20), (0, 20, 9, 29)])
+    report = tool.stage_report(str(tmp_path / 'ours'), str(tmp_path / 'text'), atol=1e-3)
+    rows = {row['stage']: row for row in report['stages']}
+    assert report['first_divergent'] == 'text'
+    assert rows['text']['max_abs_diff'] == pytest.approx(1e-2, rel=1e-3)
+    assert 'windows differ' in rows['windows']['note'] and not rows['windows']['ok']
+    assert rows['final']['max_abs_diff'] == pytest.approx(0.5, abs=1e-6)
+    text_files = tmp_path / 'text' / 'stages'
+    np.save(text_files / 'text.npy', text[:4])
+    report = tool.stage_report(str(tmp_path / 'ours'), str(tmp_path / 'text'))
+    assert 'shapes differ' in report['stages'][1]['note']
+
+
+def test_reference_dir_errors(tmp_path, capsys):
+    tool = load_tool()
+    missing = tmp_path / 'nowhere'
+    with pytest.raises(SystemExit, match=r'nowhere does not exist .*wangf3014/SCLIP'):
+        tool.main(['sclip', 'voc21', '--reference-dir', str(missing)])
+    with pytest.raises(SystemExit, match='--reference-dir is required'):
+        tool.main(['naclip', 'ade150'])
+    wrong = tmp_path / 'wrong'
+    (wrong / 'configs').mkdir(parents=True)
+    (wrong / 'custom_datasets.py').write_text('')
+    with pytest.raises(SystemExit, match=r'not a checkout of sinahmr/NACLIP for pc59: it lacks '
+                       r'naclip.py, configs/cfg_context59.py'):
+        tool.main(['naclip', 'pc59', '--reference-dir', str(wrong)])
+    assert not (tmp_path / 'work_dirs').exists()
+
+
+# A fake SCLIP checkout: its segmentor reads the weights as clip.load would (a plain state
+# dict), has the attributes the stage recorders use, and predicts the label (x // 8) % 3.
+FAKE_SEGMENTOR = '''
+import torch
+from mmengine.structures import PixelData
+from mmseg.models.data_preprocessor import SegDataPreProcessor
+from mmseg.models.segmentors import BaseSegmentor
+from mmseg.registry import MODELS
+from prompts.imagenet_template import openai_imagenet_template
+
+
+@MODELS.register_module()
+class CLIPForSegmentation(BaseSegmentor):
+    def __init__(self, clip_path, name_path, device='cuda', **kwargs):
+        super().__init__(data_preprocessor=SegDataPreProcessor(
+            mean=[122.771, 116.746, 104.094], std=[68.501, 66.632, 70.323], rgb_to_bgr=True))
+        state_dict = torch.load(clip_path, map_location='cpu')
+        assert state_dict['visual.conv1.weight'].shape[-1] == 16
+        assert len(openai_imagenet_template) == 1
+        with open(name_path) as f:
+            self.query_features = torch.zeros(len(f.readlines()), 64)
+        self.slide_crop, self.slide_stride, self.patch_size = 0, 0, 16
+
+    def forward_feature(self, img):
+        return torch.zeros((1, len(self.query_features)) + img.shape[-2:])
+
+    def predict(self, inputs, data_samples):
+        self.forward_feature(inputs)
+        height, width = data_samples[0].ori_shape
+        return self.postprocess_result(torch.zeros(1, len(self.query_features), height, width),
+                                       data_samples)
+
+    def postprocess_result(self, seg_logits, data_samples):
+        width = seg_logits.shape[-1]
+        labels = (torch.arange(width) // 8 % 3).expand(seg_logits.shape[-2:])[None]
+        data_samples[0].set_data(dict(pred_sem_seg=PixelData(data=labels.clone())))
+        return data_samples
+
+    def _forward(self, inputs, data_samples=None):
+        pass
+
+    def inference(self, inputs, batch_img_metas):
+        pass
+
+    def encode_decode(self, inputs, batch_img_metas):
+        pass
+
+    def extract_feat(self, inputs):
+        pass
+
+    def loss(self, inputs, data_samples):
+        pass
+'''
+FAKE_CONFIG = '''
+model = dict(type='CLIPForSegmentation', clip_path='ViT-B/16', name_path='./configs/cls_voc21.txt')
+test_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+default_scope = 'mmseg'
+test_cfg = dict(type='TestLoop')
+log_level = 'WARNING'
+test_dataloader = dict(
+    batch_size=1, num_workers=4, persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='PascalVOCDataset', data_root='',
+        data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
+        ann_file='ImageSets/Segmentation/val.txt',
+        pipeline=[dict(type='LoadImageFromFile'),
+                  dict(type='Resize', scale=(2048, 336), keep_ratio=True),
+                  dict(type='LoadAnnotations'), dict(type='PackSegInputs')]))
+'''
+
+
+@pytest.mark.slow
+def test_whole_run_against_a_fake_reference(tmp_path):
+    tool = load_tool()
+    fake = tmp_path / 'fake_sclip'
+    (fake / 'configs').mkdir(parents=True)
+    (fake / 'prompts').mkdir()
+    (fake / 'clip_segmentor.py').write_text(FAKE_SEGMENTOR)
+    (fake / 'custom_datasets.py').write_text('')
+    (fake / 'prompts' / '__init__.py').write_text('')
+    (fake / 'prompts' / 'imagenet_template.py').write_text(textwrap.dedent('''
+        openai_imagenet_template = [lambda c: f'a bad photo of a {c}.',
+                                    lambda c: f'a photo of many {c}.']
+        '''))
+    (fake / 'configs' / 'cfg_voc21.py').write_text(FAKE_CONFIG)
+    (fake / 'configs' / 'cls_voc21.txt').write_text('\n'.join(f'class{i}' for i in range(21)))
+    work = tmp_path / 'work'
+    report = tool.main(['sclip', 'voc21', '--reference-dir', str(fake), '--work-dir', str(work),
+                        '--arch', 'tiny', '--num-templates', '1', '--num-images', '1',
+                        '--stages', '--device', 'cpu'])
+    ours = np.load(work / 'ours' / 'labels' / '2007_000000.npy')
+    pattern = (np.arange(ours.shape[1]) // 8 % 3)[None].repeat(ours.shape[0], 0)
+    assert report['agreement']['total']['share'] == pytest.approx((ours == pattern).mean())
+    assert report['agreement']['total']['pixels'] == ours.size
+    assert any('first 1 templates' in line for line in report['patches'])
+    rows = {row['stage']: row for row in report['stages']['stages']}
+    # Same image file, normalization written with 3 decimals: the inputs agree within 1e-4.
+    assert rows['input']['ok'] and rows['input']['max_abs_diff'] < 1e-4
+    assert report['stages']['first_divergent'] == 'text'
+    assert (work / 'report.json').is_file()
+    # The user's checkout is not written to.
+    assert sorted(p.name for p in fake.iterdir()) == [
+        'clip_segmentor.py', 'configs', 'custom_datasets.py', 'prompts']
