@@ -7,9 +7,8 @@ from mmengine.dataset import BaseDataset
 from mmengine.fileio import get_local_path
 
 from silc_seg.registry import DATASETS
-from .image_text_utils import (BadSample, decode_image, log_skipped,
-                               pick_caption, read_file_bytes, valid_boxes,
-                               valid_captions)
+from .image_text_utils import (BadSample, decode_image, log_skipped, pick_caption, read_file_bytes,
+                               valid_boxes, valid_captions)
 
 
 @DATASETS.register_module()

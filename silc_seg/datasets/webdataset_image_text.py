@@ -17,7 +17,6 @@ from silc_seg.registry import DATASETS
 from .image_text_utils import (BadSample, decode_image, log_skipped, pick_caption,
                                seeded_global_rngs, valid_boxes, valid_captions)
 
-
 # Dataloader workers per rank whose pass counts and resume positions fit the shared memory.
 MAX_WORKERS = 256
 # Resume record per worker process: a flag and a stream_position.

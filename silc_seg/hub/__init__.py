@@ -2,10 +2,9 @@
 conversion on the fly, caches. See docs/weights.md."""
 from .download import (BASE_URL_ENV, CACHE_ENV, PretrainedUnavailableError, rewrite_url,
                        silc_cache_dir)
-from .pretrained import (CONVERSION_VERSION, FAMILY_CONVERTERS, NAME_PREFIXES,
-                         PretrainedWeights, is_pretrained_name, load_from_pretrained_name,
-                         parse_pretrained_name, register_pretrained_name_loaders,
-                         resolve_pretrained)
+from .pretrained import (CONVERSION_VERSION, FAMILY_CONVERTERS, NAME_PREFIXES, PretrainedWeights,
+                         is_pretrained_name, load_from_pretrained_name, parse_pretrained_name,
+                         register_pretrained_name_loaders, resolve_pretrained)
 
 register_pretrained_name_loaders()
 

@@ -2,8 +2,7 @@ from .checkpoint import (CheckpointMismatchError, CheckpointRefusedError, check_
                          list_keys, load_model_checkpoint, mmengine_safe_globals,
                          register_checkpoint_loaders, torch_load_weights_only)
 from .config import (AMP_WRAPPERS, ConfigOverrideError, configs_root, fp32_without_gpu,
-                     get_config_path, merge_cfg_options, prepare_runner_cfg,
-                     setup_cpu_distributed)
+                     get_config_path, merge_cfg_options, prepare_runner_cfg, setup_cpu_distributed)
 from .dist import close_process_group
 from .log_utils import mmengine_log_level
 from .strategy import prepare_strategy_cfg

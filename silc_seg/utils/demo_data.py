@@ -27,8 +27,8 @@ WebDataset shards for ``configs/silc/demo_silc_wds_tiny.py``::
 import io
 import json
 import os
-import tarfile
 import os.path as osp
+import tarfile
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np

@@ -8,8 +8,7 @@ from torch import nn
 import silc_seg  # noqa: F401
 from silc_seg.models.layers.cat_seg_aggregator import (CATSegAggregator, cosine_cost_volume,
                                                        top_classes_by_cost)
-from silc_seg.models.layers.cat_seg_class_attention import (ClassAggregationLayer,
-                                                            linear_attention)
+from silc_seg.models.layers.cat_seg_class_attention import ClassAggregationLayer, linear_attention
 from silc_seg.models.layers.cat_seg_swin_block import GuidedSwinBlock, GuidedSwinBlockPair
 from silc_seg.models.layers.cat_seg_upsampler import GuidedUpsampleBlock
 from silc_seg.models.losses import per_class_bce_loss
@@ -209,8 +208,8 @@ def test_default_loss_keeps_ignored_pixels_as_all_negative_targets():
 
 
 def test_bce_loss_excluding_ignored_pixels_is_an_option():
-    from mmseg.structures import SegDataSample
     from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
     torch.manual_seed(0)
     head = tiny_head(loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=True,
                                       avg_non_ignore=True, loss_weight=1.0))

@@ -12,7 +12,6 @@ from torch import nn
 import silc_seg  # noqa: F401
 from silc_seg.models.layers.cat_seg_qv_finetune import SplitQKVLinear, setup_qv_finetuning
 from silc_seg.registry import MODELS
-
 from .tiny_towers import tiny_catseg_cfg, tiny_image_encoder, tiny_text_encoder
 
 init_default_scope('mmseg')

@@ -12,7 +12,6 @@ from mmengine.runner import Runner
 from mmseg.datasets import COCOStuffDataset
 
 import silc_seg  # noqa: F401
-
 from .tiny_towers import tiny_catseg_cfg
 
 # label value -> colour; label values index COCOStuffDataset.METAINFO['classes']

@@ -8,7 +8,6 @@ from mmseg.structures import SegDataSample
 import silc_seg  # noqa: F401
 from silc_seg.models.segmentors.cat_seg import default_guidance_layers
 from silc_seg.registry import MODELS
-
 from .tiny_towers import tiny_catseg_cfg
 
 init_default_scope('mmseg')

@@ -10,7 +10,6 @@ import torch
 from silc_seg.converters import build_towers, verify_state_dict
 from silc_seg.utils import get_config_path
 
-
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 # Required agreement of converted towers with the reference implementations (fp32, eval).

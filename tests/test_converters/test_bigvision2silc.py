@@ -10,12 +10,11 @@ import timm
 import torch
 from torch import nn
 
+from silc_seg.converters import convert_big_vision_arrays, verify_state_dict
 from silc_seg.models.backbones import SILCVisionTransformer
 from silc_seg.models.losses import SigLipLoss
 from silc_seg.models.text_encoders import SILCTextTransformer
-from silc_seg.converters import convert_big_vision_arrays, verify_state_dict
 from .helpers import TOLERANCE, convert_with_tool, load_tool, max_diff
-
 
 # Small two-tower SigLIP: 32 px images, 8 px patches, 32-d, 2 blocks, 2 heads.
 WIDTH, HEADS, DEPTH, MLP, PATCH, IMAGE = 32, 2, 2, 128, 8, 32

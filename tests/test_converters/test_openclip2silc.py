@@ -18,7 +18,6 @@ from silc_seg.registry import MODELS
 from silc_seg.utils import get_config_path
 from .helpers import TOLERANCE, convert_with_tool, load_tool, max_diff, perturb
 
-
 TEXTS = ['a photo of a cat.', 'a diagram', 'two dogs playing in the snow at night', '']
 
 

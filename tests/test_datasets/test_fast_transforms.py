@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 from mmpretrain.datasets.transforms import ColorJitter, RandomResizedCrop
 
-from silc_seg.datasets.transforms import (FastRandomResizedCrop, HueSafeColorJitter,
-                                          adjust_hue)
+from silc_seg.datasets.transforms import FastRandomResizedCrop, HueSafeColorJitter, adjust_hue
 
 
 def _photo(seed, height=150, width=200):

@@ -7,8 +7,7 @@ from mmpretrain.structures import DataSample
 
 from silc_seg.datasets.transforms import PackSILCInputs
 from silc_seg.engine.hooks import DataStatsHook
-from silc_seg.evaluation.metrics import (ImageTextRetrievalRecall,
-                                         retrieval_recall)
+from silc_seg.evaluation.metrics import ImageTextRetrievalRecall, retrieval_recall
 from silc_seg.models.data_preprocessors import SILCDataPreprocessor
 
 

@@ -7,8 +7,8 @@ from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
 
 import silc_seg  # noqa: F401
-from silc_seg.datasets.transforms import (HueSafeColorJitter, PackSILCInputs,
-                                          TokenizeCaption, adjust_hue)
+from silc_seg.datasets.transforms import (HueSafeColorJitter, PackSILCInputs, TokenizeCaption,
+                                          adjust_hue)
 
 init_default_scope('mmseg')
 

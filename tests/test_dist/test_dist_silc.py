@@ -10,6 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from mmengine.logging import MessageHub
+
 from silc_seg.engine.optimizers import NonFiniteGuardOptimWrapper
 from silc_seg.models.pretrainers import TrainStepDDP
 from tests.test_foundation.toy_modules import ToyRegressor

@@ -274,10 +274,10 @@ model = dict(
     decode_head=dict(in_channels=[32] * 4, channels=32, num_classes=5, norm_cfg=norm_cfg),
     auxiliary_head=dict(in_channels=32, channels=16, num_classes=5, norm_cfg=norm_cfg))
 ''')
-    from mmseg.registry import MODELS as MMSEG_MODELS
-    from mmseg.structures import SegDataSample
     from mmengine.structures import PixelData
     from mmengine.utils import import_modules_from_strings
+    from mmseg.registry import MODELS as MMSEG_MODELS
+    from mmseg.structures import SegDataSample
 
     cfg = Config.fromfile(str(cfg_file))
     import_modules_from_strings(**cfg.custom_imports)

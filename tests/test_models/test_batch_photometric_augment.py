@@ -19,8 +19,7 @@ from mmengine.registry import DefaultScope
 from scipy.stats import ks_2samp
 
 from silc_seg.models.data_preprocessors import BatchPhotometricAugment, SILCDataPreprocessor
-from silc_seg.models.data_preprocessors.batch_photometric_augment import (gaussian_blur,
-                                                                          rotate_hue)
+from silc_seg.models.data_preprocessors.batch_photometric_augment import gaussian_blur, rotate_hue
 from silc_seg.registry import MODELS
 
 CONFIG = 'configs/_base_/datasets/wds_pretrain_224.py'

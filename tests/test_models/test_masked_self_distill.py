@@ -8,8 +8,7 @@ import torch
 from silc_seg.models.losses import masked_lm_loss, masked_patch_distill_loss
 from silc_seg.models.utils.masking import block_patch_mask, random_patch_mask, text_token_mask
 from silc_seg.registry import MODELS
-from tests.test_models.test_silc import (BATCH, CONTEXT, EMBED_DIM, VOCAB, batch,
-                                         model_cfg)
+from tests.test_models.test_silc import BATCH, CONTEXT, EMBED_DIM, VOCAB, batch, model_cfg
 
 MASK_PROTOS = 20
 EOT, SOT = VOCAB - 1, VOCAB - 2

@@ -7,8 +7,7 @@ from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
 
 from silc_seg.registry import MODELS
-from tests.test_models.test_silc import (BATCH, EMBED_DIM, NUM_GLOBAL, VOCAB, batch,
-                                         model_cfg)
+from tests.test_models.test_silc import BATCH, EMBED_DIM, NUM_GLOBAL, VOCAB, batch, model_cfg
 
 MASK_PROTOS = 20
 

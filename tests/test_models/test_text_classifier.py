@@ -9,7 +9,6 @@ import torch.nn.functional as F
 
 from silc_seg.models.text_encoders import SILCTextTransformer
 from silc_seg.models.utils import TextClassifier
-
 # The SILC tests' tokenizer: one hashed id per word, end-of-text = VOCAB - 1 (the highest id, as
 # CLIP's), zero padding to CONTEXT; counts its calls.
 from .test_silc import CONTEXT, VOCAB, WordTokenizer

@@ -11,8 +11,7 @@ import torch
 import torch.nn.functional as F
 from mmseg.structures import SegDataSample
 
-from silc_seg.models.layers.sc_clip import (SCCLIPDense, fill_from_neighbours,
-                                            local_outlier_factor)
+from silc_seg.models.layers.sc_clip import SCCLIPDense, fill_from_neighbours, local_outlier_factor
 from silc_seg.registry import MODELS
 
 WIDTH, HEADS, DEPTH, OUT = 32, 4, 12, 16

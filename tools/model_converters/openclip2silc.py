@@ -11,9 +11,9 @@ import argparse
 import os
 import os.path as osp
 
-from silc_seg.converters import (
-    MODEL_CONFIGS, build_towers, choose_openclip_model, config_path, convert_openclip_state_dict,
-    load_openclip_checkpoint, save_state_dict, verify_state_dict)
+from silc_seg.converters import (MODEL_CONFIGS, build_towers, choose_openclip_model, config_path,
+                                 convert_openclip_state_dict, load_openclip_checkpoint,
+                                 save_state_dict, verify_state_dict)
 
 OPENCLIP_MODELS = sorted(MODEL_CONFIGS)
 

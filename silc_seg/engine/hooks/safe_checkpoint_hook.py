@@ -9,8 +9,8 @@ from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 
 from silc_seg.engine.checkpointing import (TEMP_MARKER, CheckpointDamagedError,
-                                           CheckpointWriteError, atomic_write,
-                                           checkpoint_damage, find_resumable_checkpoint)
+                                           CheckpointWriteError, atomic_write, checkpoint_damage,
+                                           find_resumable_checkpoint)
 from silc_seg.registry import HOOKS
 
 

@@ -1,2 +1,2 @@
-from .zero_shot_head import ZeroShotHead  # noqa: F401
 from .cat_seg_head import CATSegHead  # noqa: F401
+from .zero_shot_head import ZeroShotHead  # noqa: F401

@@ -4,7 +4,6 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from mmengine.dist import all_gather, get_dist_info
 
 from silc_seg.registry import MODELS

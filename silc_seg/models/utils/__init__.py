@@ -1,5 +1,5 @@
-from .class_names import (build_vocabulary, flatten_vocabulary, load_class_names,
-                          parse_class_list, parse_class_name_lines)
+from .class_names import (build_vocabulary, flatten_vocabulary, load_class_names, parse_class_list,
+                          parse_class_name_lines)
 from .pamr import PAMR
 from .prompt_templates import PROMPT_TEMPLATE_SETS, get_prompt_templates
 from .text_classifier import ClassEmbeddings, TextClassifier
