@@ -6,6 +6,4 @@ effect on the process is the weights-only checkpoint loader (see ``docs/design.m
 from . import apis, datasets, engine, evaluation, hub, models, utils
 from .version import __version__
 
-__all__ = [
-    '__version__', 'apis', 'datasets', 'engine', 'evaluation', 'hub', 'models', 'utils'
-]
+__all__ = ['__version__', 'apis', 'datasets', 'engine', 'evaluation', 'hub', 'models', 'utils']

@@ -9,5 +9,7 @@ def torchrun(nproc: int) -> List[str]:
     ``--standalone`` makes the launcher host the rendezvous store on a free port, so no rank's
     exit takes the store away from the others and no fixed port collides with another job.
     """
-    return [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node',
-            str(nproc)]
+    return [
+        sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node',
+        str(nproc)
+    ]

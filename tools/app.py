@@ -35,7 +35,9 @@ class SegmenterCache:
         return self.segmenters[method]
 
 
-def build_app(segmenters: SegmenterCache, methods: List[str], default_method: str,
+def build_app(segmenters: SegmenterCache,
+              methods: List[str],
+              default_method: str,
               title: str = 'silc-seg: open-vocabulary segmentation'):
     """The Gradio page (``gradio.Blocks``); ``segmenters(method)`` gives the model."""
     import gradio as gr
@@ -56,29 +58,44 @@ def build_app(segmenters: SegmenterCache, methods: List[str], default_method: st
         with gr.Row():
             with gr.Column():
                 image = gr.Image(type='numpy', label='Image', elem_id='image', height=360)
-                classes = gr.Textbox(label='Classes (comma-separated)', elem_id='classes',
-                                     placeholder='cat, grass, sky')
-                method = gr.Dropdown(methods, value=default_method, label='Method',
-                                     elem_id='method')
+                classes = gr.Textbox(
+                    label='Classes (comma-separated)',
+                    elem_id='classes',
+                    placeholder='cat, grass, sky')
+                method = gr.Dropdown(
+                    methods, value=default_method, label='Method', elem_id='method')
                 opacity = gr.Slider(0.1, 1.0, value=0.5, step=0.05, label='Mask opacity')
                 button = gr.Button('Segment', variant='primary', elem_id='segment')
             with gr.Column():
-                overlay = gr.Image(type='numpy', label='Overlay', elem_id='overlay',
-                                   interactive=False, format='png', height=360)
-                areas = gr.Dataframe(headers=['class', 'area %'], label='Area per class',
-                                     elem_id='areas', interactive=False)
+                overlay = gr.Image(
+                    type='numpy',
+                    label='Overlay',
+                    elem_id='overlay',
+                    interactive=False,
+                    format='png',
+                    height=360)
+                areas = gr.Dataframe(
+                    headers=['class', 'area %'],
+                    label='Area per class',
+                    elem_id='areas',
+                    interactive=False)
         button.click(run, [image, classes, method, opacity], [overlay, areas])
     return app
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--model', required=True,
-                        help='weights name (openai:ViT-B-16, open_clip:MODEL/TAG, '
-                        'hf-hub:ORG/REPO) or converted checkpoint')
+    parser.add_argument(
+        '--model',
+        required=True,
+        help='weights name (openai:ViT-B-16, open_clip:MODEL/TAG, '
+        'hf-hub:ORG/REPO) or converted checkpoint')
     parser.add_argument('--config', help='full zero-shot config instead of the presets')
-    parser.add_argument('--method', default='naclip', choices=sorted(METHOD_CONFIGS),
-                        help='method selected when the page opens')
+    parser.add_argument(
+        '--method',
+        default='naclip',
+        choices=sorted(METHOD_CONFIGS),
+        help='method selected when the page opens')
     parser.add_argument('--device', help='default: cuda if available, else cpu')
     parser.add_argument('--host', default='127.0.0.1', help='address to serve on')
     parser.add_argument('--port', type=int, default=7860)
@@ -95,8 +112,8 @@ def main(argv=None):
     segmenters = SegmenterCache(lambda method: OpenVocabSegmenter(
         args.model, method=method, config=args.config, device=args.device))
     segmenters(args.method)  # download / convert / build before serving
-    build_app(segmenters, methods, args.method).launch(server_name=args.host,
-                                                       server_port=args.port)
+    build_app(segmenters, methods, args.method).launch(
+        server_name=args.host, server_port=args.port)
 
 
 if __name__ == '__main__':

@@ -47,31 +47,49 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Zero-shot segmentation demo')
-    parser.add_argument('inputs', nargs='+',
-                        help='image files, folders (their images) or quoted globs')
-    parser.add_argument('--checkpoint', '--model', dest='checkpoint', required=True,
-                        help='weights name (openai:ViT-B-16, open_clip:MODEL/TAG, '
-                        'hf-hub:ORG/REPO) or checkpoint file with image_encoder.* and '
-                        'text_encoder.* weights')
-    parser.add_argument('--config', help='zero-shot config file (default: the --method preset '
-                        'on the towers of the weights)')
-    parser.add_argument('--method', default='naclip', choices=sorted(METHOD_CONFIGS),
-                        help='zero-shot method when no --config is given')
-    parser.add_argument('--short-side', type=int, default=448,
-                        help='without --config: resize images to this short side first')
+    parser.add_argument(
+        'inputs', nargs='+', help='image files, folders (their images) or quoted globs')
+    parser.add_argument(
+        '--checkpoint',
+        '--model',
+        dest='checkpoint',
+        required=True,
+        help='weights name (openai:ViT-B-16, open_clip:MODEL/TAG, '
+        'hf-hub:ORG/REPO) or checkpoint file with image_encoder.* and '
+        'text_encoder.* weights')
+    parser.add_argument(
+        '--config',
+        help='zero-shot config file (default: the --method preset '
+        'on the towers of the weights)')
+    parser.add_argument(
+        '--method',
+        default='naclip',
+        choices=sorted(METHOD_CONFIGS),
+        help='zero-shot method when no --config is given')
+    parser.add_argument(
+        '--short-side',
+        type=int,
+        default=448,
+        help='without --config: resize images to this short side first')
     parser.add_argument('--classes', help='comma-separated class names, e.g. "cat,grass,sky"')
-    parser.add_argument('--classes-file',
-                        help='class-name file: one class per line, comma-separated synonyms')
+    parser.add_argument(
+        '--classes-file', help='class-name file: one class per line, comma-separated synonyms')
     parser.add_argument('--out', default='out.png', help='output overlay image (one image)')
     parser.add_argument('--out-dir', help='output folder of a batch (default: demo_out)')
-    parser.add_argument('--areas-csv', help='batch: also write the area share of every class '
-                        'in every image to this CSV file')
-    parser.add_argument('--device', help='device, e.g. cpu or cuda:0 (default: cuda if '
-                        'available)')
+    parser.add_argument(
+        '--areas-csv',
+        help='batch: also write the area share of every class '
+        'in every image to this CSV file')
+    parser.add_argument(
+        '--device', help='device, e.g. cpu or cuda:0 (default: cuda if '
+        'available)')
     parser.add_argument('--opacity', type=float, default=0.5, help='mask opacity in (0, 1]')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings in the config, in xxx=yyy format (keys are '
-                        'checked against the config; +xxx=yyy adds a key it does not have)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, in xxx=yyy format (keys are '
+        'checked against the config; +xxx=yyy adds a key it does not have)')
     args = parser.parse_args()
     if (args.classes is None) == (args.classes_file is None):
         parser.error('give exactly one of --classes and --classes-file')
@@ -120,11 +138,11 @@ def expand_inputs(inputs):
     paths = []
     for item in inputs:
         if osp.isdir(item):
-            paths += sorted(osp.join(item, name) for name in os.listdir(item)
-                            if name.lower().endswith(IMAGE_EXTENSIONS))
+            paths += sorted(
+                osp.join(item, name) for name in os.listdir(item)
+                if name.lower().endswith(IMAGE_EXTENSIONS))
         elif glob.has_magic(item):
-            paths += sorted(path for path in glob.glob(item, recursive=True)
-                            if osp.isfile(path))
+            paths += sorted(path for path in glob.glob(item, recursive=True) if osp.isfile(path))
         else:
             paths.append(item)
     return paths
@@ -143,8 +161,8 @@ def build_config(args):
                                       args.short_side)
             checkpoint = weights.checkpoint
         else:
-            config = zero_shot_config(recorded_towers(checkpoint), args.method,
-                                      short_side=args.short_side)
+            config = zero_shot_config(
+                recorded_towers(checkpoint), args.method, short_side=args.short_side)
         merge_cfg_options(config, args.cfg_options)
     except ConfigOverrideError as err:
         raise SystemExit(f'--cfg-options {err}')
@@ -169,14 +187,20 @@ def segment(model, image, names, opacity):
     drawn = result.clone()
     drawn.pred_sem_seg = PixelData(data=result.pred_sem_seg.data.cpu().numpy())
     visualizer.add_datasample(
-        'demo', mmcv.bgr2rgb(image), data_sample=drawn, draw_gt=False, show=False,
+        'demo',
+        mmcv.bgr2rgb(image),
+        data_sample=drawn,
+        draw_gt=False,
+        show=False,
         with_labels=False)
     labels = np.unique(result.pred_sem_seg.data.cpu().numpy()).tolist()
     areas = [float((result.pred_sem_seg.data == label).float().mean()) for label in labels]
     overlay = add_legend(visualizer.get_image(), names, palette, labels, areas)
     segmentation = Segmentation(
-        image=mmcv.bgr2rgb(image), labels=result.pred_sem_seg.data[0].cpu().numpy(),
-        probs=result.seg_logits.data.float().cpu().numpy(), classes=names)
+        image=mmcv.bgr2rgb(image),
+        labels=result.pred_sem_seg.data[0].cpu().numpy(),
+        probs=result.seg_logits.data.float().cpu().numpy(),
+        classes=names)
     return segmentation, overlay, labels, areas
 
 
@@ -226,13 +250,15 @@ def main():
     args = parse_args()
     quiet_library_warnings()
     try:
-        vocabulary = (build_vocabulary(args.classes_file) if args.classes_file else
-                      parse_class_list(args.classes))
+        vocabulary = (
+            build_vocabulary(args.classes_file)
+            if args.classes_file else parse_class_list(args.classes))
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(str(err))
     paths = expand_inputs(args.inputs)
-    single = (len(args.inputs) == 1 and paths == args.inputs and not osp.isdir(args.inputs[0])
-              and not args.out_dir)
+    single = (
+        len(args.inputs) == 1 and paths == args.inputs and not osp.isdir(args.inputs[0])
+        and not args.out_dir)
     if not paths:
         raise SystemExit(f'no image files in {", ".join(args.inputs)}')
     config, checkpoint = build_config(args)

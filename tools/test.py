@@ -28,20 +28,15 @@ def parse_args():
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file (.pth or .safetensors)')
     parser.add_argument(
-        '--work-dir',
-        help='the directory to save the evaluation results (json) and logs')
+        '--work-dir', help='the directory to save the evaluation results (json) and logs')
     parser.add_argument(
-        '--out',
-        type=str,
-        help='the directory to save output predictions for offline evaluation')
-    parser.add_argument(
-        '--show', action='store_true', help='show prediction results')
+        '--out', type=str, help='the directory to save output predictions for offline evaluation')
+    parser.add_argument('--show', action='store_true', help='show prediction results')
     parser.add_argument(
         '--show-dir',
         help='directory where painted images (prediction overlays) are saved, as '
         '<show-dir>/<image name>.png')
-    parser.add_argument(
-        '--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
         '--allow-missing-keys',
         action='store_true',
@@ -59,11 +54,15 @@ def parse_args():
         default='none',
         help='job launcher')
     parser.add_argument(
-        '--tta', action='store_true',
+        '--tta',
+        action='store_true',
         help='test-time augmentation: average the scores of flipped and rescaled views '
         "(the config's tta_pipeline, else one built from its test pipeline)")
     parser.add_argument(
-        '--tta-scales', nargs='+', type=float, default=[1.0],
+        '--tta-scales',
+        nargs='+',
+        type=float,
+        default=[1.0],
         help='with --tta and no tta_pipeline in the config: size multipliers of the test '
         'resize, e.g. 0.75 1.0 1.25 (default: 1.0, flip only)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -76,9 +75,8 @@ def parse_args():
 def trigger_visualization_hook(cfg, args):
     default_hooks = cfg.default_hooks
     if 'visualization' not in default_hooks:
-        raise RuntimeError(
-            'VisualizationHook must be included in default_hooks, e.g. '
-            "visualization=dict(type='SegVisualizationHook')")
+        raise RuntimeError('VisualizationHook must be included in default_hooks, e.g. '
+                           "visualization=dict(type='SegVisualizationHook')")
     visualization_hook = default_hooks['visualization']
     visualization_hook['draw'] = True
     # Every test image, whatever interval the config keeps for drawing during training.

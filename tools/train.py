@@ -79,8 +79,10 @@ def main():
     if args.amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if optim_wrapper in AMP_WRAPPERS.values():
-            print_log('AMP training is already enabled in your config.',
-                      logger='current', level=logging.WARNING)
+            print_log(
+                'AMP training is already enabled in your config.',
+                logger='current',
+                level=logging.WARNING)
         else:
             assert optim_wrapper in AMP_WRAPPERS, (
                 '`--amp` is only supported when the optimizer wrapper type is one of '

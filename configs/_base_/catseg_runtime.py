@@ -18,8 +18,7 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     # Atomic writes, safe rotation, resume from the newest complete file (silc_seg/engine).
-    checkpoint=dict(
-        type='SafeCheckpointHook', by_epoch=False, interval=5000, max_keep_ckpts=2),
+    checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=5000, max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'),
     # SIGTERM / SIGUSR1: save after the current step, exit with code 75 (docs/reliability.md).

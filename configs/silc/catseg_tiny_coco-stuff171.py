@@ -21,8 +21,7 @@ model = dict(
     image_encoder={{_base_.image_encoder}},
     text_encoder={{_base_.text_encoder}},
     tokenizer={{_base_.tokenizer}},
-    data_preprocessor=dict(mean={{_base_.image_mean}}, std={{_base_.image_std}},
-                           size=crop_size),
+    data_preprocessor=dict(mean={{_base_.image_mean}}, std={{_base_.image_std}}, size=crop_size),
     decode_head=dict(
         guidance_upsample_dims=(32, 16),
         aggregator=dict(
@@ -65,8 +64,13 @@ test_evaluator = {{_base_.val_evaluator}}
 # CAT-Seg's optimization on a short schedule
 max_iters = 200
 param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=0.0, by_epoch=False, begin=0,
-         end=max_iters)
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_iters,
+        eta_min=0.0,
+        by_epoch=False,
+        begin=0,
+        end=max_iters)
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 test_cfg = dict(type='TestLoop')

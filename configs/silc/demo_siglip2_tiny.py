@@ -56,8 +56,10 @@ train_pipeline = [
         transforms=[{{_base_.global_view}}, {{_base_.local_view}}, whole_image]),
     dict(type='TokenizeCaption', tokenizer={{_base_.caption_tokenizer}}),
     dict(type='TokenizeRegions', tokenizer={{_base_.caption_tokenizer}}, max_regions=1),
-    dict(type='PackSILCInputs', num_global_crops={{_base_.num_global_crops}},
-         num_contrastive_crops=1),
+    dict(
+        type='PackSILCInputs',
+        num_global_crops={{_base_.num_global_crops}},
+        num_contrastive_crops=1),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 

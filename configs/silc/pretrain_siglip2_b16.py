@@ -87,23 +87,33 @@ caption_tokenizer = {{_base_.tokenizer}}  # Gemma, 64 tokens [S2 2.1]
 
 
 def _crop(size, scale):
-    return dict(type='FastRandomResizedCrop', scale=size, crop_ratio_range=scale,
-                interpolation='bicubic', backend='pillow')
+    return dict(
+        type='FastRandomResizedCrop',
+        scale=size,
+        crop_ratio_range=scale,
+        interpolation='bicubic',
+        backend='pillow')
 
 
 _color = [
     dict(type='RandomFlip', prob=0.5),
-    dict(type='RandomApply', prob=0.8, transforms=[
-        dict(type='HueSafeColorJitter', brightness=0.4, contrast=0.4, saturation=0.2,
-             hue=0.1)]),
-    dict(type='RandomGrayscale', prob=0.2, keep_channels=True,
-         channel_weights=(0.114, 0.587, 0.2989)),
+    dict(
+        type='RandomApply',
+        prob=0.8,
+        transforms=[
+            dict(type='HueSafeColorJitter', brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)
+        ]),
+    dict(
+        type='RandomGrayscale',
+        prob=0.2,
+        keep_channels=True,
+        channel_weights=(0.114, 0.587, 0.2989)),
 ]
 
 
 def _blur(prob):
-    return dict(type='mmpretrain.GaussianBlur', magnitude_range=(0.1, 2.0),
-                magnitude_std='inf', prob=prob)
+    return dict(
+        type='mmpretrain.GaussianBlur', magnitude_range=(0.1, 2.0), magnitude_std='inf', prob=prob)
 
 
 train_pipeline = [
@@ -111,20 +121,33 @@ train_pipeline = [
         type='mmpretrain.MultiView',
         num_views=[1, 1, 6, 1],
         transforms=[
-            [_crop(global_crop_size, (0.4, 1.0)), *_color, _blur(1.0)],
-            [_crop(global_crop_size, (0.4, 1.0)), *_color, _blur(0.1),
-             dict(type='mmpretrain.Solarize', thr=128, prob=0.2)],
-            [_crop(local_crop_size, (0.05, 0.4)), *_color, _blur(0.5)],
-            [dict(type='Resize', scale=(global_crop_size, global_crop_size),
-                  interpolation='bicubic', backend='pillow')],
+            [_crop(global_crop_size, (0.4, 1.0)), *_color,
+             _blur(1.0)],
+            [
+                _crop(global_crop_size, (0.4, 1.0)), *_color,
+                _blur(0.1),
+                dict(type='mmpretrain.Solarize', thr=128, prob=0.2)
+            ],
+            [_crop(local_crop_size, (0.05, 0.4)), *_color,
+             _blur(0.5)],
+            [
+                dict(
+                    type='Resize',
+                    scale=(global_crop_size, global_crop_size),
+                    interpolation='bicubic',
+                    backend='pillow')
+            ],
         ]),
     dict(type='TokenizeCaption', tokenizer=caption_tokenizer),
     dict(type='TokenizeRegions', tokenizer=caption_tokenizer, max_regions=1),  # ours: 1
     dict(type='PackSILCInputs', num_global_crops=2, num_contrastive_crops=1),
 ]
 val_pipeline = [
-    dict(type='Resize', scale=(global_crop_size, global_crop_size), interpolation='bicubic',
-         backend='pillow'),
+    dict(
+        type='Resize',
+        scale=(global_crop_size, global_crop_size),
+        interpolation='bicubic',
+        backend='pillow'),
     dict(type='TokenizeCaption', tokenizer=caption_tokenizer),
     dict(type='PackSILCInputs'),
 ]
@@ -143,8 +166,13 @@ optim_wrapper = dict(
     skip_nonfinite_steps=True)
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=warmup_iters),
-    dict(type='CosineAnnealingLR', T_max=max_iters - warmup_iters, eta_min=0.0,
-         by_epoch=False, begin=warmup_iters, end=max_iters),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_iters - warmup_iters,
+        eta_min=0.0,
+        by_epoch=False,
+        begin=warmup_iters,
+        end=max_iters),
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=50000)
 auto_scale_lr = dict(enable=False, base_batch_size=32768)

@@ -32,10 +32,19 @@ model = dict(
     text_encoder=dict(
         _delete_=True,
         type='SILCTextTransformer',
-        arch=dict(width=1152, depth=27, num_heads=16, mlp_ratio=3.7362,
-                  context_length=context_length, vocab_size=256000, output_dim=embed_dim,
-                  causal=False, pool_type='last', proj_bias=True, norm_eps=1e-6,
-                  act='gelu_tanh')),
+        arch=dict(
+            width=1152,
+            depth=27,
+            num_heads=16,
+            mlp_ratio=3.7362,
+            context_length=context_length,
+            vocab_size=256000,
+            output_dim=embed_dim,
+            causal=False,
+            pool_type='last',
+            proj_bias=True,
+            norm_eps=1e-6,
+            act='gelu_tanh')),
     tokenizer=dict(caption_tokenizer, _delete_=True),
     # SigLIP normalization: [-1, 1].
     data_preprocessor=dict(mean=[127.5] * 3, std=[127.5] * 3),

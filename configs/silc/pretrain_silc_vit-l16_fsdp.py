@@ -12,8 +12,7 @@ model = dict(
     # tower ('clip-l': width 768, 12 blocks); 768-d joint space. with_cp off: the strategy
     # checkpoints the blocks inside their FSDP units.
     image_encoder=dict(
-        arch=dict(_delete_=True, width=1024, depth=24, num_heads=16, patch_size=16,
-                  mlp_ratio=4.0),
+        arch=dict(_delete_=True, width=1024, depth=24, num_heads=16, patch_size=16, mlp_ratio=4.0),
         output_dim=embed_dim,
         with_cp=False),
     text_encoder=dict(arch='clip-l', output_dim=embed_dim, with_cp=False),

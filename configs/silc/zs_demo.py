@@ -6,8 +6,8 @@
 # so the checkpoint's image_encoder.* / text_encoder.* weights load as they are. mIoU by last
 # block: docs/results.md.
 _base_ = [
-    './zs_runtime.py', '../_base_/models/zero_shot_segmentor.py',
-    '../_base_/towers/demo_tiny.py', '../_base_/datasets/demo_seg.py'
+    './zs_runtime.py', '../_base_/models/zero_shot_segmentor.py', '../_base_/towers/demo_tiny.py',
+    '../_base_/datasets/demo_seg.py'
 ]
 model = dict(
     image_encoder={{_base_.image_encoder}},

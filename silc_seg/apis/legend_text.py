@@ -49,8 +49,8 @@ def _usable(path: str) -> bool:
 def font_file_for(char: str) -> Optional[str]:
     """An installed scalable font that has a glyph for ``char``, or None."""
     files = _fontconfig('fc-list', f':charset={ord(char):x}', 'file')
-    files = sorted(files, key=lambda path: (sum(word in path for word in _AVOID),
-                                            'CJK' not in path, path))
+    files = sorted(
+        files, key=lambda path: (sum(word in path for word in _AVOID), 'CJK' not in path, path))
     default = default_font_file()
     if default in files:
         files.insert(0, default)
@@ -94,8 +94,10 @@ def text_width(text: str, size: int) -> int:
     return int(sum(_font(path, size).getlength(run) for run, path in text_runs(text)))
 
 
-def draw_text(image: np.ndarray, texts: Sequence[Tuple[str, Tuple[int, int]]],
-              size: int, color: Tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+def draw_text(image: np.ndarray,
+              texts: Sequence[Tuple[str, Tuple[int, int]]],
+              size: int,
+              color: Tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
     """Draw each ``(text, (left, top))`` onto an RGB ``uint8`` image.
 
     Returns:

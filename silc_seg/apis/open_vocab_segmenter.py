@@ -59,8 +59,10 @@ def zero_shot_config(towers: str,
     cfg = _config(METHOD_CONFIGS[method])
     preset_towers, new_towers = _config(PRESET_TOWERS), _config(towers)
     for key in ('image_encoder', 'text_encoder'):
-        added = {name: value for name, value in cfg.model[key].items()
-                 if name not in preset_towers[key]}
+        added = {
+            name: value
+            for name, value in cfg.model[key].items() if name not in preset_towers[key]
+        }
         cfg.model[key] = ConfigDict({**new_towers[key], **added})
     cfg.model.tokenizer = ConfigDict({**new_towers.tokenizer, **(tokenizer or {})})
     cfg.model.data_preprocessor.mean = list(new_towers.image_mean)
@@ -100,8 +102,10 @@ class Segmentation:
     def areas(self) -> Dict[str, float]:
         """Share of the image each class covers (every class, in vocabulary order)."""
         counts = np.bincount(self.labels.ravel(), minlength=len(self.classes))
-        return {name: float(counts[index]) / self.labels.size
-                for index, name in enumerate(self.classes)}
+        return {
+            name: float(counts[index]) / self.labels.size
+            for index, name in enumerate(self.classes)
+        }
 
     def palette(self) -> List[tuple]:
         return class_palette(len(self.classes))
@@ -211,8 +215,7 @@ class OpenVocabSegmenter:
             cfg = zero_shot_config(weights.config, method, weights.tokenizer, short_side)
             checkpoint = weights.checkpoint
         else:
-            cfg = zero_shot_config(recorded_towers(checkpoint), method,
-                                   short_side=short_side)
+            cfg = zero_shot_config(recorded_towers(checkpoint), method, short_side=short_side)
         self.device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
         self.model = init_model(cfg, checkpoint, self.device, cfg_options)
         self.method = method
@@ -234,8 +237,9 @@ class OpenVocabSegmenter:
     def _set_classes(self, classes) -> List[str]:
         from silc_seg.models.utils import build_vocabulary, parse_class_list
         if isinstance(classes, str):
-            vocabulary = (build_vocabulary(classes) if osp.isfile(classes) else
-                          parse_class_list(classes, source='classes'))
+            vocabulary = (
+                build_vocabulary(classes) if osp.isfile(classes) else parse_class_list(
+                    classes, source='classes'))
         else:
             vocabulary = build_vocabulary(list(classes))
         if vocabulary != self._vocabulary:
@@ -257,21 +261,24 @@ class OpenVocabSegmenter:
             Segmentation | list[Segmentation]: one per image (a list for a batch).
         """
         names = self._set_classes(classes)
-        is_batch = isinstance(images, (list, tuple)) or (
-            isinstance(images, np.ndarray) and images.ndim == 4)
+        is_batch = isinstance(images, (list, tuple)) or (isinstance(images, np.ndarray)
+                                                         and images.ndim == 4)
         batch = list(images) if is_batch else [images]
         arrays = [_as_bgr(image) for image in batch]
         results = []
         for start in range(0, len(arrays), self.batch_size):
-            chunk = [self.pipeline(dict(img=array))
-                     for array in arrays[start:start + self.batch_size]]
-            samples = self.model.test_step(dict(inputs=[item['inputs'] for item in chunk],
-                                                data_samples=[item['data_samples']
-                                                              for item in chunk]))
+            chunk = [
+                self.pipeline(dict(img=array)) for array in arrays[start:start + self.batch_size]
+            ]
+            samples = self.model.test_step(
+                dict(
+                    inputs=[item['inputs'] for item in chunk],
+                    data_samples=[item['data_samples'] for item in chunk]))
             for array, sample in zip(arrays[start:], samples):
-                results.append(Segmentation(
-                    image=np.ascontiguousarray(array[..., ::-1]),
-                    labels=sample.pred_sem_seg.data[0].cpu().numpy().astype(np.int64),
-                    probs=sample.seg_logits.data.float().cpu().numpy(),
-                    classes=names))
+                results.append(
+                    Segmentation(
+                        image=np.ascontiguousarray(array[..., ::-1]),
+                        labels=sample.pred_sem_seg.data[0].cpu().numpy().astype(np.int64),
+                        probs=sample.seg_logits.data.float().cpu().numpy(),
+                        classes=names))
         return results if is_batch else results[0]

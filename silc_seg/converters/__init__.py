@@ -11,10 +11,9 @@ from .towers import (MODEL_CONFIGS, OPENAI_MODEL_NAMES, SIGLIP2_MODEL_CONFIGS,
                      verify_state_dict)
 
 __all__ = [
-    'DINO_MODELS', 'IGNORED_DINO_KEYS', 'convert_dino_state_dict',
-    'IGNORED_OPENCLIP_KEYS', 'MODEL_CONFIGS', 'OPENAI_MODEL_NAMES', 'SIGLIP2_MODEL_CONFIGS',
-    'SIGLIP2_NAFLEX_MODEL_CONFIGS', 'build_towers', 'choose_openclip_model', 'config_path',
-    'convert_big_vision_arrays',
+    'DINO_MODELS', 'IGNORED_DINO_KEYS', 'convert_dino_state_dict', 'IGNORED_OPENCLIP_KEYS',
+    'MODEL_CONFIGS', 'OPENAI_MODEL_NAMES', 'SIGLIP2_MODEL_CONFIGS', 'SIGLIP2_NAFLEX_MODEL_CONFIGS',
+    'build_towers', 'choose_openclip_model', 'config_path', 'convert_big_vision_arrays',
     'convert_openclip_state_dict', 'convert_siglip2', 'convert_siglip2_weights',
     'convert_timm_trunk', 'fitting_models', 'load_openclip_checkpoint', 'load_siglip2_source',
     'save_state_dict', 'unwrap_state_dict', 'verify_state_dict'

@@ -53,14 +53,21 @@ def _heads_out_kernel(kernel: Tensor) -> Tensor:
     return kernel.reshape(-1, kernel.shape[-1]).t()
 
 
-def _layer_norm(reader: _NpzReader, prefix: str, target: str, out: dict,
+def _layer_norm(reader: _NpzReader,
+                prefix: str,
+                target: str,
+                out: dict,
                 index: Optional[int] = None):
     out[target + '.weight'] = reader.get(prefix + '/scale', index)
     out[target + '.bias'] = reader.get(prefix + '/bias', index)
 
 
-def _dense(reader: _NpzReader, prefix: str, target: str, out: dict,
-           index: Optional[int] = None, kernel_fn: Callable = _dense_kernel):
+def _dense(reader: _NpzReader,
+           prefix: str,
+           target: str,
+           out: dict,
+           index: Optional[int] = None,
+           kernel_fn: Callable = _dense_kernel):
     out[target + '.weight'] = kernel_fn(reader.get(prefix + '/kernel', index))
     out[target + '.bias'] = reader.get(prefix + '/bias', index).reshape(-1)
 

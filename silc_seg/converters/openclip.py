@@ -89,8 +89,7 @@ def _openclip_key(key: str, value: Tensor) -> Optional[Tuple[str, Tensor]]:
     blocks = [
         (r'visual\.transformer\.resblocks\.(\d+)\.(.+)', 'image_encoder', _OPENCLIP_BLOCK_NAMES),
         (r'visual\.trunk\.blocks\.(\d+)\.(.+)', 'image_encoder', _TIMM_BLOCK_NAMES),
-        (r'(?:text\.)?transformer\.resblocks\.(\d+)\.(.+)', 'text_encoder',
-         _OPENCLIP_BLOCK_NAMES),
+        (r'(?:text\.)?transformer\.resblocks\.(\d+)\.(.+)', 'text_encoder', _OPENCLIP_BLOCK_NAMES),
     ]
     for pattern, tower, names in blocks:
         match = re.fullmatch(pattern, key)
@@ -165,8 +164,8 @@ def choose_openclip_model(model: str, state_dict: Mapping[str, Tensor],
     from .towers import OPENAI_MODEL_NAMES, config_path
     openai_keys = [key for key in OPENAI_METADATA_KEYS if key in state_dict]
     if model in OPENAI_MODEL_NAMES and (is_openai_jit or openai_keys):
-        what = ('an OpenAI TorchScript archive' if is_openai_jit else
-                f'an OpenAI state dict (it holds {", ".join(openai_keys)})')
+        what = ('an OpenAI TorchScript archive'
+                if is_openai_jit else f'an OpenAI state dict (it holds {", ".join(openai_keys)})')
         chosen = OPENAI_MODEL_NAMES[model]
         return chosen, (f'the source is {what}: using the QuickGELU towers of {chosen} '
                         '(OpenAI trained CLIP with QuickGELU)')

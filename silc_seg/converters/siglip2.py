@@ -93,8 +93,8 @@ def is_naflex(source: Mapping) -> bool:
     """Whether unconverted weights are those of a NaFlex trunk (timm ``embeds.*`` keys, or a
     big_vision ``Dense`` patch embedding)."""
     if _is_big_vision(source):
-        return any(k.endswith('img/embedding/kernel') and np.ndim(v) == 2
-                   for k, v in source.items())
+        return any(
+            k.endswith('img/embedding/kernel') and np.ndim(v) == 2 for k, v in source.items())
     return any('embeds.proj.' in key for key in source)
 
 
@@ -127,8 +127,11 @@ def convert_siglip2_weights(source: Mapping) -> Dict[str, Tensor]:
 def _expected_shapes(config: str) -> Dict[str, Tuple[int, ...]]:
     with torch.device('meta'):
         towers = build_towers(config)
-    return {f'{prefix}.{k}': tuple(v.shape) for prefix, module in towers.items()
-            for k, v in module.state_dict().items()}
+    return {
+        f'{prefix}.{k}': tuple(v.shape)
+        for prefix, module in towers.items()
+        for k, v in module.state_dict().items()
+    }
 
 
 def _fits(state_dict: Mapping[str, Tensor], expected: Mapping[str, Tuple[int, ...]]) -> bool:
@@ -202,8 +205,8 @@ def convert_siglip2(source: Source,
             return converted, config
         fitting = fitting_models(converted, family if fits else ALL_MODEL_CONFIGS)
         kind = 'NaFlex ' if naflex else 'fixed-resolution '
-        hint = (f'it fits {_describe(fitting)}: use --model {fitting[0]}' if fitting else
-                'no supported config fits it')
+        hint = (f'it fits {_describe(fitting)}: use --model {fitting[0]}'
+                if fitting else 'no supported config fits it')
         raise ValueError(f'the {kind}checkpoint does not fit the towers of {model_name} '
                          f'({config}); {hint}')
     fits = fitting_models(converted, family)
@@ -214,6 +217,6 @@ def convert_siglip2(source: Source,
                          'one with model_name / --model')
     others = fitting_models(converted, ALL_MODEL_CONFIGS)
     hint = (f'it fits {_describe(others)} (not a SigLIP 2 release): convert it with '
-            f'--model {others[0]}' if others else
-            f'no SigLIP 2 config fits it (SigLIP 2 releases: {sorted(family)})')
+            f'--model {others[0]}'
+            if others else f'no SigLIP 2 config fits it (SigLIP 2 releases: {sorted(family)})')
     raise ValueError(f'the checkpoint is not a released SigLIP 2 model: {hint}')

@@ -83,31 +83,35 @@ def build_towers(config_file: str) -> Dict[str, torch.nn.Module]:
 
     from silc_seg.registry import MODELS
     cfg = Config.fromfile(config_file if osp.isabs(config_file) else get_config_path(config_file))
-    modules = dict(image_encoder=MODELS.build(cfg.image_encoder),
-                   text_encoder=MODELS.build(cfg.text_encoder))
+    modules = dict(
+        image_encoder=MODELS.build(cfg.image_encoder), text_encoder=MODELS.build(cfg.text_encoder))
     if 'contrastive_loss' in cfg.model:
         modules['contrastive_loss'] = MODELS.build(cfg.model.contrastive_loss)
     return modules
 
 
-def verify_state_dict(state_dict: Mapping[str, Tensor],
-                      modules: Mapping[str, torch.nn.Module]) -> None:
+def verify_state_dict(state_dict: Mapping[str, Tensor], modules: Mapping[str,
+                                                                         torch.nn.Module]) -> None:
     """Check that converted weights load exactly (same keys, same shapes) into ``modules``
     (by prefix) and load them; raise with the missing / unexpected keys otherwise."""
-    expected = {f'{prefix}.{k}': v for prefix, module in modules.items()
-                for k, v in module.state_dict().items()}
+    expected = {
+        f'{prefix}.{k}': v
+        for prefix, module in modules.items()
+        for k, v in module.state_dict().items()
+    }
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
     wrong_shape = sorted(f'{k}: {tuple(state_dict[k].shape)} vs {tuple(v.shape)}'
                          for k, v in expected.items()
                          if k in state_dict and state_dict[k].shape != v.shape)
     if missing or unexpected or wrong_shape:
-        raise KeyError(
-            'converted weights do not match the arch config: '
-            f'{len(missing)} missing key(s): {list_keys(missing)}; '
-            f'{len(unexpected)} unexpected key(s): {list_keys(unexpected)}; '
-            f'{len(wrong_shape)} shape mismatch(es) (checkpoint vs config): '
-            f'{list_keys(wrong_shape)}')
+        raise KeyError('converted weights do not match the arch config: '
+                       f'{len(missing)} missing key(s): {list_keys(missing)}; '
+                       f'{len(unexpected)} unexpected key(s): {list_keys(unexpected)}; '
+                       f'{len(wrong_shape)} shape mismatch(es) (checkpoint vs config): '
+                       f'{list_keys(wrong_shape)}')
     for prefix, module in modules.items():
-        module.load_state_dict({k[len(prefix) + 1:]: v for k, v in state_dict.items()
-                                if k.startswith(prefix + '.')})
+        module.load_state_dict({
+            k[len(prefix) + 1:]: v
+            for k, v in state_dict.items() if k.startswith(prefix + '.')
+        })

@@ -96,9 +96,8 @@ class ImageTextManifestDataset(BaseDataset):
                         extra.split(self.extra_captions_sep) if extra else [])
                 return records
             if ext not in ('.jsonl', '.json'):
-                raise ValueError(
-                    f'unsupported manifest format {ext!r} ({self.ann_file}); '
-                    'use .jsonl (one JSON object a line) or .csv')
+                raise ValueError(f'unsupported manifest format {ext!r} ({self.ann_file}); '
+                                 'use .jsonl (one JSON object a line) or .csv')
             records = []
             with open(local_path, encoding='utf-8') as f:
                 for line_no, line in enumerate(f, 1):
@@ -108,8 +107,7 @@ class ImageTextManifestDataset(BaseDataset):
                         records.append(json.loads(line))
                     except json.JSONDecodeError as err:
                         raise ValueError(
-                            f'{self.ann_file}:{line_no} is not valid JSON: {err}'
-                        ) from err
+                            f'{self.ann_file}:{line_no} is not valid JSON: {err}') from err
             return records
 
     def load_data_list(self) -> List[dict]:
@@ -123,9 +121,8 @@ class ImageTextManifestDataset(BaseDataset):
         data_list = []
         for i, record in enumerate(self._read_records()):
             if self.image_key not in record or self.caption_key not in record:
-                raise KeyError(
-                    f'{self.ann_file}: record {i} lacks "{self.image_key}" or '
-                    f'"{self.caption_key}": {record!r:.200}')
+                raise KeyError(f'{self.ann_file}: record {i} lacks "{self.image_key}" or '
+                               f'"{self.caption_key}": {record!r:.200}')
             extra = record.get(self.extra_captions_key) or []
             if not isinstance(extra, list):
                 extra = [extra]
@@ -157,8 +154,8 @@ class ImageTextManifestDataset(BaseDataset):
                     raise BadSample('invalid_boxes', source, repr(err)) from err
             info['boxes'] = valid_boxes(boxes, source)
         img = decode_image(
-            read_file_bytes(source, self.backend_args), source,
-            self.color_type, self.imdecode_backend)
+            read_file_bytes(source, self.backend_args), source, self.color_type,
+            self.imdecode_backend)
         info.update(
             img=img,
             caption=pick_caption(captions),
@@ -181,11 +178,9 @@ class ImageTextManifestDataset(BaseDataset):
             except BadSample as err:
                 if self.test_mode:
                     raise RuntimeError(
-                        f'bad sample in a test-mode dataset, which cannot skip it: {err}'
-                    ) from err
+                        f'bad sample in a test-mode dataset, which cannot skip it: {err}') from err
                 log_skipped(err)
                 num_skipped += 1
                 idx = self._rand_another()
-        raise RuntimeError(
-            f'{self.max_refetch + 1} bad samples in a row in {self.ann_file}; '
-            'check the manifest and the image root')
+        raise RuntimeError(f'{self.max_refetch + 1} bad samples in a row in {self.ann_file}; '
+                           'check the manifest and the image root')

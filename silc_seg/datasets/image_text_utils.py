@@ -25,14 +25,12 @@ class BadSample(Exception):
         self.reason = reason
         self.source = source
         self.detail = detail
-        super().__init__(f'{reason}: {source}' +
-                         (f' ({detail})' if detail else ''))
+        super().__init__(f'{reason}: {source}' + (f' ({detail})' if detail else ''))
 
 
 def log_skipped(err: BadSample) -> None:
     """Log a skipped sample as a warning of the current MMEngine logger."""
-    print_log(f'skipping bad sample, {err}', logger='current',
-              level=logging.WARNING)
+    print_log(f'skipping bad sample, {err}', logger='current', level=logging.WARNING)
 
 
 def decode_image(data: bytes,
@@ -56,8 +54,7 @@ def decode_image(data: bytes,
     if not data:
         raise BadSample('empty_image', source)
     try:
-        img = mmcv.imfrombytes(
-            data, flag=color_type, backend=imdecode_backend)
+        img = mmcv.imfrombytes(data, flag=color_type, backend=imdecode_backend)
     except Exception as err:  # decoders raise many types on corrupt bytes
         raise BadSample('corrupt_image', source, repr(err)) from err
     if img is None or img.size == 0:
@@ -84,8 +81,7 @@ def valid_captions(captions: Sequence[Any], source: str) -> List[str]:
         if caption is None:
             continue
         if not isinstance(caption, str):
-            raise BadSample('invalid_caption', source,
-                            f'{type(caption).__name__} {caption!r:.60}')
+            raise BadSample('invalid_caption', source, f'{type(caption).__name__} {caption!r:.60}')
         caption = caption.strip()
         if caption:
             kept.append(caption)
@@ -117,12 +113,14 @@ def valid_boxes(boxes: Any, source: str) -> List[dict]:
             coords = [float(v) for v in box]
         except (TypeError, ValueError):
             coords = []
-        ok = (len(coords) == 4 and all(0.0 <= v <= 1.0 for v in coords)
-              and coords[0] < coords[2] and coords[1] < coords[3])
+        ok = (
+            len(coords) == 4 and all(0.0 <= v <= 1.0 for v in coords) and coords[0] < coords[2]
+            and coords[1] < coords[3])
         if not ok or not isinstance(text, str) or not text.strip():
-            raise BadSample('invalid_boxes', source,
-                            f'region {i} must be {{"box": [x0, y0, x1, y1] in [0, 1] with '
-                            f'x0 < x1 and y0 < y1, "text": non-empty str}}, got {region!r:.120}')
+            raise BadSample(
+                'invalid_boxes', source,
+                f'region {i} must be {{"box": [x0, y0, x1, y1] in [0, 1] with '
+                f'x0 < x1 and y0 < y1, "text": non-empty str}}, got {region!r:.120}')
         regions.append(dict(box=coords, text=text.strip()))
     return regions
 

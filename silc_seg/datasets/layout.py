@@ -36,14 +36,15 @@ def _files(folder: str, suffix: str) -> List[str]:
     """Paths under ``folder`` (recursive, relative) ending with ``suffix``, as mmseg lists."""
     found = []
     for root, _, names in os.walk(folder, followlinks=True):
-        found += [osp.relpath(osp.join(root, name), folder) for name in names
-                  if name.endswith(suffix)]
+        found += [
+            osp.relpath(osp.join(root, name), folder) for name in names if name.endswith(suffix)
+        ]
     return found
 
 
 def _extensions(folder: str) -> str:
-    counts = Counter(osp.splitext(name)[1] or '(none)' for _, _, names in os.walk(folder)
-                     for name in names)
+    counts = Counter(
+        osp.splitext(name)[1] or '(none)' for _, _, names in os.walk(folder) for name in names)
     return ', '.join(f'{count} {ext}' for ext, count in counts.most_common(5)) or 'no files'
 
 

@@ -22,7 +22,6 @@ MAX_WORKERS = 256
 # Resume record per worker process: a flag and a stream_position.
 _SLOT = 6
 
-
 # Local files whose lines list shards (one pattern or URL a line), instead of being a shard.
 LIST_FILE_SUFFIXES = ('.txt', '.list', '.lst', '.shards')
 # Read by webdataset's own openers (local files, `pipe:` commands, curl for http); any other
@@ -117,9 +116,8 @@ def open_shard(url: str):
     return fsspec.open(url, 'rb').open()
 
 
-def shards_for(urls: Sequence[str], epoch: int, seed: int, rank: int,
-               world_size: int, worker_id: int, num_workers: int,
-               shuffle: bool) -> List[str]:
+def shards_for(urls: Sequence[str], epoch: int, seed: int, rank: int, world_size: int,
+               worker_id: int, num_workers: int, shuffle: bool) -> List[str]:
     """The shards one dataloader worker of one rank reads in ``epoch``.
 
     Every worker shuffles the full list with the same ``(seed, epoch)`` and takes every
@@ -334,12 +332,10 @@ class WebDatasetImageText(IterableDataset):
         source = f'{raw["__url__"]}:{raw["__key__"]}'
         image_key = next((k for k in self.image_keys if k in raw), None)
         if image_key is None:
-            raise BadSample('missing_image', source,
-                            f'no {"/".join(self.image_keys)} file')
+            raise BadSample('missing_image', source, f'no {"/".join(self.image_keys)} file')
         text_key = next((k for k in self.text_keys if k in raw), None)
         if text_key is None:
-            raise BadSample('empty_caption', source,
-                            f'no {"/".join(self.text_keys)} file')
+            raise BadSample('empty_caption', source, f'no {"/".join(self.text_keys)} file')
         meta = {}
         try:
             if 'json' in raw:
@@ -366,8 +362,7 @@ class WebDatasetImageText(IterableDataset):
                             f'status {status!r}: {meta.get("error_message") or "-"}')
         captions = valid_captions(captions, source)
         boxes = valid_boxes(meta.get('boxes'), source) if 'boxes' in meta else None
-        img = decode_image(raw[image_key], source, self.color_type,
-                           self.imdecode_backend)
+        img = decode_image(raw[image_key], source, self.color_type, self.imdecode_backend)
         sample = dict(
             img=img,
             img_path=source,
@@ -453,16 +448,16 @@ class WebDatasetImageText(IterableDataset):
             if self.resampled:
                 urls = resampled_shards_for(self.urls, epoch, self.seed, rank, worker_id)
             else:
-                urls = shards_for(self.urls, epoch, self.seed, rank, world_size,
-                                  worker_id, num_workers, self.shuffle)
+                urls = shards_for(self.urls, epoch, self.seed, rank, world_size, worker_id,
+                                  num_workers, self.shuffle)
             self._pass_skips, self._pass_examples = Counter(), {}
             num_good = 0
             for raw, position in self._epoch_samples(urls, epoch, rank, worker_id, start):
                 stream_position = (worker_id, epoch) + position
                 # Caption choice and augmentations drawn from the sample's place in the stream
                 # (not from how much the worker read before): the same on --resume.
-                with seeded_global_rngs((self.seed, rank) + stream_position,
-                                        restore=worker is None):
+                with seeded_global_rngs(
+                    (self.seed, rank) + stream_position, restore=worker is None):
                     try:
                         results = self._decode(raw)
                     except BadSample as err:
@@ -490,7 +485,9 @@ class WebDatasetImageText(IterableDataset):
             epoch += 1
             start = (0, 0, 0)
 
-    def resume_at(self, positions: Sequence[Sequence[int]], num_workers: int,
+    def resume_at(self,
+                  positions: Sequence[Sequence[int]],
+                  num_workers: int,
                   next_worker: int = 0) -> None:
         """Start the next pass of each worker right after a saved sample, without replaying.
 
@@ -513,8 +510,8 @@ class WebDatasetImageText(IterableDataset):
                 the last batch taken. Defaults to 0.
         """
         positions = {int(p[0]): tuple(int(v) for v in p) for p in positions}
-        if not 1 <= num_workers <= MAX_WORKERS or any(
-                not 0 <= worker_id < num_workers for worker_id in positions):
+        if not 1 <= num_workers <= MAX_WORKERS or any(not 0 <= worker_id < num_workers
+                                                      for worker_id in positions):
             raise ValueError(f'positions {sorted(positions.values())} do not fit '
                              f'{num_workers} workers (at most {MAX_WORKERS})')
         first_epoch = min((p[1] for p in positions.values()), default=self._epoch.value)

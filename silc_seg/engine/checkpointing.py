@@ -144,10 +144,12 @@ def checkpoints_in(folder: str) -> List[str]:
     """The ``iter_N.pth`` / ``epoch_N.pth`` files in ``folder``, newest (modified last) first."""
     if not osp.isdir(folder):
         return []
-    paths = [osp.join(folder, name) for name in os.listdir(folder)
-             if _CHECKPOINT_NAME.match(name)]
-    return sorted(paths, reverse=True, key=lambda p: (
-        os.stat(p).st_mtime_ns, int(_CHECKPOINT_NAME.match(osp.basename(p)).group(1))))
+    paths = [osp.join(folder, name) for name in os.listdir(folder) if _CHECKPOINT_NAME.match(name)]
+    return sorted(
+        paths,
+        reverse=True,
+        key=lambda p:
+        (os.stat(p).st_mtime_ns, int(_CHECKPOINT_NAME.match(osp.basename(p)).group(1))))
 
 
 def nothing_to_resume(work_dir: str) -> Optional[str]:
@@ -211,9 +213,11 @@ def find_resumable_checkpoint(work_dir: str, strict: bool = False) -> Optional[s
             continue
         reason = checkpoint_damage(path)
         if reason is None:
-            print_log(f'Resume: {problem}. Resuming from the newest good checkpoint {path} '
-                      f'instead{"; also broken: " + "; ".join(broken) if broken else ""}.',
-                      logger='current', level=logging.WARNING)
+            print_log(
+                f'Resume: {problem}. Resuming from the newest good checkpoint {path} '
+                f'instead{"; also broken: " + "; ".join(broken) if broken else ""}.',
+                logger='current',
+                level=logging.WARNING)
             return path
         broken.append(f'{path} is {reason}')
     raise CheckpointDamagedError(

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 
-def load_seg_split(root: str, split: str,
+def load_seg_split(root: str,
+                   split: str,
                    max_images: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
     """Images ``(N, 3, H, W)`` uint8 RGB and labels ``(N, H, W)`` long of an mmseg layout
     ``root/img_dir/<split>``, ``root/ann_dir/<split>`` (same file names)."""
@@ -33,16 +34,17 @@ def load_seg_split(root: str, split: str,
         names = names[:max_images]
     if not names:
         raise FileNotFoundError(f'no .png image in {img_dir}')
-    images = np.stack([np.asarray(Image.open(osp.join(img_dir, n)).convert('RGB'))
-                       for n in names])
+    images = np.stack([np.asarray(Image.open(osp.join(img_dir, n)).convert('RGB')) for n in names])
     labels = np.stack([np.asarray(Image.open(osp.join(ann_dir, n))) for n in names])
     return (torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
             torch.from_numpy(labels.astype(np.int64)))
 
 
 @torch.no_grad()
-def patch_features(image_encoder: torch.nn.Module, images: torch.Tensor,
-                   mean: Sequence[float], std: Sequence[float],
+def patch_features(image_encoder: torch.nn.Module,
+                   images: torch.Tensor,
+                   mean: Sequence[float],
+                   std: Sequence[float],
                    batch_size: int = 50) -> torch.Tensor:
     """``(N, C, h, w)`` last-block patch features of RGB uint8 ``images`` (normalized with
     ``mean`` / ``std`` on the 0-255 scale), the encoder in eval mode."""
@@ -56,7 +58,9 @@ def patch_features(image_encoder: torch.nn.Module, images: torch.Tensor,
     return torch.cat(out)
 
 
-def patch_class_histograms(labels: torch.Tensor, grid: Tuple[int, int], num_classes: int,
+def patch_class_histograms(labels: torch.Tensor,
+                           grid: Tuple[int, int],
+                           num_classes: int,
                            ignore_index: int = 255) -> torch.Tensor:
     """``(N, h, w, K)`` fraction of each patch's (non-ignored) pixels in each class, for
     labels ``(N, H, W)`` whose size is ``grid`` times the patch size."""
@@ -71,8 +75,11 @@ def patch_class_histograms(labels: torch.Tensor, grid: Tuple[int, int], num_clas
     return pooled / pooled.sum(-1, keepdim=True).clamp_min(1.0)
 
 
-def fit_linear_probe(features: torch.Tensor, targets: torch.Tensor, steps: int = 300,
-                     lr: float = 0.05, weight_decay: float = 1e-4,
+def fit_linear_probe(features: torch.Tensor,
+                     targets: torch.Tensor,
+                     steps: int = 300,
+                     lr: float = 0.05,
+                     weight_decay: float = 1e-4,
                      seed: int = 0) -> torch.nn.Linear:
     """Fit ``Linear(C, K)`` on ``(N, C, h, w)`` features against ``(N, h, w, K)`` class
     histograms by full-batch AdamW on the soft-label cross-entropy (features standardised by
@@ -111,23 +118,30 @@ def probe_predict(layer: torch.nn.Linear, features: torch.Tensor,
     return logits.argmax(1)
 
 
-def mean_iou(pred: torch.Tensor, labels: torch.Tensor, num_classes: int,
+def mean_iou(pred: torch.Tensor,
+             labels: torch.Tensor,
+             num_classes: int,
              ignore_index: int = 255) -> Dict[str, float]:
     """mIoU (%) over the classes present in ``labels`` or ``pred`` and pixel accuracy (%)."""
     valid = labels != ignore_index
     p, t = pred[valid], labels[valid]
-    confusion = torch.bincount(t * num_classes + p, minlength=num_classes**2).view(
-        num_classes, num_classes).double()
+    confusion = torch.bincount(
+        t * num_classes + p, minlength=num_classes**2).view(num_classes, num_classes).double()
     inter = confusion.diag()
     union = confusion.sum(0) + confusion.sum(1) - inter
     present = union > 0
-    return dict(mIoU=float((inter[present] / union[present]).mean() * 100),
-                aAcc=float(inter.sum() / confusion.sum() * 100))
+    return dict(
+        mIoU=float((inter[present] / union[present]).mean() * 100),
+        aAcc=float(inter.sum() / confusion.sum() * 100))
 
 
-def linear_probe_miou(image_encoder: torch.nn.Module, seg_root: str, num_classes: int,
-                      mean: Sequence[float], std: Sequence[float],
-                      train_split: str = 'train', val_split: str = 'val',
+def linear_probe_miou(image_encoder: torch.nn.Module,
+                      seg_root: str,
+                      num_classes: int,
+                      mean: Sequence[float],
+                      std: Sequence[float],
+                      train_split: str = 'train',
+                      val_split: str = 'val',
                       seed: int = 0) -> Dict[str, float]:
     """Fit the probe on ``train_split`` and score it on ``val_split`` (see module docstring).
 

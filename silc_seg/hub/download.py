@@ -156,7 +156,10 @@ def hf_repo_cache_path(repo_id: str) -> str:
     return osp.join(constants.HF_HUB_CACHE, repo_folder_name(repo_id=repo_id, repo_type='model'))
 
 
-def download_hf_file(repo_id: str, filename: str, what: str, converter: str,
+def download_hf_file(repo_id: str,
+                     filename: str,
+                     what: str,
+                     converter: str,
                      revision: Optional[str] = None) -> str:
     """One file of a Hugging Face Hub model repository via ``hf_hub_download``.
 
@@ -172,7 +175,9 @@ def download_hf_file(repo_id: str, filename: str, what: str, converter: str,
                        f'{type(error).__name__}: {str(error).splitlines()[0]}') from None
 
 
-def download_hf_weights(repo_id: str, filename: Optional[str], converter: str,
+def download_hf_weights(repo_id: str,
+                        filename: Optional[str],
+                        converter: str,
                         revision: Optional[str] = None) -> str:
     """The open_clip weights of a hub repository: open_clip's choice of file (its
     ``.safetensors`` twin first, then ``open_clip_pytorch_model.bin``) via its downloader.

@@ -211,8 +211,10 @@ def _match_open_clip_model(model_cfg: dict, name: str) -> str:
     """The open_clip model whose built-in config is ``model_cfg`` (up to QuickGELU)."""
     import open_clip
     wanted = _strip_activation(model_cfg)
-    matches = [model for model in open_clip.list_models()
-               if _strip_activation(open_clip.get_model_config(model) or {}) == wanted]
+    matches = [
+        model for model in open_clip.list_models()
+        if _strip_activation(open_clip.get_model_config(model) or {}) == wanted
+    ]
     if not matches:
         raise PretrainedUnavailableError(
             f'{name}: its open_clip_config.json describes no open_clip model silc-seg knows '
@@ -228,8 +230,9 @@ def _match_open_clip_model(model_cfg: dict, name: str) -> str:
 def _hub_source(name: str) -> _Source:
     repo, _, revision = name[len('hf-hub:'):].partition('@')
     command = converter_command('MODEL', 'SRC')
-    with open(download_hf_file(repo, 'open_clip_config.json', 'the open_clip config', command,
-                               revision or None)) as handle:
+    with open(
+            download_hf_file(repo, 'open_clip_config.json', 'the open_clip config', command,
+                             revision or None)) as handle:
         config = json.load(handle)
     model_cfg = config.get('model_cfg', config)
     model = _match_open_clip_model(model_cfg, name)
@@ -242,15 +245,20 @@ def _hub_source(name: str) -> _Source:
 
 def _big_vision_source(name: str) -> _Source:
     url, _, fragment = name.partition('#')
-    model = dict(part.split('=', 1) for part in fragment.split('&') if '=' in part).get(
-        'model') or BIG_VISION_FILES.get(osp.basename(urlsplit(url).path))
+    model = dict(part.split('=', 1) for part in fragment.split('&')
+                 if '=' in part).get('model') or BIG_VISION_FILES.get(
+                     osp.basename(urlsplit(url).path))
     if not model:
         raise PretrainedUnavailableError(
             f'{name}: not a big_vision file silc-seg knows ({", ".join(BIG_VISION_FILES)}); '
             f'name its towers: {url}#model=ViT-B-16-SigLIP')
     towers = _towers_of(model, False, name)
-    return _Source(name=name, model=towers, source_format='big_vision', url=url,
-                   tokenizer_url=BIG_VISION_VOCABULARY_URLS.get(model_family(towers), ''))
+    return _Source(
+        name=name,
+        model=towers,
+        source_format='big_vision',
+        url=url,
+        tokenizer_url=BIG_VISION_VOCABULARY_URLS.get(model_family(towers), ''))
 
 
 def parse_pretrained_name(name: str) -> _Source:
@@ -292,11 +300,12 @@ def _tokenizer_overrides(source: _Source) -> dict:
     command = 'put the SentencePiece model there'
     if source.tokenizer_repo:
         filename = HF_SENTENCEPIECE_FILES[model_family(source.model)]
-        return dict(model_file=download_hf_file(source.tokenizer_repo, filename,
-                                                'the tokenizer vocabulary', command))
+        return dict(
+            model_file=download_hf_file(source.tokenizer_repo, filename,
+                                        'the tokenizer vocabulary', command))
     if source.tokenizer_url:
-        return dict(model_file=download_url(source.tokenizer_url, 'the tokenizer vocabulary',
-                                            command))
+        return dict(
+            model_file=download_url(source.tokenizer_url, 'the tokenizer vocabulary', command))
     return {}
 
 
@@ -326,8 +335,8 @@ def convert_cached(source_file: str, source: _Source, config: str) -> str:
             'delete it and run again') from None
     os.makedirs(osp.dirname(target), exist_ok=True)
     partial = f'{target}.{os.getpid()}.part.safetensors'
-    save_state_dict(state_dict, partial, meta=dict(source=source.name, model=source.model,
-                                                   config=config))
+    save_state_dict(
+        state_dict, partial, meta=dict(source=source.name, model=source.model, config=config))
     os.replace(partial, target)  # never a half-written cache entry
     return target
 
@@ -350,9 +359,13 @@ def resolve_pretrained(name: str) -> PretrainedWeights:
     config = _supported_models()[source.model]
     source_file = _download(source)
     checkpoint = convert_cached(source_file, source, config)
-    return PretrainedWeights(name=name, model=source.model, config=config,
-                             checkpoint=checkpoint, source=source_file,
-                             tokenizer=_tokenizer_overrides(source))
+    return PretrainedWeights(
+        name=name,
+        model=source.model,
+        config=config,
+        checkpoint=checkpoint,
+        source=source_file,
+        tokenizer=_tokenizer_overrides(source))
 
 
 def load_from_pretrained_name(filename: str, map_location=None) -> dict:
@@ -364,5 +377,5 @@ def load_from_pretrained_name(filename: str, map_location=None) -> dict:
 def register_pretrained_name_loaders() -> None:
     """Register the name prefixes with MMEngine's ``CheckpointLoader``."""
     from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(prefixes=[*NAME_PREFIXES, BIG_VISION_URL],
-                                     loader=load_from_pretrained_name, force=True)
+    CheckpointLoader.register_scheme(
+        prefixes=[*NAME_PREFIXES, BIG_VISION_URL], loader=load_from_pretrained_name, force=True)

@@ -246,8 +246,7 @@ def tower_layout(module: nn.Module) -> dict:
     from silc_seg.models.layers.transformer import ACTIVATIONS
     layout = {}
     mlp_act = next((m.act for m in module.modules()
-                    if hasattr(m, 'fc1') and isinstance(getattr(m, 'act', None), nn.Module)),
-                   None)
+                    if hasattr(m, 'fc1') and isinstance(getattr(m, 'act', None), nn.Module)), None)
     for name, factory in ACTIVATIONS.items():
         made = factory()
         if (mlp_act is not None and type(made) is type(mlp_act)
@@ -264,7 +263,9 @@ def tower_layout(module: nn.Module) -> dict:
     return layout
 
 
-def check_recorded_layout(model: nn.Module, checkpoint: Mapping, filename: str,
+def check_recorded_layout(model: nn.Module,
+                          checkpoint: Mapping,
+                          filename: str,
                           prefix: Optional[str] = None) -> None:
     """Stop when a converted checkpoint meets towers built differently from the config it
     records (``meta['config']``, written by ``tools/model_converters``).
@@ -364,10 +365,11 @@ def check_checkpoint_fits(model_state: Mapping[str, torch.Tensor],
                    and not fits(key, tuple(state_dict[key].shape), tuple(value.shape))]
     problems = []
     if wrong_shape:
-        problems.append(
-            f'{len(wrong_shape)} tensor(s) have another shape than in the model: ' +
-            list_keys([f'{key} {ckpt} in the checkpoint vs {model} in the model'
-                       for key, ckpt, model in wrong_shape], max_listed))
+        problems.append(f'{len(wrong_shape)} tensor(s) have another shape than in the model: ' +
+                        list_keys([
+                            f'{key} {ckpt} in the checkpoint vs {model} in the model'
+                            for key, ckpt, model in wrong_shape
+                        ], max_listed))
     if missing and not allow_missing:
         problems.append(f'{len(missing)} missing key(s): {list_keys(missing, max_listed)}')
     if problems:
@@ -417,22 +419,33 @@ def load_model_checkpoint(model: nn.Module,
     checkpoint = _load_checkpoint(filename, map_location='cpu', logger=logger)
     if not isinstance(checkpoint, dict):
         raise TypeError(f'{filename} holds a {type(checkpoint).__name__}, not a state dict')
-    state_dict = {revise_key(key): value
-                  for key, value in checkpoint.get('state_dict', checkpoint).items()}
+    state_dict = {
+        revise_key(key): value
+        for key, value in checkpoint.get('state_dict', checkpoint).items()
+    }
     if prefix:
         prefix = prefix if prefix.endswith('.') else prefix + '.'
-        state_dict = {key[len(prefix):]: value for key, value in state_dict.items()
-                      if key.startswith(prefix)}
+        state_dict = {
+            key[len(prefix):]: value
+            for key, value in state_dict.items() if key.startswith(prefix)
+        }
         if not state_dict:
             raise CheckpointMismatchError(f'{filename} has no weights under {prefix!r}.' +
                                           fitting_config_hint(checkpoint))
     # Towers that resize some weights on load (a ViT's position embeddings at another
     # resolution) name them in ``checkpoint_resizable_keys``.
-    resizable = [f'{name}.{key}' if name else key for name, module in model.named_modules()
-                 for key in getattr(module, 'checkpoint_resizable_keys', ())]
-    unexpected = set(check_checkpoint_fits(model.state_dict(), state_dict, str(filename),
-                                           allow_missing, fitting_config_hint(checkpoint),
-                                           resizable=resizable))
+    resizable = [
+        f'{name}.{key}' if name else key for name, module in model.named_modules()
+        for key in getattr(module, 'checkpoint_resizable_keys', ())
+    ]
+    unexpected = set(
+        check_checkpoint_fits(
+            model.state_dict(),
+            state_dict,
+            str(filename),
+            allow_missing,
+            fitting_config_hint(checkpoint),
+            resizable=resizable))
     # Weights meant for a module the model has (all of them, for a tower loaded by prefix)
     # that it does not use are a layout the model lacks (ln_pre, an attention pool): an error.
     # Weights of modules the model does not have (a pretraining teacher) are skipped.
@@ -455,8 +468,8 @@ def load_model_checkpoint(model: nn.Module,
                       ', '.join(f'{name}.* ({count})' for name, count in sorted(groups.items())))
     # Keys are revised already (REVISE_KEYS, as MMEngine's loader would).
     used = OrderedDict((key, value) for key, value in state_dict.items() if key not in unexpected)
-    _load_checkpoint_to_model(model, {'state_dict': used}, strict=not allow_missing,
-                              logger=logger, revise_keys=[])
+    _load_checkpoint_to_model(
+        model, {'state_dict': used}, strict=not allow_missing, logger=logger, revise_keys=[])
     meta = checkpoint.get('meta')
     dataset_meta = meta.get('dataset_meta') if isinstance(meta, dict) else None
     # Only class names are of use to a model; a pretraining run records its image-text
@@ -496,9 +509,9 @@ def init_weights_checked(module: nn.Module, init_weights: Callable[[], None]) ->
     return True
 
 
-__all__: Tuple[str, ...] = (
-    'REVISE_KEYS', 'CheckpointMismatchError', 'CheckpointRefusedError', 'check_checkpoint_fits',
-    'check_recorded_layout', 'checkpoint_file_damage', 'tower_layout',
-    'fitting_config_hint', 'init_weights_checked', 'list_keys', 'load_from_local',
-    'load_model_checkpoint', 'mmengine_safe_globals', 'register_checkpoint_loaders', 'revise_key',
-    'torch_load_weights_only')
+__all__: Tuple[str,
+               ...] = ('REVISE_KEYS', 'CheckpointMismatchError', 'CheckpointRefusedError',
+                       'check_checkpoint_fits', 'check_recorded_layout', 'checkpoint_file_damage',
+                       'tower_layout', 'fitting_config_hint', 'init_weights_checked', 'list_keys',
+                       'load_from_local', 'load_model_checkpoint', 'mmengine_safe_globals',
+                       'register_checkpoint_loaders', 'revise_key', 'torch_load_weights_only')

@@ -66,15 +66,18 @@ RUNNER_SETTINGS = frozenset([
     'val_dataloader', 'val_evaluator', 'visualizer', 'work_dir'
 ])
 
-
 # Untyped dicts whose consumer takes more keys than configs usually spell out.
 _UNTYPED_DICT_KEYS = {
     # Runner.set_randomness
     'randomness': ('seed', 'diff_rank_seed', 'deterministic'),
     # Runner.setup_env
-    'env_cfg': ('cudnn_benchmark', 'mp_cfg', 'dist_cfg', 'resource_limit',
-                # silc_seg.utils.threads.configure_threads (our tools)
-                'num_threads'),
+    'env_cfg': (
+        'cudnn_benchmark',
+        'mp_cfg',
+        'dist_cfg',
+        'resource_limit',
+        # silc_seg.utils.threads.configure_threads (our tools)
+        'num_threads'),
 }
 
 
@@ -85,8 +88,8 @@ def _constructor_keywords(type_name: Any) -> tuple:
     cls = type_name if isinstance(type_name, type) else None
     if cls is None and isinstance(type_name, str):
         for name in ('MODELS', 'DATASETS', 'TRANSFORMS', 'HOOKS', 'LOOPS', 'OPTIM_WRAPPERS',
-                     'OPTIMIZERS', 'PARAM_SCHEDULERS', 'METRICS', 'DATA_SAMPLERS',
-                     'VISUALIZERS', 'VISBACKENDS', 'LOG_PROCESSORS', 'MODEL_WRAPPERS'):
+                     'OPTIMIZERS', 'PARAM_SCHEDULERS', 'METRICS', 'DATA_SAMPLERS', 'VISUALIZERS',
+                     'VISBACKENDS', 'LOG_PROCESSORS', 'MODEL_WRAPPERS'):
             try:
                 cls = getattr(registries, name).get(type_name)
             except Exception:  # unknown scope prefix or a failed lazy import
@@ -104,8 +107,7 @@ def _constructor_keywords(type_name: Any) -> tuple:
             params = inspect.signature(init).parameters.values()
         except (TypeError, ValueError):
             break
-        keywords += [p.name for p in params
-                     if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        keywords += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         if not any(p.kind == p.VAR_KEYWORD for p in params):
             break
     return tuple(k for k in keywords if k != 'self')
@@ -166,8 +168,8 @@ def check_override_key(cfg: Config, key: str) -> None:
                     candidates += sorted(RUNNER_SETTINGS)
                 close = difflib.get_close_matches(part, candidates, n=1, cutoff=0.5)
                 wrong = '.'.join(path + [part])
-                hint = (f'did you mean `{".".join(path + close)}`?' if close else
-                        f'the keys of {where} are {", ".join(candidates[:20])}')
+                hint = (f'did you mean `{".".join(path + close)}`?'
+                        if close else f'the keys of {where} are {", ".join(candidates[:20])}')
                 raise ConfigOverrideError(
                     f'`{key}`: the config has no `{wrong}` ({hint}). To add a key the config '
                     f'does not have, write it with a leading "+": +{key}=...')
@@ -221,7 +223,8 @@ def _override_keys(options: Optional[dict]) -> set:
     return keys
 
 
-def follow_run_length(cfg: Config, old_max_iters: Optional[int],
+def follow_run_length(cfg: Config,
+                      old_max_iters: Optional[int],
                       options: Optional[dict] = None) -> List[str]:
     """Make what a config ties to the run length follow a new ``train_cfg.max_iters``.
 
@@ -278,9 +281,11 @@ def follow_run_length(cfg: Config, old_max_iters: Optional[int],
     for line in changed:
         print_log(f'train_cfg.max_iters {old_max_iters} -> {new}: {line}', logger='current')
     if late:  # a smoke test shorter than the warm-up is fine; a real run wants to know
-        print_log(f'train_cfg.max_iters={new} ends before {", ".join(late)} begins (set its '
-                  'begin / end, and the phases before it, with --cfg-options)',
-                  logger='current', level=logging.WARNING)
+        print_log(
+            f'train_cfg.max_iters={new} ends before {", ".join(late)} begins (set its '
+            'begin / end, and the phases before it, with --cfg-options)',
+            logger='current',
+            level=logging.WARNING)
     return changed
 
 
@@ -318,8 +323,7 @@ def prepare_runner_cfg(cfg: Config,
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(config_path))[0])
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
     cfg.setdefault('default_scope', 'mmseg')
     return cfg
 
@@ -351,9 +355,11 @@ def fp32_without_gpu(cfg: Config) -> bool:
     amp_type = wrapper['type']
     wrapper['type'] = fp32_types[amp_type]
     dropped = [key for key in ('dtype', 'loss_scale') if wrapper.pop(key, None) is not None]
-    print_log(f'No GPU: training in fp32 ({amp_type} -> {wrapper["type"]}'
-              f'{", ignoring " + " and ".join(dropped) if dropped else ""})',
-              logger='current', level=logging.WARNING)
+    print_log(
+        f'No GPU: training in fp32 ({amp_type} -> {wrapper["type"]}'
+        f'{", ignoring " + " and ".join(dropped) if dropped else ""})',
+        logger='current',
+        level=logging.WARNING)
     return True
 
 
@@ -380,7 +386,6 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
     wrapper = dict(cfg.get('model_wrapper_cfg', None) or {})
     wrapper.setdefault('type', 'MMDistributedDataParallel')
     wrapper['device_ids'] = None
-    wrapper.setdefault('find_unused_parameters',
-                       cfg.get('find_unused_parameters', False))
+    wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
     cfg.model_wrapper_cfg = wrapper
     return True

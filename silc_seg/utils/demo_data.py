@@ -52,18 +52,16 @@ _PHRASES = {
     'plain': ('plain {c}', 'solid {c}', 'flat {c} colour'),
 }
 
-CONCEPTS: List[Tuple[str, str]] = [(color, texture) for color in COLORS
-                                   for texture in TEXTURES]
-CLASS_NAMES: Tuple[str, ...] = tuple(
-    _PHRASES[texture][0].format(c=color) for color, texture in CONCEPTS)
+CONCEPTS: List[Tuple[str, str]] = [(color, texture) for color in COLORS for texture in TEXTURES]
+CLASS_NAMES: Tuple[str, ...] = tuple(_PHRASES[texture][0].format(c=color)
+                                     for color, texture in CONCEPTS)
 
 LAYOUTS = ('halves_v', 'halves_h', 'quadrants', 'disk', 'square')
 
 _CAPTION_TEMPLATES = {
-    2: ('a picture with {0} and {1}', '{0} next to {1}',
-        'an image showing {0} and {1}', '{1} and {0}'),
-    4: ('a picture with {0}, {1}, {2} and {3}',
-        'four patches: {0}, {1}, {2} and {3}',
+    2: ('a picture with {0} and {1}', '{0} next to {1}', 'an image showing {0} and {1}',
+        '{1} and {0}'),
+    4: ('a picture with {0}, {1}, {2} and {3}', 'four patches: {0}, {1}, {2} and {3}',
         'an image showing {3}, {2}, {1} and {0}'),
 }
 _SPATIAL_TEMPLATES = {
@@ -77,8 +75,7 @@ _SPATIAL_TEMPLATES = {
 def palette() -> List[List[int]]:
     """One RGB colour per class for visualization: the concept colour, darker per texture."""
     shades = {'stripes': 1.0, 'checks': 0.8, 'dots': 0.6, 'plain': 0.4}
-    return [[int(v * shades[texture]) for v in COLORS[color]]
-            for color, texture in CONCEPTS]
+    return [[int(v * shades[texture]) for v in COLORS[color]] for color, texture in CONCEPTS]
 
 
 def render_texture(texture: str, color: Sequence[int], size: int,
@@ -98,8 +95,8 @@ def render_texture(texture: str, color: Sequence[int], size: int,
         coord = xx * np.cos(angle) + yy * np.sin(angle) + phase_x
         mask = (coord % period) < period / 2
     elif texture == 'checks':
-        mask = ((np.floor((xx + phase_x) / (period / 2)) +
-                 np.floor((yy + phase_y) / (period / 2))) % 2) == 0
+        mask = ((np.floor((xx + phase_x) / (period / 2)) + np.floor(
+            (yy + phase_y) / (period / 2))) % 2) == 0
     elif texture == 'dots':
         dy = (yy + phase_y) % period - period / 2
         dx = (xx + phase_x) % period - period / 2
@@ -113,8 +110,7 @@ def render_texture(texture: str, color: Sequence[int], size: int,
     return np.clip(canvas, 0, 255).astype(np.uint8)
 
 
-def layout_masks(layout: str, size: int,
-                 rng: np.random.Generator) -> List[np.ndarray]:
+def layout_masks(layout: str, size: int, rng: np.random.Generator) -> List[np.ndarray]:
     """Boolean region masks tiling a ``size x size`` image (background region first)."""
     yy, xx = np.mgrid[0:size, 0:size]
     if layout in ('halves_v', 'halves_h'):
@@ -136,8 +132,10 @@ def layout_masks(layout: str, size: int,
     raise ValueError(f'unknown layout {layout!r}; choose from {LAYOUTS}')
 
 
-def make_captions(layout: str, concept_ids: Sequence[int],
-                  rng: np.random.Generator, num: int = 3) -> List[str]:
+def make_captions(layout: str,
+                  concept_ids: Sequence[int],
+                  rng: np.random.Generator,
+                  num: int = 3) -> List[str]:
     """``num`` distinct captions naming every concept of the image, in varied phrasings."""
     captions: List[str] = []
     templates = list(_CAPTION_TEMPLATES[len(concept_ids)])
@@ -145,8 +143,7 @@ def make_captions(layout: str, concept_ids: Sequence[int],
         templates.append(_SPATIAL_TEMPLATES[layout])
     for _ in range(num * 10):
         names = [
-            _PHRASES[CONCEPTS[i][1]][rng.integers(3)].format(c=CONCEPTS[i][0])
-            for i in concept_ids
+            _PHRASES[CONCEPTS[i][1]][rng.integers(3)].format(c=CONCEPTS[i][0]) for i in concept_ids
         ]
         caption = templates[rng.integers(len(templates))].format(*names)
         if caption not in captions:
@@ -187,11 +184,13 @@ def demo_boxes(label: np.ndarray, concept_ids: Sequence[int]) -> List[dict]:
         ys, xs = np.nonzero(label == concept_id)
         if not len(ys):
             continue
-        box = [xs.min() / size_x, ys.min() / size_y, (xs.max() + 1) / size_x,
-               (ys.max() + 1) / size_y]
+        box = [
+            xs.min() / size_x,
+            ys.min() / size_y, (xs.max() + 1) / size_x, (ys.max() + 1) / size_y
+        ]
         if box != [0.0, 0.0, 1.0, 1.0]:
-            regions.append(dict(box=[round(float(v), 4) for v in box],
-                                text=CLASS_NAMES[concept_id]))
+            regions.append(
+                dict(box=[round(float(v), 4) for v in box], text=CLASS_NAMES[concept_id]))
     return regions
 
 
@@ -207,8 +206,7 @@ def _write_seg_split(out: str, split: str, num: int, size: int, seed: int) -> No
         Image.fromarray(label).save(osp.join(out, 'seg', 'ann_dir', split, name))
 
 
-def _write_split(out: str, split: str, num: int, size: int, seed: int,
-                 with_seg: bool) -> None:
+def _write_split(out: str, split: str, num: int, size: int, seed: int, with_seg: bool) -> None:
     rng = np.random.default_rng(seed)
     img_dir = osp.join(out, 'images', split)
     os.makedirs(img_dir, exist_ok=True)
@@ -223,8 +221,11 @@ def _write_split(out: str, split: str, num: int, size: int, seed: int,
         if with_seg:
             Image.fromarray(image).save(osp.join(out, 'seg', 'img_dir', split, name))
             Image.fromarray(label).save(osp.join(out, 'seg', 'ann_dir', split, name))
-        record = dict(image=f'images/{split}/{name}', caption=captions[0],
-                      extra_captions=captions[1:], labels=concept_ids)
+        record = dict(
+            image=f'images/{split}/{name}',
+            caption=captions[0],
+            extra_captions=captions[1:],
+            labels=concept_ids)
         # Every second image carries region boxes, so that the demo trains both kinds of
         # samples (with boxes: caption + LocCa box tasks; without: captions only).
         boxes = demo_boxes(label, concept_ids) if i % 2 == 0 else []
@@ -260,9 +261,14 @@ def make_demo_data(out: str,
     Returns:
         bool: True if files were written, False if the existing data was up to date.
     """
-    meta = dict(generator_version=GENERATOR_VERSION, num_train=num_train,
-                num_val=num_val, image_size=image_size, seed=seed,
-                num_seg_train=num_seg_train, class_names=list(CLASS_NAMES))
+    meta = dict(
+        generator_version=GENERATOR_VERSION,
+        num_train=num_train,
+        num_val=num_val,
+        image_size=image_size,
+        seed=seed,
+        num_seg_train=num_seg_train,
+        class_names=list(CLASS_NAMES))
     meta_path = osp.join(out, 'meta.json')
     if not force and osp.exists(meta_path):
         with open(meta_path) as f:
@@ -307,8 +313,8 @@ def write_demo_shards(out: str, num_shards: int = 8, split: str = 'train') -> Li
         with tarfile.open(path, 'w') as tar:
             for record in records[shard::num_shards]:
                 key = osp.splitext(osp.basename(record['image']))[0]
-                caption = dict(caption=record['caption'],
-                               extra_captions=record.get('extra_captions', []))
+                caption = dict(
+                    caption=record['caption'], extra_captions=record.get('extra_captions', []))
                 if record.get('boxes'):
                     caption['boxes'] = record['boxes']
                 with open(osp.join(out, record['image']), 'rb') as f:

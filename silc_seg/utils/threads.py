@@ -23,7 +23,8 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def default_num_threads(num_workers: int, cores: Optional[int] = None,
+def default_num_threads(num_workers: int,
+                        cores: Optional[int] = None,
                         local_world_size: int = 1) -> int:
     """Intra-op threads of one rank's main process beside ``num_workers`` dataloader workers.
 
@@ -79,7 +80,9 @@ def configure_threads(cfg, loader_key: str = 'train_dataloader') -> Tuple[int, s
                   f'(1 + {num_workers} dataloader workers)')
     if threads != torch.get_num_threads():
         torch.set_num_threads(threads)
-        print_log(f'{threads} intra-op thread(s) in the main process ({source}; '
-                  "env_cfg.num_threads=N or OMP_NUM_THREADS sets it)", logger='current',
-                  level=logging.INFO)
+        print_log(
+            f'{threads} intra-op thread(s) in the main process ({source}; '
+            "env_cfg.num_threads=N or OMP_NUM_THREADS sets it)",
+            logger='current',
+            level=logging.INFO)
     return threads, source

@@ -53,7 +53,8 @@ def build_tta_pipeline(test_pipeline: Sequence[dict],
     return [pipeline[0], dict(type='TestTimeAug', transforms=[scaled, flips, *others])]
 
 
-def apply_test_time_augmentation(cfg: Config, scale_factors: Sequence[float] = (1.0, ),
+def apply_test_time_augmentation(cfg: Config,
+                                 scale_factors: Sequence[float] = (1.0, ),
                                  flip: bool = True) -> Config:
     """Wrap ``cfg.model`` in its TTA model and test with the TTA pipeline, in place.
 
@@ -71,8 +72,8 @@ def apply_test_time_augmentation(cfg: Config, scale_factors: Sequence[float] = (
         Config: ``cfg``.
     """
     if cfg.get('tta_pipeline') is None:
-        cfg.tta_pipeline = build_tta_pipeline(cfg.test_dataloader.dataset.pipeline,
-                                              scale_factors, flip)
+        cfg.tta_pipeline = build_tta_pipeline(cfg.test_dataloader.dataset.pipeline, scale_factors,
+                                              flip)
     tta_model = dict(cfg.get('tta_model', None) or dict(type='SegTTAModel'))
     if str(cfg.model.get('type')).split('.')[-1] in ('ZeroShotSegmentor', 'CATSeg') and \
             tta_model.get('type') in ('SegTTAModel', 'mmseg.SegTTAModel'):

@@ -17,9 +17,10 @@ def test_benchmark_reports_training_and_test_figures(tmp_path, single_thread):
     spec.loader.exec_module(module)
     out = tmp_path / 'result.json'
     result = module.main([
-        osp.join(REPO, 'configs', 'silc', 'catseg_tiny_coco-stuff171.py'), '--device', 'cpu',
-        '--batch-size', '2', '--warmup', '1', '--iters', '2', '--test-images', '1',
-        '--test-size', '48', '64', '--out', str(out)
+        osp.join(REPO, 'configs', 'silc',
+                 'catseg_tiny_coco-stuff171.py'), '--device', 'cpu', '--batch-size', '2',
+        '--warmup', '1', '--iters', '2', '--test-images', '1', '--test-size', '48', '64', '--out',
+        str(out)
     ])
     assert json.loads(out.read_text()) == result
     assert result['train_batch'] == 2 and result['train_crop'] == [64, 64]

@@ -129,10 +129,19 @@ def test_upsample_convolutions_keep_pytorchs_default_init_and_mmcv_keys():
 
 def tiny_aggregator(num_class_slots, num_templates=2):
     return CATSegAggregator(
-        text_dims=16, num_templates=num_templates, embed_dims=32, appearance_guidance_dims=8,
-        text_guidance_dims=8, decoder_dims=(32, 16), decoder_guidance_dims=(8, 4),
-        decoder_guidance_proj_dims=(8, 4), num_layers=1, num_heads=2, pooling_size=(2, 2),
-        window_size=4, num_class_slots=num_class_slots).eval()
+        text_dims=16,
+        num_templates=num_templates,
+        embed_dims=32,
+        appearance_guidance_dims=8,
+        text_guidance_dims=8,
+        decoder_dims=(32, 16),
+        decoder_guidance_dims=(8, 4),
+        decoder_guidance_proj_dims=(8, 4),
+        num_layers=1,
+        num_heads=2,
+        pooling_size=(2, 2),
+        window_size=4,
+        num_class_slots=num_class_slots).eval()
 
 
 def test_aggregator_output_shape():
@@ -165,16 +174,27 @@ def test_top_classes_kept_and_dropped_classes_scattered_low(num_class_slots, num
         with torch.no_grad():
             alone = aggregator(image[b:b + 1], text[kept], [g[b:b + 1] for g in guidance])
         assert torch.allclose(logits[b, kept], alone[0], atol=1e-4)
-    assert torch.equal(top_classes_by_cost(cosine_cost_volume(image, text), 3),
-                       max_cost.topk(3).indices.sort().values)
+    assert torch.equal(
+        top_classes_by_cost(cosine_cost_volume(image, text), 3),
+        max_cost.topk(3).indices.sort().values)
 
 
 def tiny_head(**overrides):
-    return MODELS.build(dict(
-        type='CATSegHead', vision_width=16, guidance_upsample_dims=(8, 4),
-        aggregator=dict(text_dims=16, num_templates=1, embed_dims=32, decoder_dims=(32, 16),
-                        decoder_guidance_dims=(8, 4), decoder_guidance_proj_dims=(8, 4),
-                        window_size=4, num_class_slots=8), **overrides))
+    return MODELS.build(
+        dict(
+            type='CATSegHead',
+            vision_width=16,
+            guidance_upsample_dims=(8, 4),
+            aggregator=dict(
+                text_dims=16,
+                num_templates=1,
+                embed_dims=32,
+                decoder_dims=(32, 16),
+                decoder_guidance_dims=(8, 4),
+                decoder_guidance_proj_dims=(8, 4),
+                window_size=4,
+                num_class_slots=8),
+            **overrides))
 
 
 def test_default_loss_keeps_ignored_pixels_as_all_negative_targets():
@@ -211,8 +231,9 @@ def test_bce_loss_excluding_ignored_pixels_is_an_option():
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
     torch.manual_seed(0)
-    head = tiny_head(loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=True,
-                                      avg_non_ignore=True, loss_weight=1.0))
+    head = tiny_head(
+        loss_decode=dict(
+            type='CrossEntropyLoss', use_sigmoid=True, avg_non_ignore=True, loss_weight=1.0))
     logits = torch.randn(2, 5, 8, 8)
     labels = torch.randint(0, 5, (2, 1, 16, 16))
     labels[0, 0, :4] = 255
@@ -233,8 +254,8 @@ def test_bce_loss_excluding_ignored_pixels_is_an_option():
 def test_head_checks_guidance_configuration():
     with pytest.raises(ValueError, match='guidance_upsample_dims'):
         MODELS.build(dict(type='CATSegHead', guidance_upsample_dims=(8, 4)))
-    assert isinstance(MODELS.build(dict(type='CATSegHead')).guidance_upsamplers[1],
-                      nn.ConvTranspose2d)
+    assert isinstance(
+        MODELS.build(dict(type='CATSegHead')).guidance_upsamplers[1], nn.ConvTranspose2d)
 
 
 def reference_guided_swin_block(block, x, guidance, window, shift):
@@ -300,14 +321,15 @@ def reference_class_transformer_layer(layer, x, guidance):
     pooled_h, pooled_w = pooled.shape[-2:]
     pooled = pooled.view(batch, num_classes, channels, pooled_h, pooled_w).transpose(1, 2)
     pad = layer.num_class_slots - num_classes
-    padding = layer.padding_token.view(1, channels, 1, 1, 1).expand(
-        batch, -1, pad, pooled_h, pooled_w)
+    padding = layer.padding_token.view(1, channels, 1, 1, 1).expand(batch, -1, pad, pooled_h,
+                                                                    pooled_w)
     pooled = torch.cat([pooled, padding], dim=2)  # B C T' h w
     tokens = pooled.permute(0, 3, 4, 2, 1).reshape(batch * pooled_h * pooled_w,
                                                    layer.num_class_slots, channels)
     guidance = torch.cat([guidance, layer.padding_guidance.expand(batch, pad, -1)], dim=1)
-    guidance = guidance[:, None, None].expand(-1, pooled_h, pooled_w, -1, -1).reshape(
-        batch * pooled_h * pooled_w, layer.num_class_slots, -1)
+    guidance = guidance[:, None, None].expand(-1, pooled_h, pooled_w, -1,
+                                              -1).reshape(batch * pooled_h * pooled_w,
+                                                          layer.num_class_slots, -1)
     attention = layer.attention
     normed = layer.norm1(tokens)
     q = attention.q(torch.cat([normed, guidance], -1))
@@ -331,5 +353,5 @@ def test_class_aggregation_matches_cat_seg_reference_forward():
         layer.padding_token.normal_()
         layer.padding_guidance.normal_()
         x, guidance = torch.randn(2, 8, 5, 4, 6), torch.randn(2, 5, 4)
-        assert torch.allclose(layer(x, guidance), reference_class_transformer_layer(
-            layer, x, guidance), atol=1e-5)
+        assert torch.allclose(
+            layer(x, guidance), reference_class_transformer_layer(layer, x, guidance), atol=1e-5)

@@ -33,9 +33,8 @@ def test_training_config_is_the_cat_seg_vit_b_recipe():
         'text_encoder': dict(lr_mult=0.01)
     }
     assert cfg.param_scheduler[0].type == 'CosineAnnealingLR'
-    assert [t.type for t in cfg.train_dataloader.dataset.pipeline][2:4] == [
-        'ResizeShortestEdge', 'RandomCrop'
-    ]
+    assert [t.type for t in cfg.train_dataloader.dataset.pipeline
+            ][2:4] == ['ResizeShortestEdge', 'RandomCrop']
     assert cfg.model.decode_head.aggregator.window_size == 12
     assert cfg.model.decode_head.aggregator.num_layers == 2
     # CAT-Seg's dense features, fine-tuned parameters, class names and loss
@@ -61,8 +60,8 @@ def test_evaluation_configs(name, dataset_type, num_classes):
     assert dataset.type == dataset_type
     assert len(DATASETS.get(dataset_type).METAINFO['classes']) == num_classes
     assert cfg.model.decode_head.aggregator.pooling_size == (1, 1)
-    assert cfg.model.test_cfg == dict(mode='slide', out_size=(640, 640), crop_size=(384, 384),
-                                      stride=(256, 256))
+    assert cfg.model.test_cfg == dict(
+        mode='slide', out_size=(640, 640), crop_size=(384, 384), stride=(256, 256))
     assert dict(type='ModelDatasetMetaHook') in cfg.custom_hooks
     if num_classes > 255:
         assert 'LoadWideAnnotations' in [t.type for t in dataset.pipeline]
@@ -77,10 +76,9 @@ def test_training_config_builds_vit_b_towers_with_qv_training_only():
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     towers = [n for n in trainable if n.startswith(('image_encoder.', 'text_encoder.'))]
     # 12 image + 12 text blocks x (q, v) weights
-    assert sorted(towers) == sorted(
-        f'{tower}.blocks.{i}.attn.qkv.{part}_weight'
-        for tower in ('image_encoder', 'text_encoder') for i in range(12)
-        for part in ('query', 'value'))
+    assert sorted(towers) == sorted(f'{tower}.blocks.{i}.attn.qkv.{part}_weight'
+                                    for tower in ('image_encoder', 'text_encoder')
+                                    for i in range(12) for part in ('query', 'value'))
     # the 224 px embedding stays, resized to the 24 x 24 grid of 384 px inputs at each forward
     assert model.image_encoder.pos_embed.shape == (1, 14 * 14 + 1, 768)
     assert model.image_size == (384, 384)
@@ -97,32 +95,49 @@ def write_uint16_tif(path, labels):
 
 
 @pytest.mark.parametrize('dataset_type,data_prefix,ann_file', [
-    ('ADE20K847Dataset', dict(img_path='images_detectron2/validation',
-                              seg_map_path='annotations_detectron2/validation'), ''),
-    ('PascalContext459Dataset', dict(img_path='JPEGImages',
-                                     seg_map_path='annotations_detectron2/pc459_val'), 'val.txt'),
+    ('ADE20K847Dataset',
+     dict(
+         img_path='images_detectron2/validation',
+         seg_map_path='annotations_detectron2/validation'), ''),
+    ('PascalContext459Dataset',
+     dict(img_path='JPEGImages', seg_map_path='annotations_detectron2/pc459_val'), 'val.txt'),
 ])
 def test_wide_label_maps_keep_labels_above_255(tmp_path, dataset_type, data_prefix, ann_file):
     labels = np.array([[0, 255, 256], [458, 65535, 300]], dtype=np.uint16)
     labels = np.kron(labels, np.ones((4, 4), dtype=np.uint16))
-    mmcv.imwrite(np.zeros((8, 12, 3), np.uint8),
-                 str(tmp_path / data_prefix['img_path'] / '2008_000001.jpg'))
+    mmcv.imwrite(
+        np.zeros((8, 12, 3), np.uint8),
+        str(tmp_path / data_prefix['img_path'] / '2008_000001.jpg'))
     seg_dir = tmp_path / data_prefix['seg_map_path']
     seg_dir.mkdir(parents=True)
     write_uint16_tif(seg_dir / '2008_000001.tif', labels)
     if ann_file:
         (tmp_path / ann_file).write_text('2008_000001\n')
-    dataset = DATASETS.build(dict(
-        type=dataset_type, data_root=str(tmp_path), data_prefix=data_prefix, ann_file=ann_file,
-        pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadWideAnnotations'),
-                  dict(type='PackSegInputs')]))
+    dataset = DATASETS.build(
+        dict(
+            type=dataset_type,
+            data_root=str(tmp_path),
+            data_prefix=data_prefix,
+            ann_file=ann_file,
+            pipeline=[
+                dict(type='LoadImageFromFile'),
+                dict(type='LoadWideAnnotations'),
+                dict(type='PackSegInputs')
+            ]))
     assert len(dataset) == 1
     loaded = dataset[0]['data_samples'].gt_sem_seg.data[0].numpy()
     assert np.array_equal(loaded, labels.astype(np.int64))
-    truncating = DATASETS.build(dict(
-        type=dataset_type, data_root=str(tmp_path), data_prefix=data_prefix, ann_file=ann_file,
-        pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
-                  dict(type='PackSegInputs')]))
+    truncating = DATASETS.build(
+        dict(
+            type=dataset_type,
+            data_root=str(tmp_path),
+            data_prefix=data_prefix,
+            ann_file=ann_file,
+            pipeline=[
+                dict(type='LoadImageFromFile'),
+                dict(type='LoadAnnotations'),
+                dict(type='PackSegInputs')
+            ]))
     assert not np.array_equal(truncating[0]['data_samples'].gt_sem_seg.data[0].numpy(), labels)
 
 
@@ -139,13 +154,14 @@ def test_ade847_evaluation_config_runs_end_to_end_with_tiny_towers(tmp_path, sin
     labels_dir = tmp_path / 'annotations_detectron2' / 'validation'
     labels_dir.mkdir(parents=True)
     for index in range(2):
-        mmcv.imwrite(rng.integers(0, 255, (48, 40, 3), dtype=np.uint8),
-                     str(images / f'ADE_frame_{index}.jpg'))
+        mmcv.imwrite(
+            rng.integers(0, 255, (48, 40, 3), dtype=np.uint8),
+            str(images / f'ADE_frame_{index}.jpg'))
         labels = rng.choice([0, 300, 846, 65535], size=(48, 40)).astype(np.uint16)
         write_uint16_tif(labels_dir / f'ADE_frame_{index}.tif', labels)
     cfg = load('catseg_b16_ade847.py')
-    tiny = tiny_catseg_cfg(test_cfg=dict(mode='slide', out_size=(64, 64), crop_size=(32, 32),
-                                         stride=(16, 16)))
+    tiny = tiny_catseg_cfg(
+        test_cfg=dict(mode='slide', out_size=(64, 64), crop_size=(32, 32), stride=(16, 16)))
     # a budget of 16 keeps the test cheap; the default 256 is covered in test_segmentor.py
     tiny['decode_head']['aggregator']['num_class_slots'] = 16
     cfg.model = tiny
@@ -177,10 +193,12 @@ def test_ade847_evaluation_config_runs_end_to_end_with_tiny_towers(tmp_path, sin
 def test_training_pipeline_gives_384_crops(tmp_path):
     cfg = load('catseg_b16_coco-stuff171.py')
     rng = np.random.default_rng(0)
-    mmcv.imwrite(rng.integers(0, 255, (300, 500, 3), dtype=np.uint8),
-                 str(tmp_path / 'images' / 'train2017' / '000000000001.jpg'))
-    mmcv.imwrite(rng.integers(0, 171, (300, 500), dtype=np.uint8),
-                 str(tmp_path / 'annotations' / 'train2017' / '000000000001_labelTrainIds.png'))
+    mmcv.imwrite(
+        rng.integers(0, 255, (300, 500, 3), dtype=np.uint8),
+        str(tmp_path / 'images' / 'train2017' / '000000000001.jpg'))
+    mmcv.imwrite(
+        rng.integers(0, 171, (300, 500), dtype=np.uint8),
+        str(tmp_path / 'annotations' / 'train2017' / '000000000001_labelTrainIds.png'))
     dataset_cfg = cfg.train_dataloader.dataset
     dataset_cfg.data_root = str(tmp_path)
     sample = DATASETS.build(dataset_cfg)[0]
@@ -199,10 +217,10 @@ def make_coco_stuff_layout(root, splits=(('train2017', 6), ('val2017', 2))):
             y, x = rng.integers(0, 36, size=2)
             label[y:y + 30, x:x + 40] = rng.integers(0, 171)
             label[:2] = 255
-            mmcv.imwrite(rng.integers(0, 255, (72, 88, 3), dtype=np.uint8),
-                         osp.join(root, 'images', split, name + '.jpg'))
-            mmcv.imwrite(label, osp.join(root, 'annotations', split,
-                                         name + '_labelTrainIds.png'))
+            mmcv.imwrite(
+                rng.integers(0, 255, (72, 88, 3), dtype=np.uint8),
+                osp.join(root, 'images', split, name + '.jpg'))
+            mmcv.imwrite(label, osp.join(root, 'annotations', split, name + '_labelTrainIds.png'))
 
 
 @pytest.mark.slow
@@ -234,8 +252,8 @@ def test_tiny_cpu_config_trains_and_evaluates_a_few_iterations(tmp_path, single_
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
     assert any(k.startswith('decode_head.') for k in changed)
     assert any(k.endswith('attn.qkv.weight') for k in changed)
-    assert not any(k.endswith(('pos_embed', 'positional_embedding', 'attn.qkv.bias'))
-                   for k in changed)
+    assert not any(
+        k.endswith(('pos_embed', 'positional_embedding', 'attn.qkv.bias')) for k in changed)
     metrics = runner.val_loop.run()
     assert 0 <= metrics['mIoU'] <= 100
 
@@ -249,8 +267,11 @@ def test_norm_layers_get_no_weight_decay_as_in_cat_seg():
     torch.manual_seed(0)
     model = MODELS.build(tiny_catseg_cfg())
     optim_wrapper = build_optim_wrapper(model, load('catseg_b16_coco-stuff171.py').optim_wrapper)
-    decay_of = {id(p): group['weight_decay'] for group in optim_wrapper.optimizer.param_groups
-                for p in group['params']}
+    decay_of = {
+        id(p): group['weight_decay']
+        for group in optim_wrapper.optimizer.param_groups
+        for p in group['params']
+    }
     norms = checked = 0
     for module in model.modules():
         for param in module.parameters(recurse=False):

@@ -30,30 +30,33 @@ OPTIM_WRAPPER = dict(
 IMAGE_BLOCKS, TEXT_BLOCKS = 3, 2  # tiny_catseg_cfg's towers
 # CAT-Seg's rule (cat_seg/cat_seg_model.py, CLIP_FINETUNE "attention"): the query and value
 # projection weights of every attention layer of both towers; no bias, no positional embedding.
-OFFICIAL_TOWER_TRAINABLE = sorted(
-    [f'image_encoder.blocks.{i}.attn.qkv.{part}_weight' for i in range(IMAGE_BLOCKS)
-     for part in ('query', 'value')] +
-    [f'text_encoder.blocks.{i}.attn.qkv.{part}_weight' for i in range(TEXT_BLOCKS)
-     for part in ('query', 'value')])
+OFFICIAL_TOWER_TRAINABLE = sorted([
+    f'image_encoder.blocks.{i}.attn.qkv.{part}_weight' for i in range(IMAGE_BLOCKS)
+    for part in ('query', 'value')
+] + [
+    f'text_encoder.blocks.{i}.attn.qkv.{part}_weight' for i in range(TEXT_BLOCKS)
+    for part in ('query', 'value')
+])
 # our earlier recipe, still available as options: q/v biases and both positional embeddings
 OPTION_TOWER_TRAINABLE = sorted(
     OFFICIAL_TOWER_TRAINABLE +
     [name.replace('_weight', '_bias') for name in OFFICIAL_TOWER_TRAINABLE] +
     ['image_encoder.pos_embed', 'text_encoder.positional_embedding'])
-WITH_OPTIONS = dict(train_qv_bias=True, image_trainable_params=('pos_embed', ),
-                    text_trainable_params=('positional_embedding', ))
+WITH_OPTIONS = dict(
+    train_qv_bias=True,
+    image_trainable_params=('pos_embed', ),
+    text_trainable_params=('positional_embedding', ))
 
 
 def tower_trainable(model):
     return sorted(name for name, param in model.named_parameters()
-                  if param.requires_grad and name.startswith(('image_encoder.',
-                                                              'text_encoder.')))
+                  if param.requires_grad and name.startswith(('image_encoder.', 'text_encoder.')))
 
 
 def build_model(**overrides):
     torch.manual_seed(0)
-    return MODELS.build(tiny_catseg_cfg(train_class_names=['sky', 'grass', 'person', 'car'],
-                                        **overrides))
+    return MODELS.build(
+        tiny_catseg_cfg(train_class_names=['sky', 'grass', 'person', 'car'], **overrides))
 
 
 def random_samples(num=2):
@@ -151,8 +154,9 @@ def test_gradients_reach_only_the_query_and_value_rows_of_the_weights():
                 in_tower = name.startswith(('image_encoder.', 'text_encoder.'))
                 assert has_grad == (not in_tower or name in OFFICIAL_TOWER_TRAINABLE
                                     and name != unused_query), name
-            assert torch.equal(model.get_parameter(unused_query).grad,
-                               torch.zeros_like(model.get_parameter(unused_query)))
+            assert torch.equal(
+                model.get_parameter(unused_query).grad,
+                torch.zeros_like(model.get_parameter(unused_query)))
         optim_wrapper.step()
         optim_wrapper.zero_grad()
     # in the checkpoint's fused layout: q and v rows of qkv.weight moved, nothing else did

@@ -41,8 +41,8 @@ def make_coco_stuff_layout(root):
             image[label == value] = colour[::-1]  # BGR on disk
         image = np.clip(image + rng.normal(0, 6, image.shape), 0, 255).astype(np.uint8)
         mmcv.imwrite(image, osp.join(root, 'images', 'train2017', f'{index:012d}.png'))
-        mmcv.imwrite(label, osp.join(root, 'annotations', 'train2017',
-                                     f'{index:012d}_labelTrainIds.png'))
+        mmcv.imwrite(label,
+                     osp.join(root, 'annotations', 'train2017', f'{index:012d}_labelTrainIds.png'))
 
 
 def dataloader(root, shuffle):
@@ -80,8 +80,11 @@ def test_catseg_overfits_coco_stuff_layout_and_segments_unseen_names(tmp_path, s
         train_dataloader=dataloader(root, shuffle=True),
         val_dataloader=dataloader(root, shuffle=False),
         val_evaluator=dict(type='IoUMetric', iou_metrics=['mIoU']),
-        train_cfg=dict(type='IterBasedTrainLoop', max_iters=MAX_ITERS, val_interval=MAX_ITERS,
-                       val_begin=MAX_ITERS + 1),
+        train_cfg=dict(
+            type='IterBasedTrainLoop',
+            max_iters=MAX_ITERS,
+            val_interval=MAX_ITERS,
+            val_begin=MAX_ITERS + 1),
         val_cfg=dict(type='ValLoop'),
         optim_wrapper=dict(
             type='OptimWrapper',
@@ -89,14 +92,17 @@ def test_catseg_overfits_coco_stuff_layout_and_segments_unseen_names(tmp_path, s
             clip_grad=dict(max_norm=1.0, norm_type=2),
             # random towers have to move further than pretrained ones: 0.1 x lr instead of
             # the recipe's 0.01 (the trained parameters are CAT-Seg's: q/v weights only)
-            paramwise_cfg=dict(custom_keys={
-                'image_encoder': dict(lr_mult=TOWER_LR_MULT),
-                'text_encoder': dict(lr_mult=TOWER_LR_MULT)
-            })),
-        param_scheduler=[dict(type='CosineAnnealingLR', T_max=MAX_ITERS, by_epoch=False,
-                              eta_min=0.0)],
-        default_hooks=dict(logger=dict(type='LoggerHook', interval=50),
-                           checkpoint=dict(type='CheckpointHook', interval=-1)),
+            paramwise_cfg=dict(
+                custom_keys={
+                    'image_encoder': dict(lr_mult=TOWER_LR_MULT),
+                    'text_encoder': dict(lr_mult=TOWER_LR_MULT)
+                })),
+        param_scheduler=[
+            dict(type='CosineAnnealingLR', T_max=MAX_ITERS, by_epoch=False, eta_min=0.0)
+        ],
+        default_hooks=dict(
+            logger=dict(type='LoggerHook', interval=50),
+            checkpoint=dict(type='CheckpointHook', interval=-1)),
         custom_hooks=[dict(type='ModelDatasetMetaHook')],
         default_scope='mmseg',
         randomness=dict(seed=0),
@@ -113,9 +119,9 @@ def test_catseg_overfits_coco_stuff_layout_and_segments_unseen_names(tmp_path, s
     # the defaults this run trained with
     assert model.dense_variant == 'catseg' and model.text_classifier.name_rule == 'first'
     assert type(model.decode_head.loss_decode).__name__ == 'PerClassBCELoss'
-    assert not any(p.requires_grad for n, p in model.named_parameters()
-                   if n.endswith(('qkv.query_bias', 'qkv.value_bias', 'pos_embed',
-                                  'positional_embedding')))
+    assert not any(
+        p.requires_grad for n, p in model.named_parameters()
+        if n.endswith(('qkv.query_bias', 'qkv.value_bias', 'pos_embed', 'positional_embedding')))
     model.set_vocabulary(['zebra', 'volcano, lava', 'teapot'])
     image = mmcv.imread(osp.join(root, 'images', 'train2017', f'{0:012d}.png'))
     inputs = torch.from_numpy(image[..., ::-1].copy()).permute(2, 0, 1)[None].float()

@@ -56,8 +56,7 @@ def test_first_name_rule_is_the_default_and_embeds_only_the_first_name():
 
 
 def test_synonyms_are_averaged_per_template():
-    cfg = tiny_catseg_cfg(templates=('a photo of a {}.', 'a {} in the scene'),
-                          name_rule='average')
+    cfg = tiny_catseg_cfg(templates=('a photo of a {}.', 'a {} in the scene'), name_rule='average')
     torch.manual_seed(0)
     model = MODELS.build(cfg).eval()
     with torch.no_grad():
@@ -94,8 +93,7 @@ def naive_slide_scores(model, image, text):
     """CAT-Seg's inference written as an explicit loop over windows."""
     out_h, out_w = SLIDE['out_size']
     crop, stride = SLIDE['crop_size'][0], SLIDE['stride'][0]
-    resized = F.interpolate(image[None], size=(out_h, out_w), mode='bilinear',
-                            align_corners=False)
+    resized = F.interpolate(image[None], size=(out_h, out_w), mode='bilinear', align_corners=False)
     total = torch.zeros(text.shape[0], out_h, out_w)
     count = torch.zeros(1, out_h, out_w)
     for y in range(0, out_h - crop + 1, stride):
@@ -103,10 +101,13 @@ def naive_slide_scores(model, image, text):
             logits = model.class_logits(resized[..., y:y + crop, x:x + crop], text)
             total[:, y:y + crop, x:x + crop] += logits[0].sigmoid()
             count[:, y:y + crop, x:x + crop] += 1
-    global_view = F.interpolate(image[None], size=(crop, crop), mode='bilinear',
-                                align_corners=False)
-    global_scores = F.interpolate(model.class_logits(global_view, text).sigmoid(),
-                                  size=(out_h, out_w), mode='bilinear', align_corners=False)
+    global_view = F.interpolate(
+        image[None], size=(crop, crop), mode='bilinear', align_corners=False)
+    global_scores = F.interpolate(
+        model.class_logits(global_view, text).sigmoid(),
+        size=(out_h, out_w),
+        mode='bilinear',
+        align_corners=False)
     # At out_size: CAT-Seg resizes this once, to the original size (sem_seg_postprocess).
     return (total / count + global_scores[0]) / 2
 
@@ -119,8 +120,8 @@ def test_sliding_window_with_global_view_matches_a_naive_loop():
     with torch.no_grad():
         result = model.predict(image[None], [sample])[0]
         expected = naive_slide_scores(model, image, model.test_text_features())
-    expected = F.interpolate(expected[None], size=(100, 140), mode='bilinear',
-                             align_corners=False)[0]
+    expected = F.interpolate(
+        expected[None], size=(100, 140), mode='bilinear', align_corners=False)[0]
     assert result.seg_logits.data.shape == (4, 100, 140)
     assert torch.allclose(result.seg_logits.data, expected, atol=1e-5)
     assert torch.equal(result.pred_sem_seg.data, expected.argmax(0, keepdim=True))
@@ -150,9 +151,14 @@ def test_padded_batch_is_cropped_to_each_image_and_flip_is_undone():
         cropped = model.predict(
             padded, [SegDataSample(metainfo=dict(img_shape=(30, 40), ori_shape=(30, 40)))])
         flipped = model.predict(
-            image.flip(-1)[None],
-            [SegDataSample(metainfo=dict(img_shape=(30, 40), ori_shape=(30, 40), flip=True,
-                                         flip_direction='horizontal'))])
+            image.flip(-1)[None], [
+                SegDataSample(
+                    metainfo=dict(
+                        img_shape=(30, 40),
+                        ori_shape=(30, 40),
+                        flip=True,
+                        flip_direction='horizontal'))
+            ])
     assert torch.allclose(cropped[0].seg_logits.data, alone, atol=1e-6)
     assert flipped[0].seg_logits.data.shape == alone.shape
 
@@ -188,9 +194,10 @@ def test_sizes_follow_the_towers_and_configured_ones_are_checked():
     that names the key, not a shape error deep in the forward."""
     from .tiny_towers import tiny_image_encoder, tiny_text_encoder
     wide = tiny_catseg_cfg(
-        image_encoder=tiny_image_encoder(arch=dict(width=48, depth=6, num_heads=2,
-                                                   patch_size=4, mlp_ratio=2.0),
-                                         output_dim=24, img_size=48),
+        image_encoder=tiny_image_encoder(
+            arch=dict(width=48, depth=6, num_heads=2, patch_size=4, mlp_ratio=2.0),
+            output_dim=24,
+            img_size=48),
         text_encoder=tiny_text_encoder(output_dim=24),
         templates=('a photo of a {}.', 'a {} in the scene'),
         class_names=['sky', 'grass'])
@@ -226,10 +233,10 @@ def test_dense_variant_selects_the_last_block_of_the_cost_volume():
     with torch.no_grad():
         got = default.extract_feat(images)
         got_plain = plain.extract_feat(images)
-        expected = default.image_encoder.encode_dense(images, variant='catseg',
-                                                      return_intermediates=(0, 1))
-        expected_plain = default.image_encoder.encode_dense(images, variant='plain',
-                                                            return_intermediates=(0, 1))
+        expected = default.image_encoder.encode_dense(
+            images, variant='catseg', return_intermediates=(0, 1))
+        expected_plain = default.image_encoder.encode_dense(
+            images, variant='plain', return_intermediates=(0, 1))
     assert default.guidance_layers == plain.guidance_layers == (0, 1)
     assert torch.equal(got['dense'], expected['dense'])
     assert torch.equal(got_plain['dense'], expected_plain['dense'])

@@ -47,8 +47,14 @@ def tiny_image_encoder(**overrides):
 def tiny_text_encoder(**overrides):
     cfg = dict(
         type='SILCTextTransformer',
-        arch=dict(context_length=TOKEN_LENGTH, vocab_size=END_OF_TEXT + 1, width=WIDTH, depth=2,
-                  num_heads=2, mlp_ratio=2.0, output_dim=16),
+        arch=dict(
+            context_length=TOKEN_LENGTH,
+            vocab_size=END_OF_TEXT + 1,
+            width=WIDTH,
+            depth=2,
+            num_heads=2,
+            mlp_ratio=2.0,
+            output_dim=16),
         init_cfg=TINY_INIT)
     cfg.update(overrides)
     return cfg

@@ -41,10 +41,14 @@ def test_openclip_vit_b_16_siglip(tmp_path):
 def encoder_arrays(rng, prefix, scan):
     hd = WIDTH // HEADS
     shapes = {
-        'LayerNorm_0/scale': (WIDTH, ), 'LayerNorm_0/bias': (WIDTH, ),
-        'LayerNorm_1/scale': (WIDTH, ), 'LayerNorm_1/bias': (WIDTH, ),
-        'MlpBlock_0/Dense_0/kernel': (WIDTH, MLP), 'MlpBlock_0/Dense_0/bias': (MLP, ),
-        'MlpBlock_0/Dense_1/kernel': (MLP, WIDTH), 'MlpBlock_0/Dense_1/bias': (WIDTH, ),
+        'LayerNorm_0/scale': (WIDTH, ),
+        'LayerNorm_0/bias': (WIDTH, ),
+        'LayerNorm_1/scale': (WIDTH, ),
+        'LayerNorm_1/bias': (WIDTH, ),
+        'MlpBlock_0/Dense_0/kernel': (WIDTH, MLP),
+        'MlpBlock_0/Dense_0/bias': (MLP, ),
+        'MlpBlock_0/Dense_1/kernel': (MLP, WIDTH),
+        'MlpBlock_0/Dense_1/bias': (WIDTH, ),
         'MultiHeadDotProductAttention_0/out/kernel': (HEADS, hd, WIDTH),
         'MultiHeadDotProductAttention_0/out/bias': (WIDTH, ),
     }
@@ -69,25 +73,42 @@ def big_vision_arrays(seed=0, scan=False, root=''):
     rng = np.random.default_rng(seed)
     hd = WIDTH // HEADS
     arrays = {
-        'img/embedding/kernel': rng.standard_normal((PATCH, PATCH, 3, WIDTH)) * 0.1,
-        'img/embedding/bias': rng.standard_normal(WIDTH),
-        'img/pos_embedding': rng.standard_normal((1, (IMAGE // PATCH)**2, WIDTH)),
-        'img/MAPHead_0/probe': rng.standard_normal((1, 1, WIDTH)),
-        'img/MAPHead_0/LayerNorm_0/scale': rng.standard_normal(WIDTH),
-        'img/MAPHead_0/LayerNorm_0/bias': rng.standard_normal(WIDTH),
-        'img/MAPHead_0/MlpBlock_0/Dense_0/kernel': rng.standard_normal((WIDTH, MLP)),
-        'img/MAPHead_0/MlpBlock_0/Dense_0/bias': rng.standard_normal(MLP),
-        'img/MAPHead_0/MlpBlock_0/Dense_1/kernel': rng.standard_normal((MLP, WIDTH)),
-        'img/MAPHead_0/MlpBlock_0/Dense_1/bias': rng.standard_normal(WIDTH),
+        'img/embedding/kernel':
+        rng.standard_normal((PATCH, PATCH, 3, WIDTH)) * 0.1,
+        'img/embedding/bias':
+        rng.standard_normal(WIDTH),
+        'img/pos_embedding':
+        rng.standard_normal((1, (IMAGE // PATCH)**2, WIDTH)),
+        'img/MAPHead_0/probe':
+        rng.standard_normal((1, 1, WIDTH)),
+        'img/MAPHead_0/LayerNorm_0/scale':
+        rng.standard_normal(WIDTH),
+        'img/MAPHead_0/LayerNorm_0/bias':
+        rng.standard_normal(WIDTH),
+        'img/MAPHead_0/MlpBlock_0/Dense_0/kernel':
+        rng.standard_normal((WIDTH, MLP)),
+        'img/MAPHead_0/MlpBlock_0/Dense_0/bias':
+        rng.standard_normal(MLP),
+        'img/MAPHead_0/MlpBlock_0/Dense_1/kernel':
+        rng.standard_normal((MLP, WIDTH)),
+        'img/MAPHead_0/MlpBlock_0/Dense_1/bias':
+        rng.standard_normal(WIDTH),
         'img/MAPHead_0/MultiHeadDotProductAttention_0/out/kernel':
         rng.standard_normal((HEADS, hd, WIDTH)),
-        'img/MAPHead_0/MultiHeadDotProductAttention_0/out/bias': rng.standard_normal(WIDTH),
-        'txt/Embed_0/embedding': rng.standard_normal((VOCAB, WIDTH)),
-        'txt/pos_embedding': rng.standard_normal((1, LENGTH, WIDTH)),
-        'txt/head/kernel': rng.standard_normal((WIDTH, TEXT_DIM)),
-        'txt/head/bias': rng.standard_normal(TEXT_DIM),
-        't': np.array([2.3]),
-        'b': np.array([-10.0]),
+        'img/MAPHead_0/MultiHeadDotProductAttention_0/out/bias':
+        rng.standard_normal(WIDTH),
+        'txt/Embed_0/embedding':
+        rng.standard_normal((VOCAB, WIDTH)),
+        'txt/pos_embedding':
+        rng.standard_normal((1, LENGTH, WIDTH)),
+        'txt/head/kernel':
+        rng.standard_normal((WIDTH, TEXT_DIM)),
+        'txt/head/bias':
+        rng.standard_normal(TEXT_DIM),
+        't':
+        np.array([2.3]),
+        'b':
+        np.array([-10.0]),
     }
     for name in ('query', 'key', 'value'):
         attention = 'img/MAPHead_0/MultiHeadDotProductAttention_0/'
@@ -98,8 +119,8 @@ def big_vision_arrays(seed=0, scan=False, root=''):
     # Keep activations in a sensible range: weights ~ N(0, 1/fan_in).
     for name, array in arrays.items():
         if name.endswith('kernel') and 'embedding' not in name:
-            arrays[name] = array / np.sqrt(array.shape[0] if array.ndim != 3 or 'out' in name
-                                           else WIDTH)
+            arrays[name] = array / np.sqrt(
+                array.shape[0] if array.ndim != 3 or 'out' in name else WIDTH)
     return {root + k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}
 
 
@@ -111,28 +132,53 @@ class OpenClipSigLIPReference(nn.Module):
         super().__init__()
         self.visual = nn.Module()
         self.visual.trunk = timm.models.VisionTransformer(
-            img_size=IMAGE, patch_size=PATCH, embed_dim=WIDTH, depth=DEPTH, num_heads=HEADS,
-            mlp_ratio=MLP / WIDTH, class_token=False, global_pool='map', num_classes=0,
+            img_size=IMAGE,
+            patch_size=PATCH,
+            embed_dim=WIDTH,
+            depth=DEPTH,
+            num_heads=HEADS,
+            mlp_ratio=MLP / WIDTH,
+            class_token=False,
+            global_pool='map',
+            num_classes=0,
             norm_layer=partial(nn.LayerNorm, eps=1e-6))
         self.text = open_clip.transformer.TextTransformer(
-            context_length=LENGTH, vocab_size=VOCAB, width=WIDTH, heads=HEADS, layers=DEPTH,
-            mlp_ratio=MLP / WIDTH, output_dim=TEXT_DIM, no_causal_mask=True, pool_type='last',
-            proj_bias=True, norm_layer=partial(open_clip.transformer.LayerNorm, eps=1e-6))
+            context_length=LENGTH,
+            vocab_size=VOCAB,
+            width=WIDTH,
+            heads=HEADS,
+            layers=DEPTH,
+            mlp_ratio=MLP / WIDTH,
+            output_dim=TEXT_DIM,
+            no_causal_mask=True,
+            pool_type='last',
+            proj_bias=True,
+            norm_layer=partial(open_clip.transformer.LayerNorm, eps=1e-6))
         self.logit_scale = nn.Parameter(torch.zeros(()))
         self.logit_bias = nn.Parameter(torch.zeros(()))
 
 
 def small_towers(**image_kwargs):
-    image_cfg = dict(arch=dict(width=WIDTH, depth=DEPTH, num_heads=HEADS, patch_size=PATCH),
-                     img_size=IMAGE, output_dim=None, pool_type='map', class_token=False,
-                     patch_bias=True, norm_eps=1e-6)
+    image_cfg = dict(
+        arch=dict(width=WIDTH, depth=DEPTH, num_heads=HEADS, patch_size=PATCH),
+        img_size=IMAGE,
+        output_dim=None,
+        pool_type='map',
+        class_token=False,
+        patch_bias=True,
+        norm_eps=1e-6)
     image_cfg.update(image_kwargs)
     return dict(
         image_encoder=SILCVisionTransformer(**image_cfg).eval(),
         text_encoder=SILCTextTransformer(
-            arch=dict(width=WIDTH, depth=DEPTH, num_heads=HEADS), context_length=LENGTH,
-            vocab_size=VOCAB, output_dim=TEXT_DIM, causal=False, pool_type='last',
-            proj_bias=True, norm_eps=1e-6).eval(),
+            arch=dict(width=WIDTH, depth=DEPTH, num_heads=HEADS),
+            context_length=LENGTH,
+            vocab_size=VOCAB,
+            output_dim=TEXT_DIM,
+            causal=False,
+            pool_type='last',
+            proj_bias=True,
+            norm_eps=1e-6).eval(),
         contrastive_loss=SigLipLoss())
 
 
@@ -169,8 +215,12 @@ def test_big_vision_image_head_becomes_the_projection():
     kernel = rng.standard_normal((WIDTH, TEXT_DIM)).astype(np.float32)
     bias = rng.standard_normal(TEXT_DIM).astype(np.float32)
     with_head = small_towers(output_dim=TEXT_DIM, proj_bias=True)
-    verify_state_dict(convert_big_vision_arrays(
-        dict(arrays, **{'img/head/kernel': kernel, 'img/head/bias': bias})), with_head)
+    verify_state_dict(
+        convert_big_vision_arrays(
+            dict(arrays, **{
+                'img/head/kernel': kernel,
+                'img/head/bias': bias
+            })), with_head)
     without_head = small_towers()
     verify_state_dict(convert_big_vision_arrays(arrays), without_head)
     images = torch.randn(2, 3, IMAGE, IMAGE)
@@ -191,8 +241,12 @@ def test_big_vision_errors(tmp_path):
     np.savez(tmp_path / 'small.npz', **big_vision_arrays())
     tool = load_tool('bigvision2silc')
     with pytest.raises(KeyError, match='shape mismatch'):
-        tool.main([str(tmp_path / 'small.npz'), str(tmp_path / 'out.safetensors'), '--model',
-                   'ViT-B-16-SigLIP'])
+        tool.main([
+            str(tmp_path / 'small.npz'),
+            str(tmp_path / 'out.safetensors'), '--model', 'ViT-B-16-SigLIP'
+        ])
     with pytest.raises(FileNotFoundError):
-        tool.main([str(tmp_path / 'missing.npz'), str(tmp_path / 'out.pth'), '--model',
-                   'ViT-B-16-SigLIP'])
+        tool.main([
+            str(tmp_path / 'missing.npz'),
+            str(tmp_path / 'out.pth'), '--model', 'ViT-B-16-SigLIP'
+        ])

@@ -48,23 +48,43 @@ def tiny_openai_clip(quick_gelu=True, ls_init_value=None):
     torch.manual_seed(0)
     model = open_clip.model.CLIP(
         embed_dim=24,
-        vision_cfg=dict(image_size=32, patch_size=8, width=32, layers=2, head_width=16,
-                        ls_init_value=ls_init_value),
-        text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=2, layers=2,
-                      ls_init_value=ls_init_value),
+        vision_cfg=dict(
+            image_size=32,
+            patch_size=8,
+            width=32,
+            layers=2,
+            head_width=16,
+            ls_init_value=ls_init_value),
+        text_cfg=dict(
+            context_length=16,
+            vocab_size=49408,
+            width=32,
+            heads=2,
+            layers=2,
+            ls_init_value=ls_init_value),
         quick_gelu=quick_gelu).eval()
     perturb(model)
     return model
 
 
 def tiny_towers(act, layer_scale_init=None):
-    image = SILCVisionTransformer(arch=dict(width=32, depth=2, num_heads=2, patch_size=8),
-                                  img_size=32, output_dim=24, ln_pre=True, act=act,
-                                  layer_scale_init=layer_scale_init)
-    text = SILCTextTransformer(arch=dict(width=32, depth=2, num_heads=2), context_length=16,
-                               output_dim=24, act=act, layer_scale_init=layer_scale_init)
-    return dict(image_encoder=image.eval(), text_encoder=text.eval(),
-                contrastive_loss=ClipContrastiveLoss())
+    image = SILCVisionTransformer(
+        arch=dict(width=32, depth=2, num_heads=2, patch_size=8),
+        img_size=32,
+        output_dim=24,
+        ln_pre=True,
+        act=act,
+        layer_scale_init=layer_scale_init)
+    text = SILCTextTransformer(
+        arch=dict(width=32, depth=2, num_heads=2),
+        context_length=16,
+        output_dim=24,
+        act=act,
+        layer_scale_init=layer_scale_init)
+    return dict(
+        image_encoder=image.eval(),
+        text_encoder=text.eval(),
+        contrastive_loss=ClipContrastiveLoss())
 
 
 # OpenAI distributes TorchScript archives; torch deprecates TorchScript but still reads them.
@@ -89,8 +109,8 @@ def test_openai_torchscript_archive_and_quick_gelu(tmp_path):
     # one then fails the B/16 shape check).
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout), pytest.raises(KeyError, match='shape mismatch'):
-        load_tool('openclip2silc').main([str(archive), str(tmp_path / 'out.pth'), '--model',
-                                         'ViT-B-16'])
+        load_tool('openclip2silc').main(
+            [str(archive), str(tmp_path / 'out.pth'), '--model', 'ViT-B-16'])
     assert 'QuickGELU towers of ViT-B-16-quickgelu' in stdout.getvalue()
     # The activation matters: GELU towers do not reproduce QuickGELU weights.
     gelu = tiny_towers('gelu')
@@ -122,8 +142,13 @@ def test_layer_scale_and_safetensors_source(tmp_path):
 
 def test_training_checkpoint_wrapper_and_errors(tmp_path):
     reference = tiny_openai_clip()
-    wrapped = {'epoch': 3, 'state_dict': {f'module.{k}': v for k, v in
-                                          reference.state_dict().items()}}
+    wrapped = {
+        'epoch': 3,
+        'state_dict': {
+            f'module.{k}': v
+            for k, v in reference.state_dict().items()
+        }
+    }
     path = tmp_path / 'epoch_3.pt'
     torch.save(wrapped, path)
     state_dict, is_jit = load_openclip_checkpoint(str(path))
@@ -135,8 +160,10 @@ def test_training_checkpoint_wrapper_and_errors(tmp_path):
     with pytest.raises(KeyError, match='visual.extra_head.weight'):
         convert_openclip_state_dict(unknown)
     with pytest.raises(KeyError, match='no text_encoder weights'):
-        convert_openclip_state_dict({k: v for k, v in reference.state_dict().items()
-                                     if k.startswith('visual.')})
+        convert_openclip_state_dict({
+            k: v
+            for k, v in reference.state_dict().items() if k.startswith('visual.')
+        })
     towers = tiny_towers('quick_gelu')
     partial = {k: v for k, v in converted.items() if 'blocks.1.' not in k}
     with pytest.raises(KeyError, match=r'missing key\(s\): image_encoder.blocks.1'):
@@ -149,8 +176,10 @@ def test_training_checkpoint_wrapper_and_errors(tmp_path):
     assert not (tmp_path / 'out.pth').exists()
 
 
-@pytest.mark.parametrize('config', sorted(set(MODEL_CONFIGS.values())) + [
-    'configs/_base_/models/silc_vit-b16.py', 'configs/_base_/models/silc_vit-tiny.py'])
+@pytest.mark.parametrize(
+    'config',
+    sorted(set(MODEL_CONFIGS.values())) +
+    ['configs/_base_/models/silc_vit-b16.py', 'configs/_base_/models/silc_vit-tiny.py'])
 def test_arch_configs_are_consistent(config):
     cfg = Config.fromfile(get_config_path(config))
     # The model uses the very towers the file defines at top level (also after inheritance).

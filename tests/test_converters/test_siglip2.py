@@ -34,14 +34,22 @@ def reduced_open_clip(name):
     trunk_name, vision['timm_model_name'] = vision['timm_model_name'], 'vit_tiny_patch16_224'
     text_width = SMALL['text'] if cfg['embed_dim'] == text['width'] else \
         SMALL['image'] * text['width'] // cfg['embed_dim']
-    text.update(width=text_width, heads=SMALL['text_heads'], layers=SMALL['depth'],
-                vocab_size=SMALL['vocab'])
+    text.update(
+        width=text_width,
+        heads=SMALL['text_heads'],
+        layers=SMALL['depth'],
+        vocab_size=SMALL['vocab'])
     torch.manual_seed(0)
-    model = open_clip.create_model(name, pretrained=None, vision_cfg=vision, text_cfg=text,
-                                   embed_dim=SMALL['image'])
+    model = open_clip.create_model(
+        name, pretrained=None, vision_cfg=vision, text_cfg=text, embed_dim=SMALL['image'])
     model.visual.trunk = timm.create_model(
-        trunk_name, pretrained=False, num_classes=0, global_pool='map', embed_dim=SMALL['image'],
-        depth=SMALL['depth'], num_heads=SMALL['image_heads'])
+        trunk_name,
+        pretrained=False,
+        num_classes=0,
+        global_pool='map',
+        embed_dim=SMALL['image'],
+        depth=SMALL['depth'],
+        num_heads=SMALL['image_heads'])
     model.eval()
     perturb(model)
     return model
@@ -54,13 +62,21 @@ def reduced_towers(config, text_width):
     patch = MODELS.get(image.type).arch_zoo[image.arch]['patch_size'] if isinstance(
         image.arch, str) else image.arch.patch_size
     mlp_ratio = 4.0 if isinstance(image.arch, str) else image.arch.get('mlp_ratio', 4.0)
-    image.arch = dict(width=SMALL['image'], depth=SMALL['depth'], num_heads=SMALL['image_heads'],
-                      patch_size=patch, mlp_ratio=mlp_ratio)
+    image.arch = dict(
+        width=SMALL['image'],
+        depth=SMALL['depth'],
+        num_heads=SMALL['image_heads'],
+        patch_size=patch,
+        mlp_ratio=mlp_ratio)
     text_arch = MODELS.get(text.type).arch_zoo[text.arch] if isinstance(text.arch, str) else \
         text.arch
-    text_arch = dict(text_arch, width=text_width, depth=SMALL['depth'],
-                     num_heads=SMALL['text_heads'], vocab_size=SMALL['vocab'],
-                     output_dim=SMALL['image'])
+    text_arch = dict(
+        text_arch,
+        width=text_width,
+        depth=SMALL['depth'],
+        num_heads=SMALL['text_heads'],
+        vocab_size=SMALL['vocab'],
+        output_dim=SMALL['image'])
     for key in ('vocab_size', 'output_dim'):  # explicit arguments override the arch dict
         text.pop(key, None)
     text.arch = text_arch
@@ -102,8 +118,8 @@ def test_vit_b_16_siglip2_full_size():
 def test_tool_converts_a_timm_trunk_and_records_its_config(tmp_path):
     from safetensors.torch import save_file
     torch.manual_seed(0)
-    trunk = timm.create_model('vit_base_patch32_siglip_256', pretrained=False,
-                              num_classes=0).eval()
+    trunk = timm.create_model(
+        'vit_base_patch32_siglip_256', pretrained=False, num_classes=0).eval()
     perturb(trunk)
     src = tmp_path / 'model.safetensors'
     save_file(trunk.state_dict(), str(src))
@@ -116,8 +132,8 @@ def test_tool_converts_a_timm_trunk_and_records_its_config(tmp_path):
         assert handle.metadata()['config'] == lines[-1]
         assert handle.metadata()['model'] == 'ViT-B-32-SigLIP2-256'
     image_cfg = Config.fromfile(get_config_path(lines[-1])).image_encoder
-    tower = MODELS.build(dict(image_cfg, init_cfg=dict(type='Pretrained', checkpoint=dst,
-                                                       prefix='image_encoder.')))
+    tower = MODELS.build(
+        dict(image_cfg, init_cfg=dict(type='Pretrained', checkpoint=dst, prefix='image_encoder.')))
     tower.init_weights()
     images = torch.randn(1, 3, 256, 256)
     assert max_diff(tower.eval().encode_image(images), trunk(images)) <= TOLERANCE
@@ -125,9 +141,10 @@ def test_tool_converts_a_timm_trunk_and_records_its_config(tmp_path):
 
 # One release per architecture, activation and patch size (the other resolutions differ only
 # in img_size, checked at full size by test_every_release_is_found_from_its_shapes).
-REDUCED = ['ViT-B-32-SigLIP2-256', 'ViT-B-16-SigLIP2-512', 'ViT-L-16-SigLIP2-256',
-           'ViT-L-16-SigLIP2-512', 'ViT-SO400M-14-SigLIP2-378', 'ViT-SO400M-16-SigLIP2-384',
-           'ViT-gopt-16-SigLIP2-384']
+REDUCED = [
+    'ViT-B-32-SigLIP2-256', 'ViT-B-16-SigLIP2-512', 'ViT-L-16-SigLIP2-256', 'ViT-L-16-SigLIP2-512',
+    'ViT-SO400M-14-SigLIP2-378', 'ViT-SO400M-16-SigLIP2-384', 'ViT-gopt-16-SigLIP2-384'
+]
 
 
 @pytest.mark.parametrize('name', REDUCED)
@@ -140,16 +157,19 @@ def test_reduced_release_matches_open_clip(name):
     config = SIGLIP2_MODEL_CONFIGS[name]
     towers = reduced_towers(config, reference.text.token_embedding.weight.shape[1])
     for prefix, module in towers.items():
-        module.load_state_dict({k[len(prefix) + 1:]: v for k, v in converted.items()
-                                if k.startswith(prefix + '.')})
+        module.load_state_dict({
+            k[len(prefix) + 1:]: v
+            for k, v in converted.items() if k.startswith(prefix + '.')
+        })
     image_size = Config.fromfile(get_config_path(config)).image_encoder.img_size
     image_diff, text_diff = embeddings_diff(towers, reference, image_size)
     print(f'{name} (reduced) max abs diff: image {image_diff:.2e}, text {text_diff:.2e}')
     assert image_diff <= TOLERANCE and text_diff <= TOLERANCE
     # GELU and its tanh approximation differ by less than the tolerance here: compare them.
     ours = [towers['image_encoder'].blocks[0].mlp.act, towers['text_encoder'].blocks[0].mlp.act]
-    theirs = [reference.visual.trunk.blocks[0].mlp.act, reference.text.transformer.resblocks[0]
-              .mlp.gelu]
+    theirs = [
+        reference.visual.trunk.blocks[0].mlp.act, reference.text.transformer.resblocks[0].mlp.gelu
+    ]
     assert [gelu_kind(a) for a in ours] == [gelu_kind(a) for a in theirs]
 
 
@@ -174,8 +194,8 @@ def open_clip_to_big_vision(model, naflex=False):
         for name, w, b in zip(('query', 'key', 'value'), np.split(qkv_weight, 3),
                               np.split(qkv_bias, 3)):
             heads_in(f'{dst}/{name}', w, b, h)
-        out[dst + '/out/kernel'] = sd[proj + '.weight'].T.reshape(h, -1, sd[proj + '.weight']
-                                                                  .shape[0])
+        out[dst + '/out/kernel'] = sd[proj + '.weight'].T.reshape(h, -1,
+                                                                  sd[proj + '.weight'].shape[0])
         out[dst + '/out/bias'] = sd[proj + '.bias']
 
     conv = sd[trunk + ('embeds.proj.weight' if naflex else 'patch_embed.proj.weight')]
@@ -234,8 +254,10 @@ def test_big_vision_npz_of_a_release(tmp_path):
     converted = convert_siglip2_weights(load_siglip2_source(str(path)))
     towers = reduced_towers(SIGLIP2_MODEL_CONFIGS[name], SMALL['text'])
     for prefix, module in towers.items():
-        module.load_state_dict({k[len(prefix) + 1:]: v for k, v in converted.items()
-                                if k.startswith(prefix + '.')})
+        module.load_state_dict({
+            k[len(prefix) + 1:]: v
+            for k, v in converted.items() if k.startswith(prefix + '.')
+        })
     image_diff, text_diff = embeddings_diff(towers, reference, 256)
     print(f'{name} (reduced, big_vision npz) max abs diff: image {image_diff:.2e}, '
           f'text {text_diff:.2e}')
@@ -258,15 +280,21 @@ def test_every_release_is_found_from_its_shapes(name):
 
 def test_siglip_1_and_2_mixed_up_name_the_config_that_fits():
     siglip2 = meta_state_dict('ViT-B-16-SigLIP2')
-    with pytest.raises(ValueError, match=r'does not fit the towers of ViT-B-16-SigLIP .*'
-                       r'fits ViT-B-16-SigLIP2 \(configs/_base_/models/siglip2_vit-b-16\.py\)'):
+    with pytest.raises(
+            ValueError,
+            match=r'does not fit the towers of ViT-B-16-SigLIP .*'
+            r'fits ViT-B-16-SigLIP2 \(configs/_base_/models/siglip2_vit-b-16\.py\)'):
         convert_siglip2(siglip2, 'ViT-B-16-SigLIP')
     siglip1 = meta_state_dict('ViT-B-16-SigLIP')
-    with pytest.raises(ValueError, match=r'does not fit the towers of ViT-B-16-SigLIP2 .*'
-                       r'fits ViT-B-16-SigLIP \(configs/_base_/models/siglip_vit-b-16\.py\)'):
+    with pytest.raises(
+            ValueError,
+            match=r'does not fit the towers of ViT-B-16-SigLIP2 .*'
+            r'fits ViT-B-16-SigLIP \(configs/_base_/models/siglip_vit-b-16\.py\)'):
         convert_siglip2(siglip1, 'ViT-B-16-SigLIP2')
-    with pytest.raises(ValueError, match=r'not a released SigLIP 2 model: it fits '
-                       r'ViT-B-16-SigLIP \(configs/_base_/models/siglip_vit-b-16\.py\)'):
+    with pytest.raises(
+            ValueError,
+            match=r'not a released SigLIP 2 model: it fits '
+            r'ViT-B-16-SigLIP \(configs/_base_/models/siglip_vit-b-16\.py\)'):
         convert_siglip2(siglip1)
     assert MODEL_CONFIGS['ViT-B-16-SigLIP2'] == SIGLIP2_MODEL_CONFIGS['ViT-B-16-SigLIP2']
 
@@ -282,10 +310,13 @@ def test_backbone_loads_converted_weights_through_init_cfg(tmp_path):
     # Reduced widths: the file records no tower config (the full-size one would not fit them).
     save_state_dict(converted, path, meta=dict(model=name))
     image_cfg = Config.fromfile(get_config_path(config)).image_encoder
-    image_cfg.arch = dict(width=SMALL['image'], depth=SMALL['depth'],
-                          num_heads=SMALL['image_heads'], patch_size=16)
-    backbone = MODELS.build(dict(image_cfg, out_indices=(0, 1), init_cfg=dict(
-        type='Pretrained', checkpoint=path, prefix='image_encoder.')))
+    image_cfg.arch = dict(
+        width=SMALL['image'], depth=SMALL['depth'], num_heads=SMALL['image_heads'], patch_size=16)
+    backbone = MODELS.build(
+        dict(
+            image_cfg,
+            out_indices=(0, 1),
+            init_cfg=dict(type='Pretrained', checkpoint=path, prefix='image_encoder.')))
     backbone.init_weights()
     backbone.eval()
     images = torch.randn(1, 3, 384, 512)

@@ -20,8 +20,15 @@ def model_file(tmp_path_factory):
     lines = [' '.join(rng.choice(WORDS) for _ in range(rng.randint(2, 9))) for _ in range(400)]
     (root / 'corpus.txt').write_text('\n'.join(lines + [w.upper() for w in WORDS]))
     sentencepiece.SentencePieceTrainer.train(
-        input=str(root / 'corpus.txt'), model_prefix=str(root / 'tiny'), vocab_size=90,
-        hard_vocab_limit=False, pad_id=0, eos_id=1, bos_id=2, unk_id=3, character_coverage=1.0,
+        input=str(root / 'corpus.txt'),
+        model_prefix=str(root / 'tiny'),
+        vocab_size=90,
+        hard_vocab_limit=False,
+        pad_id=0,
+        eos_id=1,
+        bos_id=2,
+        unk_id=3,
+        character_coverage=1.0,
         minloglevel=2)
     return str(root / 'tiny.model')
 
@@ -39,8 +46,9 @@ def expected_ids(processor, text, length=64):
 def test_release_rules(model_file):
     tokenizer = GemmaTokenizer(model_file)
     processor = sentencepiece.SentencePieceProcessor(model_file=model_file)
-    texts = ['A Photo of the CAT.', 'ÜBER Zürich', '', '  two   spaces ',
-             ' '.join(['building'] * 80)]
+    texts = [
+        'A Photo of the CAT.', 'ÜBER Zürich', '', '  two   spaces ', ' '.join(['building'] * 80)
+    ]
     ids = tokenizer(texts)
     assert ids.shape == (5, 64) and ids.dtype == torch.long
     for row, text in zip(ids.tolist(), texts):
@@ -60,14 +68,19 @@ def test_canonicalize_mode_and_length(model_file):
 
 
 def test_errors(tmp_path, model_file):
-    with pytest.raises(FileNotFoundError, match=r'gemma_tokenizer\.model.*model\.tokenizer\.'
-                       r'model_file=PATH'):
+    with pytest.raises(
+            FileNotFoundError, match=r'gemma_tokenizer\.model.*model\.tokenizer\.'
+            r'model_file=PATH'):
         GemmaTokenizer(str(tmp_path / 'missing.model'))(['a cat'])
     with pytest.raises(ValueError, match='clean mode'):
         GemmaTokenizer(model_file, clean='lowercase')
     (tmp_path / 'c.txt').write_text('\n'.join(WORDS * 20))
     sentencepiece.SentencePieceTrainer.train(
-        input=str(tmp_path / 'c.txt'), model_prefix=str(tmp_path / 'nopad'), vocab_size=60,
-        hard_vocab_limit=False, pad_id=-1, minloglevel=2)
+        input=str(tmp_path / 'c.txt'),
+        model_prefix=str(tmp_path / 'nopad'),
+        vocab_size=60,
+        hard_vocab_limit=False,
+        pad_id=-1,
+        minloglevel=2)
     with pytest.raises(ValueError, match='defines no padding token'):
         GemmaTokenizer(str(tmp_path / 'nopad.model'))(['a cat'])

@@ -34,16 +34,20 @@ def test_concepts_and_config_agree():
 
 def test_textures_differ_locally_not_in_mean_colour():
     rng = np.random.default_rng(0)
-    patches = {t: demo_data.render_texture(t, demo_data.COLORS['red'], 48, rng).astype(float)
-               for t in ('stripes', 'checks')}
+    patches = {
+        t: demo_data.render_texture(t, demo_data.COLORS['red'], 48, rng).astype(float)
+        for t in ('stripes', 'checks')
+    }
     means = {t: p.reshape(-1, 3).mean(0) for t, p in patches.items()}
     # Same colour, half coverage each: mean colours within a few levels ...
     assert np.abs(means['stripes'] - means['checks']).max() < 25
+
     # ... while the local structure (pixel-to-pixel variation) tells textures apart.
 
     def local_variation(patch):
         gray = patch.mean(-1)
         return np.abs(np.diff(gray, axis=0)).mean() + np.abs(np.diff(gray, axis=1)).mean()
+
     plain = demo_data.render_texture('plain', demo_data.COLORS['red'], 48, rng).astype(float)
     assert local_variation(patches['stripes']) > 3 * local_variation(plain)
     assert local_variation(patches['checks']) > 3 * local_variation(plain)
@@ -58,8 +62,10 @@ def test_generator_is_deterministic_and_idempotent(demo_root, tmp_path):
         assert filecmp.cmp(osp.join(demo_root, rel), osp.join(other, rel), shallow=False)
     assert not make_demo_data(other, num_train=40, num_val=12, image_size=48, seed=1)
     assert make_demo_data(other, num_train=40, num_val=12, image_size=48, seed=2)
-    assert not filecmp.cmp(osp.join(demo_root, 'images/train/train_00007.png'),
-                           osp.join(other, 'images/train/train_00007.png'), shallow=False)
+    assert not filecmp.cmp(
+        osp.join(demo_root, 'images/train/train_00007.png'),
+        osp.join(other, 'images/train/train_00007.png'),
+        shallow=False)
 
 
 def test_manifest_captions_and_seg_maps_agree(demo_root):
@@ -87,13 +93,17 @@ def test_datasets_load_the_demo_data(demo_root):
     seg = DemoSegDataset(
         data_root=osp.join(demo_root, 'seg'),
         data_prefix=dict(img_path='img_dir/val', seg_map_path='ann_dir/val'),
-        pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
-                  dict(type='PackSegInputs')])
+        pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadAnnotations'),
+            dict(type='PackSegInputs')
+        ])
     assert len(seg) == 12
     sample = seg[0]['data_samples']
     assert sample.gt_sem_seg.data.max() < len(CLASS_NAMES)
     pretrain = ImageTextManifestDataset(
-        data_root=demo_root, ann_file='annotations/pretrain_train.jsonl',
+        data_root=demo_root,
+        ann_file='annotations/pretrain_train.jsonl',
         pipeline=[dict(type='PackSILCInputs')])
     assert len(pretrain) == 40
     assert pretrain[0]['inputs']['image'].shape == (3, 48, 48)
@@ -104,8 +114,10 @@ def test_make_demo_data_cli(tmp_path):
     import subprocess
     import sys
     out = str(tmp_path / 'cli')
-    cmd = [sys.executable, 'tools/misc/make_demo_data.py', '--out', out, '--num-train', '8',
-           '--num-val', '4']
+    cmd = [
+        sys.executable, 'tools/misc/make_demo_data.py', '--out', out, '--num-train', '8',
+        '--num-val', '4'
+    ]
     env = dict(os.environ, PYTHONPATH=os.getcwd())
     first = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
     assert 'written' in first.stdout

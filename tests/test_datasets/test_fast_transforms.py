@@ -28,8 +28,11 @@ def test_fast_random_resized_crop_matches_mmpretrain(size, scale):
         assert out['img_shape'] == ref['img_shape']
         assert out['img'].flags.writeable and out['img'].flags.c_contiguous
     # A crop of the whole image, resized to its own size, is the image itself.
-    whole = FastRandomResizedCrop(scale=(150, 200), crop_ratio_range=(1, 1),
-                                  aspect_ratio_range=(4 / 3, 4 / 3), backend='pillow')
+    whole = FastRandomResizedCrop(
+        scale=(150, 200),
+        crop_ratio_range=(1, 1),
+        aspect_ratio_range=(4 / 3, 4 / 3),
+        backend='pillow')
     np.testing.assert_array_equal(whole(dict(img=img))['img'], img)
 
 

@@ -32,9 +32,7 @@ def manifest_dir(tmp_path):
     for i in range(6):
         _write(tmp_path / f'{i}.png', _png(i))
     _write(tmp_path / 'corrupt.png', b'\x89PNG not really an image')
-    records = [
-        dict(image=f'{i}.png', caption=f'caption {i}', labels=[i % 3]) for i in range(6)
-    ]
+    records = [dict(image=f'{i}.png', caption=f'caption {i}', labels=[i % 3]) for i in range(6)]
     records[0]['extra_captions'] = ['other zero', 'third zero', '  ']
     records += [
         dict(image='corrupt.png', caption='corrupt bytes'),
@@ -50,8 +48,7 @@ def manifest_dir(tmp_path):
 
 def _dataset(root, ann='train.jsonl', **kwargs):
     return ImageTextManifestDataset(
-        ann_file=ann, data_root=str(root),
-        pipeline=[dict(type='PackSILCInputs')], **kwargs)
+        ann_file=ann, data_root=str(root), pipeline=[dict(type='PackSILCInputs')], **kwargs)
 
 
 def test_manifest_jsonl_good_samples(manifest_dir):
@@ -97,8 +94,8 @@ def test_manifest_csv_and_errors(manifest_dir):
     ds = _dataset(manifest_dir, ann='train.csv')
     assert len(ds) == 2
     np.random.seed(1)
-    assert {ds[0]['data_samples'].caption for _ in range(30)} == {
-        'a, quoted caption', 'two', 'three'}
+    assert {ds[0]['data_samples'].caption
+            for _ in range(30)} == {'a, quoted caption', 'two', 'three'}
     assert ds[1]['data_samples'].caption == 'one'
     _write(manifest_dir / 'x.txt', b'')
     with pytest.raises(ValueError, match='unsupported manifest format'):
@@ -168,8 +165,7 @@ def test_webdataset_epochs_reshuffle_deterministically(shard_dir):
     epoch1 = _keys(ds)
     assert epoch1 != epoch0 and sorted(epoch1) == sorted(epoch0)
     repeating = WebDatasetImageText(
-        shards=pattern, shuffle_buffer=4, seed=3,
-        pipeline=[dict(type='PackSILCInputs')])
+        shards=pattern, shuffle_buffer=4, seed=3, pipeline=[dict(type='PackSILCInputs')])
     stream = iter(repeating)
     first_two = [next(stream)['data_samples'].sample_idx for _ in range(40)]
     assert first_two == epoch0 + epoch1
@@ -199,8 +195,10 @@ def test_webdataset_bad_samples_and_truncated_shard_counted(tmp_path, cut):
     data = (tmp_path / 'b.tar').read_bytes()
     with tarfile.open(tmp_path / 'b.tar') as tar:
         member = tar.getmembers()[7]  # b3.txt
-    end = dict(inside_header=member.offset + 100, inside_data=member.offset_data + 1,
-               member_boundary=member.offset)[cut]
+    end = dict(
+        inside_header=member.offset + 100,
+        inside_data=member.offset_data + 1,
+        member_boundary=member.offset)[cut]
     _write(tmp_path / 'b.tar', data[:end])
     _write(tmp_path / 'c.tar', b'not a tar at all' * 10)
     ds = _wds([str(tmp_path / n) for n in ('a.tar', 'b.tar', 'c.tar')], shuffle=False)
@@ -253,8 +251,10 @@ def test_webdataset_mistyped_shards_fail_instead_of_hanging(tmp_path, repeat, mo
     import silc_seg.datasets.webdataset_image_text as wds_module
     logged = []
     monkeypatch.setattr(wds_module, 'log_skipped', lambda err: logged.append(err.reason))
-    ds = WebDatasetImageText(shards=str(tmp_path / 'nonexistent/{00000..00003}.tar'),
-                             repeat=repeat, pipeline=[dict(type='PackSILCInputs')])
+    ds = WebDatasetImageText(
+        shards=str(tmp_path / 'nonexistent/{00000..00003}.tar'),
+        repeat=repeat,
+        pipeline=[dict(type='PackSILCInputs')])
     with pytest.raises(RuntimeError, match=r'no usable sample in a full pass over 4 shard') as e:
         _next_within(iter(ds))
     assert '4 missing_shard' in str(e.value) and 'nonexistent/00000.tar' in str(e.value)
@@ -264,13 +264,16 @@ def test_webdataset_mistyped_shards_fail_instead_of_hanging(tmp_path, repeat, mo
 def test_webdataset_all_bad_samples_fail_but_one_good_shard_is_enough(tmp_path, shard_dir):
     _write(tmp_path / 'junk.tar', b'not a tar at all' * 10)
     _write_shard(tmp_path / 'bad.tar', ['k0', 'k1'], dict(k0='corrupt_image', k1='no_image'))
-    ds = WebDatasetImageText(shards=[str(tmp_path / 'junk.tar'), str(tmp_path / 'bad.tar')],
-                             pipeline=[dict(type='PackSILCInputs')])
+    ds = WebDatasetImageText(
+        shards=[str(tmp_path / 'junk.tar'), str(tmp_path / 'bad.tar')],
+        pipeline=[dict(type='PackSILCInputs')])
     with pytest.raises(RuntimeError, match='1 corrupt_shard, 1 corrupt_image, 1 missing_image'):
         _next_within(iter(ds))
     # A missing shard among good ones is skipped and counted, not fatal.
     ds = WebDatasetImageText(
-        shards=[str(tmp_path / 'gone.tar'), str(shard_dir / 'shard-00.tar')], shuffle=False,
+        shards=[str(tmp_path / 'gone.tar'),
+                str(shard_dir / 'shard-00.tar')],
+        shuffle=False,
         pipeline=[dict(type='PackSILCInputs')])
     stream = iter(ds)
     first = _next_within(stream)['data_samples']
@@ -278,8 +281,10 @@ def test_webdataset_all_bad_samples_fail_but_one_good_shard_is_enough(tmp_path, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('loader_kwargs', [
-    dict(), dict(num_workers=2), dict(num_workers=2, persistent_workers=True)])
+@pytest.mark.parametrize(
+    'loader_kwargs',
+    [dict(), dict(num_workers=2),
+     dict(num_workers=2, persistent_workers=True)])
 def test_webdataset_counts_its_own_epochs(shard_dir, loader_kwargs):
     # No hook calls set_epoch: each pass over the dataloader is the next epoch by itself.
     pattern = str(shard_dir / 'shard-{00..03}.tar')
@@ -302,18 +307,21 @@ def test_webdataset_resume_at_position_continues_the_same_stream(shard_dir, num_
     uninterrupted stream yields next (batches of 2, round robin over the workers), with the
     same random crops (drawn from each sample's stream position)."""
     pattern = str(shard_dir / 'shard-{00..03}.tar')
-    pipeline = [dict(type='FastRandomResizedCrop', scale=6, crop_ratio_range=(0.2, 1.0)),
-                dict(type='PackSILCInputs')]
+    pipeline = [
+        dict(type='FastRandomResizedCrop', scale=6, crop_ratio_range=(0.2, 1.0)),
+        dict(type='PackSILCInputs')
+    ]
 
     def batches(dataset, count):
-        loader = DataLoader(dataset, batch_size=2, num_workers=num_workers,
-                            collate_fn=lambda batch: [(d['data_samples'], d['inputs']['image'])
-                                                      for d in batch])
+        loader = DataLoader(
+            dataset,
+            batch_size=2,
+            num_workers=num_workers,
+            collate_fn=lambda batch: [(d['data_samples'], d['inputs']['image']) for d in batch])
         stream = iter(loader)
         return [next(stream) for _ in range(count)]
 
-    straight = batches(_wds(pattern, repeat=True, shuffle_buffer=3, seed=5,
-                            pipeline=pipeline), 30)
+    straight = batches(_wds(pattern, repeat=True, shuffle_buffer=3, seed=5, pipeline=pipeline), 30)
     last_seen = {}
     for batch in straight[:stop]:
         for sample, _ in batch:
@@ -369,8 +377,9 @@ def test_seeded_global_rngs_repeat_draws_and_restore_states():
 
 def test_webdataset_resume_decodes_nothing_before_the_position(shard_dir, monkeypatch):
     pattern = str(shard_dir / 'shard-{00..03}.tar')
-    straight = [d['data_samples'] for d in
-                DataLoader(_wds(pattern, shuffle_buffer=4), batch_size=None)]
+    straight = [
+        d['data_samples'] for d in DataLoader(_wds(pattern, shuffle_buffer=4), batch_size=None)
+    ]
     decoded = []
     original = WebDatasetImageText._decode
     monkeypatch.setattr(WebDatasetImageText, '_decode',

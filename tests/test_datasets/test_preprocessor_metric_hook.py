@@ -13,14 +13,16 @@ from silc_seg.models.data_preprocessors import SILCDataPreprocessor
 
 def _sample(b, num_global=2, num_local=3):
     """Views whose pixels say (sample b, view v): channel 0 = b, channel 1 = v."""
+
     def view(v, size):
         img = np.zeros((size, size, 3), np.uint8)
         img[..., 0], img[..., 1], img[..., 2] = b, v, 200
         return img
+
     views = [view(v, 8) for v in range(num_global)]
     views += [view(num_global + v, 4) for v in range(num_local)]
     out = PackSILCInputs(num_global_crops=num_global)(
-        dict(img=views, text=torch.full((5,), b), caption=f'c{b}'))
+        dict(img=views, text=torch.full((5, ), b), caption=f'c{b}'))
     return out
 
 
@@ -49,12 +51,12 @@ def test_val_layout_and_errors():
         PackSILCInputs()(dict(img=np.full((6, 7, 3), b, np.uint8), text=torch.zeros(4)))
         for b in range(3)
     ]
-    out = SILCDataPreprocessor(bgr_to_rgb=False, mean=(0, 0, 0), std=(1, 1, 1))(
-        pseudo_collate(samples))
+    out = SILCDataPreprocessor(
+        bgr_to_rgb=False, mean=(0, 0, 0), std=(1, 1, 1))(
+            pseudo_collate(samples))
     assert out['inputs']['image'].shape == (3, 3, 6, 7)
     assert out['inputs']['image'][:, 0, 0, 0].tolist() == [0., 1., 2.]
-    samples.append(
-        PackSILCInputs()(dict(img=np.zeros((5, 7, 3), np.uint8), text=torch.zeros(4))))
+    samples.append(PackSILCInputs()(dict(img=np.zeros((5, 7, 3), np.uint8), text=torch.zeros(4))))
     with pytest.raises(ValueError, match='same shape'):
         SILCDataPreprocessor()(pseudo_collate(samples))
     with pytest.raises(TypeError, match='inputs as a dict'):
@@ -66,7 +68,10 @@ def test_retrieval_recall_function():
     pos = torch.eye(3, dtype=torch.bool)
     # row 0 hit at rank 1; row 1 correct col 1 at rank 2; row 2 correct col 2 at rank 2.
     assert retrieval_recall(sim, pos, (1, 2, 5)) == {
-        1: pytest.approx(100 / 3), 2: pytest.approx(100.), 5: pytest.approx(100.)}
+        1: pytest.approx(100 / 3),
+        2: pytest.approx(100.),
+        5: pytest.approx(100.)
+    }
 
 
 def test_retrieval_metric_against_brute_force():
@@ -97,6 +102,7 @@ def test_retrieval_metric_against_brute_force():
 
 
 class _Runner:
+
     def __init__(self, max_iters):
         self.message_hub = MessageHub.get_instance('data_stats_test')
         self.iter = 0

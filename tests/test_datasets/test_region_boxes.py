@@ -13,8 +13,13 @@ from silc_seg.datasets import ImageTextManifestDataset, WebDatasetImageText
 from silc_seg.datasets.transforms import TokenizeRegions
 from silc_seg.utils.demo_data import demo_boxes, make_demo_data
 
-GOOD = [{'box': [0.1, 0.2, 0.6, 0.9], 'text': 'red stripes'},
-        {'box': [0.0, 0.0, 1.0, 0.5], 'text': 'plain blue'}]
+GOOD = [{
+    'box': [0.1, 0.2, 0.6, 0.9],
+    'text': 'red stripes'
+}, {
+    'box': [0.0, 0.0, 1.0, 0.5],
+    'text': 'plain blue'
+}]
 
 
 def chars(texts):
@@ -40,14 +45,16 @@ def write_manifest(root, records):
 
 
 def pipeline(max_regions=1):
-    return [dict(type='TokenizeRegions', tokenizer=chars, max_regions=max_regions),
-            dict(type='PackSILCInputs')]
+    return [
+        dict(type='TokenizeRegions', tokenizer=chars, max_regions=max_regions),
+        dict(type='PackSILCInputs')
+    ]
 
 
 def test_manifest_boxes_reach_the_inputs(tmp_path):
     write_manifest(tmp_path, [dict(boxes=GOOD[:1]), {}])
-    ds = ImageTextManifestDataset(ann_file='train.jsonl', data_root=str(tmp_path),
-                                  pipeline=pipeline())
+    ds = ImageTextManifestDataset(
+        ann_file='train.jsonl', data_root=str(tmp_path), pipeline=pipeline())
     with_box, without = ds[0]['inputs'], ds[1]['inputs']
     assert with_box['region_valid'].tolist() == [True]
     torch.testing.assert_close(with_box['region_boxes'], torch.tensor([[0.1, 0.2, 0.6, 0.9]]))
@@ -58,17 +65,34 @@ def test_manifest_boxes_reach_the_inputs(tmp_path):
 
 
 @pytest.mark.parametrize('bad', [
-    [{'box': [0.5, 0.2, 0.4, 0.9], 'text': 'x0 > x1'}],
-    [{'box': [0.1, 0.2, 1.2, 0.9], 'text': 'outside'}],
-    [{'box': [0.1, 0.2, 0.3], 'text': 'three numbers'}],
-    [{'box': [0.1, 0.2, 0.3, 0.4], 'text': ''}],
-    [{'box': [0.1, 0.2, 0.3, 0.4]}],
-    {'box': [0.1, 0.2, 0.3, 0.4], 'text': 'not a list'},
+    [{
+        'box': [0.5, 0.2, 0.4, 0.9],
+        'text': 'x0 > x1'
+    }],
+    [{
+        'box': [0.1, 0.2, 1.2, 0.9],
+        'text': 'outside'
+    }],
+    [{
+        'box': [0.1, 0.2, 0.3],
+        'text': 'three numbers'
+    }],
+    [{
+        'box': [0.1, 0.2, 0.3, 0.4],
+        'text': ''
+    }],
+    [{
+        'box': [0.1, 0.2, 0.3, 0.4]
+    }],
+    {
+        'box': [0.1, 0.2, 0.3, 0.4],
+        'text': 'not a list'
+    },
 ])
 def test_bad_boxes_are_counted_skips(tmp_path, bad):
     write_manifest(tmp_path, [dict(boxes=bad), {}])
-    ds = ImageTextManifestDataset(ann_file='train.jsonl', data_root=str(tmp_path),
-                                  pipeline=pipeline())
+    ds = ImageTextManifestDataset(
+        ann_file='train.jsonl', data_root=str(tmp_path), pipeline=pipeline())
     out = ds[0]  # replaced by the good sample, and counted
     # (The replacement is drawn at random: it may hit the bad one again, counted again.)
     assert out['data_samples'].metainfo['num_skipped'] >= 1
@@ -77,10 +101,10 @@ def test_bad_boxes_are_counted_skips(tmp_path, bad):
 
 def test_csv_boxes_and_region_sampling(tmp_path):
     (tmp_path / '0.png').write_bytes(png(0))
-    (tmp_path / 'train.csv').write_text(
-        'image,caption,boxes\n0.png,two regions,"' + json.dumps(GOOD).replace('"', '""') + '"\n')
-    ds = ImageTextManifestDataset(ann_file='train.csv', data_root=str(tmp_path),
-                                  pipeline=pipeline(max_regions=3))
+    (tmp_path / 'train.csv').write_text('image,caption,boxes\n0.png,two regions,"' +
+                                        json.dumps(GOOD).replace('"', '""') + '"\n')
+    ds = ImageTextManifestDataset(
+        ann_file='train.csv', data_root=str(tmp_path), pipeline=pipeline(max_regions=3))
     inputs = ds[0]['inputs']
     assert inputs['region_valid'].tolist() == [True, True, False]
     np.random.seed(0)
@@ -92,10 +116,12 @@ def test_csv_boxes_and_region_sampling(tmp_path):
 def test_webdataset_json_boxes(tmp_path):
     shard = tmp_path / 'shard-0.tar'
     with tarfile.open(shard, 'w') as tar:
-        for key, meta in (('a', dict(caption='with', boxes=GOOD[:1])),
-                          ('b', dict(caption='without')),
-                          ('c', dict(caption='bad', boxes=[{'box': [1, 1, 0, 0],
-                                                            'text': 'x'}]))):
+        for key, meta in (('a', dict(caption='with',
+                                     boxes=GOOD[:1])), ('b', dict(caption='without')),
+                          ('c', dict(caption='bad', boxes=[{
+                              'box': [1, 1, 0, 0],
+                              'text': 'x'
+                          }]))):
             files = ((f'{key}.png', png(0)), (f'{key}.json', json.dumps(meta).encode()))
             for name, data in files:
                 info = tarfile.TarInfo(name)
@@ -112,10 +138,11 @@ def test_webdataset_json_boxes(tmp_path):
 def test_demo_data_boxes(tmp_path):
     label = np.zeros((8, 8), dtype=np.uint8)
     label[2:5, 1:7] = 3
-    assert demo_boxes(label, [0, 3]) == [dict(box=[0.125, 0.25, 0.875, 0.625],
-                                              text='plain red')]
+    assert demo_boxes(label, [0, 3]) == [dict(box=[0.125, 0.25, 0.875, 0.625], text='plain red')]
     make_demo_data(str(tmp_path), num_train=6, num_val=2, image_size=32, num_seg_train=0)
-    records = [json.loads(line) for line in
-               (tmp_path / 'annotations' / 'pretrain_train.jsonl').read_text().splitlines()]
+    records = [
+        json.loads(line)
+        for line in (tmp_path / 'annotations' / 'pretrain_train.jsonl').read_text().splitlines()
+    ]
     assert all('boxes' not in r for r in records[1::2])
     assert any('boxes' in r for r in records[0::2])

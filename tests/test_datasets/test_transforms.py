@@ -30,10 +30,9 @@ def _crop_only(cfg_pipeline):
     return Compose([multiview, dict(cfg_pipeline[-1])])
 
 
-@pytest.mark.parametrize('config', [
-    'configs/_base_/datasets/demo_pretrain.py',
-    'configs/_base_/datasets/wds_pretrain_224.py'
-])
+@pytest.mark.parametrize(
+    'config',
+    ['configs/_base_/datasets/demo_pretrain.py', 'configs/_base_/datasets/wds_pretrain_224.py'])
 def test_multicrop_shapes_and_crop_scales(config):
     cfg = Config.fromfile(config)
     np.random.seed(0)
@@ -165,6 +164,6 @@ def test_pack_rejects_inconsistent_views():
     with pytest.raises(ValueError, match='local crops'):
         PackSILCInputs(num_global_crops=4, require_local_crops=False)(dict(img=views))
     # Single-view objectives: global crops only, no local_crops key.
-    packed = PackSILCInputs(num_global_crops=1, require_local_crops=False)(
-        dict(img=views[:1]))['inputs']
+    packed = PackSILCInputs(
+        num_global_crops=1, require_local_crops=False)(dict(img=views[:1]))['inputs']
     assert set(packed) == {'global_crops'} and len(packed['global_crops']) == 1

@@ -38,17 +38,27 @@ def write_img2dataset_shard(folder, shard_id, num, failed=()):
         for i in range(num):
             key = f'{shard_id:05d}{i:04d}'
             status = 'failed_to_download' if i in failed else 'success'
-            meta = dict(url=f'http://example.com/{key}.jpg', caption=f'json caption {key}',
-                        key=key, status=status,
-                        error_message='HTTP 404' if i in failed else None,
-                        width=12, height=12, original_width=40, original_height=30)
+            meta = dict(
+                url=f'http://example.com/{key}.jpg',
+                caption=f'json caption {key}',
+                key=key,
+                status=status,
+                error_message='HTTP 404' if i in failed else None,
+                width=12,
+                height=12,
+                original_width=40,
+                original_height=30)
             _add(tar, f'{key}.jpg', _jpg(shard_id * 1000 + i))
             _add(tar, f'{key}.txt', f'caption {key}'.encode())
             _add(tar, f'{key}.json', json.dumps(meta, indent=4).encode())
             if i not in failed:
                 keys.append(key)
-    stats = dict(count=num, successes=num - len(failed), failed_to_download=len(failed),
-                 failed_to_resize=0, status_dict={'success': num - len(failed)})
+    stats = dict(
+        count=num,
+        successes=num - len(failed),
+        failed_to_download=len(failed),
+        failed_to_resize=0,
+        status_dict={'success': num - len(failed)})
     (folder / f'{shard_id:05d}_stats.json').write_text(json.dumps(stats))
     return keys
 
@@ -80,8 +90,9 @@ def test_img2dataset_output_read_as_is(tmp_path):
     # Without txt the json caption is used; status_key=None keeps failed samples.
     assert len(_samples(_wds(str(tmp_path / '00000.tar'), status_key=None))) == 5
     no_txt = _wds(str(tmp_path / '00001.tar'), text_keys=('json', ))
-    assert {s.caption for s in _samples(no_txt)} == {f'json caption 00001{i:04d}'
-                                                     for i in range(4)}
+    assert {s.caption
+            for s in _samples(no_txt)} == {f'json caption 00001{i:04d}'
+                                           for i in range(4)}
 
 
 def test_failed_download_is_logged_with_its_error(tmp_path, monkeypatch):
@@ -107,8 +118,10 @@ def test_shards_from_list_file_pipe_and_fsspec(tmp_path):
                                    f'pipe:cat {tars[2]}\n')
     urls = expand_shards(str(sub / 'train.txt'))
     assert urls[1:] == [tars[1], f'pipe:cat {tars[2]}']
-    assert sorted(s.sample_idx for s in _samples(_wds(str(sub / 'train.txt')))) == sorted(
-        f'{s:05d}{i:04d}' for s in range(3) for i in range(2))
+    assert sorted(s.sample_idx
+                  for s in _samples(_wds(str(sub / 'train.txt')))) == sorted(f'{s:05d}{i:04d}'
+                                                                             for s in range(3)
+                                                                             for i in range(2))
     with pytest.raises(FileNotFoundError, match='list file'):
         expand_shards(str(tmp_path / 'missing.txt'))
     # fsspec URLs: the in-memory filesystem stands in for s3:// / gs:// here.
@@ -190,8 +203,7 @@ def test_resampled_stream_resumes_at_its_position(tmp_path):
     samples = _samples(dataset, 25)
     resumed = _wds(str(tmp_path), resampled=True, repeat=True, seed=5)
     resumed.resume_at([samples[11].stream_position], num_workers=1)
-    assert [s.sample_idx for s in _samples(resumed, 13)] == [
-        s.sample_idx for s in samples[12:]]
+    assert [s.sample_idx for s in _samples(resumed, 13)] == [s.sample_idx for s in samples[12:]]
 
 
 def test_resampled_all_bad_shards_fail_instead_of_spinning(tmp_path):

@@ -38,8 +38,8 @@ def global_batch():
     num = WORLD_SIZE * BATCH
     image = F.normalize(torch.randn(num, DIM, generator=generator, dtype=torch.float64), dim=-1)
     text = F.normalize(torch.randn(num, DIM, generator=generator, dtype=torch.float64), dim=-1)
-    student = torch.randn(NUM_GLOBAL + NUM_LOCAL, num, PROTOS, generator=generator,
-                          dtype=torch.float64)
+    student = torch.randn(
+        NUM_GLOBAL + NUM_LOCAL, num, PROTOS, generator=generator, dtype=torch.float64)
     teacher = torch.randn(NUM_GLOBAL, num, PROTOS, generator=generator, dtype=torch.float64)
     return image, text, student, teacher
 
@@ -50,9 +50,12 @@ def contrastive_step(loss_fn, image, text):
     loss = loss_fn(image, text)
     loss.backward()
     bias = getattr(loss_fn, 'logit_bias', None)
-    return dict(loss=loss.detach(), image=image.grad, text=text.grad,
-                scale=loss_fn.logit_scale.grad.clone(),
-                bias=None if bias is None else bias.grad.clone())
+    return dict(
+        loss=loss.detach(),
+        image=image.grad,
+        text=text.grad,
+        scale=loss_fn.logit_scale.grad.clone(),
+        bias=None if bias is None else bias.grad.clone())
 
 
 def distill_step(student, teacher, batch_size):
@@ -62,13 +65,15 @@ def distill_step(student, teacher, batch_size):
 
 
 def worker(rank, port, results):
-    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
-                            world_size=WORLD_SIZE)
+    dist.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=WORLD_SIZE)
     try:
         image, text, student, teacher = global_batch()
         rows = slice(rank * BATCH, (rank + 1) * BATCH)
-        out = {name: contrastive_step(make().double(), image[rows], text[rows])
-               for name, make in CASES.items()}
+        out = {
+            name: contrastive_step(make().double(), image[rows], text[rows])
+            for name, make in CASES.items()
+        }
         out['distill'] = distill_step(student[:, rows], teacher[:, rows], BATCH)
         results[rank] = out
     finally:
@@ -114,7 +119,7 @@ def test_distill_center_update_equals_big_batch(rank_results):
     _, _, student, teacher = global_batch()
     single = distill_step(student, teacher, WORLD_SIZE * BATCH)
     for result in rank_results:
-        torch.testing.assert_close(result['distill']['center'], single['center'],
-                                   rtol=0, atol=1e-12)
+        torch.testing.assert_close(
+            result['distill']['center'], single['center'], rtol=0, atol=1e-12)
     mean_loss = sum(r['distill']['loss'] for r in rank_results) / WORLD_SIZE
     torch.testing.assert_close(mean_loss, single['loss'], rtol=1e-12, atol=1e-12)

@@ -30,8 +30,9 @@ def rank_batch(rank):
         local_crops=torch.randn(NUM_LOCAL * BATCH, 3, 16, 16, generator=generator),
         text=text,
         image_mask=torch.rand(NUM_GLOBAL * BATCH, PATCHES, generator=generator).argsort(1) < 8,
-        text_mask=torch.rand(BATCH, CONTEXT, generator=generator).mul(
-            (text != SOT) & (text != EOT)).argsort(1, descending=True).argsort(1) < 2)
+        text_mask=torch.rand(BATCH, CONTEXT,
+                             generator=generator).mul((text != SOT) & (text != EOT)).argsort(
+                                 1, descending=True).argsort(1) < 2)
 
 
 def view_major_concat(parts, num_views):
@@ -54,14 +55,15 @@ def step(model, forward, data):
     """One forward/backward with the given masks; losses, gradients and centers."""
     model.sample_image_mask = lambda *args, **kwargs: data['image_mask']
     model.sample_text_mask = lambda *args, **kwargs: data['text_mask']
-    inputs = {k: data[k].double() if k.endswith('crops') else data[k]
-              for k in ('global_crops', 'local_crops', 'text')}
+    inputs = {
+        k: data[k].double() if k.endswith('crops') else data[k]
+        for k in ('global_crops', 'local_crops', 'text')
+    }
     losses = forward(inputs)
     total = sum(v for k, v in losses.items() if k.startswith('loss'))
     total.backward()
     out = {k: v.detach() for k, v in losses.items() if k.startswith('loss')}
-    out['grads'] = {n: p.grad.clone() for n, p in model.named_parameters()
-                    if p.grad is not None}
+    out['grads'] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     out['mask_center'] = model.masked_distill_loss.center.clone()
     out['center'] = model.distill_loss.center.clone()
     return out
@@ -75,13 +77,12 @@ def build():
 
 
 def worker(rank, port, results):
-    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
-                            world_size=WORLD_SIZE)
+    dist.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=WORLD_SIZE)
     try:
         model = build()
         wrapped = MMDistributedDataParallel(module=model)
-        results[rank] = step(model, lambda inputs: wrapped(inputs, mode='loss'),
-                             rank_batch(rank))
+        results[rank] = step(model, lambda inputs: wrapped(inputs, mode='loss'), rank_batch(rank))
     finally:
         dist.destroy_process_group()
 
@@ -109,8 +110,8 @@ def test_losses_average_to_the_big_batch_losses(runs):
 def test_centers_are_the_big_batch_centers(runs):
     single, ranks = runs
     for rank in ranks:
-        torch.testing.assert_close(rank['mask_center'], single['mask_center'], rtol=1e-9,
-                                   atol=1e-12)
+        torch.testing.assert_close(
+            rank['mask_center'], single['mask_center'], rtol=1e-9, atol=1e-12)
         torch.testing.assert_close(rank['center'], single['center'], rtol=1e-9, atol=1e-12)
 
 
@@ -122,5 +123,9 @@ def test_ddp_gradients_are_the_big_batch_gradients(runs):
     assert 'image_mask_token' in single['grads'] and 'text_mask_embedding' in single['grads']
     for name, grad in single['grads'].items():
         for rank in ranks:
-            torch.testing.assert_close(rank['grads'][name], grad, rtol=1e-6, atol=1e-9,
-                                       msg=lambda m, name=name: f'{name}: {m}')
+            torch.testing.assert_close(
+                rank['grads'][name],
+                grad,
+                rtol=1e-6,
+                atol=1e-9,
+                msg=lambda m, name=name: f'{name}: {m}')

@@ -24,8 +24,8 @@ SCENARIOS = [('silc', True), ('silc', False), ('toy', True)]
 
 
 def worker(rank, port, results):
-    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank,
-                            world_size=WORLD_SIZE)
+    dist.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=WORLD_SIZE)
     try:
         for name, skip in SCENARIOS:
             results[(name, skip, rank)] = scenario(rank, name, skip)
@@ -39,16 +39,20 @@ def silc_batches(rank):
     broken = batch(seed=20 + rank)
     if rank == 1:
         broken['global_crops'][0, 0, 0, 0] = float('inf')
-    return [dict(inputs=batch(seed=10 + rank)), dict(inputs=broken),
-            dict(inputs=batch(seed=30 + rank))]
+    return [
+        dict(inputs=batch(seed=10 + rank)),
+        dict(inputs=broken),
+        dict(inputs=batch(seed=30 + rank))
+    ]
 
 
 def toy_batches(rank):
     generator = torch.Generator().manual_seed(rank)
 
     def toy_batch():
-        return dict(inputs=torch.randn(4, 4, generator=generator),
-                    targets=torch.randn(4, generator=generator))
+        return dict(
+            inputs=torch.randn(4, 4, generator=generator),
+            targets=torch.randn(4, generator=generator))
 
     batches = [toy_batch() for _ in range(3)]
     if rank == 1:
@@ -75,8 +79,8 @@ def scenario(rank, name, skip):
     hub.update_info('teacher_updates', 0)
 
     def params(trainable=True):
-        return torch.cat([p.detach().flatten() for p in model.parameters()
-                          if p.requires_grad == trainable])
+        return torch.cat(
+            [p.detach().flatten() for p in model.parameters() if p.requires_grad == trainable])
 
     def snapshot(key):
         out[key] = params()
@@ -114,8 +118,10 @@ def scenarios():
     with mp.Manager() as manager:
         results = manager.dict()
         mp.spawn(worker, args=(port, results), nprocs=WORLD_SIZE, join=True)
-        return {(name, skip): [results[(name, skip, rank)] for rank in range(WORLD_SIZE)]
-                for name, skip in SCENARIOS}
+        return {
+            (name, skip): [results[(name, skip, rank)] for rank in range(WORLD_SIZE)]
+            for name, skip in SCENARIOS
+        }
 
 
 @pytest.mark.parametrize('name', ['silc', 'toy'])

@@ -15,8 +15,8 @@ from mmengine.registry import init_default_scope
 from silc_seg.registry import MODELS
 from silc_seg.utils import load_model_checkpoint
 from tests.launch import torchrun
-from tests.test_pretrain.test_demo_pretrain import (demo_root, load_state, run,  # noqa: F401
-                                                    small_run_options)
+from tests.test_pretrain.test_demo_pretrain import demo_root  # noqa: F401  (a fixture)
+from tests.test_pretrain.test_demo_pretrain import load_state, run, small_run_options
 
 pytestmark = [pytest.mark.dist, pytest.mark.slow]
 
@@ -29,8 +29,10 @@ MOMENTUM = 0.99  # demo_silc_tiny.py: teacher=dict(momentum=0.99), fixed
 
 def train2(config, work_dir, options, *extra):
     """``torchrun --nproc_per_node 2 tools/train.py CONFIG --launcher pytorch``."""
-    return run([*torchrun(2), 'tools/train.py', config, '--work-dir', str(work_dir),
-                '--launcher', 'pytorch', *extra, '--cfg-options', *options])
+    return run([
+        *torchrun(2), 'tools/train.py', config, '--work-dir',
+        str(work_dir), '--launcher', 'pytorch', *extra, '--cfg-options', *options
+    ])
 
 
 def losses(work_dir):
@@ -101,11 +103,11 @@ def test_fsdp_teacher_is_the_ema_of_the_student(runs):
     prev, last = load_state(work / 'iter_3.pth'), load_state(work / 'iter_4.pth')
     checked = 0
     for key, teacher in last.items():
-        for prefix, student in (('teacher_image_encoder.', 'image_encoder.'),
-                                ('teacher_head.', 'distill_head.')):
+        for prefix, student in (('teacher_image_encoder.', 'image_encoder.'), ('teacher_head.',
+                                                                               'distill_head.')):
             if key.startswith(prefix) and teacher.is_floating_point():
-                expected = MOMENTUM * prev[key] + (1 - MOMENTUM) * last[
-                    student + key[len(prefix):]]
+                expected = MOMENTUM * prev[key] + (1 - MOMENTUM) * last[student +
+                                                                        key[len(prefix):]]
                 torch.testing.assert_close(teacher, expected, rtol=1e-5, atol=1e-7, msg=key)
                 checked += 1
     assert checked > 20
@@ -114,9 +116,11 @@ def test_fsdp_teacher_is_the_ema_of_the_student(runs):
                            last['teacher_image_encoder.pos_embed'])
 
 
-@pytest.mark.xfail(strict=True, reason='known: after --resume of a full FSDP checkpoint the '
-                   'first step matches the straight run (loss, grad_norm) but the next differs '
-                   '(max |dw| 3.3e-4, measured): the resumed AdamW state is not yet identical')
+@pytest.mark.xfail(
+    strict=True,
+    reason='known: after --resume of a full FSDP checkpoint the '
+    'first step matches the straight run (loss, grad_norm) but the next differs '
+    '(max |dw| 3.3e-4, measured): the resumed AdamW state is not yet identical')
 def test_fsdp_resume_gives_identical_weights(runs):
     """Resume identity with the consolidated checkpoint: the run resumed at iteration 2 (by
     the test above) ends with the straight run's weights."""
@@ -139,9 +143,11 @@ def test_fsdp_full_checkpoint_loads_into_plain_model(runs):
         assert torch.equal(value, state[key]), key
 
 
-@pytest.mark.xfail(strict=True, reason='known: the local shard files hold torch ShardedTensor '
-                   "objects, which silc-seg's weights-only loader refuses "
-                   '(CheckpointRefusedError) on --resume; saving them works')
+@pytest.mark.xfail(
+    strict=True,
+    reason='known: the local shard files hold torch ShardedTensor '
+    "objects, which silc-seg's weights-only loader refuses "
+    '(CheckpointRefusedError) on --resume; saving them works')
 def test_fsdp_sharded_checkpoint_resume_and_activation_checkpointing(runs):
     """``state_dict_cfg='local'``: one shard file per rank; resuming from iteration 2's shards
     gives bit-identical shards at iteration 4. The run checkpoints the blocks' activations
@@ -149,8 +155,10 @@ def test_fsdp_sharded_checkpoint_resume_and_activation_checkpointing(runs):
     root, options = runs
     # load_from of a sharded run reads a folder of shards: start from the seeded init instead.
     options = [option for option in options if not option.startswith('load_from=')]
-    local = options + ['strategy.state_dict_cfg=local',
-                       '+strategy.activation_checkpointing.check_fn=silc_checkpoint_fn']
+    local = options + [
+        'strategy.state_dict_cfg=local',
+        '+strategy.activation_checkpointing.check_fn=silc_checkpoint_fn'
+    ]
     straight, resumed = root / 'local', root / 'local_resumed'
     train2(FSDP_CONFIG, straight, local)
     shards = sorted(path.name for path in (straight / 'iter_2.pth').iterdir())
@@ -186,8 +194,8 @@ def test_fsdp_masked_branch_matches_ddp(demo_root, tmp_path):  # noqa: F811
     config = tmp_path / 'masked_fsdp.py'
     config.write_text(MASKED_FSDP.format(repo=REPO))
     options = small_run_options(demo_root, max_iters=2, batch_size=2)
-    options.append(initial_weights('configs/silc/demo_silc-maskdistill_tiny.py',
-                                   tmp_path / 'init.pth'))
+    options.append(
+        initial_weights('configs/silc/demo_silc-maskdistill_tiny.py', tmp_path / 'init.pth'))
     train2('configs/silc/demo_silc-maskdistill_tiny.py', tmp_path / 'ddp', options)
     train2(str(config), tmp_path / 'fsdp', options)
     ddp_losses, fsdp_losses = losses(tmp_path / 'ddp'), losses(tmp_path / 'fsdp')

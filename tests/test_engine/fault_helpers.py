@@ -75,7 +75,9 @@ class FillDiskHook(Hook):
             file.write(b'\0' * max(size, 0))
 
 
-def toy_config(checkpoint: str = '', custom_hooks: str = '', num_workers: int = 0,
+def toy_config(checkpoint: str = '',
+               custom_hooks: str = '',
+               num_workers: int = 0,
                interval: int = 2) -> str:
     """A tools/train.py config: ToyRegressor, 8 iterations, SafeCheckpointHook every ``interval``
     with ``checkpoint`` appended to its arguments, PreemptionHook, and ``custom_hooks``."""
@@ -108,13 +110,16 @@ def write_toy_config(folder, name, **kwargs) -> Path:
 
 
 def train_cmd(config, work_dir, *extra):
-    return [sys.executable, str(REPO / 'tools' / 'train.py'), str(config), '--work-dir',
-            str(work_dir), *extra]
+    return [
+        sys.executable,
+        str(REPO / 'tools' / 'train.py'),
+        str(config), '--work-dir',
+        str(work_dir), *extra
+    ]
 
 
 def run(cmd, timeout=300):
-    return subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout)
 
 
 def assert_same_weights(actual, expected):

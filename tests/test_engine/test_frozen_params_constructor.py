@@ -23,8 +23,10 @@ def test_demo_silc_frozen_teacher_logged_once_and_param_groups_unchanged():
     with captured_log() as messages:
         optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     skipped = [m for _, m in messages if 'requires_grad=False' in m]
-    assert skipped == [f'{len(frozen)} parameters with requires_grad=False are not optimized '
-                       '(distill_head.*, teacher_image_encoder.*, teacher_head.*)']
+    assert skipped == [
+        f'{len(frozen)} parameters with requires_grad=False are not optimized '
+        '(distill_head.*, teacher_image_encoder.*, teacher_head.*)'
+    ]
     # Same parameter groups as MMEngine's default constructor builds.
     default_cfg = cfg.optim_wrapper.copy()
     default_cfg.pop('constructor')

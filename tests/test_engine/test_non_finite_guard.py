@@ -29,8 +29,8 @@ def test_nonfinite_ranks_single_process():
     assert nonfinite_ranks(torch.tensor(float('-inf'))) == [0]
 
 
-@pytest.mark.parametrize('wrapper_type', ['NonFiniteGuardOptimWrapper',
-                                          'NonFiniteGuardAmpOptimWrapper'])
+@pytest.mark.parametrize('wrapper_type',
+                         ['NonFiniteGuardOptimWrapper', 'NonFiniteGuardAmpOptimWrapper'])
 def test_guard_builds_from_config_and_guards_any_model(wrapper_type, monkeypatch):
     if wrapper_type == 'NonFiniteGuardAmpOptimWrapper':
         # AmpOptimWrapper refuses to be built without an accelerator; on CPU its GradScaler
@@ -39,8 +39,7 @@ def test_guard_builds_from_config_and_guards_any_model(wrapper_type, monkeypatch
                             lambda: True)
     torch.manual_seed(0)
     model = ToyRegressor()
-    cfg = dict(type=wrapper_type, optimizer=dict(type='SGD', lr=0.1),
-               skip_nonfinite_steps=True)
+    cfg = dict(type=wrapper_type, optimizer=dict(type='SGD', lr=0.1), skip_nonfinite_steps=True)
     if wrapper_type.endswith('AmpOptimWrapper'):
         cfg['dtype'] = 'bfloat16'
     # silc-seg registers into mmseg's registry: found unprefixed under the configs' scope.

@@ -27,7 +27,7 @@ class Reader:
 
     def __init__(self, process):
         self.lines = []
-        self.thread = threading.Thread(target=self._read, args=(process.stdout,), daemon=True)
+        self.thread = threading.Thread(target=self._read, args=(process.stdout, ), daemon=True)
         self.thread.start()
 
     def _read(self, stream):
@@ -50,8 +50,14 @@ class Reader:
 
 
 def start(cmd, **kwargs):
-    return subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **kwargs)
+    return subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs)
 
 
 def preempted_checkpoint(work):
@@ -65,9 +71,13 @@ def test_sigusr1_to_the_process_group_saves_and_exits_with_the_preempted_code(st
     """One process with 2 dataloader workers, SIGUSR1 to its whole process group after iteration
     2 is logged: the workers survive it, the run finishes the step, saves iter_k and exits with
     75; --resume continues to the straight run's weights."""
-    config = write_toy_config(tmp_path, 'toy.py', checkpoint='max_keep_ckpts=-1', interval=100,
-                              custom_hooks="dict(type='StepDelayHook', seconds=0.3)",
-                              num_workers=2)
+    config = write_toy_config(
+        tmp_path,
+        'toy.py',
+        checkpoint='max_keep_ckpts=-1',
+        interval=100,
+        custom_hooks="dict(type='StepDelayHook', seconds=0.3)",
+        num_workers=2)
     work = tmp_path / 'work'
     child = start(train_cmd(config, work), start_new_session=True)
     reader = Reader(child)
@@ -90,8 +100,8 @@ def write_demo_config(root, name):
     rank, a checkpoint only at the end, and a slowed step so that a signal lands mid-training."""
     make_demo_data(str(root), num_train=48, num_val=8, image_size=96, seed=0)
     cfg = Config.fromfile(str(REPO / 'configs' / 'silc' / name))
-    cfg.custom_imports.imports = list(cfg.custom_imports.imports) + [
-        'tests.test_engine.fault_helpers']
+    cfg.custom_imports.imports = list(
+        cfg.custom_imports.imports) + ['tests.test_engine.fault_helpers']
     cfg.train_dataloader.dataset.data_root = str(root)
     cfg.train_dataloader.batch_size = 2
     cfg.train_dataloader.num_workers = 0
@@ -164,8 +174,11 @@ def test_sigterm_to_one_rank_of_a_two_process_silc_run(demo_config, tmp_path):
     """torchrun, 2 CPU ranks (gloo, DDP), SILC demo: SIGTERM to rank 1 only after iteration 2 is
     logged; both ranks agree, one checkpoint is written, both exit with 75; --resume on 2 ranks
     ends bit-identical to a straight 2-rank run."""
-    launch = [*torchrun(2), str(REPO / 'tools' / 'train.py'), str(demo_config),
-              '--launcher', 'pytorch']
+    launch = [
+        *torchrun(2),
+        str(REPO / 'tools' / 'train.py'),
+        str(demo_config), '--launcher', 'pytorch'
+    ]
     straight = run([*launch, '--work-dir', str(tmp_path / 'straight')], timeout=600)
     assert straight.returncode == 0, straight.stdout[-3000:] + straight.stderr[-3000:]
 
@@ -205,11 +218,24 @@ def test_slurm_script_requeues_on_the_preempted_code(tmp_path):
     def slurm_train(exit_code, requeue='1'):
         calls = tmp_path / 'calls.txt'
         calls.write_text('')
-        env = dict(ENV, PATH=f'{bin_dir}:{ENV["PATH"]}', CALLS=str(calls), REQUEUE=requeue,
-                   SRUN_EXIT=str(exit_code), SLURM_JOB_ID='4242')
-        result = subprocess.run(['bash', str(REPO / 'tools' / 'slurm_train.sh'), 'part', 'job',
-                                 'configs/silc/demo_silc_tiny.py', '--work-dir', str(work)],
-                                cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+        env = dict(
+            ENV,
+            PATH=f'{bin_dir}:{ENV["PATH"]}',
+            CALLS=str(calls),
+            REQUEUE=requeue,
+            SRUN_EXIT=str(exit_code),
+            SLURM_JOB_ID='4242')
+        result = subprocess.run([
+            'bash',
+            str(REPO / 'tools' / 'slurm_train.sh'), 'part', 'job',
+            'configs/silc/demo_silc_tiny.py', '--work-dir',
+            str(work)
+        ],
+                                cwd=REPO,
+                                env=env,
+                                capture_output=True,
+                                text=True,
+                                timeout=60)
         return result.returncode, calls.read_text().splitlines()
 
     status, calls = slurm_train(PREEMPTED_EXIT_CODE)

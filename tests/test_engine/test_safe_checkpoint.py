@@ -103,11 +103,18 @@ def test_kill_9_during_a_save_resumes_from_the_previous_checkpoint(straight, tmp
     run's weights and removes the temporary file."""
     work = tmp_path / 'work'
     marker = tmp_path / 'saving'
-    config = write(tmp_path, 'toy.py', checkpoint='max_keep_ckpts=1',
-                   custom_hooks=f"dict(type='HangingSaveHook', name='iter_4.pth', "
-                                f"marker='{marker}')")
-    child = subprocess.Popen(train_cmd(config, work), cwd=REPO, env=ENV,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    config = write(
+        tmp_path,
+        'toy.py',
+        checkpoint='max_keep_ckpts=1',
+        custom_hooks=f"dict(type='HangingSaveHook', name='iter_4.pth', "
+        f"marker='{marker}')")
+    child = subprocess.Popen(
+        train_cmd(config, work),
+        cwd=REPO,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
     try:
         deadline = time.time() + 120
         while not marker.exists() and child.poll() is None and time.time() < deadline:
@@ -139,7 +146,9 @@ def small_disk(tmp_path):
     mount_point = tmp_path / 'disk'
     mount_point.mkdir()
     mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m', 'tmpfs',
-                              str(mount_point)], capture_output=True, text=True)
+                              str(mount_point)],
+                             capture_output=True,
+                             text=True)
     if mounted.returncode != 0:
         pytest.skip(f'cannot mount a tmpfs here: {mounted.stderr.strip()}')
     yield mount_point
@@ -150,8 +159,11 @@ def test_disk_full_during_a_save_stops_with_a_clear_error(small_disk, tmp_path):
     """Checkpoints on a small disk that fills up after iter_2: the save of iter_4 stops the run
     naming the file, the full disk and the last complete checkpoint; iter_2 stays intact and
     resumable, no temporary file is left."""
-    config = write(tmp_path, 'toy.py', checkpoint=f"max_keep_ckpts=1, out_dir='{small_disk}'",
-                   custom_hooks=f"dict(type='FillDiskHook', folder='{small_disk}', after_iter=2)")
+    config = write(
+        tmp_path,
+        'toy.py',
+        checkpoint=f"max_keep_ckpts=1, out_dir='{small_disk}'",
+        custom_hooks=f"dict(type='FillDiskHook', folder='{small_disk}', after_iter=2)")
     work = tmp_path / 'work'
     result = train(config, work)
     assert result.returncode != 0

@@ -20,7 +20,10 @@ from tests.test_models.test_silc import batch, build, image_encoder_cfg
 def fake_runner(model, optim_wrapper, batch_size=4, world_size=1):
     logs = []
     return SimpleNamespace(
-        model=model, optim_wrapper=optim_wrapper, iter=0, max_iters=10,
+        model=model,
+        optim_wrapper=optim_wrapper,
+        iter=0,
+        max_iters=10,
         train_dataloader=SimpleNamespace(batch_size=batch_size),
         logger=SimpleNamespace(info=logs.append, warning=logs.append))
 
@@ -33,8 +36,10 @@ def test_per_parameter_clipping_matches_dino():
     hook.before_train(fake_runner(model, optim_wrapper))
     losses = model(batch(), mode='loss')
     sum(v for k, v in losses.items() if 'loss' in k).backward()
-    before = {name: p.detach().clone() for name, p in model.named_parameters()
-              if p.grad is not None}
+    before = {
+        name: p.detach().clone()
+        for name, p in model.named_parameters() if p.grad is not None
+    }
     # facebookresearch/dino utils.clip_gradients, written out: each gradient on its own.
     expected = {}
     for name, p in model.named_parameters():
@@ -47,8 +52,8 @@ def test_per_parameter_clipping_matches_dino():
     optim_wrapper.step()
     for name, p in model.named_parameters():
         if name in expected:  # SGD, lr 1: the step is the clipped gradient
-            torch.testing.assert_close(before[name] - p.detach(), expected[name],
-                                       rtol=1e-5, atol=1e-7, msg=name)
+            torch.testing.assert_close(
+                before[name] - p.detach(), expected[name], rtol=1e-5, atol=1e-7, msg=name)
     hook.after_train(None)
     with pytest.raises(ValueError):
         PerParameterGradClipHook(max_norm=0)
@@ -57,8 +62,7 @@ def test_per_parameter_clipping_matches_dino():
 @pytest.mark.slow
 def test_freeze_last_layer_for_first_iterations(tmp_path):
     cfg = runner_cfg(tmp_path, max_iters=4)
-    cfg['custom_hooks'] = cfg['custom_hooks'] + [dict(type='FreezeLastLayerHook',
-                                                      freeze_iters=2)]
+    cfg['custom_hooks'] = cfg['custom_hooks'] + [dict(type='FreezeLastLayerHook', freeze_iters=2)]
     cfg['optim_wrapper'] = dict(optimizer=dict(type='AdamW', lr=0.01, weight_decay=0.1))
     runner = Runner.from_cfg(cfg)
     snapshots = []
@@ -67,13 +71,13 @@ def test_freeze_last_layer_for_first_iterations(tmp_path):
 
         def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
             head = runner.model.distill_head
-            snapshots.append(dict(
-                last=head.last_layer.parametrizations.weight.original1.detach().clone(),
-                mlp=head.mlp[0].weight.detach().clone()))
+            snapshots.append(
+                dict(
+                    last=head.last_layer.parametrizations.weight.original1.detach().clone(),
+                    mlp=head.mlp[0].weight.detach().clone()))
 
     runner.register_hook(Snapshot(), priority='LOWEST')
-    start = runner.model.distill_head.last_layer.parametrizations.weight.original1.detach(
-    ).clone()
+    start = runner.model.distill_head.last_layer.parametrizations.weight.original1.detach().clone()
     runner.train()
     assert torch.equal(start, snapshots[0]['last'])
     # Iterations 0 and 1: the prototypes do not move (not even weight decay); the MLP does.
@@ -101,8 +105,9 @@ def test_student_drop_path_teacher_deterministic():
     second = model.image_encoder.encode_image(images)
     assert not torch.allclose(first, second)  # stochastic depth in the student
     assert not model.teacher_image_encoder.training
-    torch.testing.assert_close(model.teacher_image_encoder.encode_image(images),
-                               model.teacher_image_encoder.encode_image(images))
+    torch.testing.assert_close(
+        model.teacher_image_encoder.encode_image(images),
+        model.teacher_image_encoder.encode_image(images))
 
 
 def test_momentum_fixed_cosine_and_batch_scaled():
@@ -116,8 +121,8 @@ def test_momentum_fixed_cosine_and_batch_scaled():
     assert scale_momentum(0.99, 256, 1024) == pytest.approx(0.99**0.25)
     # The model's step: per-process batch (3 captions) x world size (1) x accumulation (2).
     model = build(teacher=dict(momentum=0.996, base_batch_size=1024))
-    optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1),
-                                 accumulative_counts=2)
+    optim_wrapper = OptimWrapper(
+        torch.optim.SGD(model.parameters(), lr=0.1), accumulative_counts=2)
     for _ in range(2):
         log_vars = model.train_step(dict(inputs=batch(), data_samples=None), optim_wrapper)
     assert model._global_batch_size == 6
@@ -128,8 +133,8 @@ def test_momentum_fixed_cosine_and_batch_scaled():
         TeacherSchedule(base_batch_size=0)
 
 
-@pytest.mark.parametrize('path', ['configs/silc/pretrain_b16.py',
-                                  'configs/silc/pretrain_silc-siglip_b16.py'])
+@pytest.mark.parametrize(
+    'path', ['configs/silc/pretrain_b16.py', 'configs/silc/pretrain_silc-siglip_b16.py'])
 def test_b16_configs_choose_the_stability_options(path):
     cfg = Config.fromfile(path)
     hooks = {h['type']: h for h in cfg.custom_hooks}

@@ -34,17 +34,18 @@ def set_iteration(iteration, max_iters):
 def test_teacher_is_ema_of_student_after_each_optimizer_step(accumulate):
     model = build(teacher=dict(momentum=0.996, end_momentum=0.9999, temperature=0.04)).train()
     max_iters = 6
-    optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.5),
-                                 accumulative_counts=accumulate)
+    optim_wrapper = OptimWrapper(
+        torch.optim.SGD(model.parameters(), lr=0.5), accumulative_counts=accumulate)
     hub = set_iteration(0, max_iters)
     hub.update_info('teacher_updates', 0)
-    expected = {id(t): [p.clone() for p in t.parameters()]
-                for _, t in model.student_teacher_pairs()}
+    expected = {
+        id(t): [p.clone() for p in t.parameters()]
+        for _, t in model.student_teacher_pairs()
+    }
 
     for it in range(max_iters):
         hub.update_info('iter', it)
-        log_vars = model.train_step(dict(inputs=batch(seed=it), data_samples=None),
-                                    optim_wrapper)
+        log_vars = model.train_step(dict(inputs=batch(seed=it), data_samples=None), optim_wrapper)
         stepped = (it + 1) % accumulate == 0
         assert hub.get_info('teacher_updates') == (it + 1) // accumulate
         assert ('ema_momentum' in log_vars) == stepped
@@ -55,15 +56,16 @@ def test_teacher_is_ema_of_student_after_each_optimizer_step(accumulate):
             for student, teacher in model.student_teacher_pairs():
                 expected[id(teacher)] = [
                     momentum * t + (1 - momentum) * s.detach()
-                    for t, s in zip(expected[id(teacher)], student.parameters())]
+                    for t, s in zip(expected[id(teacher)], student.parameters())
+                ]
         for student, teacher in model.student_teacher_pairs():
             for e, t in zip(expected[id(teacher)], teacher.parameters()):
                 torch.testing.assert_close(t, e, rtol=1e-6, atol=1e-7)
                 assert t.grad is None
     # The teacher followed, but lags behind, the student.
     for student, teacher in model.student_teacher_pairs():
-        assert not all(torch.equal(s, t)
-                       for s, t in zip(student.parameters(), teacher.parameters()))
+        assert not all(
+            torch.equal(s, t) for s, t in zip(student.parameters(), teacher.parameters()))
 
 
 def test_skipped_step_does_not_update_teacher():
@@ -125,8 +127,10 @@ def test_teacher_block_needs_a_teacher():
         TeacherSchedule(warmup_temperature=0.0, warmup_iters=10)
 
 
-@pytest.mark.parametrize('old', [dict(type='EMATeacherHook', momentum=0.996),
-                                 dict(type='TeacherTempWarmupHook', warmup_iters=30000)])
+@pytest.mark.parametrize('old', [
+    dict(type='EMATeacherHook', momentum=0.996),
+    dict(type='TeacherTempWarmupHook', warmup_iters=30000)
+])
 def test_old_hooks_name_the_teacher_block(old):
     with pytest.raises(ValueError, match=r'model\.teacher=dict'):
         HOOKS.build(old)
@@ -158,30 +162,41 @@ class TeacherHookTestSamples(Dataset):
 
     def __getitem__(self, index):
         generator = torch.Generator().manual_seed(index)
-        image = lambda size: torch.randint(0, 256, (3, size, size), generator=generator,  # noqa
-                                           dtype=torch.uint8)
+        image = lambda size: torch.randint(
+            0,
+            256,
+            (3, size, size),
+            generator=generator,  # noqa
+            dtype=torch.uint8)
         return dict(
-            inputs=dict(global_crops=[image(32), image(32)], local_crops=[image(16)] * 3,
-                        text=torch.randint(1, VOCAB - 1, (CONTEXT, ), generator=generator)))
+            inputs=dict(
+                global_crops=[image(32), image(32)],
+                local_crops=[image(16)] * 3,
+                text=torch.randint(1, VOCAB - 1, (CONTEXT, ), generator=generator)))
 
 
 def runner_cfg(work_dir, max_iters, resume=None):
-    teacher = dict(momentum=0.9, end_momentum=0.99, temperature=0.07, warmup_temperature=0.04,
-                   warmup_iters=2)
+    teacher = dict(
+        momentum=0.9, end_momentum=0.99, temperature=0.07, warmup_temperature=0.04, warmup_iters=2)
     return dict(
         model=model_cfg(data_preprocessor=dict(type='SILCDataPreprocessor'), teacher=teacher),
         work_dir=str(work_dir),
-        train_dataloader=dict(dataset=dict(type='silc_test.TeacherHookTestSamples'),
-                              batch_size=BATCH, num_workers=0,
-                              sampler=dict(type='DefaultSampler', shuffle=False),
-                              collate_fn=dict(type='pseudo_collate')),
+        train_dataloader=dict(
+            dataset=dict(type='silc_test.TeacherHookTestSamples'),
+            batch_size=BATCH,
+            num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            collate_fn=dict(type='pseudo_collate')),
         train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False),
-                           logger=dict(type='LoggerHook', interval=1)),
+        default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False),
+            logger=dict(type='LoggerHook', interval=1)),
         custom_hooks=[dict(type='ExtendOptimizerStateHook')],
         model_wrapper_cfg=dict(type='mmseg.TrainStepDDP'),
-        default_scope='mmseg', randomness=dict(seed=0), resume=resume is not None,
+        default_scope='mmseg',
+        randomness=dict(seed=0),
+        resume=resume is not None,
         load_from=resume)
 
 
@@ -210,10 +225,10 @@ def test_teacher_in_runner_logs_and_resumes(tmp_path):
         assert torch.equal(value, straight[key]), key  # bit-identical
 
 
-@pytest.mark.parametrize('path', ['configs/silc/pretrain_b16.py',
-                                  'configs/silc/demo_silc_tiny.py',
-                                  'configs/silc/demo_maskdistill_tiny.py',
-                                  'configs/silc/pretrain_maskclip_b16.py'])
+@pytest.mark.parametrize('path', [
+    'configs/silc/pretrain_b16.py', 'configs/silc/demo_silc_tiny.py',
+    'configs/silc/demo_maskdistill_tiny.py', 'configs/silc/pretrain_maskclip_b16.py'
+])
 def test_pretraining_configs_build_their_teacher_schedule(path):
     cfg = Config.fromfile(path)
     TeacherSchedule(**cfg.model.teacher)  # valid

@@ -13,14 +13,18 @@ from silc_seg.registry import HOOKS
 
 REPO = Path(__file__).resolve().parents[2]
 SILC = REPO / 'configs' / 'silc'
-TRAINING = sorted({*SILC.glob('pretrain_*.py'), *SILC.glob('catseg_*coco-stuff171.py'),
-                   *SILC.glob('demo_*_tiny.py')})
+TRAINING = sorted({
+    *SILC.glob('pretrain_*.py'), *SILC.glob('catseg_*coco-stuff171.py'),
+    *SILC.glob('demo_*_tiny.py')
+})
 
 
 def test_the_training_configs_are_found():
     names = {path.name for path in TRAINING}
-    assert {'pretrain_b16.py', 'catseg_b16_coco-stuff171.py', 'catseg_tiny_coco-stuff171.py',
-            'demo_silc-maskdistill_tiny.py', 'demo_maskdistill_tiny.py'} <= names
+    assert {
+        'pretrain_b16.py', 'catseg_b16_coco-stuff171.py', 'catseg_tiny_coco-stuff171.py',
+        'demo_silc-maskdistill_tiny.py', 'demo_maskdistill_tiny.py'
+    } <= names
     assert len(names) >= 15, sorted(names)
 
 

@@ -17,8 +17,10 @@ def tower_weights(seed):
     with torch.no_grad():
         for param in other.parameters():
             param.add_(torch.randn_like(param))
-    return {k: v for k, v in other.state_dict().items()
-            if k.startswith(('image_encoder.', 'text_encoder.'))}
+    return {
+        k: v
+        for k, v in other.state_dict().items() if k.startswith(('image_encoder.', 'text_encoder.'))
+    }
 
 
 def assert_teacher_is_student(model):
@@ -128,11 +130,12 @@ def test_tower_init_cfg_pretrained(tmp_path):
 @pytest.mark.slow
 def test_resume_of_a_contrastive_only_checkpoint(tmp_path):
     clip_cfg = runner_cfg(tmp_path / 'clip', max_iters=2)
-    clip_cfg['model'] = model_cfg(distill=False, data_preprocessor=dict(
-        type='SILCDataPreprocessor'))
+    clip_cfg['model'] = model_cfg(
+        distill=False, data_preprocessor=dict(type='SILCDataPreprocessor'))
     clip_cfg['custom_hooks'] = []
-    clip_cfg['optim_wrapper'] = dict(optimizer=dict(type='AdamW', lr=0.01, weight_decay=0.05),
-                                     paramwise_cfg=dict(norm_decay_mult=0.0))
+    clip_cfg['optim_wrapper'] = dict(
+        optimizer=dict(type='AdamW', lr=0.01, weight_decay=0.05),
+        paramwise_cfg=dict(norm_decay_mult=0.0))
     clip = Runner.from_cfg(clip_cfg)
     clip.train()
     ckpt = str(tmp_path / 'clip' / 'iter_2.pth')

@@ -80,8 +80,7 @@ def test_b16_preset_builds_the_tower_of_b16_checkpoints():
             built = SILCVisionTransformer(arch=arch)
         assert isinstance(built.ln_pre, nn.LayerNorm) == has_ln_pre, arch
     with torch.device('meta'):
-        assert not isinstance(SILCVisionTransformer(arch='b16', ln_pre=False).ln_pre,
-                              nn.LayerNorm)
+        assert not isinstance(SILCVisionTransformer(arch='b16', ln_pre=False).ln_pre, nn.LayerNorm)
 
 
 def _tower_cfg(path):
@@ -99,9 +98,11 @@ def test_unused_tower_weights_are_an_error(tmp_path):
     state.update({'teacher.proj.weight': torch.ones(2)})
     torch.save(dict(state_dict=state), tmp_path / 'silc.pth')
     # A tower loaded by prefix (init_cfg Pretrained, the plug-in path).
-    tower = SILCVisionTransformer(ln_pre=False, **TINY,
-                                  init_cfg=dict(type='Pretrained', prefix='image_encoder.',
-                                                checkpoint=str(tmp_path / 'silc.pth')))
+    tower = SILCVisionTransformer(
+        ln_pre=False,
+        **TINY,
+        init_cfg=dict(
+            type='Pretrained', prefix='image_encoder.', checkpoint=str(tmp_path / 'silc.pth')))
     with pytest.raises(CheckpointMismatchError) as error:
         tower.init_weights()
     message = str(error.value)
@@ -146,8 +147,8 @@ class TwoTowers(nn.Module):
 
 def test_quick_gelu_checkpoint_stops_gelu_towers(tmp_path):
     """On main, QuickGELU weights loaded into GELU towers with no sign (same keys, shapes)."""
-    quick, gelu = _write_tower_config(tmp_path, 'quick_gelu'), _write_tower_config(
-        tmp_path, 'gelu')
+    quick, gelu = _write_tower_config(tmp_path,
+                                      'quick_gelu'), _write_tower_config(tmp_path, 'gelu')
     torch.manual_seed(0)
     source = TwoTowers(quick)
     for name in ('converted.pth', 'converted.safetensors'):
@@ -175,14 +176,22 @@ def test_quick_gelu_checkpoint_stops_gelu_towers(tmp_path):
         expected = block.fc2(hidden * torch.sigmoid(1.702 * hidden))  # QuickGELU, written out
         torch.testing.assert_close(block(x), expected)
     # A tower loaded by prefix is checked too; a recorded config that does not exist warns.
-    tower = MODELS.build(dict(
-        type='SILCVisionTransformer', arch=dict(width=16, depth=1, num_heads=2, patch_size=8),
-        img_size=16, output_dim=8, ln_pre=True, act='gelu_tanh'))
-    with pytest.raises(CheckpointMismatchError, match="image_encoder.act='gelu_tanh' in the "
-                       "model vs 'quick_gelu'"):
+    tower = MODELS.build(
+        dict(
+            type='SILCVisionTransformer',
+            arch=dict(width=16, depth=1, num_heads=2, patch_size=8),
+            img_size=16,
+            output_dim=8,
+            ln_pre=True,
+            act='gelu_tanh'))
+    with pytest.raises(
+            CheckpointMismatchError,
+            match="image_encoder.act='gelu_tanh' in the "
+            "model vs 'quick_gelu'"):
         load_model_checkpoint(tower, str(tmp_path / 'converted.pth'), prefix='image_encoder.')
-    torch.save(dict(state_dict=source.state_dict(), meta=dict(config='configs/nowhere.py')),
-               tmp_path / 'elsewhere.pth')
+    torch.save(
+        dict(state_dict=source.state_dict(), meta=dict(config='configs/nowhere.py')),
+        tmp_path / 'elsewhere.pth')
     with pytest.warns(UserWarning, match='records the config configs/nowhere.py'):
         load_model_checkpoint(TwoTowers(gelu), str(tmp_path / 'elsewhere.pth'))
     assert osp.isfile(quick)
@@ -192,10 +201,14 @@ def test_layout_is_read_from_the_built_towers():
     for act in ('gelu', 'gelu_tanh', 'quick_gelu'):
         from silc_seg.utils.checkpoint import tower_layout
         image = SILCVisionTransformer(act=act, pool_type='gap', **TINY)
-        text = SILCTextTransformer(arch=dict(width=16, depth=1, num_heads=2), context_length=8,
-                                   vocab_size=50, output_dim=8, act=act)
-        assert tower_layout(image) == dict(act=act, ln_pre=False, pool_type='gap', width=16,
-                                           norm_eps=1e-5)
+        text = SILCTextTransformer(
+            arch=dict(width=16, depth=1, num_heads=2),
+            context_length=8,
+            vocab_size=50,
+            output_dim=8,
+            act=act)
+        assert tower_layout(image) == dict(
+            act=act, ln_pre=False, pool_type='gap', width=16, norm_eps=1e-5)
         assert tower_layout(text)['act'] == act
 
 

@@ -30,8 +30,9 @@ def test_loads_ddp_checkpoint_and_skips_unused_keys(tmp_path):
     source = TwoTowers()
     state = {f'module.{k}': v for k, v in source.state_dict().items()}
     state['module.teacher.weight'] = torch.ones(3)
-    torch.save(dict(state_dict=state, meta=dict(dataset_meta=dict(classes=('a', 'b')))),
-               tmp_path / 'ddp.pth')
+    torch.save(
+        dict(state_dict=state, meta=dict(dataset_meta=dict(classes=('a', 'b')))),
+        tmp_path / 'ddp.pth')
     target = TwoTowers()
     checkpoint = load_model_checkpoint(target, str(tmp_path / 'ddp.pth'))
     for key, value in source.state_dict().items():
@@ -44,9 +45,11 @@ def test_wrong_shapes_are_an_error_naming_keys_shapes_and_config(tmp_path):
     """A checkpoint of another tower size is refused (a check of key names alone would load it
     with a warning per tensor and keep the random towers)."""
     wide = TwoTowers(width=16).state_dict()
-    torch.save(dict(state_dict=wide,
-                    meta=dict(model='ViT-B-16', config='configs/_base_/models/silc_vit-b16.py')),
-               tmp_path / 'wide.pth')
+    torch.save(
+        dict(
+            state_dict=wide,
+            meta=dict(model='ViT-B-16', config='configs/_base_/models/silc_vit-b16.py')),
+        tmp_path / 'wide.pth')
     target = TwoTowers(width=8)
     before = {k: v.clone() for k, v in target.state_dict().items()}
     with pytest.raises(CheckpointMismatchError) as error:
@@ -66,11 +69,14 @@ def test_wrong_shapes_are_an_error_naming_keys_shapes_and_config(tmp_path):
 
 
 def test_runner_checkpoint_names_its_training_config(tmp_path):
-    torch.save(dict(state_dict=TwoTowers(width=16).state_dict(),
-                    meta=dict(cfg='model = dict()', experiment_name='zs_demo_20260101_000000')),
-               tmp_path / 'run.pth')
-    with pytest.raises(CheckpointMismatchError,
-                       match=r"run zs_demo_20260101_000000.*checkpoint\['meta'\]\['cfg'\]"):
+    torch.save(
+        dict(
+            state_dict=TwoTowers(width=16).state_dict(),
+            meta=dict(cfg='model = dict()', experiment_name='zs_demo_20260101_000000')),
+        tmp_path / 'run.pth')
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r"run zs_demo_20260101_000000.*checkpoint\['meta'\]\['cfg'\]"):
         load_model_checkpoint(TwoTowers(width=8), str(tmp_path / 'run.pth'))
 
 
@@ -87,8 +93,10 @@ def test_missing_keys_listed(tmp_path):
 
 def test_safetensors_metadata_is_the_checkpoint_meta(tmp_path):
     from safetensors.torch import save_file
-    save_file(TwoTowers(width=16).state_dict(), str(tmp_path / 'w.safetensors'),
-              metadata=dict(model='ViT-B-16', config='configs/_base_/models/silc_vit-b16.py'))
+    save_file(
+        TwoTowers(width=16).state_dict(),
+        str(tmp_path / 'w.safetensors'),
+        metadata=dict(model='ViT-B-16', config='configs/_base_/models/silc_vit-b16.py'))
     checkpoint = _load_checkpoint(str(tmp_path / 'w.safetensors'))
     assert checkpoint['meta']['model'] == 'ViT-B-16'
     with pytest.raises(CheckpointMismatchError, match='converted for the towers'):
@@ -110,24 +118,32 @@ def oracle_setup(tmp_path_factory):
     state['image_encoder.class_embeddings'] = torch.zeros(
         state['image_encoder.class_embeddings'].shape[0], 128)
     wrong = str(tmp_path / 'wrong.pth')
-    torch.save(dict(state_dict=state, meta=dict(
-        model='ViT-B-16', config='configs/_base_/models/openclip_vit-b-16.py')), wrong)
+    torch.save(
+        dict(
+            state_dict=state,
+            meta=dict(model='ViT-B-16', config='configs/_base_/models/openclip_vit-b-16.py')),
+        wrong)
     return tmp_path, config, good, wrong
 
 
 def run_tool(*args):
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run([sys.executable, *args],
+                          cwd=REPO,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
 
 
 def test_init_model_refuses_wrong_shapes(oracle_setup):
     _, config, good, wrong = oracle_setup
     model = init_model(config, good)
     assert model.image_encoder.class_embeddings.shape[1] == 256
-    with pytest.raises(CheckpointMismatchError,
-                       match=r'image_encoder.class_embeddings \(150, 128\) in the checkpoint vs '
-                       r'\(150, 256\) in the model'):
+    with pytest.raises(
+            CheckpointMismatchError,
+            match=r'image_encoder.class_embeddings \(150, 128\) in the checkpoint vs '
+            r'\(150, 256\) in the model'):
         init_model(config, wrong)
 
 
@@ -146,8 +162,8 @@ def test_test_tool_stops_on_wrong_shapes(oracle_setup):
 @pytest.mark.slow
 def test_demo_tool_stops_on_wrong_shapes(oracle_setup):
     tmp_path, config, _, wrong = oracle_setup
-    Image.fromarray(np.full((40, 50, 3), class_palette(3)[1], np.uint8)).save(
-        tmp_path / 'photo.png')
+    Image.fromarray(np.full((40, 50, 3),
+                            class_palette(3)[1], np.uint8)).save(tmp_path / 'photo.png')
     out = tmp_path / 'overlay.png'
     result = run_tool('tools/demo.py', str(tmp_path / 'photo.png'), '--classes', 'wall,floor',
                       '--config', config, '--checkpoint', wrong, '--out', str(out))
@@ -182,13 +198,16 @@ def test_pretraining_checkpoint_meta_without_classes_keeps_the_vocabulary(tmp_pa
     pretraining checkpoint)."""
     cfg = 'configs/silc/zs_demo.py'
     model = init_model(cfg)
-    state = {f'{name}.{key}': value for name in ('image_encoder', 'text_encoder')
-             for key, value in getattr(model, name).state_dict().items()}
+    state = {
+        f'{name}.{key}': value
+        for name in ('image_encoder', 'text_encoder')
+        for key, value in getattr(model, name).state_dict().items()
+    }
     ckpt = tmp_path / 'pretrain.pth'
     torch.save(dict(state_dict=state, meta=dict(dataset_meta=dict())), ckpt)
     loaded = init_model(cfg, str(ckpt))
     torch.testing.assert_close(loaded.image_encoder.proj.weight, model.image_encoder.proj.weight)
     with_classes = tmp_path / 'seg.pth'
-    torch.save(dict(state_dict=state, meta=dict(dataset_meta=dict(classes=('a', 'b')))),
-               with_classes)
+    torch.save(
+        dict(state_dict=state, meta=dict(dataset_meta=dict(classes=('a', 'b')))), with_classes)
     assert tuple(init_model(cfg, str(with_classes)).dataset_meta['classes']) == ('a', 'b')

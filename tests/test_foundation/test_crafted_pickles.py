@@ -49,8 +49,11 @@ def payloads(marker):
                                 '__globals__'),
         'getattr of another attribute': Reduce(getattr, HistoryBuffer, 'register_statistics'),
         'object array': np.array([Reduce(os.system, f'touch {marker}')], dtype=object),
-        'history buffer carrying code': {'log_scalars': {'loss': Reduce(
-            HistoryBuffer, [1.0], [1], Reduce(eval, touch))}},
+        'history buffer carrying code': {
+            'log_scalars': {
+                'loss': Reduce(HistoryBuffer, [1.0], [1], Reduce(eval, touch))
+            }
+        },
     }
 
 
@@ -66,14 +69,24 @@ def write_payload(path, payload, how):
 
 
 LOADERS = {
-    'restricted loader': lambda path: torch_load_weights_only(path),
-    'MMEngine CheckpointLoader (load_from, init_cfg, resume)': lambda path: _load_checkpoint(path),
+    'restricted loader':
+    lambda path: torch_load_weights_only(path),
+    'MMEngine CheckpointLoader (load_from, init_cfg, resume)':
+    lambda path: _load_checkpoint(path),
     'load_model_checkpoint (tools)':
     lambda path: load_model_checkpoint(torch.nn.Linear(1, 1), path),
-    'init_model': lambda path: init_model(Config(dict(model=dict(
-        type='SILCVisionTransformer', arch='tiny', patch_size=8, img_size=16,
-        output_dim=None))), path),
-    'openclip converter': lambda path: load_openclip_checkpoint(path),
+    'init_model':
+    lambda path: init_model(
+        Config(
+            dict(
+                model=dict(
+                    type='SILCVisionTransformer',
+                    arch='tiny',
+                    patch_size=8,
+                    img_size=16,
+                    output_dim=None))), path),
+    'openclip converter':
+    lambda path: load_openclip_checkpoint(path),
 }
 
 
@@ -99,7 +112,7 @@ def test_refusals_name_what_was_asked_for(tmp_path):
         'os.system': 'a reference to the Python object posix.system',
         'builtins.eval': 'a reference to the Python object builtins.eval',
         'getattr chain': "a look-up of the attribute '__init__' of <class "
-                         "'mmengine.logging.history_buffer.HistoryBuffer'>",
+        "'mmengine.logging.history_buffer.HistoryBuffer'>",
         'object array': "an object of type <class 'numpy.dtypes.ObjectDType'>",
     }
     for name, reason in expected.items():
@@ -111,12 +124,27 @@ def test_refusals_name_what_was_asked_for(tmp_path):
 
 def test_ordinary_checkpoints_still_load(tmp_path):
     tower = SILCVisionTransformer(arch='tiny', patch_size=8, img_size=16, output_dim=None)
-    torch.save({'state_dict': tower.state_dict(), 'meta': {'seed': np.int64(0)},
-                'message_hub': {'log_scalars': {'loss': HistoryBuffer([1.0, 2.0], [1, 1])}}},
-               tmp_path / 'ok.pth')
-    model = init_model(Config(dict(model=dict(
-        type='SILCVisionTransformer', arch='tiny', patch_size=8, img_size=16,
-        output_dim=None))), str(tmp_path / 'ok.pth'))
+    torch.save(
+        {
+            'state_dict': tower.state_dict(),
+            'meta': {
+                'seed': np.int64(0)
+            },
+            'message_hub': {
+                'log_scalars': {
+                    'loss': HistoryBuffer([1.0, 2.0], [1, 1])
+                }
+            }
+        }, tmp_path / 'ok.pth')
+    model = init_model(
+        Config(
+            dict(
+                model=dict(
+                    type='SILCVisionTransformer',
+                    arch='tiny',
+                    patch_size=8,
+                    img_size=16,
+                    output_dim=None))), str(tmp_path / 'ok.pth'))
     torch.testing.assert_close(model.pos_embed, tower.pos_embed)
 
 
@@ -138,18 +166,25 @@ def test_torchscript_archive_with_code_in_its_constants(tmp_path):
 def test_big_vision_npz_with_pickled_objects(tmp_path):
     marker = tmp_path / 'executed'
     path = tmp_path / 'webli.npz'
-    np.savez(path, **{'params/img/embedding/kernel': np.array(
-        [Reduce(os.system, f'touch {marker}')], dtype=object)})
+    np.savez(
+        path, **{
+            'params/img/embedding/kernel':
+            np.array([Reduce(os.system, f'touch {marker}')], dtype=object)
+        })
     with pytest.raises(ValueError, match='allow_pickle=False'):
-        load_tool('bigvision2silc').main([str(path), str(tmp_path / 'out.safetensors'),
-                                          '--model', 'ViT-B-16-SigLIP'])
+        load_tool('bigvision2silc').main(
+            [str(path), str(tmp_path / 'out.safetensors'), '--model', 'ViT-B-16-SigLIP'])
     assert not marker.exists()
 
 
 def run_tool(tmp_path, *args):
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    return subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run([sys.executable, *args],
+                          cwd=tmp_path,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
 
 
 @pytest.mark.slow
@@ -163,12 +198,17 @@ def test_tools_refuse_without_suggesting_to_turn_the_protection_off(tmp_path, to
         args = [os.path.join(REPO, 'tools', 'test.py'), config, checkpoint]
     elif tool == 'demo':
         Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / 'photo.png')
-        args = [os.path.join(REPO, 'tools', 'demo.py'), str(tmp_path / 'photo.png'), '--classes',
-                'a,b', '--config', config, '--checkpoint', checkpoint,
-                '--out', str(tmp_path / 'out.png')]
+        args = [
+            os.path.join(REPO, 'tools', 'demo.py'),
+            str(tmp_path / 'photo.png'), '--classes', 'a,b', '--config', config, '--checkpoint',
+            checkpoint, '--out',
+            str(tmp_path / 'out.png')
+        ]
     else:
-        args = [os.path.join(REPO, 'tools', 'model_converters', 'openclip2silc.py'), checkpoint,
-                str(tmp_path / 'out.safetensors'), '--model', 'ViT-B-16']
+        args = [
+            os.path.join(REPO, 'tools', 'model_converters', 'openclip2silc.py'), checkpoint,
+            str(tmp_path / 'out.safetensors'), '--model', 'ViT-B-16'
+        ]
     result = run_tool(tmp_path, *args)
     assert result.returncode != 0
     assert not marker.exists()

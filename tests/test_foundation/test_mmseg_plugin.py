@@ -73,11 +73,17 @@ def write_tiny_silc_checkpoint(path):
     torch.manual_seed(0)
     tower = SILCVisionTransformer(**TINY_TOWER)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(dict(
-        state_dict={f'image_encoder.{k}': v for k, v in tower.state_dict().items()},
-        meta=dict(iter=200, seed=np.int64(0)),
-        message_hub=dict(log_scalars={'train/loss': HistoryBuffer([2.0, 1.5], [1, 1])},
-                         runtime_info=dict(iter=200), resumed_keys=dict(iter=True))), path)
+    torch.save(
+        dict(
+            state_dict={
+                f'image_encoder.{k}': v
+                for k, v in tower.state_dict().items()
+            },
+            meta=dict(iter=200, seed=np.int64(0)),
+            message_hub=dict(
+                log_scalars={'train/loss': HistoryBuffer([2.0, 1.5], [1, 1])},
+                runtime_info=dict(iter=200),
+                resumed_keys=dict(iter=True))), path)
 
 
 @pytest.mark.slow
@@ -88,12 +94,18 @@ def test_readme_plugin_steps_with_mmseg_tools(tmp_path):
     write_tiny_silc_checkpoint(tmp_path / 'work_dirs' / 'silc_b16.pth')
     commands = readme_block('<!-- plug-in commands').strip().splitlines()
     assert len(commands) == 4 and commands[1].endswith('--work-dir work_dirs/my_silc_upernet')
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get('PYTHONPATH', ''),
-               PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ['PATH'])
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO) + os.pathsep + os.environ.get('PYTHONPATH', ''),
+        PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ['PATH'])
 
     def run(*lines):
-        result = subprocess.run(['bash', '-ec', '\n'.join(lines)], cwd=tmp_path, env=env,
-                                capture_output=True, text=True, timeout=600)
+        result = subprocess.run(['bash', '-ec', '\n'.join(lines)],
+                                cwd=tmp_path,
+                                env=env,
+                                capture_output=True,
+                                text=True,
+                                timeout=600)
         output = result.stdout + result.stderr
         assert result.returncode == 0, output[-4000:]
         assert 'weights_only' not in output and 'Weights only load failed' not in output

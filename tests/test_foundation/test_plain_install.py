@@ -94,10 +94,12 @@ SCRIPT = textwrap.dedent('''
 def test_templates_are_openai_imagenet_templates():
     """The shipped template files hold exactly OpenAI's ImageNet templates (open_clip's copy)."""
     assert PROMPT_TEMPLATE_SETS['imagenet80'] == [
-        t('{}') for t in reference_templates.OPENAI_IMAGENET_TEMPLATES]
+        t('{}') for t in reference_templates.OPENAI_IMAGENET_TEMPLATES
+    ]
     assert len(PROMPT_TEMPLATE_SETS['imagenet80']) == 80
     assert PROMPT_TEMPLATE_SETS['short'] == [
-        t('{}') for t in reference_templates.SIMPLE_IMAGENET_TEMPLATES]
+        t('{}') for t in reference_templates.SIMPLE_IMAGENET_TEMPLATES
+    ]
 
 
 @pytest.mark.slow
@@ -109,10 +111,15 @@ def test_plain_install_without_optional_extras(tmp_path):
     for name in ('setup.py', 'README.md'):
         shutil.copy(REPO / name, source / name)
     site = tmp_path / 'site'
-    install = subprocess.run(
-        [sys.executable, '-m', 'pip', 'install', '--no-deps', '--no-build-isolation',
-         '--no-index', '--quiet', '--target', str(site), str(source)],
-        capture_output=True, text=True, timeout=600)
+    install = subprocess.run([
+        sys.executable, '-m', 'pip', 'install', '--no-deps', '--no-build-isolation', '--no-index',
+        '--quiet', '--target',
+        str(site),
+        str(source)
+    ],
+                             capture_output=True,
+                             text=True,
+                             timeout=600)
     assert install.returncode == 0, install.stderr[-3000:]
     shipped = site / 'silc_seg'
     assert (shipped / '.mim' / 'configs' / 'silc' / 'zs_demo.py').is_file()
@@ -123,15 +130,22 @@ def test_plain_install_without_optional_extras(tmp_path):
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
     env['PYTHONPATH'] = str(site)
-    make_data = subprocess.run(
-        [sys.executable, str(shipped / '.mim' / 'tools' / 'misc' / 'make_demo_data.py'),
-         '--out', 'data/demo', '--num-train', '8', '--num-val', '4'],
-        cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    make_data = subprocess.run([
+        sys.executable,
+        str(shipped / '.mim' / 'tools' / 'misc' / 'make_demo_data.py'), '--out', 'data/demo',
+        '--num-train', '8', '--num-val', '4'
+    ],
+                               cwd=work,
+                               env=env,
+                               capture_output=True,
+                               text=True,
+                               timeout=300)
     assert make_data.returncode == 0, make_data.stderr[-3000:]
     (work / 'run.py').write_text(SCRIPT)
     # Random tiny towers, as a SILC pretraining checkpoint of the demo config would hold them.
-    save = subprocess.run(
-        [sys.executable, '-c', textwrap.dedent('''
+    save = subprocess.run([
+        sys.executable, '-c',
+        textwrap.dedent('''
             import torch
             from mmengine.config import Config
             from mmengine.registry import init_default_scope
@@ -142,11 +156,21 @@ def test_plain_install_without_optional_extras(tmp_path):
             torch.manual_seed(0)
             model = MODELS.build(Config.fromfile(get_config_path('silc/demo_silc_tiny.py')).model)
             torch.save(dict(state_dict=model.state_dict()), 'random_towers.pth')
-        ''')], cwd=work, env=env, capture_output=True, text=True, timeout=300)
+        ''')
+    ],
+                          cwd=work,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
     assert save.returncode == 0, save.stderr[-3000:]
     result = subprocess.run(
         [sys.executable, 'run.py', str(site), ','.join(OPTIONAL_EXTRAS)],
-        cwd=work, env=env, capture_output=True, text=True, timeout=600)
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert 'built every registered model type: CATSeg, CATSegHead' in output

@@ -39,8 +39,12 @@ TOY_CONFIG = textwrap.dedent('''
 
 
 def run_train(config, work_dir, *extra):
-    cmd = [sys.executable, str(REPO / 'tools' / 'train.py'),
-           str(config), '--work-dir', str(work_dir), *extra]
+    cmd = [
+        sys.executable,
+        str(REPO / 'tools' / 'train.py'),
+        str(config), '--work-dir',
+        str(work_dir), *extra
+    ]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
@@ -49,10 +53,24 @@ def test_history_buffer_round_trip(tmp_path):
     """An ordinary MMEngine message hub (history buffers, numpy arrays and scalars) loads
     weights-only through silc-seg's loader, as it was saved."""
     buf = HistoryBuffer([1.5, 2.5, 3.0], [1, 2, 1], max_length=10)
-    ckpt = {'message_hub': {'log_scalars': {'train/loss': buf},
-                            'runtime_info': {'iter': 3, 'scale': np.float32(2.0),
-                                             'hist': np.arange(4)}},
-            'meta': {'epoch': 0}, 'state_dict': {'w': torch.ones(2)}}
+    ckpt = {
+        'message_hub': {
+            'log_scalars': {
+                'train/loss': buf
+            },
+            'runtime_info': {
+                'iter': 3,
+                'scale': np.float32(2.0),
+                'hist': np.arange(4)
+            }
+        },
+        'meta': {
+            'epoch': 0
+        },
+        'state_dict': {
+            'w': torch.ones(2)
+        }
+    }
     torch.save(ckpt, tmp_path / 'plain.pth')
     restored = torch_load_weights_only(str(tmp_path / 'plain.pth'))
     rbuf = restored['message_hub']['log_scalars']['train/loss']
@@ -103,8 +121,9 @@ def test_admitted_types_do_not_loosen_torch_load(tmp_path):
     torch.save(ckpt, tmp_path / 'plain.pth')
     with pytest.raises(pickle.UnpicklingError):
         torch.load(tmp_path / 'plain.pth', weights_only=True)
-    assert isinstance(torch_load_weights_only(str(tmp_path / 'plain.pth'))['message_hub']
-                      ['log_scalars']['loss'], HistoryBuffer)
+    assert isinstance(
+        torch_load_weights_only(str(tmp_path / 'plain.pth'))['message_hub']['log_scalars']['loss'],
+        HistoryBuffer)
     torch.save({'names': np.array(['a', None], dtype=object)}, tmp_path / 'object.pth')
     with pytest.raises(CheckpointRefusedError, match='object.pth'):
         torch_load_weights_only(str(tmp_path / 'object.pth'))
@@ -116,12 +135,15 @@ def test_two_process_cpu_launch(tmp_path):
     ranks end with the same weights."""
     config = tmp_path / 'toy.py'
     config.write_text(TOY_CONFIG)
-    cmd = [*torchrun(2), str(REPO / 'tools' / 'train.py'), str(config),
-           '--work-dir', str(tmp_path / 'work'), '--launcher', 'pytorch',
-           '--cfg-options', 'train_cfg.max_iters=4', 'log_level=INFO']
+    cmd = [
+        *torchrun(2),
+        str(REPO / 'tools' / 'train.py'),
+        str(config), '--work-dir',
+        str(tmp_path / 'work'), '--launcher', 'pytorch', '--cfg-options', 'train_cfg.max_iters=4',
+        'log_level=INFO'
+    ]
     env = dict(os.environ, PYTHONPATH=str(REPO), CUDA_VISIBLE_DEVICES='')
-    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     ckpt = torch_load_weights_only(str(tmp_path / 'work' / 'iter_4.pth'))
     assert ckpt['meta']['iter'] == 4

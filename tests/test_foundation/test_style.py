@@ -10,5 +10,7 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 def test_flake8_reports_nothing():
     result = subprocess.run(
         [sys.executable, '-m', 'flake8', 'silc_seg', 'tools', 'configs', 'tests', 'setup.py'],
-        cwd=REPO_ROOT, capture_output=True, text=True)
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True)
     assert result.returncode == 0, result.stdout + result.stderr

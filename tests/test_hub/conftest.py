@@ -20,29 +20,40 @@ def publishers(monkeypatch, tmp_path):
     hub_cache = str(tmp_path / 'hf-home' / 'hub')
     monkeypatch.setattr(constants, 'HF_HUB_CACHE', hub_cache)
     monkeypatch.setattr(constants, 'HF_HUB_OFFLINE', True)
-    models = dict(openai=tiny_clip(quick_gelu=True, seed=0), laion=tiny_clip(False, seed=1),
-                  hub=tiny_clip(False, seed=2))
+    models = dict(
+        openai=tiny_clip(quick_gelu=True, seed=0),
+        laion=tiny_clip(False, seed=1),
+        hub=tiny_clip(False, seed=2))
     openai = state_dict_bytes(models['openai'], str(tmp_path / 'openai.pt'))
     laion = state_dict_bytes(models['laion'], str(tmp_path / 'laion.pt'))
     urls = dict(
         openai=f'https://openaipublic.azureedge.net/clip/models/{sha256(openai)}/{TINY}.pt',
         laion='https://github.com/mlfoundations/open_clip/releases/download/v0.2-weights/'
         f'silc_test_tiny-laion-{sha256(laion)[:8]}.pt')
-    save_file({k: v.contiguous() for k, v in models['hub'].state_dict().items()},
-              str(tmp_path / 'hub.safetensors'))
-    fill_hf_cache(hub_cache, TINY_HUB_REPO, {
-        'open_clip_config.json': open_clip_config_json(quick_gelu=False),
-        'open_clip_model.safetensors': (tmp_path / 'hub.safetensors').read_bytes()})
-    table = dict(openai=_pcfg(url=urls['openai'], hf_hub='timm/silc-test-tiny.openai/',
-                              quick_gelu=True),
-                 laion=_pcfg(url=urls['laion']), hub=_pcfg(hf_hub=f'{TINY_HUB_REPO}/'))
+    save_file({
+        k: v.contiguous()
+        for k, v in models['hub'].state_dict().items()
+    }, str(tmp_path / 'hub.safetensors'))
+    fill_hf_cache(
+        hub_cache, TINY_HUB_REPO, {
+            'open_clip_config.json': open_clip_config_json(quick_gelu=False),
+            'open_clip_model.safetensors': (tmp_path / 'hub.safetensors').read_bytes()
+        })
+    table = dict(
+        openai=_pcfg(url=urls['openai'], hf_hub='timm/silc-test-tiny.openai/', quick_gelu=True),
+        laion=_pcfg(url=urls['laion']),
+        hub=_pcfg(hf_hub=f'{TINY_HUB_REPO}/'))
     register_tiny_architecture(monkeypatch.setitem, tmp_path, table)
     with StandInServer() as server:
         monkeypatch.setenv('SILC_SEG_DOWNLOAD_BASE_URL', server.url)
         server.serve(urls['openai'], openai)
         server.serve(urls['laion'], laion)
-        yield SimpleNamespace(server=server, hub_cache=hub_cache, models=models, urls=urls,
-                              home=str(tmp_path / 'home'))
+        yield SimpleNamespace(
+            server=server,
+            hub_cache=hub_cache,
+            models=models,
+            urls=urls,
+            home=str(tmp_path / 'home'))
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ SCREENSHOT_COPY_ENV = 'SILC_SEG_APP_SCREENSHOT'
 
 
 def requirements_missing():
-    for module, install in (('gradio', 'pip install "silc-seg[app]"'),
-                            ('selenium', 'pip install selenium')):
+    for module, install in (('gradio', 'pip install "silc-seg[app]"'), ('selenium',
+                                                                        'pip install selenium')):
         if importlib.util.find_spec(module) is None:
             return f'{module} is not installed ({install})'
     for program in ('chromium', 'chromedriver'):
@@ -64,13 +64,12 @@ def test_upload_type_classes_and_see_the_overlay(publishers, monkeypatch, tmp_pa
 
     def build(method):
         built.append(method)
-        return OpenVocabSegmenter(f'open_clip:{TINY}/laion', method=method, device='cpu',
-                                  short_side=96)
+        return OpenVocabSegmenter(
+            f'open_clip:{TINY}/laion', method=method, device='cpu', short_side=96)
 
     page = tool.build_app(tool.SegmenterCache(build), ['naclip', 'sclip'], 'sclip')
     port = free_port()
-    page.launch(server_name='127.0.0.1', server_port=port, prevent_thread_lock=True,
-                quiet=True)
+    page.launch(server_name='127.0.0.1', server_port=port, prevent_thread_lock=True, quiet=True)
     two_colour_photo(tmp_path / 'photo.png', size=(48, 72))
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which('chromium')
@@ -82,8 +81,8 @@ def test_upload_type_classes_and_see_the_overlay(publishers, monkeypatch, tmp_pa
     try:
         driver.get(f'http://127.0.0.1:{port}/')
         wait = WebDriverWait(driver, 90)
-        upload = wait.until(EC.presence_of_element_located(
-            (By.CSS_SELECTOR, '#image input[type=file]')))
+        upload = wait.until(
+            EC.presence_of_element_located((By.CSS_SELECTOR, '#image input[type=file]')))
         upload.send_keys(str(tmp_path / 'photo.png'))
         wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, '#image img')))
         textbox = driver.find_element(By.CSS_SELECTOR, '#classes textarea')

@@ -33,9 +33,9 @@ def test_folder_and_glob_batch(publishers, monkeypatch, tmp_path, capsys):
     two_colour_photo(more / 'c.png', size=(50, 40))
     out = tmp_path / 'out'
     name = f'open_clip:{TINY}/hub'
-    run_demo(monkeypatch, str(photos), str(more / '*.png'), '--checkpoint', name, '--classes',
-             'red,blue', '--method', 'sclip', '--short-side', '64', '--out-dir', str(out),
-             '--areas-csv', str(out / 'areas.csv'), '--device', 'cpu')
+    run_demo(monkeypatch, str(photos), str(more / '*.png'), '--checkpoint', name,
+             '--classes', 'red,blue', '--method', 'sclip', '--short-side', '64', '--out-dir',
+             str(out), '--areas-csv', str(out / 'areas.csv'), '--device', 'cpu')
     stdout = capsys.readouterr().out
     assert f'saved 3 overlay(s) and label map(s) to {out}' in stdout
     assert f'skipped 1 unreadable file(s): {photos / "broken.png"}' in stdout
@@ -43,7 +43,8 @@ def test_folder_and_glob_batch(publishers, monkeypatch, tmp_path, capsys):
     expected = {
         'photos/a': seg(str(photos / 'a.png'), 'red,blue'),
         'photos/b': seg(str(photos / 'b.jpg'), 'red,blue'),
-        'more/c': seg(str(more / 'c.png'), 'red,blue')}
+        'more/c': seg(str(more / 'c.png'), 'red,blue')
+    }
     for stem, result in expected.items():
         labels = Image.open(out / f'{stem}_labels.png')
         assert labels.mode == 'P' and np.array_equal(np.asarray(labels), result.labels)
@@ -57,5 +58,5 @@ def test_folder_and_glob_batch(publishers, monkeypatch, tmp_path, capsys):
     for row in rows[1:]:
         stem = osp.splitext(osp.relpath(row[0], tmp_path))[0]
         areas = expected[stem].areas()
-        assert [float(v) for v in row[1:]] == pytest.approx(
-            [areas['red'], areas['blue']], abs=1e-6)
+        assert [float(v) for v in row[1:]] == pytest.approx([areas['red'], areas['blue']],
+                                                            abs=1e-6)

@@ -69,8 +69,8 @@ def test_results_for_paths_arrays_pil_and_batches(publishers, tmp_path):
     areas = one.areas()
     assert abs(sum(areas.values()) - 1) < 1e-9
     assert areas['red thing'] == pytest.approx((one.labels == 0).mean())
-    batch = seg([image, Image.fromarray(image), str(tmp_path / 'photo.png')],
-                ['red thing', 'blue thing'])
+    batch = seg(
+        [image, Image.fromarray(image), str(tmp_path / 'photo.png')], ['red thing', 'blue thing'])
     assert len(batch) == 3
     for result in batch:
         assert np.array_equal(result.labels, one.labels)

@@ -53,7 +53,8 @@ def test_openai_name_downloads_checks_converts_once(publishers, conversions):
 def test_open_clip_tags_by_url_and_by_hub(publishers, conversions):
     weights = resolve_pretrained(f'open_clip:{TINY}/laion')
     assert weights.model == TINY and publishers.server.hits == [
-        '/' + publishers.urls['laion'].split('://')[1]]
+        '/' + publishers.urls['laion'].split('://')[1]
+    ]
     assert_towers_match(f'open_clip:{TINY}/laion', weights.config, publishers.models['laion'])
     # A tag published only on the hub: huggingface_hub's (offline, pre-filled) cache.
     weights = resolve_pretrained(f'open_clip:{TINY}/hub')
@@ -68,10 +69,13 @@ def test_hf_hub_repo_arch_from_its_open_clip_config(publishers, tmp_path):
     assert weights.model == TINY  # model_cfg matched, no QuickGELU
     assert_towers_match(f'hf-hub:{TINY_HUB_REPO}', weights.config, publishers.models['hub'])
     # The same weights under a config saying QuickGELU get the QuickGELU towers.
-    fill_hf_cache(publishers.hub_cache, 'silc-test/tiny-clip-quickgelu', {
-        'open_clip_config.json': open_clip_config_json(quick_gelu=True),
-        'open_clip_pytorch_model.bin': state_dict_bytes(publishers.models['openai'],
-                                                        str(tmp_path / 'q.bin'))})
+    fill_hf_cache(
+        publishers.hub_cache, 'silc-test/tiny-clip-quickgelu', {
+            'open_clip_config.json':
+            open_clip_config_json(quick_gelu=True),
+            'open_clip_pytorch_model.bin':
+            state_dict_bytes(publishers.models['openai'], str(tmp_path / 'q.bin'))
+        })
     weights = resolve_pretrained('hf-hub:silc-test/tiny-clip-quickgelu')
     assert weights.model == f'{TINY}-quickgelu'
     assert weights.source.endswith('open_clip_pytorch_model.bin')
@@ -89,8 +93,8 @@ def test_mmengine_load_from_and_pretrained_init_cfg(publishers):
     assert checkpoint['meta']['config'] == MODEL_CONFIGS[TINY]
     from mmengine.config import Config
     towers = Config.fromfile(MODEL_CONFIGS[TINY])
-    init_cfg = dict(type='Pretrained', checkpoint=f'open_clip:{TINY}/laion',
-                    prefix='image_encoder.')
+    init_cfg = dict(
+        type='Pretrained', checkpoint=f'open_clip:{TINY}/laion', prefix='image_encoder.')
     image_encoder = MODELS.build(dict(towers.image_encoder, init_cfg=init_cfg))
     image_encoder.init_weights()
     reference = publishers.models['laion'].visual
@@ -161,8 +165,9 @@ def test_big_vision_url_with_tokenizer_and_truncation(publishers, monkeypatch, t
     from silc_seg.utils import get_config_path
     from tests.test_converters.test_bigvision2silc import big_vision_arrays
     towers = tmp_path / 'tiny_siglip.py'
-    towers.write_text(SIGLIP_TOWERS.format(
-        normalization=get_config_path('_base_/towers/clip_normalization.py'), text_dim=24))
+    towers.write_text(
+        SIGLIP_TOWERS.format(
+            normalization=get_config_path('_base_/towers/clip_normalization.py'), text_dim=24))
     monkeypatch.setitem(MODEL_CONFIGS, 'SILC-Test-Tiny-SigLIP', str(towers))
     arrays = big_vision_arrays()
     np.savez(tmp_path / 'tiny.npz', **arrays)
@@ -182,8 +187,8 @@ def test_big_vision_url_with_tokenizer_and_truncation(publishers, monkeypatch, t
         resolve_pretrained('https://storage.googleapis.com/big_vision/other.npz')
     truncated = 'https://storage.googleapis.com/big_vision/siglip/cut.npz'
     publishers.server.truncate.add(publishers.server.serve(truncated, b'x' * 1000))
-    with pytest.raises(PretrainedUnavailableError,
-                       match='truncated: 500 of the 1000 bytes') as error:
+    with pytest.raises(
+            PretrainedUnavailableError, match='truncated: 500 of the 1000 bytes') as error:
         resolve_pretrained(f'{truncated}#model=SILC-Test-Tiny-SigLIP')
     assert 'bigvision2silc.py' in str(error.value)
     cache = str(error.value).split('cache path: ')[1].split('\n')[0]
@@ -210,35 +215,68 @@ def test_hf_home_and_offline_mode_are_read_from_the_environment(publishers, tmp_
     import subprocess
     import sys
     repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    env = dict(os.environ, HF_HOME=str(tmp_path / 'hf-home'), HF_HUB_OFFLINE='1',
-               PYTHONPATH=repo + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    env = dict(
+        os.environ,
+        HF_HOME=str(tmp_path / 'hf-home'),
+        HF_HUB_OFFLINE='1',
+        PYTHONPATH=repo + os.pathsep + os.environ.get('PYTHONPATH', ''))
     env.pop('HF_HUB_CACHE', None)
-    result = subprocess.run([sys.executable, '-c', SUBPROCESS, str(tmp_path)], cwd=repo, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, '-c', SUBPROCESS, str(tmp_path)],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1].startswith(
         osp.join(publishers.hub_cache, 'models--silc-test--tiny-clip', 'snapshots'))
 
 
 TINY_SIGLIP_CFG = dict(
-    embed_dim=32, init_logit_bias=-10, custom_text=True,
-    vision_cfg=dict(image_size=32, timm_model_name='silc_test_tiny_siglip',
-                    timm_model_pretrained=False, timm_pool='map', timm_proj='none'),
-    text_cfg=dict(context_length=16, vocab_size=100, hf_tokenizer_name='silc-test/tiny-siglip',
-                  width=32, heads=2, layers=2, no_causal_mask=True, proj_bias=True,
-                  pool_type='last', norm_kwargs=dict(eps=1e-6)))
+    embed_dim=32,
+    init_logit_bias=-10,
+    custom_text=True,
+    vision_cfg=dict(
+        image_size=32,
+        timm_model_name='silc_test_tiny_siglip',
+        timm_model_pretrained=False,
+        timm_pool='map',
+        timm_proj='none'),
+    text_cfg=dict(
+        context_length=16,
+        vocab_size=100,
+        hf_tokenizer_name='silc-test/tiny-siglip',
+        width=32,
+        heads=2,
+        layers=2,
+        no_causal_mask=True,
+        proj_bias=True,
+        pool_type='last',
+        norm_kwargs=dict(eps=1e-6)))
 
 
 def _register_tiny_timm_siglip():
     import timm
     from timm.models import register_model
     if 'silc_test_tiny_siglip' not in timm.list_models('silc_test_*'):
+
         @register_model
         def silc_test_tiny_siglip(pretrained=False, **kwargs):
-            kwargs = {key: value for key, value in kwargs.items()  # timm's loading options
-                      if not key.startswith('pretrained') and key != 'cache_dir'}
-            kwargs = dict(dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2,
-                               class_token=False, global_pool='map'), **kwargs)
+            kwargs = {
+                key: value
+                for key, value in kwargs.items()  # timm's loading options
+                if not key.startswith('pretrained') and key != 'cache_dir'
+            }
+            kwargs = dict(
+                dict(
+                    img_size=32,
+                    patch_size=8,
+                    embed_dim=32,
+                    depth=2,
+                    num_heads=2,
+                    class_token=False,
+                    global_pool='map'), **kwargs)
             return timm.models.VisionTransformer(**kwargs)
 
 
@@ -253,19 +291,24 @@ def test_siglip_hub_repo_with_its_tokenizer_vocabulary(publishers, monkeypatch, 
     _register_tiny_timm_siglip()
     monkeypatch.setitem(factory._MODEL_CONFIGS, 'SILC-Test-Tiny-SigLIP', TINY_SIGLIP_CFG)
     towers = tmp_path / 'tiny_siglip.py'
-    towers.write_text(SIGLIP_TOWERS.format(
-        normalization=get_config_path('_base_/towers/clip_normalization.py'), text_dim=32))
+    towers.write_text(
+        SIGLIP_TOWERS.format(
+            normalization=get_config_path('_base_/towers/clip_normalization.py'), text_dim=32))
     monkeypatch.setitem(MODEL_CONFIGS, 'SILC-Test-Tiny-SigLIP', str(towers))
     torch.manual_seed(0)
     reference = open_clip.create_model('SILC-Test-Tiny-SigLIP').eval()
     for param in reference.parameters():
         param.add_(0.02 * torch.randn_like(param))
-    save_file({k: v.contiguous() for k, v in reference.state_dict().items()},
-              str(tmp_path / 'siglip.safetensors'))
-    fill_hf_cache(publishers.hub_cache, 'silc-test/tiny-siglip', {
-        'open_clip_config.json': json.dumps(dict(model_cfg=TINY_SIGLIP_CFG)).encode(),
-        'open_clip_model.safetensors': (tmp_path / 'siglip.safetensors').read_bytes(),
-        'spiece.model': b'sentencepiece stand-in'})
+    save_file({
+        k: v.contiguous()
+        for k, v in reference.state_dict().items()
+    }, str(tmp_path / 'siglip.safetensors'))
+    fill_hf_cache(
+        publishers.hub_cache, 'silc-test/tiny-siglip', {
+            'open_clip_config.json': json.dumps(dict(model_cfg=TINY_SIGLIP_CFG)).encode(),
+            'open_clip_model.safetensors': (tmp_path / 'siglip.safetensors').read_bytes(),
+            'spiece.model': b'sentencepiece stand-in'
+        })
     weights = resolve_pretrained('hf-hub:silc-test/tiny-siglip')
     assert weights.model == 'SILC-Test-Tiny-SigLIP'
     assert weights.tokenizer['model_file'].startswith(
@@ -282,11 +325,14 @@ def test_siglip_hub_repo_with_its_tokenizer_vocabulary(publishers, monkeypatch, 
 
 TINY_SIGLIP2_CFG = dict(
     TINY_SIGLIP_CFG,
-    text_cfg=dict(TINY_SIGLIP_CFG['text_cfg'], hf_tokenizer_name='silc-test/tiny-siglip2',
-                  act_kwargs=dict(approximate='tanh')))
-SIGLIP2_TOWERS = SIGLIP_TOWERS.replace(
-    "proj_bias=True, norm_eps=1e-6)", "proj_bias=True, norm_eps=1e-6, act='gelu_tanh')").replace(
-    "type='SentencePieceTokenizer'", "type='GemmaTokenizer'")
+    text_cfg=dict(
+        TINY_SIGLIP_CFG['text_cfg'],
+        hf_tokenizer_name='silc-test/tiny-siglip2',
+        act_kwargs=dict(approximate='tanh')))
+SIGLIP2_TOWERS = SIGLIP_TOWERS.replace("proj_bias=True, norm_eps=1e-6)",
+                                       "proj_bias=True, norm_eps=1e-6, act='gelu_tanh')").replace(
+                                           "type='SentencePieceTokenizer'",
+                                           "type='GemmaTokenizer'")
 
 
 @torch.no_grad()
@@ -305,8 +351,9 @@ def test_siglip2_hub_repo_and_big_vision_file_by_name(publishers, monkeypatch, t
     name = 'SILC-Test-Tiny-SigLIP2'
     monkeypatch.setitem(factory._MODEL_CONFIGS, name, TINY_SIGLIP2_CFG)
     towers = tmp_path / 'tiny_siglip2.py'
-    towers.write_text(SIGLIP2_TOWERS.format(
-        normalization=get_config_path('_base_/towers/clip_normalization.py'), text_dim=32))
+    towers.write_text(
+        SIGLIP2_TOWERS.format(
+            normalization=get_config_path('_base_/towers/clip_normalization.py'), text_dim=32))
     monkeypatch.setitem(MODEL_CONFIGS, name, str(towers))
     assert pretrained.model_family(name) == 'siglip2'
     torch.manual_seed(0)
@@ -314,12 +361,16 @@ def test_siglip2_hub_repo_and_big_vision_file_by_name(publishers, monkeypatch, t
     assert 'tanh' in str(reference.text.transformer.resblocks[0].mlp)
     for param in reference.parameters():
         param.add_(0.02 * torch.randn_like(param))
-    save_file({k: v.contiguous() for k, v in reference.state_dict().items()},
-              str(tmp_path / 'siglip2.safetensors'))
-    fill_hf_cache(publishers.hub_cache, 'silc-test/tiny-siglip2', {
-        'open_clip_config.json': json.dumps(dict(model_cfg=TINY_SIGLIP2_CFG)).encode(),
-        'open_clip_model.safetensors': (tmp_path / 'siglip2.safetensors').read_bytes(),
-        'tokenizer.model': b'gemma stand-in'})
+    save_file({
+        k: v.contiguous()
+        for k, v in reference.state_dict().items()
+    }, str(tmp_path / 'siglip2.safetensors'))
+    fill_hf_cache(
+        publishers.hub_cache, 'silc-test/tiny-siglip2', {
+            'open_clip_config.json': json.dumps(dict(model_cfg=TINY_SIGLIP2_CFG)).encode(),
+            'open_clip_model.safetensors': (tmp_path / 'siglip2.safetensors').read_bytes(),
+            'tokenizer.model': b'gemma stand-in'
+        })
     images = torch.randn(2, 3, 32, 32)
     tokens = torch.randint(0, 100, (3, 16))
 
@@ -328,8 +379,7 @@ def test_siglip2_hub_repo_and_big_vision_file_by_name(publishers, monkeypatch, t
         load_model_checkpoint(model, weights_name)
         assert (model['image_encoder'].encode_image(images) -
                 reference.encode_image(images)).abs().max() <= 1e-4
-        assert (model['text_encoder'](tokens) -
-                reference.encode_text(tokens)).abs().max() <= 1e-4
+        assert (model['text_encoder'](tokens) - reference.encode_text(tokens)).abs().max() <= 1e-4
         assert torch.equal(model['contrastive_loss'].logit_bias, reference.logit_bias)
 
     weights = resolve_pretrained('hf-hub:silc-test/tiny-siglip2')

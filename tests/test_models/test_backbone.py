@@ -14,8 +14,7 @@ from silc_seg.utils import CheckpointMismatchError
 
 def small_vit(**kwargs):
     torch.manual_seed(0)
-    cfg = dict(arch=dict(width=32, depth=4, num_heads=2, patch_size=8), img_size=32,
-               output_dim=16)
+    cfg = dict(arch=dict(width=32, depth=4, num_heads=2, patch_size=8), img_size=32, output_dim=16)
     cfg.update(kwargs)
     return SILCVisionTransformer(**cfg).eval()
 
@@ -87,8 +86,8 @@ def reference_interpolate_pos_encoding(pos_embed, grid_h, grid_w):
     n = pos.shape[0] - 1
     side = int(n**0.5)
     patch = pos[1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
-    patch = F.interpolate(patch, scale_factor=((grid_h + 0.1) / side, (grid_w + 0.1) / side),
-                          mode='bicubic')
+    patch = F.interpolate(
+        patch, scale_factor=((grid_h + 0.1) / side, (grid_w + 0.1) / side), mode='bicubic')
     assert patch.shape[-2:] == (grid_h, grid_w)
     patch = patch.permute(0, 2, 3, 1).reshape(1, grid_h * grid_w, -1)
     return torch.cat([pos[:1].unsqueeze(0), patch], dim=1)
@@ -133,8 +132,8 @@ def test_checkpoint_pos_embed_is_resized_on_load():
     torch.testing.assert_close(target.pos_embed[:, 1:], resized.flatten(2).transpose(1, 2))
     # Same resizing as at run time: both towers agree on a 48px image.
     x = torch.randn(1, 3, 48, 48)
-    torch.testing.assert_close(target.encode_image(x), source.encode_image(x), atol=1e-5,
-                               rtol=1e-5)
+    torch.testing.assert_close(
+        target.encode_image(x), source.encode_image(x), atol=1e-5, rtol=1e-5)
 
 
 def test_frozen_stages():
@@ -176,8 +175,9 @@ def test_encode_dense(pool_type, class_token):
     out = vit.encode_dense(x, return_intermediates=(1, -1))
     assert out['dense'].shape == (2, 16, 5, 3)
     assert [m.shape for m in out['intermediates']] == [(2, 32, 5, 3)] * 2
-    maps = vit.__class__.forward(small_vit(pool_type=pool_type, class_token=class_token,
-                                           out_indices=(1, 3), final_norm=False), x)
+    maps = vit.__class__.forward(
+        small_vit(
+            pool_type=pool_type, class_token=class_token, out_indices=(1, 3), final_norm=False), x)
     torch.testing.assert_close(out['intermediates'][0], maps[0])
     torch.testing.assert_close(out['intermediates'][1], maps[1])
     # Each patch goes through ln_post, the pooling's per-token path and the projection.
@@ -200,8 +200,8 @@ def test_encode_dense(pool_type, class_token):
 def test_map_pool_matches_timm_attention_pool():
     from timm.layers import AttentionPoolLatent as timm_pool
     vit = small_vit(pool_type='map', class_token=False, output_dim=None, norm_eps=1e-6)
-    reference = timm_pool(32, num_heads=2, mlp_ratio=4.0,
-                          norm_layer=partial(torch.nn.LayerNorm, eps=1e-6)).eval()
+    reference = timm_pool(
+        32, num_heads=2, mlp_ratio=4.0, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6)).eval()
     reference.load_state_dict(vit.attn_pool.state_dict())
     tokens = torch.randn(3, 10, 32)
     torch.testing.assert_close(vit.attn_pool(tokens), reference(tokens))
@@ -221,19 +221,20 @@ def test_pretrained_init_cfg_with_prefix(tmp_path, suffix):
         save_file(state_dict, str(path))
     else:
         torch.save({'state_dict': state_dict}, path)
-    vit = small_vit(init_cfg=dict(type='Pretrained', checkpoint=str(path),
-                                  prefix='image_encoder.'))
+    vit = small_vit(
+        init_cfg=dict(type='Pretrained', checkpoint=str(path), prefix='image_encoder.'))
     torch.manual_seed(1)
     vit.init_weights()
     for name, value in source.state_dict().items():
         torch.testing.assert_close(vit.state_dict()[name], value, msg=name)
     # At another training size the positional embedding is resized while loading.
-    larger = small_vit(img_size=48, init_cfg=dict(type='Pretrained', checkpoint=str(path),
-                                                  prefix='image_encoder.'))
+    larger = small_vit(
+        img_size=48,
+        init_cfg=dict(type='Pretrained', checkpoint=str(path), prefix='image_encoder.'))
     larger.init_weights()
     x = torch.randn(1, 3, 48, 48)
-    torch.testing.assert_close(larger.encode_image(x), source.encode_image(x), atol=1e-5,
-                               rtol=1e-5)
+    torch.testing.assert_close(
+        larger.encode_image(x), source.encode_image(x), atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match='model.pretrained=None'):
         small_vit(pretrained='pretrain/vit_base_patch16_224.pth')
 
@@ -242,16 +243,21 @@ def test_pretrained_init_cfg_refuses_other_shapes(tmp_path):
     """MMEngine's PretrainedInit loads with strict=False and only logs a tensor of another shape;
     the towers load their Pretrained init_cfg through the checked loader instead."""
     wide = small_vit(output_dim=24)
-    torch.save({'state_dict': {f'image_encoder.{k}': v for k, v in wide.state_dict().items()}},
-               tmp_path / 'wide.pth')
-    vit = small_vit(init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'wide.pth'),
-                                  prefix='image_encoder.'))
+    torch.save({'state_dict': {
+        f'image_encoder.{k}': v
+        for k, v in wide.state_dict().items()
+    }}, tmp_path / 'wide.pth')
+    vit = small_vit(
+        init_cfg=dict(
+            type='Pretrained', checkpoint=str(tmp_path / 'wide.pth'), prefix='image_encoder.'))
     shapes = r'proj.weight \(24, 32\) in the checkpoint vs \(16, 32\) in the model'
     with pytest.raises(CheckpointMismatchError, match=shapes):
         vit.init_weights()
     with pytest.raises(CheckpointMismatchError, match="no weights under 'text_encoder.'"):
-        small_vit(init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'wide.pth'),
-                                prefix='text_encoder.')).init_weights()
+        small_vit(
+            init_cfg=dict(
+                type='Pretrained', checkpoint=str(tmp_path / 'wide.pth'),
+                prefix='text_encoder.')).init_weights()
 
 
 def test_inside_mmseg_upernet_config(tmp_path):
@@ -288,8 +294,8 @@ model = dict(
     assert isinstance(model.backbone, SILCVisionTransformer)
     samples = []
     for _ in range(2):
-        sample = SegDataSample(metainfo=dict(img_shape=(64, 64), pad_shape=(64, 64),
-                                             ori_shape=(64, 64)))
+        sample = SegDataSample(
+            metainfo=dict(img_shape=(64, 64), pad_shape=(64, 64), ori_shape=(64, 64)))
         sample.gt_sem_seg = PixelData(data=torch.randint(0, 5, (1, 64, 64)))
         samples.append(sample)
     losses = model(torch.randn(2, 3, 64, 64), samples, mode='loss')

@@ -34,8 +34,10 @@ def _image(size=24):
     """RGB uint8 test image: a red ramp left to right, green top to bottom, a blue checker,
     and a bright patch (solarization) and a dark one."""
     y, x = np.mgrid[0:size, 0:size]
-    img = np.stack([40 + 180 * x / (size - 1), 30 + 150 * y / (size - 1),
-                    np.where((x // 4 + y // 4) % 2, 200, 60)], -1)
+    img = np.stack([
+        40 + 180 * x / (size - 1), 30 + 150 * y / (size - 1),
+        np.where((x // 4 + y // 4) % 2, 200, 60)
+    ], -1)
     img[2:8, 14:22] = (250, 235, 220)
     img[16:22, 3:9] = (15, 25, 10)
     return img.round().astype(np.uint8)
@@ -72,8 +74,10 @@ def statistics(images: torch.Tensor) -> dict:
 def _cpu_views():
     """The photometric transforms (after the crop) of the three kinds of CPU views."""
     cfg = Config.fromfile(CONFIG)
-    return dict(global_1=cfg.cpu_global_view_1[1:], global_2=cfg.cpu_global_view_2[1:],
-                local=cfg.cpu_local_view[1:]), cfg.device_augments
+    return dict(
+        global_1=cfg.cpu_global_view_1[1:],
+        global_2=cfg.cpu_global_view_2[1:],
+        local=cfg.cpu_local_view[1:]), cfg.device_augments
 
 
 def _cpu_outputs(transforms, img_rgb, seed):
@@ -97,8 +101,10 @@ def _device_outputs(cfg, img_rgb, seed):
 
 def _p_values(cpu, device):
     cpu_stats, device_stats = statistics(cpu), statistics(device)
-    return {name: ks_2samp(cpu_stats[name].numpy(), device_stats[name].numpy()).pvalue
-            for name in cpu_stats}
+    return {
+        name: ks_2samp(cpu_stats[name].numpy(), device_stats[name].numpy()).pvalue
+        for name in cpu_stats
+    }
 
 
 @pytest.fixture(scope='module')
@@ -110,13 +116,17 @@ def cpu_samples():
 def _cpu_samples():
     views, device_cfgs = _cpu_views()
     img = _image()
-    return img, device_cfgs, {name: _cpu_outputs(transforms, img, seed)
-                              for seed, (name, transforms) in enumerate(views.items())}
+    return img, device_cfgs, {
+        name: _cpu_outputs(transforms, img, seed)
+        for seed, (name, transforms) in enumerate(views.items())
+    }
 
 
 def _device_cfg(device_cfgs, view):
-    return dict(global_1=device_cfgs['global_crops'][0], global_2=device_cfgs['global_crops'][1],
-                local=device_cfgs['local_crops'])[view]
+    return dict(
+        global_1=device_cfgs['global_crops'][0],
+        global_2=device_cfgs['global_crops'][1],
+        local=device_cfgs['local_crops'])[view]
 
 
 @pytest.mark.slow
@@ -153,8 +163,9 @@ def test_statistical_test_notices_a_wrong_parameter(cpu_samples, view, change):
 
 def test_rotate_hue_known_colours():
     # Written out: red, green, blue, gray, orange (hue 1/12) and a dull pink, as (R, G, B).
-    colours = torch.tensor([[255, 0, 0], [0, 255, 0], [0, 0, 255], [90, 90, 90],
-                            [255, 127.5, 0], [200, 100, 150]], dtype=torch.float64)
+    colours = torch.tensor(
+        [[255, 0, 0], [0, 255, 0], [0, 0, 255], [90, 90, 90], [255, 127.5, 0], [200, 100, 150]],
+        dtype=torch.float64)
     images = colours.T.reshape(1, 3, 6, 1)
 
     def rotated(shift):
@@ -163,13 +174,13 @@ def test_rotate_hue_known_colours():
     torch.testing.assert_close(rotated(0.0), colours)
     # A third of a turn: red -> green -> blue -> red; gray stays; orange (30 deg) -> 150 deg
     # = (0, 255, 127.5); pink (330 deg, V 200, C 100) -> 90 deg = (150, 200, 100).
-    expected = torch.tensor([[0, 255, 0], [0, 0, 255], [255, 0, 0], [90, 90, 90],
-                             [0, 255, 127.5], [150, 200, 100]], dtype=torch.float64)
+    expected = torch.tensor(
+        [[0, 255, 0], [0, 0, 255], [255, 0, 0], [90, 90, 90], [0, 255, 127.5], [150, 200, 100]],
+        dtype=torch.float64)
     torch.testing.assert_close(rotated(1 / 3), expected)
     torch.testing.assert_close(rotated(-2 / 3), expected)
     # Half a turn gives the complementary colour: red -> cyan.
-    torch.testing.assert_close(rotated(0.5)[0], torch.tensor([0, 255, 255.],
-                                                             dtype=torch.float64))
+    torch.testing.assert_close(rotated(0.5)[0], torch.tensor([0, 255, 255.], dtype=torch.float64))
     # A shift and its opposite cancel on random colours.
     rgb = torch.rand(3, 3, 4, 4, dtype=torch.float64) * 255
     shift = torch.tensor([0.1, -0.25, 0.4], dtype=torch.float64)
@@ -195,12 +206,18 @@ def test_gaussian_blur_is_a_per_sample_gaussian():
 
 def test_preprocessor_augments_training_views_only():
     preprocessor = SILCDataPreprocessor(
-        mean=(0, 0, 0), std=(1, 1, 1), bgr_to_rgb=True,
-        batch_augments=dict(global_crops=[dict(type='BatchPhotometricAugment', flip_prob=1.0,
-                                               jitter_prob=0, grayscale_prob=0),
-                                          dict(type='BatchPhotometricAugment', flip_prob=0,
-                                               jitter_prob=0, grayscale_prob=1.0,
-                                               grayscale_weights=(1, 0, 0))]))
+        mean=(0, 0, 0),
+        std=(1, 1, 1),
+        bgr_to_rgb=True,
+        batch_augments=dict(global_crops=[
+            dict(type='BatchPhotometricAugment', flip_prob=1.0, jitter_prob=0, grayscale_prob=0),
+            dict(
+                type='BatchPhotometricAugment',
+                flip_prob=0,
+                jitter_prob=0,
+                grayscale_prob=1.0,
+                grayscale_weights=(1, 0, 0))
+        ]))
     views = [torch.randint(0, 256, (2, 3, 4, 5), dtype=torch.uint8) for _ in range(2)]
     local = [torch.randint(0, 256, (2, 3, 2, 2), dtype=torch.uint8) for _ in range(3)]
     data = dict(inputs=dict(global_crops=views, local_crops=local))

@@ -13,9 +13,17 @@ MASK = VOCAB + BINS + 3
 
 def build(parallel_prob=0.5, seed=0):
     torch.manual_seed(seed)
-    decoder = MODELS.build(dict(type='LocCaDecoder', vocab_size=VOCAB, in_channels=12,
-                                embed_dims=WIDTH, depth=2, num_heads=2, max_length=12,
-                                num_bins=BINS, parallel_prob=parallel_prob))
+    decoder = MODELS.build(
+        dict(
+            type='LocCaDecoder',
+            vocab_size=VOCAB,
+            in_channels=12,
+            embed_dims=WIDTH,
+            depth=2,
+            num_heads=2,
+            max_length=12,
+            num_bins=BINS,
+            parallel_prob=parallel_prob))
     decoder.init_weights()
     # Random weights everywhere (the logits layer starts at zero, as CapPa's).
     torch.nn.init.normal_(decoder.logits.weight, std=0.5)
@@ -47,8 +55,7 @@ def test_parallel_mode_sees_only_mask_tokens_and_attends_both_ways():
     with torch.no_grad():
         parallel = decoder(seq, image, parallel=True)
         # Targets never enter: any sequence gives the same logits.
-        torch.testing.assert_close(parallel, decoder(other, image, parallel=True),
-                                   rtol=0, atol=0)
+        torch.testing.assert_close(parallel, decoder(other, image, parallel=True), rtol=0, atol=0)
         # Equal to the mask-token inputs decoded without a causal mask, written out here:
         # embedding + positions, then the blocks with no attention mask.
         x = decoder.token_embedding(masks[:, :-1]) + decoder.pos_embed[:, :8]
@@ -109,8 +116,8 @@ def test_loss_equals_written_out_cross_entropy(parallel_prob):
     # Caption: each row decoded in its own mode, one token mean over the whole batch.
     seqs, counted = tasks['caption']['sequences'], tasks['caption']['loss_mask']
     with torch.no_grad():
-        logits = torch.cat([decoder(seqs[n:n + 1], image[n:n + 1], parallel=bool(parallel[n]))
-                            for n in range(3)])
+        logits = torch.cat(
+            [decoder(seqs[n:n + 1], image[n:n + 1], parallel=bool(parallel[n])) for n in range(3)])
     expected = written_out_ce(logits, seqs[:, 1:], counted)
     assert losses['loss_caption'].item() == pytest.approx(expected, rel=1e-5)
     assert losses['parallel_share'].item() == pytest.approx(parallel.float().mean().item())
@@ -125,8 +132,8 @@ def test_loss_equals_written_out_cross_entropy(parallel_prob):
 def test_no_regions_gives_zero_region_losses_with_gradient_path():
     decoder = build().train()
     image = torch.randn(2, 5, 12, requires_grad=True)
-    losses = decoder.loss(image, torch.tensor([[5, 6, 0], [7, 0, 0]]),
-                          generator=torch.Generator().manual_seed(0))
+    losses = decoder.loss(
+        image, torch.tensor([[5, 6, 0], [7, 0, 0]]), generator=torch.Generator().manual_seed(0))
     assert losses['loss_aref'].item() == 0 and losses['loss_gcap'].item() == 0
     sum(v for k, v in losses.items() if k.startswith('loss')).backward()
     assert image.grad is not None and image.grad.abs().sum() > 0
@@ -134,8 +141,14 @@ def test_no_regions_gives_zero_region_losses_with_gradient_path():
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match='parallel_prob'):
-        MODELS.build(dict(type='LocCaDecoder', vocab_size=5, in_channels=4, embed_dims=8,
-                          num_heads=2, parallel_prob=1.5))
+        MODELS.build(
+            dict(
+                type='LocCaDecoder',
+                vocab_size=5,
+                in_channels=4,
+                embed_dims=8,
+                num_heads=2,
+                parallel_prob=1.5))
     decoder = build()
     with pytest.raises(ValueError, match='max_length'):
         decoder(torch.zeros(1, 13, dtype=torch.long), torch.randn(1, 2, 12))

@@ -114,8 +114,8 @@ def test_distill_loss_matches_dino_equations(num_global, num_local):
     loss_fn = LocalGlobalDistillLoss(num_protos, student_temp=0.1, center_momentum=0.9).double()
     loss_fn.center.copy_(torch.randn(1, num_protos).double())
     center_before = loss_fn.center.clone()
-    student = torch.randn((num_global + num_local) * batch_size, num_protos,
-                          dtype=torch.float64, requires_grad=True)
+    student = torch.randn(
+        (num_global + num_local) * batch_size, num_protos, dtype=torch.float64, requires_grad=True)
     teacher = torch.randn(num_global * batch_size, num_protos, dtype=torch.float64)
 
     loss = loss_fn(student, teacher, batch_size, 0.04)
@@ -147,18 +147,22 @@ def test_distill_teacher_temp_is_passed_per_call():
     student, teacher = torch.randn(6, 7), torch.randn(4, 7)
     sharp = loss_fn(student, teacher, 2, 0.07)
     soft = loss_fn(student, teacher, 2, 0.5)
-    torch.testing.assert_close(
-        soft, dino_loss_by_loops(student, teacher, loss_fn.center, 2, 0.1, 0.5))
+    torch.testing.assert_close(soft,
+                               dino_loss_by_loops(student, teacher, loss_fn.center, 2, 0.1, 0.5))
     assert not torch.isclose(sharp, soft)
 
 
-@pytest.mark.parametrize('student_rows, teacher_rows, match', [
-    (7, 4, 'num_views'), (2, 4, 'more views'), (4, 4, 'at least 2')])
+@pytest.mark.parametrize('student_rows, teacher_rows, match', [(7, 4, 'num_views'),
+                                                               (2, 4, 'more views'),
+                                                               (4, 4, 'at least 2')])
 def test_distill_loss_rejects_bad_layouts(student_rows, teacher_rows, match):
     loss_fn = LocalGlobalDistillLoss(5)
     with pytest.raises(ValueError, match=match):
-        loss_fn(torch.randn(student_rows, 5), torch.randn(teacher_rows, 5),
-                batch_size=4 if student_rows == 4 else 2, teacher_temp=0.07)
+        loss_fn(
+            torch.randn(student_rows, 5),
+            torch.randn(teacher_rows, 5),
+            batch_size=4 if student_rows == 4 else 2,
+            teacher_temp=0.07)
 
 
 def test_distill_loss_rejects_bad_settings():
@@ -173,9 +177,14 @@ def test_distill_loss_rejects_bad_settings():
 @pytest.mark.parametrize('norm_last_layer', [True, False])
 def test_distillation_head(norm_last_layer):
     torch.manual_seed(0)
-    head = MODELS.build(dict(type='DistillationHead', in_channels=16, out_channels=50,
-                             hidden_channels=32, bottleneck_channels=8,
-                             norm_last_layer=norm_last_layer))
+    head = MODELS.build(
+        dict(
+            type='DistillationHead',
+            in_channels=16,
+            out_channels=50,
+            hidden_channels=32,
+            bottleneck_channels=8,
+            norm_last_layer=norm_last_layer))
     head.init_weights()
     linears = [m for m in head.mlp if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(16, 32), (32, 32), (32, 8)]

@@ -21,19 +21,35 @@ class IdTokenizer:
 
 
 def masked_cfg(distill=False, mlm=True, **kwargs):
-    cfg = model_cfg(distill, type='MaskedSelfDistill', tokenizer=IdTokenizer(),
-                    image_decoder=dict(type='MaskedTokenDecoder', in_channels=32,
-                                       out_channels=EMBED_DIM, embed_dims=16, depth=1,
-                                       num_heads=2),
-                    masked_head=dict(type='DistillationHead', in_channels=EMBED_DIM,
-                                     out_channels=MASK_PROTOS, hidden_channels=32,
-                                     bottleneck_channels=8),
-                    masked_distill_loss=dict(type='MaskedPatchDistillLoss',
-                                             out_channels=MASK_PROTOS, teacher_temp=0.05),
-                    image_mask_ratio=0.5, mask_seed=3)
+    cfg = model_cfg(
+        distill,
+        type='MaskedSelfDistill',
+        tokenizer=IdTokenizer(),
+        image_decoder=dict(
+            type='MaskedTokenDecoder',
+            in_channels=32,
+            out_channels=EMBED_DIM,
+            embed_dims=16,
+            depth=1,
+            num_heads=2),
+        masked_head=dict(
+            type='DistillationHead',
+            in_channels=EMBED_DIM,
+            out_channels=MASK_PROTOS,
+            hidden_channels=32,
+            bottleneck_channels=8),
+        masked_distill_loss=dict(
+            type='MaskedPatchDistillLoss', out_channels=MASK_PROTOS, teacher_temp=0.05),
+        image_mask_ratio=0.5,
+        mask_seed=3)
     if mlm:
-        cfg['text_decoder'] = dict(type='MaskedTokenDecoder', in_channels=32, out_channels=32,
-                                   embed_dims=16, depth=1, num_heads=2)
+        cfg['text_decoder'] = dict(
+            type='MaskedTokenDecoder',
+            in_channels=32,
+            out_channels=32,
+            embed_dims=16,
+            depth=1,
+            num_heads=2)
     cfg.update(kwargs)
     return cfg
 
@@ -94,8 +110,10 @@ def test_image_masks_cover_the_configured_ratio(strategy):
 def test_text_masks_only_content_tokens_at_the_configured_ratio():
     data = captioned_batch()
     text = data['text']
-    masks = torch.stack([text_token_mask(text, 0.34, EOT, (SOT, ),
-                                         torch.Generator().manual_seed(s)) for s in range(200)])
+    masks = torch.stack([
+        text_token_mask(text, 0.34, EOT, (SOT, ),
+                        torch.Generator().manual_seed(s)) for s in range(200)
+    ])
     content = (text != SOT) & (text != EOT) & (text != 0)
     assert not (masks & ~content).any()  # never SOT, EOT or padding
     for row in range(BATCH):
@@ -113,8 +131,7 @@ def test_bad_settings_raise():
     with pytest.raises(ValueError, match='image_mask_ratio'):
         build_masked(image_mask_ratio=1.0)
     with pytest.raises(ValueError, match='width'):
-        build_masked(text_decoder=dict(type='MaskedTokenDecoder', in_channels=32,
-                                       out_channels=16))
+        build_masked(text_decoder=dict(type='MaskedTokenDecoder', in_channels=32, out_channels=16))
     with pytest.raises(ValueError, match='end-of-text'):
         build_masked(tokenizer=None)
 
@@ -137,10 +154,10 @@ def test_teacher_sees_the_unmasked_image_and_takes_no_gradient(distill, monkeypa
     losses = model(data, mode='loss')
     # One teacher pass over the global crops serves SILC's targets and the masked branch's.
     assert len(seen) == 1
-    assert all(torch.equal(images, data['global_crops']) and mask is None
-               for images, mask in seen)
-    expected = {'loss_contrastive', 'loss_mask_distill', 'loss_mlm', 'logit_scale',
-                'mask_center_norm'}
+    assert all(torch.equal(images, data['global_crops']) and mask is None for images, mask in seen)
+    expected = {
+        'loss_contrastive', 'loss_mask_distill', 'loss_mlm', 'logit_scale', 'mask_center_norm'
+    }
     if distill:
         expected |= {'loss_distill', 'teacher_temp', 'center_norm'}
     assert expected <= set(losses)
@@ -272,8 +289,8 @@ def test_mlm_loss_counts_only_masked_positions():
     # Changing the targets of unmasked positions changes nothing.
     other = ids.clone()
     other[~mask] = (other[~mask] + 1) % 9
-    assert masked_lm_loss(features, other, mask, weight, bias).item() == pytest.approx(
-        sum(terms) / len(terms))
+    assert masked_lm_loss(features, other, mask, weight,
+                          bias).item() == pytest.approx(sum(terms) / len(terms))
 
 
 def test_masks_follow_the_step_counter():
@@ -303,14 +320,14 @@ def test_train_step_averages_the_tokenizer_and_the_teacher_tower():
 
     model = build_masked(teacher=dict(momentum=0.9))
     optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.5))
-    before = {id(t): [p.clone() for p in t.parameters()] for _, t in
-              model.student_teacher_pairs()}
-    log_vars = model.train_step(dict(inputs=captioned_batch(), data_samples=None),
-                                optim_wrapper)
+    before = {id(t): [p.clone() for p in t.parameters()] for _, t in model.student_teacher_pairs()}
+    log_vars = model.train_step(dict(inputs=captioned_batch(), data_samples=None), optim_wrapper)
     assert log_vars['ema_momentum'] == 0.9
     for student, teacher in model.student_teacher_pairs():
         for old, s, t in zip(before[id(teacher)], student.parameters(), teacher.parameters()):
             torch.testing.assert_close(t, 0.9 * old + 0.1 * s.detach())
-    moved = [not torch.equal(old, t) for old, t in
-             zip(before[id(model.teacher_masked_head)], model.teacher_masked_head.parameters())]
+    moved = [
+        not torch.equal(old, t) for old, t in zip(before[id(model.teacher_masked_head)],
+                                                  model.teacher_masked_head.parameters())
+    ]
     assert any(moved)

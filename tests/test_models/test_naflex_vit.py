@@ -31,12 +31,14 @@ def perturb(model, seed=0):
 @pytest.fixture(scope='module')
 def towers():
     torch.manual_seed(0)
-    reference = timm.create_model('naflexvit_base_patch16_siglip', pretrained=False,
-                                  num_classes=0).eval()
+    reference = timm.create_model(
+        'naflexvit_base_patch16_siglip', pretrained=False, num_classes=0).eval()
     perturb(reference)
     ours = MODELS.build(Config.fromfile(get_config_path(CONFIG)).image_encoder).eval()
-    ours.load_state_dict({k[len('image_encoder.'):]: v for k, v in
-                          convert_timm_trunk(reference.state_dict()).items()})
+    ours.load_state_dict({
+        k[len('image_encoder.'):]: v
+        for k, v in convert_timm_trunk(reference.state_dict()).items()
+    })
     return reference, ours
 
 
@@ -46,8 +48,12 @@ def reference_pack(images, patch_size, budget):
     patches, coords, valid = [], [], []
     for image in images:
         h, w = naflex_grid(*image.shape[-2:], patch_size, budget)
-        resized = F.interpolate(image[None], size=(h * patch_size, w * patch_size),
-                                mode='bilinear', antialias=True, align_corners=False)[0]
+        resized = F.interpolate(
+            image[None],
+            size=(h * patch_size, w * patch_size),
+            mode='bilinear',
+            antialias=True,
+            align_corners=False)[0]
         flat = torch.stack([
             resized[:, r * patch_size:(r + 1) * patch_size,
                     c * patch_size:(c + 1) * patch_size].permute(1, 2, 0).flatten()
@@ -58,8 +64,10 @@ def reference_pack(images, patch_size, budget):
         patches.append(torch.cat([flat, flat.new_zeros(pad, flat.shape[1])]))
         coords.append(torch.cat([coord, coord.new_zeros(pad, 2)]))
         valid.append(torch.arange(budget) < h * w)
-    return dict(patches=torch.stack(patches), patch_coord=torch.stack(coords),
-                patch_valid=torch.stack(valid))
+    return dict(
+        patches=torch.stack(patches),
+        patch_coord=torch.stack(coords),
+        patch_valid=torch.stack(valid))
 
 
 @torch.no_grad()
@@ -90,8 +98,9 @@ def test_image_input_resizes_the_table_as_timm(towers):
     assert diff <= 1e-4
     # The table is resized bilinearly with antialiasing (big_vision, timm 1.0.31).
     table = ours.pos_embed.reshape(1, 16, 16, -1).permute(0, 3, 1, 2)
-    expected = F.interpolate(table, size=(10, 14), mode='bilinear', align_corners=False,
-                             antialias=True).flatten(2).transpose(1, 2)
+    expected = F.interpolate(
+        table, size=(10, 14), mode='bilinear', align_corners=False,
+        antialias=True).flatten(2).transpose(1, 2)
     torch.testing.assert_close(ours.resized_pos_embed((10, 14)), expected)
 
 
@@ -128,22 +137,27 @@ def test_patchify_and_errors():
         naflex_grid(0, 10, 16, 256)
 
 
-@pytest.mark.parametrize('trunk_name,text_model,config', [
-    ('naflexvit_base_patch16_siglip', 'ViT-B-16-SigLIP2', CONFIG),
-    ('naflexvit_so400m_patch16_siglip', 'ViT-SO400M-16-SigLIP2-256',
-     'configs/_base_/models/siglip2_vit-so400m-16-naflex.py')])
+@pytest.mark.parametrize('trunk_name,text_model,config',
+                         [('naflexvit_base_patch16_siglip', 'ViT-B-16-SigLIP2', CONFIG),
+                          ('naflexvit_so400m_patch16_siglip', 'ViT-SO400M-16-SigLIP2-256',
+                           'configs/_base_/models/siglip2_vit-so400m-16-naflex.py')])
 def test_naflex_checkpoints_find_the_naflex_config(trunk_name, text_model, config):
     # open_clip's layout (visual.trunk.embeds.*) at full size, meta tensors: keys and shapes.
     with torch.device('meta'):
         import open_clip
-        state_dict = {k: v for k, v in open_clip.create_model(
-            text_model, pretrained=None, device='meta').state_dict().items()
-            if not k.startswith('visual.')}
+        state_dict = {
+            k: v
+            for k, v in open_clip.create_model(text_model, pretrained=None,
+                                               device='meta').state_dict().items()
+            if not k.startswith('visual.')
+        }
         trunk = timm.create_model(trunk_name, num_classes=0)
     state_dict.update({f'visual.trunk.{k}': v for k, v in trunk.state_dict().items()})
     assert convert_siglip2(state_dict)[1] == config
     # Same shapes as the fixed 256 px towers, which the error names the other way round.
     fixed = text_model if text_model.endswith('-256') else text_model + '-256'
-    with pytest.raises(ValueError, match=rf'NaFlex checkpoint does not fit the towers of '
-                       rf'{fixed} .* use --model {fixed.replace("-256", "")}-naflex'):
+    with pytest.raises(
+            ValueError,
+            match=rf'NaFlex checkpoint does not fit the towers of '
+            rf'{fixed} .* use --model {fixed.replace("-256", "")}-naflex'):
         convert_siglip2(state_dict, fixed)

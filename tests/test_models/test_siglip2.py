@@ -13,18 +13,34 @@ MASK_PROTOS = 20
 
 
 def siglip2_cfg(**kwargs):
-    cfg = model_cfg(True, type='SigLIP2', contrastive_loss=dict(type='SigLipLoss'),
-                    caption_decoder=dict(type='LocCaDecoder', vocab_size=VOCAB, in_channels=32,
-                                         embed_dims=16, depth=1, num_heads=2, max_length=12,
-                                         num_bins=8, parallel_prob=0.5),
-                    masked_head=dict(type='DistillationHead', in_channels=EMBED_DIM,
-                                     out_channels=MASK_PROTOS, hidden_channels=32,
-                                     bottleneck_channels=8),
-                    masked_distill_loss=dict(type='MaskedPatchDistillLoss',
-                                             out_channels=MASK_PROTOS, teacher_temp=0.05),
-                    image_mask_ratio=0.5, mask_seed=3, distill_weight=0.25,
-                    masked_distill_weight=0.0625, switch_iter=2,
-                    teacher=dict(momentum=0.9, temperature=0.04))
+    cfg = model_cfg(
+        True,
+        type='SigLIP2',
+        contrastive_loss=dict(type='SigLipLoss'),
+        caption_decoder=dict(
+            type='LocCaDecoder',
+            vocab_size=VOCAB,
+            in_channels=32,
+            embed_dims=16,
+            depth=1,
+            num_heads=2,
+            max_length=12,
+            num_bins=8,
+            parallel_prob=0.5),
+        masked_head=dict(
+            type='DistillationHead',
+            in_channels=EMBED_DIM,
+            out_channels=MASK_PROTOS,
+            hidden_channels=32,
+            bottleneck_channels=8),
+        masked_distill_loss=dict(
+            type='MaskedPatchDistillLoss', out_channels=MASK_PROTOS, teacher_temp=0.05),
+        image_mask_ratio=0.5,
+        mask_seed=3,
+        distill_weight=0.25,
+        masked_distill_weight=0.0625,
+        switch_iter=2,
+        teacher=dict(momentum=0.9, temperature=0.04))
     cfg.update(kwargs)
     return cfg
 
@@ -91,8 +107,10 @@ def test_first_stage_sigmoid_and_decoder_losses_written_out():
 def test_switch_starts_teacher_from_student_and_turns_self_distillation_on():
     model = build()
     optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.5))
-    heads = {name: [p.clone() for p in getattr(model, name).parameters()]
-             for name in ('distill_head', 'masked_head')}
+    heads = {
+        name: [p.clone() for p in getattr(model, name).parameters()]
+        for name in ('distill_head', 'masked_head')
+    }
     teacher_init = [p.clone() for p in model.teacher_image_encoder.parameters()]
     for iteration in (0, 1):
         log_vars = step(model, optim_wrapper, iteration)
@@ -115,8 +133,8 @@ def test_switch_starts_teacher_from_student_and_turns_self_distillation_on():
     for before, after, teacher in zip(student_before, model.image_encoder.parameters(),
                                       model.teacher_image_encoder.parameters()):
         torch.testing.assert_close(teacher, 0.9 * before + 0.1 * after.detach())
-    assert any(not torch.equal(old, new) for old, new in
-               zip(heads['masked_head'], model.masked_head.parameters()))
+    assert any(not torch.equal(old, new)
+               for old, new in zip(heads['masked_head'], model.masked_head.parameters()))
     # The stage travels in checkpoints.
     state = model.state_dict()
     assert bool(state['self_distill_on'])

@@ -38,23 +38,37 @@ class WordTokenizer:
 
 
 def image_encoder_cfg():
-    return dict(type='SILCVisionTransformer', arch=dict(width=32, depth=2, num_heads=2,
-                                                        patch_size=8),
-                img_size=32, output_dim=EMBED_DIM)
+    return dict(
+        type='SILCVisionTransformer',
+        arch=dict(width=32, depth=2, num_heads=2, patch_size=8),
+        img_size=32,
+        output_dim=EMBED_DIM)
 
 
 def text_encoder_cfg():
-    return dict(type='SILCTextTransformer', arch=dict(width=32, depth=1, num_heads=2),
-                context_length=CONTEXT, vocab_size=VOCAB, output_dim=EMBED_DIM)
+    return dict(
+        type='SILCTextTransformer',
+        arch=dict(width=32, depth=1, num_heads=2),
+        context_length=CONTEXT,
+        vocab_size=VOCAB,
+        output_dim=EMBED_DIM)
 
 
 def model_cfg(distill=True, **kwargs):
-    cfg = dict(type='SILC', image_encoder=image_encoder_cfg(), text_encoder=text_encoder_cfg(),
-               contrastive_loss=dict(type='ClipContrastiveLoss'), data_preprocessor=None)
+    cfg = dict(
+        type='SILC',
+        image_encoder=image_encoder_cfg(),
+        text_encoder=text_encoder_cfg(),
+        contrastive_loss=dict(type='ClipContrastiveLoss'),
+        data_preprocessor=None)
     if distill:
         cfg.update(
-            distill_head=dict(type='DistillationHead', in_channels=EMBED_DIM, out_channels=PROTOS,
-                              hidden_channels=32, bottleneck_channels=8),
+            distill_head=dict(
+                type='DistillationHead',
+                in_channels=EMBED_DIM,
+                out_channels=PROTOS,
+                hidden_channels=32,
+                bottleneck_channels=8),
             distill_loss=dict(type='LocalGlobalDistillLoss', out_channels=PROTOS),
             teacher=dict(temperature=0.04))
     cfg.update(kwargs)
@@ -99,22 +113,24 @@ def test_loss_terms_match_per_view_computation():
     data = batch()
     center_before = model.distill_loss.center.clone()
     losses = model(data, mode='loss')
-    assert set(losses) == {'loss_contrastive', 'loss_distill', 'logit_scale', 'teacher_temp',
-                           'center_norm', 'teacher_entropy', 'student_teacher_kl',
-                           'prototypes_used'}
+    assert set(losses) == {
+        'loss_contrastive', 'loss_distill', 'logit_scale', 'teacher_temp', 'center_norm',
+        'teacher_entropy', 'student_teacher_kl', 'prototypes_used'
+    }
 
     with torch.no_grad():
         text = F.normalize(model.text_encoder(data['text']), dim=-1)
         views = data['global_crops'].view(NUM_GLOBAL, BATCH, 3, 32, 32)
         # View-major layout: rows v * B .. (v + 1) * B are crop v of every sample.
         contrastive = sum(
-            model.contrastive_loss(F.normalize(model.image_encoder.encode_image(v), dim=-1),
-                                   text) for v in views) / NUM_GLOBAL
+            model.contrastive_loss(F.normalize(model.image_encoder.encode_image(v), dim=-1), text)
+            for v in views) / NUM_GLOBAL
         torch.testing.assert_close(losses['loss_contrastive'], 0.5 * contrastive)
 
         student = torch.cat([
             model.distill_head(model.image_encoder.encode_image(data['global_crops'])),
-            model.distill_head(model.image_encoder.encode_image(data['local_crops']))])
+            model.distill_head(model.image_encoder.encode_image(data['local_crops']))
+        ])
         teacher = model.teacher_head(
             model.teacher_image_encoder.encode_image(data['global_crops']))
         targets = teacher_probabilities(teacher, center_before, 0.04)
@@ -147,18 +163,20 @@ def test_contrastive_only_baseline():
     data = batch()
     losses = model(data, mode='loss')
     assert set(losses) == {'loss_contrastive', 'logit_scale', 'logit_bias'}
-    without_locals = model(dict(global_crops=data['global_crops'], text=data['text']),
-                           mode='loss')
+    without_locals = model(dict(global_crops=data['global_crops'], text=data['text']), mode='loss')
     torch.testing.assert_close(losses['loss_contrastive'], without_locals['loss_contrastive'])
     with pytest.raises(ValueError, match='distill_head is None'):
-        MODELS.build(model_cfg(distill=False, distill_loss=dict(
-            type='LocalGlobalDistillLoss', out_channels=4)))
+        MODELS.build(
+            model_cfg(
+                distill=False, distill_loss=dict(type='LocalGlobalDistillLoss', out_channels=4)))
 
 
 def test_state_dict_keys_follow_design():
     prefixes = {k.split('.')[0] for k in build().state_dict()}
-    assert prefixes == {'image_encoder', 'text_encoder', 'contrastive_loss', 'distill_head',
-                        'distill_loss', 'teacher_image_encoder', 'teacher_head'}
+    assert prefixes == {
+        'image_encoder', 'text_encoder', 'contrastive_loss', 'distill_head', 'distill_loss',
+        'teacher_image_encoder', 'teacher_head'
+    }
     assert 'distill_loss.center' in build().state_dict()
 
 
@@ -236,16 +254,20 @@ def test_zero_shot_scores_cached_per_weights():
     classes = ['red stripes', 'blue dots', 'green checks']
     templates = ['a photo of {}.', 'a picture with {}']
     tokenizer = WordTokenizer()
-    model = build(zero_shot_classes=classes, zero_shot_templates=templates,
-                  tokenizer=tokenizer).eval()
+    model = build(
+        zero_shot_classes=classes, zero_shot_templates=templates, tokenizer=tokenizer).eval()
     image = batch()['global_crops'][:BATCH]
     samples = model.predict(dict(image=image))
     scores = torch.stack([s.pred_score for s in samples])
 
     with torch.no_grad():
         class_embeddings = torch.stack([
-            F.normalize(F.normalize(model.text_encoder(tokenizer(
-                [t.format(c) for t in templates])), dim=-1).mean(0), dim=-1) for c in classes])
+            F.normalize(
+                F.normalize(
+                    model.text_encoder(tokenizer([t.format(c)
+                                                  for t in templates])), dim=-1).mean(0),
+                dim=-1) for c in classes
+        ])
         logits = (1 / 0.07) * model.encode_image(image) @ class_embeddings.T
     torch.testing.assert_close(scores, logits.softmax(-1), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(scores.sum(-1), torch.ones(BATCH))
@@ -302,12 +324,13 @@ def test_init_model_loads_and_reports_mismatches(tmp_path):
     baseline_cfg = Config(dict(model=model_cfg(distill=False)))
     with pytest.warns(UserWarning, match='skipped .* teacher_'):
         baseline = init_model(baseline_cfg, str(ckpt))
-    torch.testing.assert_close(baseline.image_encoder.pos_embed,
-                               trained.image_encoder.pos_embed)
+    torch.testing.assert_close(baseline.image_encoder.pos_embed, trained.image_encoder.pos_embed)
 
     partial = tmp_path / 'towers.pth'
-    torch.save({k: v for k, v in trained.state_dict().items()
-                if not k.startswith('text_encoder.')}, partial)
+    torch.save({
+        k: v
+        for k, v in trained.state_dict().items() if not k.startswith('text_encoder.')
+    }, partial)
     with pytest.raises(KeyError, match=r'missing key\(s\): text_encoder\.'):
         init_model(cfg, str(partial))
     with warnings.catch_warnings():

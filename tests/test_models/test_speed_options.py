@@ -17,10 +17,11 @@ def _compiled(block):
 
 def _tower_outputs(model, inputs):
     with torch.no_grad():
-        return dict(image=model.image_encoder.encode_image(inputs['global_crops']),
-                    local=model.image_encoder.encode_image(inputs['local_crops']),
-                    teacher=model.teacher_image_encoder.encode_image(inputs['global_crops']),
-                    text=model.text_encoder.encode_text(inputs['text']))
+        return dict(
+            image=model.image_encoder.encode_image(inputs['global_crops']),
+            local=model.image_encoder.encode_image(inputs['local_crops']),
+            teacher=model.teacher_image_encoder.encode_image(inputs['global_crops']),
+            text=model.text_encoder.encode_text(inputs['text']))
 
 
 @pytest.mark.slow

@@ -19,8 +19,8 @@ VOCABULARY = [['cat'], ['dog', 'puppy', 'small hound'], ['red traffic light', 's
 
 def tower(**overrides):
     torch.manual_seed(0)
-    arch = dict(width=32, depth=2, num_heads=2, context_length=CONTEXT, vocab_size=VOCAB,
-                output_dim=8)
+    arch = dict(
+        width=32, depth=2, num_heads=2, context_length=CONTEXT, vocab_size=VOCAB, output_dim=8)
     arch.update(overrides)
     model = SILCTextTransformer(arch=arch)
     model.init_weights()
@@ -56,8 +56,8 @@ def test_name_rules_and_template_reduction_match_the_equations():
     # 'separate' + 'mean': one query per name, normalize(mean_p e(s, p)).
     separate = build()(VOCABULARY)
     names = [name for names in VOCABULARY for name in names]
-    expected = torch.stack([
-        F.normalize(torch.stack([e(n, t) for t in TEMPLATES]).mean(0), dim=-1) for n in names])
+    expected = torch.stack(
+        [F.normalize(torch.stack([e(n, t) for t in TEMPLATES]).mean(0), dim=-1) for n in names])
     torch.testing.assert_close(separate.embeddings, expected, rtol=1e-5, atol=1e-6)
     assert separate.query_to_class == [0, 1, 1, 1, 2, 2]
 
@@ -65,30 +65,34 @@ def test_name_rules_and_template_reduction_match_the_equations():
     average = build(name_rule='average', template_reduction='none')(VOCABULARY)
     expected = torch.stack([
         torch.stack([F.normalize(sum(e(n, t) for n in names), dim=-1) for t in TEMPLATES])
-        for names in VOCABULARY])
+        for names in VOCABULARY
+    ])
     assert average.embeddings.shape == (3, len(TEMPLATES), 8)
     torch.testing.assert_close(average.embeddings, expected, rtol=1e-5, atol=1e-6)
     assert average.query_to_class == [0, 1, 2]
 
     # 'first' + 'none': per template, e(first name, p); the other names are never encoded.
     first = build(name_rule='first', template_reduction='none')(VOCABULARY)
-    expected = torch.stack([torch.stack([e(names[0], t) for t in TEMPLATES])
-                            for names in VOCABULARY])
+    expected = torch.stack(
+        [torch.stack([e(names[0], t) for t in TEMPLATES]) for names in VOCABULARY])
     torch.testing.assert_close(first.embeddings, expected, rtol=1e-5, atol=1e-6)
     assert first.query_to_class == [0, 1, 2]
 
     # 'average' + 'mean': normalize(mean_p normalize(sum_s e(s, p))).
     both = build(name_rule='average')(VOCABULARY)
-    expected = F.normalize(torch.stack([
-        torch.stack([F.normalize(sum(e(n, t) for n in names), dim=-1) for t in TEMPLATES]).mean(0)
-        for names in VOCABULARY]), dim=-1)
+    expected = F.normalize(
+        torch.stack([
+            torch.stack([F.normalize(sum(e(n, t) for n in names), dim=-1)
+                         for t in TEMPLATES]).mean(0) for names in VOCABULARY
+        ]),
+        dim=-1)
     torch.testing.assert_close(both.embeddings, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_encode_is_differentiable_and_uncached():
     text_encoder, tokenizer = tower(), WordTokenizer()
-    classifier = TextClassifier(text_encoder, tokenizer, TEMPLATES, name_rule='average',
-                                template_reduction='none')
+    classifier = TextClassifier(
+        text_encoder, tokenizer, TEMPLATES, name_rule='average', template_reduction='none')
     embeddings = classifier.encode(VOCABULARY).embeddings
     embeddings.sum().backward()
     assert text_encoder.positional_embedding.grad is not None
@@ -171,16 +175,20 @@ def test_causal_tower_trims_padding_without_changing_the_output(pool_type):
     assert trimmed.shape == (3, 7)  # 6 words + end-of-text of the longest prompt
     torch.testing.assert_close(trimmed, token_ids[:, :7])
     with torch.no_grad():
-        torch.testing.assert_close(text_encoder(trimmed), text_encoder(token_ids),
-                                   rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(
+            text_encoder(trimmed), text_encoder(token_ids), rtol=1e-5, atol=1e-6)
     # Through the classifier: the same as embedding every full padded row on its own.
     tokenizer = WordTokenizer()
     classifier = TextClassifier(text_encoder, tokenizer, TEMPLATES, batch_size=5)
     full_rows = torch.stack([
         torch.stack([prompt_embedding(text_encoder, tokenizer, t.format(n)) for t in TEMPLATES])
-        for names in VOCABULARY for n in names])
-    torch.testing.assert_close(classifier(VOCABULARY).embeddings,
-                               F.normalize(full_rows.mean(1), dim=-1), rtol=1e-5, atol=1e-6)
+        for names in VOCABULARY for n in names
+    ])
+    torch.testing.assert_close(
+        classifier(VOCABULARY).embeddings,
+        F.normalize(full_rows.mean(1), dim=-1),
+        rtol=1e-5,
+        atol=1e-6)
 
 
 def test_bidirectional_tower_is_never_trimmed():
@@ -200,8 +208,8 @@ def test_bidirectional_tower_is_never_trimmed():
 
 def test_disk_cache_round_trip_with_safe_loading(tmp_path):
     text_encoder, tokenizer = tower(), WordTokenizer()
-    writer = TextClassifier(text_encoder, tokenizer, TEMPLATES, name_rule='average',
-                            cache_dir=str(tmp_path))
+    writer = TextClassifier(
+        text_encoder, tokenizer, TEMPLATES, name_rule='average', cache_dir=str(tmp_path))
     written = writer(VOCABULARY)
     files = os.listdir(tmp_path)
     assert len(files) == 1 and files[0].endswith('.pth')
@@ -211,8 +219,8 @@ def test_disk_cache_round_trip_with_safe_loading(tmp_path):
 
     # A fresh classifier on the same weights reads it instead of running the tower.
     forwards = ForwardCounter(text_encoder)
-    reader = TextClassifier(text_encoder, tokenizer, TEMPLATES, name_rule='average',
-                            cache_dir=str(tmp_path))
+    reader = TextClassifier(
+        text_encoder, tokenizer, TEMPLATES, name_rule='average', cache_dir=str(tmp_path))
     read = reader(VOCABULARY)
     assert forwards.count == 0
     torch.testing.assert_close(read.embeddings, written.embeddings, rtol=0, atol=0)
@@ -222,8 +230,9 @@ def test_disk_cache_round_trip_with_safe_loading(tmp_path):
     with torch.no_grad():
         text_encoder.text_projection.weight.add_(0.01)
     reader(VOCABULARY)
-    TextClassifier(text_encoder, tokenizer, TEMPLATES, name_rule='first',
-                   cache_dir=str(tmp_path))(VOCABULARY)
+    TextClassifier(
+        text_encoder, tokenizer, TEMPLATES, name_rule='first', cache_dir=str(tmp_path))(
+            VOCABULARY)
     reader(VOCABULARY[:2])
     assert len(os.listdir(tmp_path)) == 4 and forwards.count == 3
 
@@ -245,8 +254,8 @@ def test_disk_cache_refuses_code_and_recomputes(tmp_path):
     (path, ) = tmp_path.iterdir()
     marker = tmp_path / 'executed'
     with open(path, 'wb') as f:
-        pickle.dump(dict(format=1, embeddings=_Exploit(str(marker)), query_to_class=[0]), f,
-                    protocol=2)
+        pickle.dump(
+            dict(format=1, embeddings=_Exploit(str(marker)), query_to_class=[0]), f, protocol=2)
     fresh = TextClassifier(text_encoder, tokenizer, TEMPLATES, cache_dir=str(tmp_path))
     with pytest.warns(UserWarning, match='refused'):
         result = fresh(VOCABULARY)
@@ -275,8 +284,8 @@ def test_segmentors_pass_the_cache_directory_and_the_environment_default(tmp_pat
     model = build_segmentor(text_cache_dir=str(tmp_path / 'configured'))
     embeddings, _ = model.text_embeddings()
     (stored, ) = (tmp_path / 'configured').iterdir()
-    torch.testing.assert_close(torch.load(stored, weights_only=True)['embeddings'], embeddings,
-                               rtol=0, atol=0)
+    torch.testing.assert_close(
+        torch.load(stored, weights_only=True)['embeddings'], embeddings, rtol=0, atol=0)
     monkeypatch.setenv('SILC_SEG_TEXT_CACHE_DIR', str(tmp_path / 'from_env'))
     build_segmentor().text_embeddings()
     assert len(list((tmp_path / 'from_env').iterdir())) == 1

@@ -10,16 +10,16 @@ from silc_seg.registry import MODELS
 
 def small_text(**kwargs):
     torch.manual_seed(0)
-    cfg = dict(arch=dict(width=32, depth=2, num_heads=2), context_length=12, vocab_size=50,
-               output_dim=16)
+    cfg = dict(
+        arch=dict(width=32, depth=2, num_heads=2), context_length=12, vocab_size=50, output_dim=16)
     cfg.update(kwargs)
     return SILCTextTransformer(**cfg).eval()
 
 
 def test_presets():
     tower = SILCTextTransformer(arch='siglip-b', depth=1)
-    assert (tower.context_length, tower.vocab_size, tower.causal, tower.pool_type) == (
-        64, 32000, False, 'last')
+    assert (tower.context_length, tower.vocab_size, tower.causal,
+            tower.pool_type) == (64, 32000, False, 'last')
     assert tower.text_projection.bias is not None
     assert tower.ln_final.eps == 1e-6
     clip = SILCTextTransformer(arch='clip-b', depth=1)

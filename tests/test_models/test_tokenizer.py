@@ -25,8 +25,8 @@ def test_clip_tokenizer_matches_open_clip():
     assert ours.dtype == torch.long and ours.shape == (len(TEXTS), 77)
     torch.testing.assert_close(ours, open_clip.tokenize(TEXTS), rtol=0, atol=0)
     short = CLIPTokenizer(context_length=16)
-    torch.testing.assert_close(short(TEXTS), open_clip.tokenize(TEXTS, context_length=16),
-                               rtol=0, atol=0)
+    torch.testing.assert_close(
+        short(TEXTS), open_clip.tokenize(TEXTS, context_length=16), rtol=0, atol=0)
 
 
 def test_clip_tokenizer_truncation_keeps_end_token():
@@ -53,21 +53,28 @@ def sentencepiece_model(tmp_path_factory):
     corpus.write_text('\n'.join(lines))
     prefix = str(folder / 'tiny')
     sentencepiece.SentencePieceTrainer.train(
-        input=str(corpus), model_prefix=prefix, vocab_size=28, model_type='unigram',
-        pad_id=0, eos_id=1, unk_id=2, bos_id=-1, minloglevel=2)
+        input=str(corpus),
+        model_prefix=prefix,
+        vocab_size=28,
+        model_type='unigram',
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        minloglevel=2)
     return prefix + '.model', sentencepiece.SentencePieceProcessor(model_file=prefix + '.model')
 
 
 def test_sentencepiece_tokenizer(sentencepiece_model):
     model_file, processor = sentencepiece_model
-    tokenizer = MODELS.build(dict(type='SentencePieceTokenizer', model_file=model_file,
-                                  context_length=10))
+    tokenizer = MODELS.build(
+        dict(type='SentencePieceTokenizer', model_file=model_file, context_length=10))
     ids = tokenizer(['A photo of the  Dog!', 'cat_car', ' '.join(['bird'] * 30)])
     assert ids.shape == (3, 10) and ids.dtype == torch.long
     expected = processor.encode('a photo of the dog') + [1]
     assert ids[0].tolist() == expected + [1] * (10 - len(expected))  # padded with end tokens
-    assert ids[1, :len(processor.encode('cat car')) + 1].tolist() == processor.encode(
-        'cat car') + [1]
+    assert ids[1, :len(processor.encode('cat car')) +
+               1].tolist() == processor.encode('cat car') + [1]
     assert ids[2, -1] == 1 and (ids[2, :-1] != 1).all()  # truncated, end token kept
     zero_padded = SentencePieceTokenizer(model_file, context_length=10, pad_id=0)
     assert zero_padded(['dog'])[0].tolist()[-1] == 0
@@ -92,8 +99,8 @@ def test_base_tokenizer_frames_truncates_and_pads():
             return [ord(c) - ord('a') + 10 for c in text]
 
     tokenizer = Characters(context_length=5, min_context_length=2)
-    assert tokenizer(['ab', 'abcdef', '']).tolist() == [
-        [7, 10, 11, 8, 9], [7, 10, 11, 12, 8], [7, 8, 9, 9, 9]]
+    assert tokenizer(['ab', 'abcdef', '']).tolist() == [[7, 10, 11, 8, 9], [7, 10, 11, 12, 8],
+                                                        [7, 8, 9, 9, 9]]
     assert tokenizer('a').shape == (1, 5)
     with pytest.raises(ValueError, match='at least 2'):
         Characters(context_length=1, min_context_length=2)

@@ -84,8 +84,7 @@ def test_b16_data_path_feeds_a_silc_step(tmp_path):
     cfg = Config.fromfile('configs/silc/pretrain_b16.py')
     with DefaultScope.overwrite_default_scope('mmseg'):
         dataset = DATASETS.build(
-            dict(cfg.train_dataloader.dataset, shards=str(tmp_path / 'shard-0.tar'),
-                 repeat=False))
+            dict(cfg.train_dataloader.dataset, shards=str(tmp_path / 'shard-0.tar'), repeat=False))
         batch = default_collate(list(DataLoader(dataset, batch_size=None)))
         model_cfg = cfg.model
         for tower in (model_cfg.image_encoder, model_cfg.text_encoder):
@@ -103,9 +102,9 @@ def test_b16_data_path_feeds_a_silc_step(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('path,with_silc', [('configs/silc/pretrain_maskclip_b16.py', False),
-                                            ('configs/silc/pretrain_silc-maskdistill_b16.py',
-                                             True)])
+@pytest.mark.parametrize('path,with_silc',
+                         [('configs/silc/pretrain_maskclip_b16.py', False),
+                          ('configs/silc/pretrain_silc-maskdistill_b16.py', True)])
 def test_b16_masked_distill_configs_feed_a_step(path, with_silc, tmp_path):
     """The masked self-distillation B/16 configs (Dong et al.'s MaskCLIP objective): their
     settings, and WebDataset shard -> crops -> preprocessor -> all loss terms (towers shrunk,
@@ -126,8 +125,7 @@ def test_b16_masked_distill_configs_feed_a_step(path, with_silc, tmp_path):
     _shard(tmp_path / 'shard-0.tar', 4)
     with DefaultScope.overwrite_default_scope('mmseg'):
         dataset = DATASETS.build(
-            dict(cfg.train_dataloader.dataset, shards=str(tmp_path / 'shard-0.tar'),
-                 repeat=False))
+            dict(cfg.train_dataloader.dataset, shards=str(tmp_path / 'shard-0.tar'), repeat=False))
         batch = default_collate(list(DataLoader(dataset, batch_size=None)))
         for tower in (model_cfg.image_encoder, model_cfg.text_encoder):
             tower.update(width=32, depth=1, num_heads=2)

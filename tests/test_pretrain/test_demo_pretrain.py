@@ -15,8 +15,9 @@ from tests.launch import torchrun
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = ['configs/silc/demo_silc_tiny.py', 'configs/silc/demo_clip_tiny.py']
 # Masked self-distillation (MaskCLIP of Dong et al.), alone and with SILC.
-MASKED_CONFIGS = ['configs/silc/demo_maskdistill_tiny.py',
-                  'configs/silc/demo_silc-maskdistill_tiny.py']
+MASKED_CONFIGS = [
+    'configs/silc/demo_maskdistill_tiny.py', 'configs/silc/demo_silc-maskdistill_tiny.py'
+]
 
 
 @pytest.fixture(scope='module')
@@ -34,25 +35,30 @@ def small_run_options(demo_root, max_iters, batch_size=4):
         'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False',
         f'train_cfg.max_iters={max_iters}',
-        'val_dataloader=None', 'val_cfg=None', 'val_evaluator=None',
+        'val_dataloader=None',
+        'val_cfg=None',
+        'val_evaluator=None',
         'default_hooks.checkpoint.interval=2',
         'default_hooks.checkpoint.max_keep_ckpts=-1',
         'default_hooks.logger.interval=1',
-        'randomness.seed=0', 'randomness.deterministic=True',
+        'randomness.seed=0',
+        'randomness.deterministic=True',
     ]
 
 
 def run(cmd, timeout=600):
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1')
-    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=timeout)
+    result = subprocess.run(
+        cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return result
 
 
 def train(config, work_dir, options, *extra):
-    return run([sys.executable, 'tools/train.py', config, '--work-dir', str(work_dir),
-                *extra, '--cfg-options', *options])
+    return run([
+        sys.executable, 'tools/train.py', config, '--work-dir',
+        str(work_dir), *extra, '--cfg-options', *options
+    ])
 
 
 def load_state(path):
@@ -107,8 +113,10 @@ def test_two_process_gloo_run(demo_root, tmp_path):
     through ``tools/train.py --launcher pytorch``, the way a user launches it."""
     work_dir = tmp_path / 'dist'
     options = small_run_options(demo_root, max_iters=2, batch_size=2)
-    log = run([*torchrun(2), 'tools/train.py', CONFIGS[0], '--work-dir', str(work_dir),
-               '--launcher', 'pytorch', '--cfg-options', *options, 'log_level=INFO'])
+    log = run([
+        *torchrun(2), 'tools/train.py', CONFIGS[0], '--work-dir',
+        str(work_dir), '--launcher', 'pytorch', '--cfg-options', *options, 'log_level=INFO'
+    ])
     text = log.stdout + log.stderr
     assert 'Distributed launcher pytorch, GPU number 2' in text, text[-3000:]
     state = load_state(work_dir / 'iter_2.pth')

@@ -43,12 +43,14 @@ def test_probe_separates_linearly_separable_patches():
 
 @pytest.mark.slow
 def test_linear_probe_on_demo_split(tmp_path):
-    make_demo_data(str(tmp_path), num_train=4, num_val=6, image_size=48, seed=0,
-                   num_seg_train=6)
+    make_demo_data(str(tmp_path), num_train=4, num_val=6, image_size=48, seed=0, num_seg_train=6)
     image = np.asarray(Image.open(tmp_path / 'seg' / 'img_dir' / 'train' / 'train_00000.png'))
     assert image.shape == (48, 48, 3)
-    encoder = MODELS.build(dict(type='SILCVisionTransformer', arch=dict(
-        width=32, depth=1, num_heads=2, patch_size=8), img_size=48, output_dim=16))
-    scores = linear_probe_miou(encoder, str(tmp_path / 'seg'), 16, (127.0, ) * 3,
-                               (64.0, ) * 3)
+    encoder = MODELS.build(
+        dict(
+            type='SILCVisionTransformer',
+            arch=dict(width=32, depth=1, num_heads=2, patch_size=8),
+            img_size=48,
+            output_dim=16))
+    scores = linear_probe_miou(encoder, str(tmp_path / 'seg'), 16, (127.0, ) * 3, (64.0, ) * 3)
     assert 0 <= scores['probe_mIoU'] <= 100 and 0 <= scores['probe_aAcc'] <= 100

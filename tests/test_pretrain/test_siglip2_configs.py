@@ -32,8 +32,8 @@ def test_b16_recipe_values():
     assert pipeline[0].num_views == [1, 1, 6, 1]
     whole = pipeline[0].transforms[3]
     assert [t['type'] for t in whole] == ['Resize']  # the original image, no augmentation
-    assert [t['type'] for t in pipeline[1:]] == ['TokenizeCaption', 'TokenizeRegions',
-                                                 'PackSILCInputs']
+    assert [t['type']
+            for t in pipeline[1:]] == ['TokenizeCaption', 'TokenizeRegions', 'PackSILCInputs']
     assert pipeline[-1].num_contrastive_crops == 1
     assert cfg.model_wrapper_cfg.find_unused_parameters
 

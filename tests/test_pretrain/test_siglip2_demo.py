@@ -14,8 +14,7 @@ CONFIG = 'configs/silc/demo_siglip2_tiny.py'
 @pytest.fixture(scope='module')
 def demo_root(tmp_path_factory):
     root = tmp_path_factory.mktemp('demo')
-    make_demo_data(str(root), num_train=16, num_val=4, image_size=96, seed=0,
-                   num_seg_train=0)
+    make_demo_data(str(root), num_train=16, num_val=4, image_size=96, seed=0, num_seg_train=0)
     return root
 
 

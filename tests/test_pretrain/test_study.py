@@ -21,8 +21,10 @@ def load_study():
 def test_objective_names_resolve_to_demo_configs(tmp_path):
     study = load_study()
     objectives = study.resolve_objectives(['clip', 'silc', 'distill'])
-    assert objectives == {name: f'configs/silc/demo_{name}_tiny.py'
-                          for name in ('clip', 'silc', 'distill')}
+    assert objectives == {
+        name: f'configs/silc/demo_{name}_tiny.py'
+        for name in ('clip', 'silc', 'distill')
+    }
     with pytest.raises(FileNotFoundError, match='nope'):
         study.resolve_objectives(['nope'])
     setup = study.check_comparable(objectives, [])
@@ -30,12 +32,12 @@ def test_objective_names_resolve_to_demo_configs(tmp_path):
     # The setup (and when a run counts as trained) is what the runs see, overrides included.
     longer = study.check_comparable(objectives, ['train_cfg.max_iters=800'])
     assert longer['max_iters'] == 800
-    assert not study._finished_training(str(tmp_path), objectives['clip'],
-                                        ['train_cfg.max_iters=800'])
+    assert not study._finished_training(
+        str(tmp_path), objectives['clip'], ['train_cfg.max_iters=800'])
     (tmp_path / 'iter_200.pth').touch()
     assert study._finished_training(str(tmp_path), objectives['clip'], [])
-    assert not study._finished_training(str(tmp_path), objectives['clip'],
-                                        ['train_cfg.max_iters=800'])
+    assert not study._finished_training(
+        str(tmp_path), objectives['clip'], ['train_cfg.max_iters=800'])
 
 
 def test_refuses_objectives_with_other_schedules(tmp_path):

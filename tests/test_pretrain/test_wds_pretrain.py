@@ -32,14 +32,14 @@ def shards(tmp_path_factory):
 def write_config(tmp_path, shards, max_iters=6, num_workers=None):
     """The shipped config shrunk to a few iterations, recording every sample it decodes."""
     cfg = Config.fromfile(str(REPO / CONFIG))
-    cfg.custom_imports.imports = list(cfg.custom_imports.imports) + [
-        'tests.test_pretrain.record_keys'
-    ]
+    cfg.custom_imports.imports = list(
+        cfg.custom_imports.imports) + ['tests.test_pretrain.record_keys']
     dataset = cfg.train_dataloader.dataset
     dataset.shards = shards
     dataset.shuffle_buffer = 8
-    dataset.pipeline = [dict(type='RecordKeys', path=str(tmp_path / 'decoded.txt')),
-                        *dataset.pipeline]
+    dataset.pipeline = [
+        dict(type='RecordKeys', path=str(tmp_path / 'decoded.txt')), *dataset.pipeline
+    ]
     cfg.train_dataloader.batch_size = 4
     if num_workers is not None:
         cfg.train_dataloader.num_workers = num_workers
@@ -62,8 +62,13 @@ def train(config, work_dir, *extra, nproc=1):
         launch = torchrun(nproc)
         extra = (*extra, '--launcher', 'pytorch')
     result = subprocess.run(
-        [*launch, 'tools/train.py', config, '--work-dir', str(work_dir), *extra],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        [*launch, 'tools/train.py', config, '--work-dir',
+         str(work_dir), *extra],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
     return output
@@ -79,8 +84,9 @@ def test_wds_pretrain_runs_and_resumes_at_the_stream_position(shards, tmp_path):
     assert 'missing_shard' in output and 'corrupt_shard' in output
     assert (straight_dir / 'iter_3.pth').exists()
 
-    output = train(write_config(resumed_dir, shards), resumed_dir, '--resume',
-                   str(straight_dir / 'iter_3.pth'))
+    output = train(
+        write_config(resumed_dir, shards), resumed_dir, '--resume',
+        str(straight_dir / 'iter_3.pth'))
     assert 'Iter(train) [6/6]' in output
     decoded = open(resumed_dir / 'decoded.txt').read().split('---\n')
     # Before the checkpoint is loaded, the workers the loop starts may decode a few batches;
@@ -121,8 +127,12 @@ def test_two_rank_wds_resume_restores_each_ranks_stream_position(shards, tmp_pat
     # The two ranks read different shards: their saved positions differ.
     assert state['positions'][0] != state['positions'][1]
 
-    output = train(write_config(resumed_dir, shards, num_workers=1), resumed_dir, '--resume',
-                   str(straight_dir / 'iter_3.pth'), nproc=2)
+    output = train(
+        write_config(resumed_dir, shards, num_workers=1),
+        resumed_dir,
+        '--resume',
+        str(straight_dir / 'iter_3.pth'),
+        nproc=2)
     assert 'Iter(train) [6/6]' in output
     # (MMEngine prints rank 0's log only; rank 1's resume shows in its files below.)
     assert 'Resumed the stream at its saved position (rank 0' in output, output[-3000:]

@@ -23,18 +23,22 @@ DEMO_PRETRAIN = osp.join(REPO, 'configs', 'silc', 'demo_clip_tiny.py')
 
 def run_tool(*args, timeout=600):
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run([sys.executable, *args],
+                          cwd=REPO,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=timeout)
 
 
 @pytest.mark.slow
 def test_resume_with_nothing_to_resume_stops(tmp_path):
     """On main: 'Auto resumed from the latest checkpoint None.', a fresh run, rc 0."""
     (tmp_path / 'empty').mkdir()
-    for work_dir, state in ((tmp_path / 'empty', 'is empty'),
-                            (tmp_path / 'mistyped', 'does not exist')):
-        result = run_tool('tools/train.py', DEMO_PRETRAIN, '--work-dir', str(work_dir),
-                          '--resume', timeout=300)
+    for work_dir, state in ((tmp_path / 'empty', 'is empty'), (tmp_path / 'mistyped',
+                                                               'does not exist')):
+        result = run_tool(
+            'tools/train.py', DEMO_PRETRAIN, '--work-dir', str(work_dir), '--resume', timeout=300)
         assert result.returncode != 0
         assert f'--resume: nothing to resume: the work dir {work_dir} {state}' in result.stderr
         assert 'Traceback' not in result.stderr and 'Iter(train)' not in result.stdout
@@ -47,8 +51,10 @@ def _lr_at(cfg, iteration):
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))],
                                 lr=cfg.optim_wrapper.optimizer.lr)
     wrapper = OptimWrapper(optimizer)
-    schedulers = [PARAM_SCHEDULERS.build(dict(scheduler, optimizer=wrapper))
-                  for scheduler in cfg.param_scheduler]
+    schedulers = [
+        PARAM_SCHEDULERS.build(dict(scheduler, optimizer=wrapper))
+        for scheduler in cfg.param_scheduler
+    ]
     for _ in range(iteration):
         for scheduler in schedulers:
             scheduler.step()
@@ -74,8 +80,13 @@ def test_max_iters_override_moves_the_schedule_and_intervals():
         assert abs(_lr_at(cfg, warmup + t) - expected) < 1e-9 * base_lr
     # Keys given with it are kept as given; other lengths are untouched.
     cfg = Config.fromfile(DEMO_PRETRAIN)
-    prepare_runner_cfg(cfg, DEMO_PRETRAIN, cfg_options={
-        'train_cfg.max_iters': 80, 'default_hooks.checkpoint.interval': 40})
+    prepare_runner_cfg(
+        cfg,
+        DEMO_PRETRAIN,
+        cfg_options={
+            'train_cfg.max_iters': 80,
+            'default_hooks.checkpoint.interval': 40
+        })
     assert cfg.default_hooks.checkpoint.interval == 40 and cfg.param_scheduler[1].end == 80
     # Shorter than the warm-up (a smoke test): the cosine phase is never reached, left as is.
     cfg = Config.fromfile(DEMO_PRETRAIN)
@@ -99,20 +110,22 @@ def _strip_labels(root, name):
     path = root / 'annotations' / name
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     stripped = root / 'annotations' / name.replace('.jsonl', '_nolabels.jsonl')
-    stripped.write_text(''.join(json.dumps({k: v for k, v in record.items() if k != 'labels'}) +
-                                '\n' for record in records))
+    stripped.write_text(''.join(
+        json.dumps({
+            k: v
+            for k, v in record.items() if k != 'labels'
+        }) + '\n' for record in records))
     return str(stripped.relative_to(root))
 
 
 def _train(demo_root, work_dir, *options):
-    return run_tool(
-        'tools/train.py', DEMO_PRETRAIN, '--work-dir', str(work_dir), '--cfg-options',
-        f'train_dataloader.dataset.data_root={demo_root}',
-        f'val_dataloader.dataset.data_root={demo_root}', 'train_dataloader.batch_size=4',
-        'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
-        'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
-        'val_dataloader.batch_size=8', 'train_cfg.max_iters=2', 'default_hooks.logger.interval=1',
-        *options)
+    return run_tool('tools/train.py', DEMO_PRETRAIN, '--work-dir', str(work_dir), '--cfg-options',
+                    f'train_dataloader.dataset.data_root={demo_root}',
+                    f'val_dataloader.dataset.data_root={demo_root}',
+                    'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
+                    'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0',
+                    'val_dataloader.persistent_workers=False', 'val_dataloader.batch_size=8',
+                    'train_cfg.max_iters=2', 'default_hooks.logger.interval=1', *options)
 
 
 @pytest.mark.slow
@@ -154,36 +167,51 @@ def test_mixed_or_out_of_range_labels_stop_before_training(demo_root):
     from mmpretrain.evaluation import AveragePrecision
 
     from silc_seg.evaluation.metrics import ImageTextRetrievalRecall
-    records = [json.loads(line) for line in
-               (demo_root / 'annotations/pretrain_val.jsonl').read_text().splitlines()]
+    records = [
+        json.loads(line)
+        for line in (demo_root / 'annotations/pretrain_val.jsonl').read_text().splitlines()
+    ]
     records[0].pop('labels')
     records[1]['labels'] = [16]
     for broken, message in ((records[:1] + records[2:], '6 of 7 samples have "labels"'),
                             (records[1:], 'label 16 is no index of the model\'s 16')):
         path = demo_root / 'annotations' / 'broken.jsonl'
         path.write_text(''.join(json.dumps(r) + '\n' for r in broken))
-        dataset = DATASETS.build(dict(type='ImageTextManifestDataset', data_root=str(demo_root),
-                                      ann_file='annotations/broken.jsonl', test_mode=True))
-        runner = type('Runner', (), dict(
-            model=type('Model', (torch.nn.Module,), dict(zero_shot_classes=['c'] * 16))(),
-            _val_loop=Loop(dataset, [ImageTextRetrievalRecall(), AveragePrecision()])))()
+        dataset = DATASETS.build(
+            dict(
+                type='ImageTextManifestDataset',
+                data_root=str(demo_root),
+                ann_file='annotations/broken.jsonl',
+                test_mode=True))
+        runner = type(
+            'Runner', (),
+            dict(
+                model=type('Model', (torch.nn.Module, ), dict(zero_shot_classes=['c'] * 16))(),
+                _val_loop=Loop(
+                    dataset,
+                    [ImageTextRetrievalRecall(), AveragePrecision()])))()
         with pytest.raises(ValueError, match=message):
             FitEvaluatorsHook().before_run(runner)
 
 
 def _ade_config(data_root, **dataset):
-    return dict(type='ADE20KDataset', data_root=str(data_root), reduce_zero_label=True,
-                data_prefix=dict(img_path='images/validation',
-                                 seg_map_path='annotations/validation'), **dataset)
+    return dict(
+        type='ADE20KDataset',
+        data_root=str(data_root),
+        reduce_zero_label=True,
+        data_prefix=dict(img_path='images/validation', seg_map_path='annotations/validation'),
+        **dataset)
 
 
 def test_segmentation_layout_is_checked_and_explained(tmp_path):
     from tests.test_zero_shot.tiny_datasets import make_ade20k
     root = tmp_path / 'ADEChallengeData2016'
     name = 'test_dataloader.dataset'
-    with pytest.raises(DataLayoutError, match=r'expected the images in .*images/validation '
-                       r'\(data_root=.* \+ data_prefix.img_path=\'images/validation\'\), which '
-                       'is not a folder'):
+    with pytest.raises(
+            DataLayoutError,
+            match=r'expected the images in .*images/validation '
+            r'\(data_root=.* \+ data_prefix.img_path=\'images/validation\'\), which '
+            'is not a folder'):
         check_seg_dataset_layout(_ade_config(root), name)
     root.mkdir()
     (root / 'images' / 'validation').mkdir(parents=True)
@@ -194,8 +222,10 @@ def test_segmentation_layout_is_checked_and_explained(tmp_path):
     for image in (root / 'images' / 'validation').iterdir():  # PNG images instead of JPEG
         Image.open(image).save(image.with_suffix('.png'))
         image.unlink()
-    with pytest.raises(DataLayoutError, match=r"it holds 2 \.png\. Images of another extension:"
-                       r" --cfg-options test_dataloader.dataset.img_suffix=.EXT"):
+    with pytest.raises(
+            DataLayoutError,
+            match=r"it holds 2 \.png\. Images of another extension:"
+            r" --cfg-options test_dataloader.dataset.img_suffix=.EXT"):
         check_seg_dataset_layout(_ade_config(root), name)
     assert check_seg_dataset_layout(_ade_config(root, img_suffix='.png'), name) == 2
     (root / 'annotations' / 'validation' / 'ADE_val_00000001.png').unlink()
@@ -210,9 +240,15 @@ def test_test_tool_checks_the_data_before_the_model(tmp_path):
     or ``ValueError: need at least one array to concatenate`` (images of another type)."""
     empty = tmp_path / 'ade'
     empty.mkdir()
-    result = run_tool('tools/test.py', 'configs/silc/zs_ade150.py', str(tmp_path / 'none.pth'),
-                      '--work-dir', str(tmp_path / 'work'), '--cfg-options',
-                      f'test_dataloader.dataset.data_root={empty}', timeout=300)
+    result = run_tool(
+        'tools/test.py',
+        'configs/silc/zs_ade150.py',
+        str(tmp_path / 'none.pth'),
+        '--work-dir',
+        str(tmp_path / 'work'),
+        '--cfg-options',
+        f'test_dataloader.dataset.data_root={empty}',
+        timeout=300)
     assert result.returncode != 0
     assert 'test_dataloader.dataset (ADE20KDataset): expected the images in' in result.stderr
     assert f'({empty} holds: nothing)' in result.stderr, result.stderr[-2000:]

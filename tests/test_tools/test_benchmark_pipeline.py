@@ -25,22 +25,30 @@ def test_interleaved_round_times_every_side_on_every_image():
     seen = {'fast': [], 'slow': []}
 
     def side(name, cost):
+
         def fetch(i):
             seen[name].append(i)
             time.sleep(cost)
+
         return fetch
 
-    rates = bench.interleaved_round(dict(fast=side('fast', 0.001), slow=side('slow', 0.004)),
-                                    num=6, chunk=4, first=1)
+    rates = bench.interleaved_round(
+        dict(fast=side('fast', 0.001), slow=side('slow', 0.004)), num=6, chunk=4, first=1)
     assert seen == {'fast': list(range(6)), 'slow': list(range(6))}
     assert rates['fast'] > 2 * rates['slow'] > 0
 
 
 @pytest.mark.slow
 def test_benchmark_pipeline_runs_and_compares(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), '--num-images', '4', '--rounds', '1', '--chunk', '2',
-         '--data-dir', str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([
+        sys.executable,
+        str(SCRIPT), '--num-images', '4', '--rounds', '1', '--chunk', '2', '--data-dir',
+        str(tmp_path)
+    ],
+                            cwd=ROOT,
+                            capture_output=True,
+                            text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     assert len(list(tmp_path.glob('*.jpg'))) == 4

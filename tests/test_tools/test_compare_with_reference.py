@@ -31,8 +31,11 @@ def write_labels(folder, maps):
 def test_label_agreement_counts_pixels(tmp_path):
     tool = load_tool()
     rng = np.random.default_rng(0)
-    a = {'img_a': rng.integers(0, 21, (10, 14)), 'img_b': rng.integers(0, 21, (12, 9)),
-         'only_ours': rng.integers(0, 21, (4, 4))}
+    a = {
+        'img_a': rng.integers(0, 21, (10, 14)),
+        'img_b': rng.integers(0, 21, (12, 9)),
+        'only_ours': rng.integers(0, 21, (4, 4))
+    }
     b = {'img_a': a['img_a'].copy(), 'img_b': a['img_b'].copy()}
     b['img_a'][3, 2:9] = (b['img_a'][3, 2:9] + 1) % 21  # 7 differing pixels
     b['img_b'][0, 0] = (b['img_b'][0, 0] + 5) % 21  # 1
@@ -57,8 +60,8 @@ def write_stages(tool, folder, text, window_shift=0.0, final_shift=0.0, boxes=No
     windows[1] = windows[1] + window_shift
     merged = torch.rand(5, 20, 30, generator=gen)
     final = torch.rand(5, 25, 37, generator=gen) + final_shift
-    tool.save_stages(str(folder / 'stages' / 'img.npz'), image, boxes, windows, merged, final,
-                     stride=2)
+    tool.save_stages(
+        str(folder / 'stages' / 'img.npz'), image, boxes, windows, merged, final, stride=2)
     np.save(folder / 'stages' / 'text.npy', text)
     write_labels(folder, {'img': np.arange(12).reshape(3, 4)})
 
@@ -82,8 +85,8 @@ def test_stage_report_names_the_first_divergent_stage(tmp_path):
     # Text off by 1e-2 at one entry, and windows placed elsewhere.
     shifted = text.copy()
     shifted[2, 3] += 1e-2
-    write_stages(tool, tmp_path / 'text', shifted, final_shift=0.5,
-                 boxes=[(0, 20, 0, 20), (0, 20, 9, 29)])
+    write_stages(
+        tool, tmp_path / 'text', shifted, final_shift=0.5, boxes=[(0, 20, 0, 20), (0, 20, 9, 29)])
     report = tool.stage_report(str(tmp_path / 'ours'), str(tmp_path / 'text'), atol=1e-3)
     rows = {row['stage']: row for row in report['stages']}
     assert report['first_divergent'] == 'text'
@@ -106,8 +109,10 @@ def test_reference_dir_errors(tmp_path, capsys):
     wrong = tmp_path / 'wrong'
     (wrong / 'configs').mkdir(parents=True)
     (wrong / 'custom_datasets.py').write_text('')
-    with pytest.raises(SystemExit, match=r'not a checkout of sinahmr/NACLIP for pc59: it lacks '
-                       r'naclip.py, configs/cfg_context59.py'):
+    with pytest.raises(
+            SystemExit,
+            match=r'not a checkout of sinahmr/NACLIP for pc59: it lacks '
+            r'naclip.py, configs/cfg_context59.py'):
         tool.main(['naclip', 'pc59', '--reference-dir', str(wrong)])
     assert not (tmp_path / 'work_dirs').exists()
 
@@ -193,16 +198,20 @@ def test_whole_run_against_a_fake_reference(tmp_path):
     (fake / 'clip_segmentor.py').write_text(FAKE_SEGMENTOR)
     (fake / 'custom_datasets.py').write_text('')
     (fake / 'prompts' / '__init__.py').write_text('')
-    (fake / 'prompts' / 'imagenet_template.py').write_text(textwrap.dedent('''
+    (fake / 'prompts' / 'imagenet_template.py').write_text(
+        textwrap.dedent('''
         openai_imagenet_template = [lambda c: f'a bad photo of a {c}.',
                                     lambda c: f'a photo of many {c}.']
         '''))
     (fake / 'configs' / 'cfg_voc21.py').write_text(FAKE_CONFIG)
     (fake / 'configs' / 'cls_voc21.txt').write_text('\n'.join(f'class{i}' for i in range(21)))
     work = tmp_path / 'work'
-    report = tool.main(['sclip', 'voc21', '--reference-dir', str(fake), '--work-dir', str(work),
-                        '--arch', 'tiny', '--num-templates', '1', '--num-images', '1',
-                        '--stages', '--device', 'cpu'])
+    report = tool.main([
+        'sclip', 'voc21', '--reference-dir',
+        str(fake), '--work-dir',
+        str(work), '--arch', 'tiny', '--num-templates', '1', '--num-images', '1', '--stages',
+        '--device', 'cpu'
+    ])
     ours = np.load(work / 'ours' / 'labels' / '2007_000000.npy')
     pattern = (np.arange(ours.shape[1]) // 8 % 3)[None].repeat(ours.shape[0], 0)
     assert report['agreement']['total']['share'] == pytest.approx((ours == pattern).mean())
@@ -215,4 +224,5 @@ def test_whole_run_against_a_fake_reference(tmp_path):
     assert (work / 'report.json').is_file()
     # The user's checkout is not written to.
     assert sorted(p.name for p in fake.iterdir()) == [
-        'clip_segmentor.py', 'configs', 'custom_datasets.py', 'prompts']
+        'clip_segmentor.py', 'configs', 'custom_datasets.py', 'prompts'
+    ]

@@ -25,8 +25,10 @@ def load_demo_tool():
 
 def test_duplicate_class_names_are_refused():
     """On main, "cat,dog,cat" gave two 'cat' classes that split the cat pixels."""
-    with pytest.raises(ValueError, match=r"--classes: the class name 'Cat' is given twice "
-                       r'\(classes 1 and 3\)'):
+    with pytest.raises(
+            ValueError,
+            match=r"--classes: the class name 'Cat' is given twice "
+            r'\(classes 1 and 3\)'):
         parse_class_list('cat,dog,Cat ')
     with pytest.raises(ValueError, match=r"'sky' is given twice \(classes 1 and 2\)"):
         build_vocabulary(['sky, heaven', 'sky'])
@@ -49,8 +51,10 @@ def test_class_names_longer_than_the_context_are_cut_with_notice():
     tokenizer = CLIPTokenizer(context_length=8)
     classifier = TextClassifier(_Encoder(), tokenizer, templates=['a photo of a {}.'])
     long_name = 'very large old wooden kitchen table with drawers'
-    with pytest.warns(UserWarning, match=r"1 of 2 prompts are longer than the text context "
-                      r"\(8 tokens\) and were cut, e\.g\. 'a photo of a very large"):
+    with pytest.warns(
+            UserWarning,
+            match=r"1 of 2 prompts are longer than the text context "
+            r"\(8 tokens\) and were cut, e\.g\. 'a photo of a very large"):
         classifier([[long_name], ['cat']])
     ids = tokenizer.encode('a photo of a cat.')
     assert len(ids) + 2 <= 8  # the short one fits (start + text + end): no notice for it
@@ -80,8 +84,7 @@ def test_legend_draws_cjk_and_emoji_names():
     assert ink_cat.sum() > 2 * ink_question.sum()  # a CJK glyph, not a '?' or nothing
     demo = load_demo_tool()
     image = np.zeros((40, 40, 3), np.uint8)
-    canvas = demo.add_legend(image, ['猫', '🐱 cat'], demo.class_palette(2), [0, 1],
-                             [0.5, 0.5])
+    canvas = demo.add_legend(image, ['猫', '🐱 cat'], demo.class_palette(2), [0, 1], [0.5, 0.5])
     legend = canvas[:, 40 + 8 + 16 + 8:]
     assert (legend < 128).all(-1).sum() > ink_question.sum()
 
@@ -116,10 +119,17 @@ def test_a_1x1_image_gets_an_overlay(tmp_path):
     write_oracle_checkpoint(config, classes, checkpoint, shuffle=False)
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
     out = tmp_path / 'dot_overlay.png'
-    result = subprocess.run(
-        [sys.executable, 'tools/demo.py', str(tmp_path / 'dot.png'), '--classes',
-         ','.join(classes), '--config', config, '--checkpoint', checkpoint, '--out', str(out)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([
+        sys.executable, 'tools/demo.py',
+        str(tmp_path / 'dot.png'), '--classes', ','.join(classes), '--config', config,
+        '--checkpoint', checkpoint, '--out',
+        str(out)
+    ],
+                            cwd=REPO,
+                            env=env,
+                            capture_output=True,
+                            text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'sky 100.0%' in result.stdout, result.stdout[-2000:]
     overlay = np.asarray(Image.open(out))

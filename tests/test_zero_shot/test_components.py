@@ -89,8 +89,10 @@ def _naive_pamr(image, masks, num_iter, dilations):
         for x in range(width):
             # One (unbiased) standard deviation over the 3x3 windows of all dilations together,
             # the centre counted once per dilation (the reference's LocalStDev).
-            std = torch.stack([at(image, y + dy * d, x + dx * d) for d in dilations
-                               for dy in (-1, 0, 1) for dx in (-1, 0, 1)]).std(dim=0)
+            std = torch.stack([
+                at(image, y + dy * d, x + dx * d) for d in dilations for dy in (-1, 0, 1)
+                for dx in (-1, 0, 1)
+            ]).std(dim=0)
             logits = []
             for d in dilations:
                 for dy in (-1, 0, 1):

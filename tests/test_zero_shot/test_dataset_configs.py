@@ -16,16 +16,35 @@ PC_SPLIT = 'ImageSets/SegmentationContext/val.txt'
 # PNG value -> what the metric must see, per config.
 CASES = {
     # VOC-20: background (0) ignored, classes 1..20 shifted to 0..19, 255 stays ignored.
-    'zs_voc20.py': ('JPEGImages', 'SegmentationClass', 'ImageSets/Segmentation/val.txt', '.png',
-                    20, {0: 255, 1: 0, 20: 19, 255: 255}),
-    'zs_voc21.py': ('JPEGImages', 'SegmentationClass', 'ImageSets/Segmentation/val.txt', '.png',
-                    21, {0: 0, 1: 1, 20: 20, 255: 255}),
-    'zs_pc60.py': ('JPEGImages', 'SegmentationClassContext', PC_SPLIT, '.png', 60,
-                   {0: 0, 59: 59}),
-    'zs_pc59.py': ('JPEGImages', 'SegmentationClassContext', PC_SPLIT, '.png', 59,
-                   {0: 255, 1: 0, 59: 58}),
-    'zs_coco-object.py': ('images/val2017', 'annotations/val2017', None, '_instanceTrainIds.png',
-                          81, {0: 0, 80: 80, 255: 255}),
+    'zs_voc20.py':
+    ('JPEGImages', 'SegmentationClass', 'ImageSets/Segmentation/val.txt', '.png', 20, {
+        0: 255,
+        1: 0,
+        20: 19,
+        255: 255
+    }),
+    'zs_voc21.py':
+    ('JPEGImages', 'SegmentationClass', 'ImageSets/Segmentation/val.txt', '.png', 21, {
+        0: 0,
+        1: 1,
+        20: 20,
+        255: 255
+    }),
+    'zs_pc60.py': ('JPEGImages', 'SegmentationClassContext', PC_SPLIT, '.png', 60, {
+        0: 0,
+        59: 59
+    }),
+    'zs_pc59.py': ('JPEGImages', 'SegmentationClassContext', PC_SPLIT, '.png', 59, {
+        0: 255,
+        1: 0,
+        59: 58
+    }),
+    'zs_coco-object.py':
+    ('images/val2017', 'annotations/val2017', None, '_instanceTrainIds.png', 81, {
+        0: 0,
+        80: 80,
+        255: 255
+    }),
 }
 
 

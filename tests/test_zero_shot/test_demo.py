@@ -26,10 +26,17 @@ def test_demo_overlay_with_legend(tmp_path):
     write_oracle_checkpoint(config, classes, checkpoint, shuffle=False)
     out = tmp_path / 'out' / 'overlay.png'
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    result = subprocess.run(
-        [sys.executable, 'tools/demo.py', str(tmp_path / 'photo.png'), '--classes',
-         ','.join(classes), '--config', config, '--checkpoint', checkpoint, '--out', str(out)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([
+        sys.executable, 'tools/demo.py',
+        str(tmp_path / 'photo.png'), '--classes', ','.join(classes), '--config', config,
+        '--checkpoint', checkpoint, '--out',
+        str(out)
+    ],
+                            cwd=REPO,
+                            env=env,
+                            capture_output=True,
+                            text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     overlay = np.asarray(Image.open(out))
     # The image is 40/101 grass and 61/101 sky; resizing to 336 and back blurs the edge by
@@ -46,8 +53,8 @@ def test_demo_overlay_with_legend(tmp_path):
     # The legend column is as wide as its longest entry ("grass  39.6%").
     assert overlay.shape == (70, 101 + demo.add_legend(
         np.zeros((70, 0, 3), np.uint8), classes, demo_palette, [1, 2],
-        [float(areas['grass'].rstrip('%')) / 100, float(areas['sky'].rstrip('%')) / 100]
-    ).shape[1], 3)
+        [float(areas['grass'].rstrip('%')) / 100,
+         float(areas['sky'].rstrip('%')) / 100]).shape[1], 3)
     legend = overlay[:, 101:].reshape(-1, 3)
     present = [(legend == colour).all(-1).sum() for colour in demo_palette]
     # cv2 rectangles include both corners: 17 x 17 pixels.
@@ -58,5 +65,8 @@ def test_demo_overlay_with_legend(tmp_path):
 def test_demo_needs_classes(tmp_path):
     result = subprocess.run(
         [sys.executable, 'tools/demo.py', 'x.png', '--config', 'c.py', '--checkpoint', 'w.pth'],
-        cwd=REPO, capture_output=True, text=True, timeout=120)
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120)
     assert result.returncode != 0 and 'exactly one of --classes' in result.stderr

@@ -17,8 +17,12 @@ ZS_DEMO = os.path.join('configs', 'silc', 'zs_demo.py')
 
 def run_demo(*args):
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    return subprocess.run([sys.executable, 'tools/demo.py', *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, 'tools/demo.py', *args],
+                          cwd=REPO,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
 
 
 def load_demo_tool():
@@ -44,19 +48,22 @@ def test_class_list_errors_speak_of_items():
 @pytest.mark.slow
 def test_demo_stops_on_bad_classes_and_bad_image_before_building_the_model(tmp_path):
     (tmp_path / 'notes.png').write_text('not an image')
-    result = run_demo(str(tmp_path / 'notes.png'), '--classes', 'a,b,', '--config', ZS_DEMO,
-                      '--checkpoint', str(tmp_path / 'missing.pth'))
+    result = run_demo(
+        str(tmp_path / 'notes.png'), '--classes', 'a,b,', '--config', ZS_DEMO, '--checkpoint',
+        str(tmp_path / 'missing.pth'))
     assert result.returncode != 0
     assert "--classes: item 3 of 'a,b,' is empty" in result.stderr, result.stderr[-2000:]
     assert 'Traceback' not in result.stderr
-    result = run_demo(str(tmp_path / 'notes.png'), '--classes', 'a,b', '--config', ZS_DEMO,
-                      '--checkpoint', str(tmp_path / 'missing.pth'))
+    result = run_demo(
+        str(tmp_path / 'notes.png'), '--classes', 'a,b', '--config', ZS_DEMO, '--checkpoint',
+        str(tmp_path / 'missing.pth'))
     assert result.returncode != 0
     # The image is read before the model is built (the checkpoint is never looked at).
     assert f'{tmp_path / "notes.png"} is not an image' in result.stderr, result.stderr[-2000:]
     assert 'missing.pth' not in result.stderr and 'Traceback' not in result.stderr
-    result = run_demo(str(tmp_path / 'nothing.png'), '--classes', 'a,b', '--config', ZS_DEMO,
-                      '--checkpoint', str(tmp_path / 'missing.pth'))
+    result = run_demo(
+        str(tmp_path / 'nothing.png'), '--classes', 'a,b', '--config', ZS_DEMO, '--checkpoint',
+        str(tmp_path / 'missing.pth'))
     assert result.returncode != 0 and 'no such image file' in result.stderr
 
 

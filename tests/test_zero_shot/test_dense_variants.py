@@ -73,8 +73,9 @@ def ref_qkv(x_lnd, block):
     length, batch, width = x_lnd.shape
     head_dim = width // HEADS
     q, k, v = (x_lnd @ block.attn.qkv.weight.T + block.attn.qkv.bias).chunk(3, dim=-1)
-    return [t.contiguous().view(length, batch * HEADS, head_dim).transpose(0, 1)
-            for t in (q, k, v)]
+    return [
+        t.contiguous().view(length, batch * HEADS, head_dim).transpose(0, 1) for t in (q, k, v)
+    ]
 
 
 def ref_out_proj(weights, v, batch, block):
@@ -109,8 +110,9 @@ def reference_last_block(block, x_bnd, variant):
         out = x + v_path
         out = out + ref_mlp(ref_layer_norm(out, block.ln_2), block)
     elif variant == 'sclip':
-        weights = (F.softmax(torch.bmm(q, q.transpose(1, 2)) * scale, dim=-1)
-                   + F.softmax(torch.bmm(k, k.transpose(1, 2)) * scale, dim=-1))
+        weights = (
+            F.softmax(torch.bmm(q, q.transpose(1, 2)) * scale, dim=-1) +
+            F.softmax(torch.bmm(k, k.transpose(1, 2)) * scale, dim=-1))
         out = x + ref_out_proj(weights, v, batch, block)
         out = out + ref_mlp(ref_layer_norm(out, block.ln_2), block)
     elif variant == 'clearclip':
@@ -193,18 +195,17 @@ def test_layer_scale_scales_each_residual_branch():
     block, x = make_block(0.3), tokens()
     q, k, v = block.attn.split_qkv(block.ln_1(x))
     with torch.no_grad():
-        attention = ((q @ q.transpose(-2, -1) * 8**-0.5).softmax(-1)
-                     + (k @ k.transpose(-2, -1) * 8**-0.5).softmax(-1))
+        attention = ((q @ q.transpose(-2, -1) * 8**-0.5).softmax(-1) +
+                     (k @ k.transpose(-2, -1) * 8**-0.5).softmax(-1))
         mid = x + 0.3 * block.attn.merge_heads(attention @ v)
         expected = mid + 0.3 * block.mlp(block.ln_2(mid))
     torch.testing.assert_close(run(block, x, 'sclip'), expected)
 
 
 def test_neighbourhood_bias_is_naclips_window():
-    torch.testing.assert_close(neighbourhood_bias(HW, PREFIX, std=5.0),
-                               ref_gaussian_omega(HW, 5.0))
+    torch.testing.assert_close(
+        neighbourhood_bias(HW, PREFIX, std=5.0), ref_gaussian_omega(HW, 5.0))
     bias = neighbourhood_bias((3, 4), 1, std=1.0)
     patches = bias[1:, 1:]
     # Patch (0, 0): right neighbour exp(-1/2), diagonal neighbour exp(-1), two away exp(-2).
-    torch.testing.assert_close(patches[0, [1, 5, 2]],
-                               torch.exp(torch.tensor([-0.5, -1.0, -2.0])))
+    torch.testing.assert_close(patches[0, [1, 5, 2]], torch.exp(torch.tensor([-0.5, -1.0, -2.0])))

@@ -22,13 +22,22 @@ model = dict(
     text_encoder=dict(width=32, depth=1, num_heads=2, output_dim=16),
     templates='single')
 """
-VOCABULARY = {'ade150': 'cls_ade20k.txt', 'pc59': 'cls_context59.txt',
-              'pc60': 'cls_context60.txt', 'voc20': 'cls_voc20.txt', 'voc21': 'cls_voc21.txt',
-              'cityscapes': 'cls_city_scapes.txt', 'coco-stuff171': 'cls_coco_stuff.txt',
-              'coco-object': 'cls_coco_object.txt'}
+VOCABULARY = {
+    'ade150': 'cls_ade20k.txt',
+    'pc59': 'cls_context59.txt',
+    'pc60': 'cls_context60.txt',
+    'voc20': 'cls_voc20.txt',
+    'voc21': 'cls_voc21.txt',
+    'cityscapes': 'cls_city_scapes.txt',
+    'coco-stuff171': 'cls_coco_stuff.txt',
+    'coco-object': 'cls_coco_object.txt'
+}
 # SC-CLIP configs/cfg_*.py: (logit scale, prob_thd, area_thd) where they differ from 40 / 0 / -.
-SCCLIP_HEAD = {'voc21': (50.0, 0.15, 0.1), 'pc60': (40.0, 0.15, None),
-               'coco-object': (55.0, 0.35, None)}
+SCCLIP_HEAD = {
+    'voc21': (50.0, 0.15, 0.1),
+    'pc60': (40.0, 0.15, None),
+    'coco-object': (55.0, 0.35, None)
+}
 # ResCLIP configs/cfg_*.py: temp_thd, attn_rcs_weights, attn_sfr_weights, prob_thd.
 RESCLIP = {
     'ade150': (0.25, (2.0, 0.3), (2.1, 0.7), 0.0),
@@ -66,16 +75,20 @@ def test_preset_protocol_and_vocabulary(method, dataset):
         assert tuple(model.test_cfg['stride']) == (112, 112)
     dense = model.dense_forward
     if method == 'scclip':
-        assert dense == dict(type='SCCLIPDense', pre_adjust_index=8, post_adjust_index=3,
-                             fusion_range=(3, 10), class_residual=0.3)
+        assert dense == dict(
+            type='SCCLIPDense',
+            pre_adjust_index=8,
+            post_adjust_index=3,
+            fusion_range=(3, 10),
+            class_residual=0.3)
         scale, prob_thd, area_thd = SCCLIP_HEAD.get(dataset, (40.0, 0.0, None))
-        assert (head.logit_scale, head.get('prob_thd', 0.0), head.get('area_thd')) == (
-            scale, prob_thd, area_thd)
+        assert (head.logit_scale, head.get('prob_thd', 0.0),
+                head.get('area_thd')) == (scale, prob_thd, area_thd)
     else:
         temp_thd, rcs, sfr, prob_thd = RESCLIP[dataset]
         assert dense.type == 'ResCLIPDense' and dense.rcs_layers == (5, 9)
-        assert (dense.temp_thd, tuple(dense.rcs_weights), tuple(dense.sfr_weights)) == (
-            temp_thd, rcs, sfr)
+        assert (dense.temp_thd, tuple(dense.rcs_weights), tuple(dense.sfr_weights)) == (temp_thd,
+                                                                                        rcs, sfr)
         assert dense.gaussian_std == 5.0 and dense.delete_same_entity
         assert dense.pamr == dict(num_iter=10, dilations=(8, 16))
         assert dense.logit_scale == head.logit_scale == 40.0
@@ -83,8 +96,9 @@ def test_preset_protocol_and_vocabulary(method, dataset):
     assert model.class_names.endswith(f'vocabularies/sclip/{VOCABULARY[dataset]}')
     init_default_scope('mmseg')
     dataset_cfg = cfg.test_dataloader.dataset
-    classes = (dataset_cfg.metainfo['classes'] if dataset_cfg.get('metainfo') else
-               DATASETS.get(dataset_cfg.type).METAINFO['classes'])
+    classes = (
+        dataset_cfg.metainfo['classes']
+        if dataset_cfg.get('metainfo') else DATASETS.get(dataset_cfg.type).METAINFO['classes'])
     assert len(load_class_names(model.class_names)) == len(classes)
 
 
@@ -114,8 +128,10 @@ def test_preset_runs_tools_test(tmp_path, tiny_checkpoint, method, dataset, monk
                       f"test_dataloader = dict(num_workers=0, dataset=dict("
                       f"data_root='{data_root}'))\n")
     work_dir = tmp_path / 'work'
-    monkeypatch.setattr(sys, 'argv', [
-        'tools/test.py', str(config), tiny_checkpoint, '--work-dir', str(work_dir)])
+    monkeypatch.setattr(
+        sys, 'argv', ['tools/test.py',
+                      str(config), tiny_checkpoint, '--work-dir',
+                      str(work_dir)])
     runpy.run_path(osp.join(REPO, 'tools/test.py'), run_name='__main__')
     logs = list(work_dir.rglob('*.log'))
     assert logs and 'mIoU:' in logs[0].read_text()

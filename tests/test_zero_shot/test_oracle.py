@@ -62,7 +62,11 @@ def run_test_tool(config, checkpoint, work_dir, *extra):
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get('PYTHONPATH', ''))
     result = subprocess.run(
         [sys.executable, 'tools/test.py', config, checkpoint, '--work-dir', work_dir, *extra],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     return float(re.findall(r'mIoU: ([\d.]+)', output)[-1])

@@ -66,13 +66,13 @@ def test_preset_protocol_and_vocabulary(method, dataset):
     stride = test_cfg.get('stride') if test_cfg['mode'] == 'slide' else None
     method_, short_side, mode, exp_window, exp_stride, scale, prob_thd, area_thd, pamr = (
         expected_protocol(method, dataset))
-    assert (model.dense_variant, resize['scale'][1], test_cfg['mode']) == (
-        method_, short_side, mode)
+    assert (model.dense_variant, resize['scale'][1], test_cfg['mode']) == (method_, short_side,
+                                                                           mode)
     if mode == 'slide':
         assert (tuple(window), tuple(stride)) == (exp_window, exp_stride)
     head = model.decode_head
-    assert (head.logit_scale, head.get('prob_thd', 0.0), head.get('area_thd')) == (
-        scale, prob_thd, area_thd)
+    assert (head.logit_scale, head.get('prob_thd',
+                                       0.0), head.get('area_thd')) == (scale, prob_thd, area_thd)
     assert model.get('pamr') == pamr
     assert head.get('background_index') == (0 if dataset in BACKGROUND else None)
     # Common to all four references.
@@ -83,15 +83,17 @@ def test_preset_protocol_and_vocabulary(method, dataset):
     # The published vocabulary, one line per class of the dataset, in the dataset's order.
     vocabulary = load_class_names(model.class_names)
     # ClearCLIP ships its own VOC-21, VOC-20 and COCO-Object files; the others are SCLIP's.
-    expected_file = {('clearclip', 'voc21'): 'clearclip/cls_voc21.txt',
-                     ('clearclip', 'voc20'): 'vocabularies/clearclip/cls_voc20.txt',
-                     ('clearclip', 'coco-object'): 'vocabularies/clearclip/cls_coco_object.txt'
-                     }.get((method, dataset), 'sclip/')
+    expected_file = {
+        ('clearclip', 'voc21'): 'clearclip/cls_voc21.txt',
+        ('clearclip', 'voc20'): 'vocabularies/clearclip/cls_voc20.txt',
+        ('clearclip', 'coco-object'): 'vocabularies/clearclip/cls_coco_object.txt'
+    }.get((method, dataset), 'sclip/')
     assert expected_file in model.class_names
     init_default_scope('mmseg')
     dataset_cfg = cfg.test_dataloader.dataset
-    classes = (dataset_cfg.metainfo['classes'] if dataset_cfg.get('metainfo') else
-               DATASETS.get(dataset_cfg.type).METAINFO['classes'])
+    classes = (
+        dataset_cfg.metainfo['classes']
+        if dataset_cfg.get('metainfo') else DATASETS.get(dataset_cfg.type).METAINFO['classes'])
     assert len(vocabulary) == len(classes)
 
 
@@ -118,8 +120,10 @@ def test_preset_runs_tools_test(tmp_path, tiny_checkpoint, method, dataset, monk
                       f"test_dataloader = dict(num_workers=0, dataset=dict("
                       f"data_root='{data_root}'))\n")
     work_dir = tmp_path / 'work'
-    monkeypatch.setattr(sys, 'argv', [
-        'tools/test.py', str(config), tiny_checkpoint, '--work-dir', str(work_dir)])
+    monkeypatch.setattr(
+        sys, 'argv', ['tools/test.py',
+                      str(config), tiny_checkpoint, '--work-dir',
+                      str(work_dir)])
     runpy.run_path(osp.join(REPO, 'tools/test.py'), run_name='__main__')
     logs = list(work_dir.rglob('*.log'))
     assert logs and 'mIoU:' in logs[0].read_text()

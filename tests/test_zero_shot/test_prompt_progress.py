@@ -34,10 +34,9 @@ def test_log_lines_when_not_a_terminal(classifier, messages):
     # Batches of 5: 5, 10, 15, 20, 24 prompts; a line when a quarter (6, 12, 18, 24) is passed.
     done = [line.split()[1] for line in messages[1:]]
     assert done == ['10/24', '15/24', '20/24', '24/24']
-    assert [line.split()[2] for line in messages[1:]] == ['(25%),', '(50%),', '(75%),',
-                                                          '(100%),']
-    torch.testing.assert_close(embeddings, classifier.encode(VOCABULARY).embeddings,
-                               rtol=0, atol=0)
+    assert [line.split()[2] for line in messages[1:]] == ['(25%),', '(50%),', '(75%),', '(100%),']
+    torch.testing.assert_close(
+        embeddings, classifier.encode(VOCABULARY).embeddings, rtol=0, atol=0)
     assert len(messages) == 5  # encode(), the training path, printed nothing
 
 

@@ -11,19 +11,34 @@ from silc_seg.registry import MODELS
 from silc_seg.utils import check_checkpoint_fits, load_model_checkpoint
 
 TOWERS = dict(
-    image_encoder=dict(type='SILCVisionTransformer', img_size=32, patch_size=8, width=32,
-                       depth=2, num_heads=2, output_dim=16),
-    text_encoder=dict(type='SILCTextTransformer', context_length=16, width=32, depth=1,
-                      num_heads=2, output_dim=16),
+    image_encoder=dict(
+        type='SILCVisionTransformer',
+        img_size=32,
+        patch_size=8,
+        width=32,
+        depth=2,
+        num_heads=2,
+        output_dim=16),
+    text_encoder=dict(
+        type='SILCTextTransformer',
+        context_length=16,
+        width=32,
+        depth=1,
+        num_heads=2,
+        output_dim=16),
     tokenizer=dict(type='CLIPTokenizer', context_length=16))
 
 
 def build(variant='plain', test_cfg=None):
     torch.manual_seed(0)
-    return MODELS.build(dict(
-        type='ZeroShotSegmentor', **TOWERS, class_names=['cat', 'grass, lawn', 'sky'],
-        templates='short', dense_variant=variant,
-        test_cfg=test_cfg or dict(mode='slide', crop_size=(32, 32), stride=(16, 16)))).eval()
+    return MODELS.build(
+        dict(
+            type='ZeroShotSegmentor',
+            **TOWERS,
+            class_names=['cat', 'grass, lawn', 'sky'],
+            templates='short',
+            dense_variant=variant,
+            test_cfg=test_cfg or dict(mode='slide', crop_size=(32, 32), stride=(16, 16)))).eval()
 
 
 @pytest.mark.parametrize('variant', DENSE_VARIANTS)
@@ -64,8 +79,10 @@ def test_silc_checkpoint_covers_the_zero_shot_segmentor():
     assert all(key.split('.')[0] not in ('image_encoder', 'text_encoder') for key in unused)
     segmentor.load_state_dict({k: v for k, v in silc.state_dict().items() if k not in unused})
     text = segmentor.encode_queries(['red stripes'])
-    expected = torch.nn.functional.normalize(silc.text_encoder(
-        segmentor.tokenizer([t.format('red stripes') for t in segmentor.templates])), dim=-1)
+    expected = torch.nn.functional.normalize(
+        silc.text_encoder(
+            segmentor.tokenizer([t.format('red stripes') for t in segmentor.templates])),
+        dim=-1)
     torch.testing.assert_close(text[0], torch.nn.functional.normalize(expected.mean(0), dim=0))
 
 
@@ -83,7 +100,9 @@ def test_pretraining_checkpoint_with_runner_meta_loads_into_the_segmentor(tmp_pa
     assert segmentor.dataset_meta is None
     torch.testing.assert_close(segmentor.image_encoder.pos_embed, silc.image_encoder.pos_embed)
     # Class names in the checkpoint's metainfo are still handed over.
-    torch.save(dict(state_dict=silc.state_dict(),
-                    meta=dict(dataset_meta=dict(classes=('red stripes', 'plain blue')))), path)
+    torch.save(
+        dict(
+            state_dict=silc.state_dict(),
+            meta=dict(dataset_meta=dict(classes=('red stripes', 'plain blue')))), path)
     load_model_checkpoint(segmentor, path)
     assert segmentor.dataset_meta == dict(classes=('red stripes', 'plain blue'))

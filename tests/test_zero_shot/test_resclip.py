@@ -56,7 +56,8 @@ def ref_sfr(labels, std):
     flat = labels.flatten()
     mask = (flat[:, None] == flat[None, :]).float()
     chebyshev = torch.tensor([[max(abs(i // w - j // w), abs(i % w - j % w)) for j in range(n)]
-                              for i in range(n)], dtype=torch.float32)
+                              for i in range(n)],
+                             dtype=torch.float32)
     max_steps = int(chebyshev.max())
     valid = ref_check_path(labels, max_steps)
     mask = torch.where(valid, mask, mask * torch.exp(-chebyshev / max_steps))
@@ -77,8 +78,15 @@ def ref_sfr(labels, std):
     return out[None]
 
 
-def reference_resclip(tower, img, query_features, temp_thd, rcs_w, sfr_w, std=5.0,
-                      logit_scale=40.0, with_pamr=True):
+def reference_resclip(tower,
+                      img,
+                      query_features,
+                      temp_thd,
+                      rcs_w,
+                      sfr_w,
+                      std=5.0,
+                      logit_scale=40.0,
+                      with_pamr=True):
     tokens, (h, w) = tower.embed(img)
     x = tokens.transpose(0, 1)
     scale = (WIDTH // HEADS)**-0.5
@@ -119,8 +127,8 @@ def reference_resclip(tower, img, query_features, temp_thd, rcs_w, sfr_w, std=5.
     patch_labels = torch.zeros(h, w, dtype=torch.long)
     for r in range(h):
         for c in range(w):
-            patch_labels[r, c] = torch.mode(seg_pred[r * p:(r + 1) * p, c * p:(c + 1) * p]
-                                            .flatten())[0]
+            patch_labels[r, c] = torch.mode(seg_pred[r * p:(r + 1) * p,
+                                                     c * p:(c + 1) * p].flatten())[0]
     out = project(custom_attn(ref_sfr(patch_labels, std)))[0, 1:]
     return out.T.reshape(OUT, h, w), patch_labels
 
@@ -146,12 +154,15 @@ def structured_case(tower, seed):
 def test_dense_forward_matches_the_reference(seed, temp_thd, with_pamr):
     tower = tiny_tower()
     image, text = structured_case(tower, seed)
-    dense = ResCLIPDense(temp_thd=temp_thd, rcs_weights=(2.0, 0.3), sfr_weights=(2.1, 0.7),
-                         pamr=dict(num_iter=10, dilations=(8, 16)) if with_pamr else None)
+    dense = ResCLIPDense(
+        temp_thd=temp_thd,
+        rcs_weights=(2.0, 0.3),
+        sfr_weights=(2.1, 0.7),
+        pamr=dict(num_iter=10, dilations=(8, 16)) if with_pamr else None)
     with torch.no_grad():
         ours = dense(tower, image, text)
-        expected, labels = reference_resclip(tower, image, text, temp_thd, (2.0, 0.3),
-                                             (2.1, 0.7), with_pamr=with_pamr)
+        expected, labels = reference_resclip(
+            tower, image, text, temp_thd, (2.0, 0.3), (2.1, 0.7), with_pamr=with_pamr)
     assert ours.shape == (1, OUT, 7, 7)
     assert labels.unique().numel() > 1  # the feedback has more than one region
     torch.testing.assert_close(ours[0], expected, rtol=1e-4, atol=1e-5)
@@ -163,8 +174,9 @@ def test_feedback_attention_matches_the_reference_on_a_non_square_grid():
     labels[1:3, 1:4] = 2  # a blob, so that some straight paths stay inside one label
     valid, steps = straight_path_within_label(labels)
     assert torch.equal(valid, ref_check_path(labels, int(steps.max())))
-    torch.testing.assert_close(semantic_feedback_attention(labels, 1.5),
-                               ref_sfr(labels, 1.5)[0, 1:, 1:])
+    torch.testing.assert_close(
+        semantic_feedback_attention(labels, 1.5),
+        ref_sfr(labels, 1.5)[0, 1:, 1:])
 
 
 def test_feedback_and_residual_attention_change_the_output_and_are_optional():

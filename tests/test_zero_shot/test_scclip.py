@@ -19,10 +19,19 @@ WIDTH, HEADS, DEPTH, OUT = 32, 4, 12, 16
 
 def tiny_tower(seed=0):
     torch.manual_seed(seed)
-    tower = MODELS.build(dict(
-        type='SILCVisionTransformer', arch='b16', img_size=112, patch_size=16, width=WIDTH,
-        depth=DEPTH, num_heads=HEADS, output_dim=OUT, act='quick_gelu', ln_pre=True,
-        pos_embed_resize='scale_factor')).eval()
+    tower = MODELS.build(
+        dict(
+            type='SILCVisionTransformer',
+            arch='b16',
+            img_size=112,
+            patch_size=16,
+            width=WIDTH,
+            depth=DEPTH,
+            num_heads=HEADS,
+            output_dim=OUT,
+            act='quick_gelu',
+            ln_pre=True,
+            pos_embed_resize='scale_factor')).eval()
     with torch.no_grad():
         for block in tower.blocks:
             block.attn.qkv.bias.normal_(std=0.5)
@@ -51,8 +60,8 @@ def ref_lof(x, n_neighbors, contamination):
     for i in range(n):
         reach = [max(distances[i, j].item(), k_dist[i]) for j in neighbours[i]]
         lrd.append(n_neighbors / (sum(reach) / len(reach)))
-    scores = torch.tensor([sum(lrd[j] / lrd[i] for j in neighbours[i]) / n_neighbors
-                           for i in range(n)])
+    scores = torch.tensor(
+        [sum(lrd[j] / lrd[i] for j in neighbours[i]) / n_neighbors for i in range(n)])
     threshold = torch.quantile(scores, 1 - contamination)
     return [i for i in range(n) if scores[i] > threshold], scores
 
@@ -64,9 +73,11 @@ def ref_mean_interpolation(feature_map, outliers):
     _, height, width = feature_map.shape
     outlier_set = set(outliers)
     for (r, c) in outliers:
-        values = [feature_map[:, r + dr, c + dc] for dr in (-1, 0, 1) for dc in (-1, 0, 1)
-                  if (dr, dc) != (0, 0) and 0 <= r + dr < height and 0 <= c + dc < width
-                  and (r + dr, c + dc) not in outlier_set]
+        values = [
+            feature_map[:, r + dr, c + dc] for dr in (-1, 0, 1) for dc in (-1, 0, 1)
+            if (dr, dc) != (0, 0) and 0 <= r + dr < height and 0 <= c + dc < width and (
+                r + dr, c + dc) not in outlier_set
+        ]
         if values:
             out[:, r, c] = torch.stack(values).mean(0)
     return out
@@ -93,8 +104,15 @@ def ref_aggregate(feats_lnd, corrs):
     return torch.matmul(corrs, feats_lnd.permute(1, 0, 2)).permute(1, 0, 2)
 
 
-def reference_scclip(tower, image, pre=8, post=3, multi=(3, 10), res_cls=0.3, beta=0.4,
-                     n_neighbors=30, contamination=0.05):
+def reference_scclip(tower,
+                     image,
+                     pre=8,
+                     post=3,
+                     multi=(3, 10),
+                     res_cls=0.3,
+                     beta=0.4,
+                     n_neighbors=30,
+                     contamination=0.05):
     """SC-CLIP's VisionTransformer.forward(return_all=True) for one (1, 3, H, W) image."""
     tokens, (h, w) = tower.embed(image)
     x = tokens.transpose(0, 1)  # (L, 1, D)
@@ -195,12 +213,21 @@ def test_segmentor_option_runs_the_dense_forward():
     from . import toy_towers  # noqa: F401  (registers the toy text towers)
     cfg = dict(
         type='ZeroShotSegmentor',
-        image_encoder=dict(type='SILCVisionTransformer', arch='b16', img_size=112,
-                           patch_size=16, width=WIDTH, depth=DEPTH, num_heads=HEADS,
-                           output_dim=OUT, act='quick_gelu', ln_pre=True),
+        image_encoder=dict(
+            type='SILCVisionTransformer',
+            arch='b16',
+            img_size=112,
+            patch_size=16,
+            width=WIDTH,
+            depth=DEPTH,
+            num_heads=HEADS,
+            output_dim=OUT,
+            act='quick_gelu',
+            ln_pre=True),
         text_encoder=dict(type='silc_test.ToyTextEncoder', embed_dim=OUT),
         tokenizer=dict(type='silc_test.ToyWordTokenizer'),
-        class_names=['cat', 'sky'], templates='single',
+        class_names=['cat', 'sky'],
+        templates='single',
         dense_forward=dict(type='SCCLIPDense'),
         test_cfg=dict(mode='whole'))
     torch.manual_seed(0)
@@ -209,8 +236,8 @@ def test_segmentor_option_runs_the_dense_forward():
     with torch.no_grad():
         features = model.extract_feat(image)
         expected = SCCLIPDense()(model.image_encoder, image)
-        result = model.predict(image, [SegDataSample(metainfo=dict(img_shape=(112, 112),
-                                                                   ori_shape=(112, 112)))])
+        result = model.predict(
+            image, [SegDataSample(metainfo=dict(img_shape=(112, 112), ori_shape=(112, 112)))])
     torch.testing.assert_close(features, expected)
     assert result[0].pred_sem_seg.data.shape == (1, 112, 112)
     with pytest.raises(ValueError, match="leave dense_variant 'plain'"):

@@ -32,8 +32,8 @@ def test_slide_equals_whole_when_one_window_covers_the_image():
     torch.manual_seed(1)
     image = torch.randn(1, 3, 30, 42)
     whole = build_segmentor().inference(image, [dict(img_shape=(30, 42))])[0]
-    slide = build_segmentor(dict(mode='slide', crop_size=(48, 48), stride=(16, 16))).inference(
-        image, [dict(img_shape=(30, 42))])[0]
+    slide = build_segmentor(dict(mode='slide', crop_size=(48, 48),
+                                 stride=(16, 16))).inference(image, [dict(img_shape=(30, 42))])[0]
     assert whole.shape == (4, 30, 42)  # 4 queries: cat, grass, lawn, sky
     torch.testing.assert_close(slide, whole)
 
@@ -73,8 +73,7 @@ def test_batched_windows_equal_one_window_at_a_time_and_the_naive_loop():
         count = torch.zeros(1, height, width)
         image = inputs[index, :, :height, :width]
         for y1, y2, x1, x2 in sliding_windows(height, width, (24, 24), (12, 12)):
-            total[:, y1:y2, x1:x2] += batched._window_logits(
-                image[None, :, y1:y2, x1:x2], text)[0]
+            total[:, y1:y2, x1:x2] += batched._window_logits(image[None, :, y1:y2, x1:x2], text)[0]
             count[:, y1:y2, x1:x2] += 1
         torch.testing.assert_close(logits_batched[index], total / count)
 
@@ -184,8 +183,8 @@ def test_partial_patches_drop_is_the_references_whole_image_path():
     with torch.no_grad():
         dense = model.image_encoder.encode_dense(image[..., :28, :40])['dense']
         patch_logits = torch.einsum('bchw,qc->bqhw', F.normalize(dense, dim=1), text)
-        expected = F.interpolate(patch_logits, size=(30, 43), mode='bilinear',
-                                 align_corners=False)[0]
+        expected = F.interpolate(
+            patch_logits, size=(30, 43), mode='bilinear', align_corners=False)[0]
     torch.testing.assert_close(logits, expected)
     padded = build_segmentor(dict(mode='whole')).inference(image, [dict(img_shape=(30, 43))])[0]
     assert not torch.allclose(padded, logits)

@@ -19,20 +19,26 @@ PATCH, BUDGET = 8, 48
 
 def build_segmentor(test_cfg, dense_variant='plain'):
     torch.manual_seed(0)
-    return MODELS.build(dict(
-        type='ZeroShotSegmentor',
-        image_encoder=dict(
-            type='NaFlexVisionTransformer',
-            arch=dict(width=32, depth=2, num_heads=2, patch_size=PATCH), img_size=64,
-            output_dim=16, pool_type='map', class_token=False, patch_bias=True,
-            act='gelu_tanh', norm_eps=1e-6),
-        text_encoder=dict(type='silc_test.ToyTextEncoder'),
-        tokenizer=dict(type='silc_test.ToyWordTokenizer'),
-        decode_head=dict(type='ZeroShotHead', logit_scale=20.0),
-        class_names=['cat', 'grass, lawn', 'sky'],
-        templates='short',
-        dense_variant=dense_variant,
-        test_cfg=test_cfg)).eval()
+    return MODELS.build(
+        dict(
+            type='ZeroShotSegmentor',
+            image_encoder=dict(
+                type='NaFlexVisionTransformer',
+                arch=dict(width=32, depth=2, num_heads=2, patch_size=PATCH),
+                img_size=64,
+                output_dim=16,
+                pool_type='map',
+                class_token=False,
+                patch_bias=True,
+                act='gelu_tanh',
+                norm_eps=1e-6),
+            text_encoder=dict(type='silc_test.ToyTextEncoder'),
+            tokenizer=dict(type='silc_test.ToyWordTokenizer'),
+            decode_head=dict(type='ZeroShotHead', logit_scale=20.0),
+            class_names=['cat', 'grass, lawn', 'sky'],
+            templates='short',
+            dense_variant=dense_variant,
+            test_cfg=test_cfg)).eval()
 
 
 @pytest.mark.parametrize('dense_variant', ['plain', 'naclip'])
@@ -46,16 +52,21 @@ def test_native_mode_is_one_whole_image_forward_at_its_grid(dense_variant):
     # an antialiased bilinear resize to it, one dense forward, cosine logits, bilinear upsampling.
     grid = naflex_grid(50, 90, PATCH, BUDGET)
     assert grid == (5, 9)
-    resized = F.interpolate(image[None], size=(grid[0] * PATCH, grid[1] * PATCH),
-                            mode='bilinear', antialias=True, align_corners=False)
+    resized = F.interpolate(
+        image[None],
+        size=(grid[0] * PATCH, grid[1] * PATCH),
+        mode='bilinear',
+        antialias=True,
+        align_corners=False)
     dense = model.image_encoder.encode_dense(resized, variant=dense_variant)['dense']
     text, _ = model.text_embeddings()
     cosine = torch.einsum('bchw,qc->bqhw', F.normalize(dense, dim=1), text)
     expected = F.interpolate(cosine, size=(50, 90), mode='bilinear', align_corners=False)[0]
     torch.testing.assert_close(logits, expected)
     # Not what sliding square windows give.
-    slide = build_segmentor(dict(mode='slide', crop_size=(32, 32), stride=(16, 16)),
-                            dense_variant).inference(image[None], [dict(img_shape=(50, 90))])[0]
+    slide = build_segmentor(
+        dict(mode='slide', crop_size=(32, 32), stride=(16, 16)),
+        dense_variant).inference(image[None], [dict(img_shape=(50, 90))])[0]
     assert (slide - logits).abs().max() > 1e-3
 
 
@@ -66,8 +77,9 @@ def test_native_test_cfg_errors():
         build_segmentor(dict(mode='native', max_num_patches=64, crop_size=(32, 32)))
 
 
-PRESETS = sorted(glob.glob(osp.join(osp.dirname(get_config_path('configs/silc/zs_common.py')),
-                                    '*_siglip2_*.py')))
+PRESETS = sorted(
+    glob.glob(
+        osp.join(osp.dirname(get_config_path('configs/silc/zs_common.py')), '*_siglip2_*.py')))
 
 
 @pytest.mark.parametrize('path', PRESETS, ids=osp.basename)

@@ -48,12 +48,11 @@ def test_frozen_fingerprints_once(monkeypatch):
 
 def test_hook_freezes_for_the_test_run_only(monkeypatch):
     model = build_segmentor(class_names=None)
-    loop = SimpleNamespace(dataloader=SimpleNamespace(
-        dataset=SimpleNamespace(metainfo=dict(classes=('cat', 'sky')))))
+    loop = SimpleNamespace(
+        dataloader=SimpleNamespace(dataset=SimpleNamespace(metainfo=dict(classes=('cat', 'sky')))))
     runner = SimpleNamespace(model=model, test_loop=loop, val_loop=loop)
     hook = ModelDatasetMetaHook()
-    for before, after in ((hook.before_test, hook.after_test),
-                          (hook.before_val, hook.after_val)):
+    for before, after in ((hook.before_test, hook.after_test), (hook.before_val, hook.after_val)):
         before(runner)
         assert model.text_classifier._frozen == 1 and model.vocabulary == [['cat'], ['sky']]
         after(runner)

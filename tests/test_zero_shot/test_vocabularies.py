@@ -29,10 +29,11 @@ PUBLISHED_NEW = {
     'catseg/pc59.txt': (59, 59, 385),
 }
 # SCLIP's background line on VOC-21 and COCO-Object: 26 kinds of background stuff.
-STUFF_BACKGROUND = ['sky', 'wall', 'tree', 'wood', 'grass', 'road', 'sea', 'river', 'mountain',
-                    'sands', 'desk', 'bed', 'building', 'cloud', 'lamp', 'door', 'window',
-                    'wardrobe', 'ceiling', 'shelf', 'curtain', 'stair', 'floor', 'hill', 'rail',
-                    'fence']
+STUFF_BACKGROUND = [
+    'sky', 'wall', 'tree', 'wood', 'grass', 'road', 'sea', 'river', 'mountain', 'sands', 'desk',
+    'bed', 'building', 'cloud', 'lamp', 'door', 'window', 'wardrobe', 'ceiling', 'shelf',
+    'curtain', 'stair', 'floor', 'hill', 'rail', 'fence'
+]
 
 
 @pytest.mark.parametrize('name', sorted(PUBLISHED) + sorted(PUBLISHED_NEW))

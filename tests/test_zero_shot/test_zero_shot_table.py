@@ -23,9 +23,8 @@ PATH = osp.join(REPO, 'tools/analysis_tools/zero_shot_table.py')
 TINY_OPTIONS = [
     'model.image_encoder.width=32', 'model.image_encoder.depth=2',
     'model.image_encoder.num_heads=2', 'model.image_encoder.output_dim=16',
-    'model.text_encoder.width=32', 'model.text_encoder.depth=1',
-    'model.text_encoder.num_heads=2', 'model.text_encoder.output_dim=16',
-    'model.templates=single', 'test_dataloader.num_workers=0'
+    'model.text_encoder.width=32', 'model.text_encoder.depth=1', 'model.text_encoder.num_heads=2',
+    'model.text_encoder.output_dim=16', 'model.templates=single', 'test_dataloader.num_workers=0'
 ]
 
 
@@ -54,10 +53,12 @@ def tiny_setup(tmp_path_factory):
 
 
 def table_argv(checkpoint, work_dir, roots, *extra):
-    return [checkpoint, '--methods', 'sclip', 'clearclip', '--datasets', 'voc20', 'pc59',
-            'ade150', '--work-dir', str(work_dir), '--data-root',
-            *[f'{name}={root}' for name, root in roots.items()], '--cfg-options',
-            *TINY_OPTIONS, *extra]
+    return [
+        checkpoint, '--methods', 'sclip', 'clearclip', '--datasets', 'voc20', 'pc59', 'ade150',
+        '--work-dir',
+        str(work_dir), '--data-root', *[f'{name}={root}' for name, root in roots.items()],
+        '--cfg-options', *TINY_OPTIONS, *extra
+    ]
 
 
 def published_in_docs(preset):
@@ -71,8 +72,8 @@ def published_in_docs(preset):
 
 def tools_test_miou(config, checkpoint, work_dir, monkeypatch):
     monkeypatch.setattr(sys, 'argv', [
-        'tools/test.py', config, checkpoint, '--work-dir', str(work_dir), '--cfg-options',
-        *TINY_OPTIONS
+        'tools/test.py', config, checkpoint, '--work-dir',
+        str(work_dir), '--cfg-options', *TINY_OPTIONS
     ])
     runpy.run_path(osp.join(REPO, 'tools/test.py'), run_name='__main__')
     text = next(work_dir.rglob('*.log')).read_text()
@@ -139,8 +140,8 @@ def test_table_cells_missing_failed_and_resume(tiny_setup, tmp_path, monkeypatch
         assert row['published'] == published_in_docs(f"{row['method']}_vit-b16_{row['dataset']}")
     sclip_voc20 = table[0]
     assert sclip_voc20['published'] == '81.54 (a)' and sclip_voc20['published_mIoU'] == '81.54'
-    assert float(sclip_voc20['mIoU']) == pytest.approx(by_cell[('sclip', 'voc20')]['mIoU'],
-                                                       abs=0.006)
+    assert float(sclip_voc20['mIoU']) == pytest.approx(
+        by_cell[('sclip', 'voc20')]['mIoU'], abs=0.006)
     markdown = (work_dir / 'zero_shot_table.md').read_text()
     assert f"| sclip | ade150 |  | 16.45 (a); paper 16.1 (b) | missing: {roots['ade150']} " \
            'not found |' in markdown
@@ -149,21 +150,23 @@ def test_table_cells_missing_failed_and_resume(tiny_setup, tmp_path, monkeypatch
     # Rerun: finished cells are skipped (no runner), the failed one runs again; a manifest
     # from other weights does not count as finished.
     ran = []
-    monkeypatch.setattr(tool, 'run_cell', lambda cfg, args: ran.append(cfg.work_dir) or (
-        real_run_cell(cfg, args)))
+    monkeypatch.setattr(tool, 'run_cell',
+                        lambda cfg, args: ran.append(cfg.work_dir) or (real_run_cell(cfg, args)))
     stale = work_dir / 'cells/sclip_vit-b16_voc20/manifest.json'
     stale.write_text(stale.read_text().replace(checkpoint_sha256, '0' * 64))
     rows = tool.main(table_argv(checkpoint, work_dir, roots))
-    assert sorted(osp.basename(path) for path in ran) == [
-        'clearclip_vit-b16_pc59', 'sclip_vit-b16_voc20']
+    assert sorted(osp.basename(path)
+                  for path in ran) == ['clearclip_vit-b16_pc59', 'sclip_vit-b16_voc20']
     notes = {(row['method'], row['dataset']): row['note'] for row in rows}
     assert notes[('sclip', 'pc59')] == notes[('clearclip', 'voc20')] == 'skipped: finished'
     assert all(row['status'] in ('done', 'missing') for row in rows)
     # A changed setting changes the config hash: the cell runs again.
     ran.clear()
-    tool.main([checkpoint, '--methods', 'sclip', '--datasets', 'pc59', '--work-dir',
-               str(work_dir), '--data-root', f"pc59={roots['pc59']}", '--cfg-options',
-               *TINY_OPTIONS, 'model.decode_head.logit_scale=30.0'])
+    tool.main([
+        checkpoint, '--methods', 'sclip', '--datasets', 'pc59', '--work-dir',
+        str(work_dir), '--data-root', f"pc59={roots['pc59']}", '--cfg-options', *TINY_OPTIONS,
+        'model.decode_head.logit_scale=30.0'
+    ])
     assert [osp.basename(path) for path in ran] == ['sclip_vit-b16_pc59']
 
 

@@ -49,11 +49,10 @@ def make_ade20k(root, num_images=2, seed=0):
     for sub in ('images/validation', 'annotations/validation'):
         os.makedirs(osp.join(root, sub), exist_ok=True)
     for index in range(num_images):
-        image, annotation = _draw(rng, [0, 2, 7, 12, 20, 99, 149], palette, 1, 0,
-                                  vertical=index % 2 == 0)
+        image, annotation = _draw(
+            rng, [0, 2, 7, 12, 20, 99, 149], palette, 1, 0, vertical=index % 2 == 0)
         name = f'ADE_val_{index:08d}'
-        Image.fromarray(image).save(osp.join(root, 'images/validation', name + '.jpg'),
-                                    quality=95)
+        Image.fromarray(image).save(osp.join(root, 'images/validation', name + '.jpg'), quality=95)
         Image.fromarray(annotation).save(osp.join(root, 'annotations/validation', name + '.png'))
     return palette
 
@@ -67,13 +66,12 @@ def make_pascal_context59(root, num_images=2, seed=1):
         os.makedirs(osp.join(root, sub), exist_ok=True)
     names = []
     for index in range(num_images):
-        image, annotation = _draw(rng, [0, 5, 14, 30, 46, 58], palette, 1, 0,
-                                  vertical=index % 2 == 0)
+        image, annotation = _draw(
+            rng, [0, 5, 14, 30, 46, 58], palette, 1, 0, vertical=index % 2 == 0)
         name = f'2008_{index:06d}'
         names.append(name)
         Image.fromarray(image).save(osp.join(root, 'JPEGImages', name + '.jpg'), quality=95)
-        Image.fromarray(annotation).save(
-            osp.join(root, 'SegmentationClassContext', name + '.png'))
+        Image.fromarray(annotation).save(osp.join(root, 'SegmentationClassContext', name + '.png'))
     with open(osp.join(root, 'ImageSets/SegmentationContext/val.txt'), 'w') as f:
         f.write('\n'.join(names) + '\n')
     return palette
@@ -95,12 +93,12 @@ LAYOUTS = {
     'cityscapes': ('leftImg8bit/val/frankfurt/frankfurt_000000_000001_leftImg8bit.png',
                    'gtFine/val/frankfurt/frankfurt_000000_000001_gtFine_labelTrainIds.png', None,
                    list(range(19)) + [255]),
-    'coco-stuff171': ('images/val2017/000000000001.jpg',
-                      'annotations/val2017/000000000001_labelTrainIds.png', None,
-                      list(range(171)) + [255]),
-    'coco-object': ('images/val2017/000000000001.jpg',
-                    'annotations/val2017/000000000001_instanceTrainIds.png', None,
-                    list(range(81)) + [255]),
+    'coco-stuff171':
+    ('images/val2017/000000000001.jpg', 'annotations/val2017/000000000001_labelTrainIds.png', None,
+     list(range(171)) + [255]),
+    'coco-object':
+    ('images/val2017/000000000001.jpg', 'annotations/val2017/000000000001_instanceTrainIds.png',
+     None, list(range(81)) + [255]),
 }
 
 

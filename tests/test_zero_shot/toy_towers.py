@@ -78,8 +78,8 @@ class OracleImageEncoder(nn.Module):
     def __init__(self, palette, embed_dim=16, patch_size=16):
         super().__init__()
         self.patch_size = patch_size
-        self.register_buffer('palette', torch.tensor(palette, dtype=torch.float32),
-                             persistent=False)
+        self.register_buffer(
+            'palette', torch.tensor(palette, dtype=torch.float32), persistent=False)
         self.class_embeddings = nn.Parameter(torch.zeros(len(palette), embed_dim))
 
     def encode_dense(self, x, variant='plain', return_intermediates=()):

@@ -44,14 +44,22 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', nargs='?', default=DEFAULT_CONFIG)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--dtype', choices=('fp32', 'bf16'), default='fp32',
-                        help='fp32 (CAT-Seg) or bf16 autocast of the forward')
+    parser.add_argument(
+        '--dtype',
+        choices=('fp32', 'bf16'),
+        default='fp32',
+        help='fp32 (CAT-Seg) or bf16 autocast of the forward')
     parser.add_argument('--batch-size', type=int, default=4, help='CAT-Seg: 4 per iteration')
     parser.add_argument('--iters', type=int, default=20, help='timed training iterations')
     parser.add_argument('--warmup', type=int, default=5, help='untimed training iterations')
     parser.add_argument('--test-images', type=int, default=10, help='timed test images')
-    parser.add_argument('--test-size', type=int, nargs=2, default=(512, 683),
-                        metavar=('H', 'W'), help='test image size before the test protocol')
+    parser.add_argument(
+        '--test-size',
+        type=int,
+        nargs=2,
+        default=(512, 683),
+        metavar=('H', 'W'),
+        help='test image size before the test protocol')
     parser.add_argument('--out', help='also write the JSON result to this file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args(argv)
@@ -70,8 +78,10 @@ def random_batch(model, batch_size: int, crop_size, num_classes: int, device: st
     for _ in range(batch_size):
         labels = torch.randint(0, num_classes, (1, *crop_size), device=device)
         labels[:, :8] = 255  # a band of ignored pixels, as the padded crops of real data have
-        samples.append(SegDataSample(gt_sem_seg=PixelData(data=labels),
-                                     metainfo=dict(img_shape=crop_size, ori_shape=crop_size)))
+        samples.append(
+            SegDataSample(
+                gt_sem_seg=PixelData(data=labels),
+                metainfo=dict(img_shape=crop_size, ori_shape=crop_size)))
     return images, samples
 
 
@@ -79,8 +89,9 @@ def benchmark_training(model, optim_wrapper, args) -> dict:
     crop_size = tuple(model.image_size)
     num_classes = len(model.train_vocabulary)
     images, samples = random_batch(model, args.batch_size, crop_size, num_classes, args.device)
-    autocast = (torch.autocast(device_type=args.device.split(':')[0], dtype=torch.bfloat16)
-                if args.dtype == 'bf16' else nullcontext())
+    autocast = (
+        torch.autocast(device_type=args.device.split(':')[0], dtype=torch.bfloat16)
+        if args.dtype == 'bf16' else nullcontext())
     model.train()
 
     def train_step():
@@ -115,18 +126,25 @@ def benchmark_test(model, args) -> dict:
     height, width = args.test_size
     image = torch.randn(1, 3, height, width, device=args.device)
     meta = dict(img_shape=(height, width), ori_shape=(height, width))
-    autocast = (torch.autocast(device_type=args.device.split(':')[0], dtype=torch.bfloat16)
-                if args.dtype == 'bf16' else nullcontext())
+    autocast = (
+        torch.autocast(device_type=args.device.split(':')[0], dtype=torch.bfloat16)
+        if args.dtype == 'bf16' else nullcontext())
     with torch.no_grad(), autocast:
         model.test_text_features()  # built once before the evaluation loop, then cached
         model.predict(image, [SegDataSample(metainfo=meta)])  # warm-up
         if args.device.startswith('cuda'):
             torch.cuda.reset_peak_memory_stats()
-        elapsed = time_call(lambda: [model.predict(image, [SegDataSample(metainfo=meta)])
-                                     for _ in range(args.test_images)], args.device)
-    return dict(test_size=[height, width], test_classes=150, test_mode=model.test_cfg['mode'],
-                test_images_per_s=args.test_images / elapsed,
-                test_peak_mib=round(peak_memory_mib(args.device)))
+        elapsed = time_call(
+            lambda: [
+                model.predict(image, [SegDataSample(metainfo=meta)])
+                for _ in range(args.test_images)
+            ], args.device)
+    return dict(
+        test_size=[height, width],
+        test_classes=150,
+        test_mode=model.test_cfg['mode'],
+        test_images_per_s=args.test_images / elapsed,
+        test_peak_mib=round(peak_memory_mib(args.device)))
 
 
 def main(argv=None) -> dict:
@@ -139,9 +157,13 @@ def main(argv=None) -> dict:
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).to(args.device)
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    result = dict(config=args.config, device=args.device, dtype=args.dtype,
-                  gpu=torch.cuda.get_device_name() if args.device.startswith('cuda') else None,
-                  torch=torch.__version__, dense_variant=model.dense_variant)
+    result = dict(
+        config=args.config,
+        device=args.device,
+        dtype=args.dtype,
+        gpu=torch.cuda.get_device_name() if args.device.startswith('cuda') else None,
+        torch=torch.__version__,
+        dense_variant=model.dense_variant)
     result.update(benchmark_training(model, optim_wrapper, args))
     result.update(benchmark_test(model, args))
     line = json.dumps(result)

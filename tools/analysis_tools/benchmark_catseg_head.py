@@ -29,8 +29,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
     parser.add_argument('--num-classes', type=int, required=True)
-    parser.add_argument('--num-class-slots', type=int, default=None,
-                        help="override the config's aggregator.num_class_slots")
+    parser.add_argument(
+        '--num-class-slots',
+        type=int,
+        default=None,
+        help="override the config's aggregator.num_class_slots")
     parser.add_argument('--device', default='cpu')
     args = parser.parse_args()
 
@@ -53,8 +56,12 @@ def main():
         for _ in head.guidance_upsamplers
     ]
     text = F.normalize(
-        torch.randn(args.num_classes, head_cfg.aggregator.num_templates,
-                    head_cfg.aggregator.text_dims, device=args.device), dim=-1)
+        torch.randn(
+            args.num_classes,
+            head_cfg.aggregator.num_templates,
+            head_cfg.aggregator.text_dims,
+            device=args.device),
+        dim=-1)
 
     on_cuda = args.device.startswith('cuda')
     if on_cuda:
@@ -66,8 +73,9 @@ def main():
     with torch.no_grad():
         logits = watch.wrap(head)(dense, guidance, text)
     elapsed = watch.take()
-    peak = (torch.cuda.max_memory_allocated() if on_cuda else
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    peak = (
+        torch.cuda.max_memory_allocated()
+        if on_cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     print(f'classes={args.num_classes} num_class_slots={head.aggregator.num_class_slots} '
           f'logits={tuple(logits.shape)} peak_memory_increase={(peak - base) / 2**20:.0f} MiB '
           f'time={elapsed:.2f} s')

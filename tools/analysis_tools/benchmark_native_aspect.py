@@ -32,8 +32,8 @@ def parse_args(argv=None):
     parser.add_argument('slide', help='config with test_cfg.mode=slide (same towers)')
     parser.add_argument('--checkpoint', help='converted SigLIP 2 weights')
     parser.add_argument('--images', type=int, default=6)
-    parser.add_argument('--num-classes', type=int, default=150,
-                        help='number of random class embeddings')
+    parser.add_argument(
+        '--num-classes', type=int, default=150, help='number of random class embeddings')
     parser.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
 
@@ -68,8 +68,9 @@ def main(argv=None):
     measure(native, images[:1])  # warm-up
     native_labels, native_speed = measure(native, images)
     slide_labels, slide_speed = measure(slide, images)
-    agreement = sum((a == b).sum().item() for a, b in zip(native_labels, slide_labels)) / sum(
-        a.numel() for a in native_labels)
+    agreement = sum(
+        (a == b).sum().item()
+        for a, b in zip(native_labels, slide_labels)) / sum(a.numel() for a in native_labels)
     print(f'images: {args.images} ({", ".join(f"{h}x{w}" for h, w in SIZES[:args.images])})')
     print(f'native ({native.test_cfg}): {native_speed:.2f} images/s')
     print(f'slide ({slide.test_cfg}): {slide_speed:.2f} images/s')

@@ -53,18 +53,22 @@ def parse_args():
     parser.add_argument('--warmup', type=int, default=2, help='untimed steps of each')
     parser.add_argument('--amp', action='store_true', help='bf16 autocast (both)')
     parser.add_argument('--fused', action='store_true', help='fused AdamW (both)')
-    parser.add_argument('--compile', action='store_true',
-                        help='torch.compile every transformer block (both)')
-    parser.add_argument('--with-cp', action='store_true',
-                        help='activation checkpointing of our towers\' blocks')
+    parser.add_argument(
+        '--compile', action='store_true', help='torch.compile every transformer block (both)')
+    parser.add_argument(
+        '--with-cp', action='store_true', help='activation checkpointing of our towers\' blocks')
     parser.add_argument('--memory', action='store_true', help='also measure peak memory')
-    parser.add_argument('--memory-only', action='store_true',
-                        help='measure peak memory, skip the timing')
-    parser.add_argument('--profile', action='store_true',
-                        help='print the torch.profiler operator table of one step of each')
-    parser.add_argument('--no-optimizer-step', action='store_true',
-                        help='forward, loss and backward only, gradients dropped: isolates '
-                        'the activation memory from AdamW\'s state and temporaries')
+    parser.add_argument(
+        '--memory-only', action='store_true', help='measure peak memory, skip the timing')
+    parser.add_argument(
+        '--profile',
+        action='store_true',
+        help='print the torch.profiler operator table of one step of each')
+    parser.add_argument(
+        '--no-optimizer-step',
+        action='store_true',
+        help='forward, loss and backward only, gradients dropped: isolates '
+        'the activation memory from AdamW\'s state and temporaries')
     parser.add_argument('--only', choices=SIDES, help=argparse.SUPPRESS)  # memory child
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
@@ -75,8 +79,8 @@ def make_batch(batch_size, context_length, device, seed=0):
     """``uint8`` RGB images, the same images normalised, and token ids ending in CLIP's
     end-of-text id (the highest id, where both text towers pool)."""
     generator = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (batch_size, 3, 224, 224), generator=generator,
-                           dtype=torch.uint8)
+    images = torch.randint(
+        0, 256, (batch_size, 3, 224, 224), generator=generator, dtype=torch.uint8)
     text = torch.randint(1, 49406, (batch_size, context_length), generator=generator)
     lengths = torch.randint(5, context_length, (batch_size, ), generator=generator)
     positions = torch.arange(context_length)
@@ -196,16 +200,19 @@ def memory_child(cfg, args, device):
 def measure_memory(args, side):
     """Peak memory of ``side`` in a child process (see the module doc)."""
     argv = [a for a in sys.argv[1:] if a not in ('--memory', '--memory-only')]
-    out = subprocess.run([sys.executable, __file__, *argv, '--only', side], check=True,
-                         capture_output=True, text=True, env=dict(os.environ)).stdout
+    out = subprocess.run([sys.executable, __file__, *argv, '--only', side],
+                         check=True,
+                         capture_output=True,
+                         text=True,
+                         env=dict(os.environ)).stdout
     return json.loads(out.strip().splitlines()[-1])['peak_mib']
 
 
 def main():
     args = parse_args()
     quiet_library_warnings()
-    cfg = Config.fromfile(args.config if os.path.isfile(args.config) else
-                          get_config_path(args.config))
+    cfg = Config.fromfile(
+        args.config if os.path.isfile(args.config) else get_config_path(args.config))
     try:
         merge_cfg_options(cfg, args.cfg_options)
     except ConfigOverrideError as err:
@@ -245,8 +252,8 @@ def main():
           f'(median of per-pair ratios {statistics.median(ratios):.3f}x)')
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
-        activities = [ProfilerActivity.CPU] + (
-            [ProfilerActivity.CUDA] if device.type == 'cuda' else [])
+        activities = [ProfilerActivity.CPU
+                      ] + ([ProfilerActivity.CUDA] if device.type == 'cuda' else [])
         for side in SIDES:
             with profile(activities=activities) as profiler:
                 time_call(steps[side], device)

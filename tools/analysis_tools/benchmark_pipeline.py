@@ -65,21 +65,31 @@ SIZES = ((500, 375), (375, 500), (500, 333), (480, 360), (500, 400), (333, 500))
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Data pipeline images/s, ours vs DINO')
-    parser.add_argument('--config', default=DEFAULT_CONFIG,
-                        help='config with train_pipeline, num_local_crops and crop settings')
+    parser.add_argument(
+        '--config',
+        default=DEFAULT_CONFIG,
+        help='config with train_pipeline, num_local_crops and crop settings')
     parser.add_argument('--num-images', type=int, default=300)
     parser.add_argument('--rounds', type=int, default=5, help='timed passes over the files')
     parser.add_argument('--chunk', type=int, default=10, help='images per turn of a side')
     parser.add_argument('--data-dir', help='where to write the JPEGs (default: a temp dir)')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--profile', action='store_true',
-                        help='print the top functions of one cProfile pass of ours')
-    parser.add_argument('--batch-size', type=int, default=32,
-                        help='samples per batch of the main-process augmentation timing')
-    parser.add_argument('--device', default='cpu',
-                        help='where the main process augments (cpu, cuda)')
-    parser.add_argument('--main-threads', type=int, default=1,
-                        help='torch threads of the main process for its timing')
+    parser.add_argument(
+        '--profile',
+        action='store_true',
+        help='print the top functions of one cProfile pass of ours')
+    parser.add_argument(
+        '--batch-size',
+        type=int,
+        default=32,
+        help='samples per batch of the main-process augmentation timing')
+    parser.add_argument(
+        '--device', default='cpu', help='where the main process augments (cpu, cuda)')
+    parser.add_argument(
+        '--main-threads',
+        type=int,
+        default=1,
+        help='torch threads of the main process for its timing')
     return parser.parse_args()
 
 
@@ -87,8 +97,9 @@ def photo_like(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     """An RGB ``uint8`` image with the statistics that matter for JPEG and resampling cost:
     smooth low-frequency colour, a few hard-edged shapes, mid-frequency texture, noise."""
     base = rng.uniform(0, 255, (4, 5, 3)).astype(np.float32)
-    img = np.asarray(Image.fromarray(base.astype(np.uint8)).resize(
-        (width, height), Image.BICUBIC), dtype=np.float32)
+    img = np.asarray(
+        Image.fromarray(base.astype(np.uint8)).resize((width, height), Image.BICUBIC),
+        dtype=np.float32)
     yy, xx = np.mgrid[0:height, 0:width]
     for _ in range(rng.integers(3, 7)):
         cx, cy = rng.uniform(0, width), rng.uniform(0, height)
@@ -96,8 +107,8 @@ def photo_like(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
         mask = (xx - cx)**2 + (yy - cy)**2 < radius**2
         img[mask] = 0.5 * img[mask] + 0.5 * rng.uniform(0, 255, 3)
     freq = rng.uniform(0.05, 0.3)
-    img += 20 * np.sin(freq * xx + rng.uniform(0, 6))[..., None] * np.cos(
-        freq * 0.7 * yy)[..., None]
+    img += 20 * np.sin(freq * xx + rng.uniform(0, 6))[..., None] * np.cos(freq * 0.7 * yy)[...,
+                                                                                           None]
     img += rng.normal(0, 6, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
 
@@ -111,8 +122,12 @@ def make_jpegs(data_dir: Path, num_images: int, seed: int) -> Path:
         width, height = SIZES[i % len(SIZES)]
         name = f'{i:05d}.jpg'
         Image.fromarray(photo_like(rng, width, height)).save(data_dir / name, quality=90)
-        lines.append(json.dumps(dict(image=name, caption=f'a photo of object number {i} '
-                                     'on a table next to a window')))
+        lines.append(
+            json.dumps(
+                dict(
+                    image=name,
+                    caption=f'a photo of object number {i} '
+                    'on a table next to a window')))
     manifest = data_dir / 'manifest.jsonl'
     manifest.write_text('\n'.join(lines) + '\n')
     return manifest
@@ -143,8 +158,14 @@ class DinoSolarize:
 class DinoRecipe:
     """DINO's multi-crop augmentation, written out with torchvision (see the module doc)."""
 
-    def __init__(self, global_size, local_size, global_scale, local_scale, num_local,
-                 num_contrastive=0, normalize=True):
+    def __init__(self,
+                 global_size,
+                 local_size,
+                 global_scale,
+                 local_scale,
+                 num_local,
+                 num_contrastive=0,
+                 normalize=True):
         from torchvision import transforms as T
         bicubic = T.InterpolationMode.BICUBIC
         jitter = T.Compose([
@@ -152,31 +173,35 @@ class DinoRecipe:
             T.RandomApply([T.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8),
             T.RandomGrayscale(p=0.2),
         ])
-        to_tensor = T.Compose([
-            T.ToTensor(), T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-        ]) if normalize else T.PILToTensor()
+        to_tensor = T.Compose(
+            [T.ToTensor(), T.Normalize((0.485, 0.456, 0.406),
+                                       (0.229, 0.224, 0.225))]) if normalize else T.PILToTensor()
         self.global_1 = T.Compose([
-            T.RandomResizedCrop(global_size, scale=global_scale, interpolation=bicubic),
-            jitter, DinoBlur(1.0), to_tensor])
+            T.RandomResizedCrop(global_size, scale=global_scale, interpolation=bicubic), jitter,
+            DinoBlur(1.0), to_tensor
+        ])
         self.global_2 = T.Compose([
-            T.RandomResizedCrop(global_size, scale=global_scale, interpolation=bicubic),
-            jitter, DinoBlur(0.1), DinoSolarize(0.2), to_tensor])
+            T.RandomResizedCrop(global_size, scale=global_scale, interpolation=bicubic), jitter,
+            DinoBlur(0.1),
+            DinoSolarize(0.2), to_tensor
+        ])
         self.local = T.Compose([
-            T.RandomResizedCrop(local_size, scale=local_scale, interpolation=bicubic),
-            jitter, DinoBlur(0.5), to_tensor])
+            T.RandomResizedCrop(local_size, scale=local_scale, interpolation=bicubic), jitter,
+            DinoBlur(0.5), to_tensor
+        ])
         # SILC's image-text views (PackSILCInputs' contrastive_crops): a plain resized crop at
         # the global size, no colour change; not part of DINO, added so both sides make the
         # same crops when the config has them.
         self.contrastive = T.Compose([
-            T.RandomResizedCrop(global_size, scale=global_scale, interpolation=bicubic),
-            to_tensor])
+            T.RandomResizedCrop(global_size, scale=global_scale, interpolation=bicubic), to_tensor
+        ])
         self.num_local = num_local
         self.num_contrastive = num_contrastive
 
     def __call__(self, img):
         return [self.global_1(img), self.global_2(img)] + [
-            self.local(img) for _ in range(self.num_local)] + [
-            self.contrastive(img) for _ in range(self.num_contrastive)]
+            self.local(img) for _ in range(self.num_local)
+        ] + [self.contrastive(img) for _ in range(self.num_contrastive)]
 
 
 def dino_sample(recipe, path):
@@ -211,8 +236,7 @@ def main_process_cost(cfg, fetch, args, worker_rate):
     from silc_seg.models.data_preprocessors import SILCDataPreprocessor
     threads = torch.get_num_threads()
     torch.set_num_threads(args.main_threads)
-    preprocessor = SILCDataPreprocessor(
-        batch_augments=cfg.device_augments).to(args.device)
+    preprocessor = SILCDataPreprocessor(batch_augments=cfg.device_augments).to(args.device)
     batch = default_collate([fetch(i % args.num_images) for i in range(args.batch_size)])
     timings = {True: [], False: []}
     for repeat in range(2 + 2 * args.rounds):
@@ -220,8 +244,8 @@ def main_process_cost(cfg, fetch, args, worker_rate):
             seconds = time_call(lambda: preprocessor(batch, training=training), args.device)
             if repeat >= 2:  # the first two are warm-up
                 timings[training].append(seconds)
-    with_aug, without = (statistics.median(timings[key]) / args.batch_size
-                         for key in (True, False))
+    with_aug, without = (
+        statistics.median(timings[key]) / args.batch_size for key in (True, False))
     print(f'main process on {args.device} ({args.main_threads} thread(s)), batches of '
           f'{args.batch_size}: augmentation {(with_aug - without) * 1e3:.2f} ms per image '
           f'(preprocessor with it {with_aug * 1e3:.2f} ms, without {without * 1e3:.2f} ms); '
@@ -238,8 +262,8 @@ def main():
         cv2.setNumThreads(0)  # MMEngine's default env_cfg (opencv_num_threads=0)
     except ImportError:
         pass
-    cfg = Config.fromfile(args.config if os.path.isfile(args.config) else
-                          get_config_path(args.config))
+    cfg = Config.fromfile(
+        args.config if os.path.isfile(args.config) else get_config_path(args.config))
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     tmp = None
     if args.data_dir:
@@ -254,28 +278,37 @@ def main():
     mean_kb = np.mean([os.path.getsize(p) for p in paths]) / 1024
 
     def build_dataset(pipeline):
-        return DATASETS.build(dict(type='ImageTextManifestDataset', data_root=str(data_dir),
-                                   ann_file='manifest.jsonl', pipeline=pipeline))
+        return DATASETS.build(
+            dict(
+                type='ImageTextManifestDataset',
+                data_root=str(data_dir),
+                ann_file='manifest.jsonl',
+                pipeline=pipeline))
 
     device_split = 'cpu_train_pipeline' in cfg and 'device_augments' in cfg
     dataset = build_dataset(cfg.cpu_train_pipeline if device_split else cfg.train_pipeline)
-    geometry = dict(global_size=cfg.global_crop_size, local_size=cfg.local_crop_size,
-                    global_scale=tuple(cfg.global_crop_scale),
-                    local_scale=tuple(cfg.local_crop_scale), num_local=cfg.num_local_crops,
-                    num_contrastive=cfg.get('num_contrastive_crops', 0))
+    geometry = dict(
+        global_size=cfg.global_crop_size,
+        local_size=cfg.local_crop_size,
+        global_scale=tuple(cfg.global_crop_scale),
+        local_scale=tuple(cfg.local_crop_scale),
+        num_local=cfg.num_local_crops,
+        num_contrastive=cfg.get('num_contrastive_crops', 0))
     sides = {
         'ours': dataset.__getitem__,
         'dino': lambda i, r=DinoRecipe(**geometry): dino_sample(r, paths[i]),
-        'dino-uint8': lambda i, r=DinoRecipe(**geometry, normalize=False): dino_sample(
-            r, paths[i]),
+        'dino-uint8':
+        lambda i, r=DinoRecipe(**geometry, normalize=False): dino_sample(r, paths[i]),
     }
     if device_split:
         sides['ours-crop'] = build_dataset(cfg.train_pipeline).__getitem__
     # Same crops on both sides.
     ours = sides['ours'](0)['inputs']
     dino = sides['dino'](0)
-    ours_shapes = [tuple(v.shape) for v in [*ours['global_crops'], *ours['local_crops'],
-                                            *ours.get('contrastive_crops', [])]]
+    ours_shapes = [
+        tuple(v.shape)
+        for v in [*ours['global_crops'], *ours['local_crops'], *ours.get('contrastive_crops', [])]
+    ]
     assert ours_shapes == [tuple(v.shape) for v in dino], (ours_shapes, dino)
 
     np.random.seed(args.seed)

@@ -83,28 +83,38 @@ def parse_args():
     parser.add_argument('--num-global', type=int, help='default: config num_global_crops')
     parser.add_argument('--num-local', type=int, help='default: config num_local_crops')
     parser.add_argument('--fused', action='store_true', help='fused AdamW')
-    parser.add_argument('--compile', action='store_true',
-                        help='torch.compile every transformer block (CompileBlocksHook)')
-    parser.add_argument('--with-cp', action='store_true',
-                        help='activation checkpointing of the towers\' blocks')
-    parser.add_argument('--peak-tflops', type=float,
-                        help='dense peak TFLOP/s of the device for the dtype, for MFU')
-    parser.add_argument('--masked-config',
-                        help='also time this masked self-distillation (MaskedSelfDistill) config')
-    parser.add_argument('--caption-tokens', type=int,
-                        help='SigLIP 2 configs: caption length (default: the full context)')
-    parser.add_argument('--memory', action='store_true',
-                        help='SigLIP 2 configs: also measure the peak memory of each step')
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help='torch.compile every transformer block (CompileBlocksHook)')
+    parser.add_argument(
+        '--with-cp', action='store_true', help='activation checkpointing of the towers\' blocks')
+    parser.add_argument(
+        '--peak-tflops',
+        type=float,
+        help='dense peak TFLOP/s of the device for the dtype, for MFU')
+    parser.add_argument(
+        '--masked-config',
+        help='also time this masked self-distillation (MaskedSelfDistill) config')
+    parser.add_argument(
+        '--caption-tokens',
+        type=int,
+        help='SigLIP 2 configs: caption length (default: the full context)')
+    parser.add_argument(
+        '--memory',
+        action='store_true',
+        help='SigLIP 2 configs: also measure the peak memory of each step')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
 
 
 def transformer_flops(tokens: int, width: int, depth: int, mlp_hidden: int) -> float:
     """Forward FLOPs (2 per multiply-add) of ``depth`` pre-norm blocks on ``tokens`` tokens."""
-    per_block = (2 * tokens * width * 3 * width  # qkv
-                 + 2 * tokens * tokens * width * 2  # QK^T and AV
-                 + 2 * tokens * width * width  # output projection
-                 + 2 * tokens * width * mlp_hidden * 2)  # MLP
+    per_block = (
+        2 * tokens * width * 3 * width  # qkv
+        + 2 * tokens * tokens * width * 2  # QK^T and AV
+        + 2 * tokens * width * width  # output projection
+        + 2 * tokens * width * mlp_hidden * 2)  # MLP
     return depth * per_block
 
 
@@ -115,16 +125,15 @@ def vit_forward_flops(image_encoder, image_size: int) -> float:
     tokens = patches + image_encoder.num_prefix_tokens
     mlp_hidden = image_encoder.blocks[0].mlp.fc1.out_features
     return (2 * patches * 3 * patch * patch * width  # patch embedding
-            + transformer_flops(tokens, width, image_encoder.depth, mlp_hidden)
-            + 2 * width * image_encoder.output_dim)  # projection of the pooled token
+            + transformer_flops(tokens, width, image_encoder.depth, mlp_hidden) +
+            2 * width * image_encoder.output_dim)  # projection of the pooled token
 
 
 def text_forward_flops(text_encoder) -> float:
     """Forward FLOPs of ``SILCTextTransformer`` on one caption (full context)."""
     mlp_hidden = text_encoder.blocks[0].mlp.fc1.out_features
-    return (transformer_flops(text_encoder.context_length, text_encoder.width,
-                              text_encoder.depth, mlp_hidden)
-            + 2 * text_encoder.width * text_encoder.output_dim)
+    return (transformer_flops(text_encoder.context_length, text_encoder.width, text_encoder.depth,
+                              mlp_hidden) + 2 * text_encoder.width * text_encoder.output_dim)
 
 
 def linear_flops(module) -> float:
@@ -152,11 +161,15 @@ def make_batch(batch_size, num_global, num_local, global_size, local_size, conte
     generator = torch.Generator().manual_seed(0)
 
     def views(num, size):
-        return [torch.randint(0, 256, (batch_size, 3, size, size), generator=generator,
-                              dtype=torch.uint8) for _ in range(num)]
+        return [
+            torch.randint(
+                0, 256, (batch_size, 3, size, size), generator=generator, dtype=torch.uint8)
+            for _ in range(num)
+        ]
 
-    inputs = dict(global_crops=views(num_global, global_size),
-                  text=torch.randint(1, 49407, (batch_size, context_length), generator=generator))
+    inputs = dict(
+        global_crops=views(num_global, global_size),
+        text=torch.randint(1, 49407, (batch_size, context_length), generator=generator))
     if num_local:
         inputs['local_crops'] = views(num_local, local_size)
     return dict(inputs=inputs, data_samples=None)
@@ -262,8 +275,8 @@ def main():
     silc_time, baseline_time = statistics.median(silc_times), statistics.median(baseline_times)
     silc_image, baseline_image, silc_full, baseline_full = step_flops(
         silc, global_size, local_size, num_global, num_local)
-    teacher_flops = num_global * (vit_forward_flops(silc.image_encoder, global_size)
-                                  + linear_flops(silc.distill_head))
+    teacher_flops = num_global * (
+        vit_forward_flops(silc.image_encoder, global_size) + linear_flops(silc.distill_head))
     print(f'config: {args.config}  device: {device}  amp: {args.amp}  '
           f'batch: {args.batch_size} pairs  threads: {torch.get_num_threads()}  '
           f'fused AdamW: {args.fused}  compile: {args.compile}  with_cp: {args.with_cp}')
@@ -348,15 +361,17 @@ def siglip2_batches(cfg, batch_size, context_length, caption_tokens=None):
     inputs = recipe['inputs']
     if caption_tokens is not None:
         inputs['text'][:, caption_tokens:] = 0
-    inputs['contrastive_crops'] = [torch.randint(0, 256, (batch_size, 3, size, size),
-                                                 generator=generator, dtype=torch.uint8)]
+    inputs['contrastive_crops'] = [
+        torch.randint(0, 256, (batch_size, 3, size, size), generator=generator, dtype=torch.uint8)
+    ]
     region_text = torch.zeros(batch_size, 1, context_length, dtype=torch.long)
     region_text[:, 0, :4] = torch.randint(1, 49407, (batch_size, 4), generator=generator)
     inputs['region_text'] = region_text
     inputs['region_boxes'] = torch.tensor([[[0.1, 0.2, 0.6, 0.9]]]).repeat(batch_size, 1, 1)
     inputs['region_valid'] = (torch.arange(batch_size) % 2 == 0)[:, None]
-    baseline = dict(inputs=dict(global_crops=inputs['contrastive_crops'], text=inputs['text']),
-                    data_samples=None)
+    baseline = dict(
+        inputs=dict(global_crops=inputs['contrastive_crops'], text=inputs['text']),
+        data_samples=None)
     return recipe, baseline, (size, local_size, num_global, num_local)
 
 
@@ -371,11 +386,13 @@ def decoder_flops(decoder, batch_inputs) -> float:
     for item in tasks.values():
         num, length = item['sequences'].shape
         length -= 1
-        cross = len(blocks) * (4 * length * width * width  # query and output projections
-                               + 4 * memory * width * width  # key and value projections
-                               + 4 * length * memory * width)  # QK^T and AV
-        total += num * (transformer_flops(length, width, len(blocks), mlp_hidden) + cross
-                        + 2 * memory * decoder.input_proj.in_features * width)
+        cross = len(blocks) * (
+            4 * length * width * width  # query and output projections
+            + 4 * memory * width * width  # key and value projections
+            + 4 * length * memory * width)  # QK^T and AV
+        total += num * (
+            transformer_flops(length, width, len(blocks), mlp_hidden) + cross +
+            2 * memory * decoder.input_proj.in_features * width)
         total += 2 * int(item['loss_mask'].sum()) * width * decoder.num_classes
     return total
 
@@ -388,19 +405,20 @@ def siglip2_flops(model, batch, shapes, batch_size):
     whole = vit_forward_flops(encoder, size)
     text = text_forward_flops(model.text_encoder)
     siglip = 3 * batch_size * (whole + text)
-    inputs = dict(batch['inputs'], memory_tokens=(size // encoder.patch_size)**2
-                  + encoder.num_prefix_tokens)
+    inputs = dict(
+        batch['inputs'], memory_tokens=(size // encoder.patch_size)**2 + encoder.num_prefix_tokens)
     stage1 = siglip + 3 * decoder_flops(model.caption_decoder, inputs)
     global_flops = vit_forward_flops(encoder, size)
     local_flops = vit_forward_flops(encoder, local_size) if num_local else 0.0
     patches = (size // encoder.patch_size)**2
     masked = int(round(model.image_mask_ratio * patches))
     head, masked_head = linear_flops(model.distill_head), linear_flops(model.masked_head)
-    per_pair = (3 * (num_global * global_flops + num_local * local_flops)  # distillation views
-                + num_global * global_flops  # teacher
-                + 3 * num_global * global_flops  # masked student
-                + head * (3 * (num_global + num_local) + num_global)
-                + masked_head * num_global * (3 * masked + patches))
+    per_pair = (
+        3 * (num_global * global_flops + num_local * local_flops)  # distillation views
+        + num_global * global_flops  # teacher
+        + 3 * num_global * global_flops  # masked student
+        + head * (3 * (num_global + num_local) + num_global) + masked_head * num_global *
+        (3 * masked + patches))
     return siglip, stage1, stage1 + batch_size * per_pair
 
 
@@ -487,10 +505,11 @@ def siglip2_main(args, cfg):
     print(f'config: {args.config}  device: {device}  amp: {args.amp}  batch: '
           f'{args.batch_size} pairs  threads: {torch.get_num_threads()}  iters: {args.iters}  '
           f'caption tokens: {args.caption_tokens or "full context"}')
-    names = dict(siglip=f'SigLIP-only (1x{size}px whole image)',
-                 stage1='recipe stage 1 (sigmoid + LocCa decoder)',
-                 stage2=f'recipe stage 2 (+ {num_global}x{size}px global, {num_local}x'
-                        f'{local_size}px local: distillation, masked prediction, EMA)')
+    names = dict(
+        siglip=f'SigLIP-only (1x{size}px whole image)',
+        stage1='recipe stage 1 (sigmoid + LocCa decoder)',
+        stage2=f'recipe stage 2 (+ {num_global}x{size}px global, {num_local}x'
+        f'{local_size}px local: distillation, masked prediction, EMA)')
     for kind in STEP_KINDS:
         print(f'{names[kind]}: {median[kind] * 1e3:.1f} ms, time ratio '
               f'{median[kind] / median["siglip"]:.2f}, FLOP ratio '
@@ -509,9 +528,10 @@ def siglip2_main(args, cfg):
         queue = context.Queue()
         results = {}
         for kind in STEP_KINDS:
-            process = context.Process(target=siglip2_memory_child, args=(
-                args.config, args.cfg_options, kind, args.batch_size, args.caption_tokens,
-                queue))
+            process = context.Process(
+                target=siglip2_memory_child,
+                args=(args.config, args.cfg_options, kind, args.batch_size, args.caption_tokens,
+                      queue))
             process.start()
             found, value = queue.get(timeout=1800)
             process.join()

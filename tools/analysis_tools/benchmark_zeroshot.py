@@ -56,18 +56,32 @@ def parse_args():
     parser = argparse.ArgumentParser(description='Benchmark zero-shot segmentation')
     parser.add_argument('config', help='zero-shot config file')
     parser.add_argument('--checkpoint', help='optional checkpoint')
-    parser.add_argument('--text-classes', type=int, default=None,
-                        help='classes for the text-classifier timing (default all, 0 skips)')
+    parser.add_argument(
+        '--text-classes',
+        type=int,
+        default=None,
+        help='classes for the text-classifier timing (default all, 0 skips)')
     parser.add_argument('--num-images', type=int, default=4, help='0 skips the image timing')
-    parser.add_argument('--image-size', type=int, nargs=2, default=(336, 448),
-                        metavar=('H', 'W'), help='preprocessed image size')
+    parser.add_argument(
+        '--image-size',
+        type=int,
+        nargs=2,
+        default=(336, 448),
+        metavar=('H', 'W'),
+        help='preprocessed image size')
     parser.add_argument('--repeats', type=int, default=2, help='timed passes (best is kept)')
-    parser.add_argument('--batch-size', type=int, default=1,
-                        help='images per predict call of ours (the loop is per image)')
+    parser.add_argument(
+        '--batch-size',
+        type=int,
+        default=1,
+        help='images per predict call of ours (the loop is per image)')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings in the config, in xxx=yyy format (keys are '
-                        'checked against the config; +xxx=yyy adds a key it does not have)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, in xxx=yyy format (keys are '
+        'checked against the config; +xxx=yyy adds a key it does not have)')
     return parser.parse_args()
 
 
@@ -107,10 +121,14 @@ class FullRows(nn.Module):
 
 def classifier_of(model, text_encoder, cache_dir=None):
     classifier = model.text_classifier
-    return TextClassifier(text_encoder, model.tokenizer, classifier.templates,
-                          name_rule=classifier.name_rule,
-                          template_reduction=classifier.template_reduction,
-                          batch_size=classifier.batch_size, cache_dir=cache_dir)
+    return TextClassifier(
+        text_encoder,
+        model.tokenizer,
+        classifier.templates,
+        name_rule=classifier.name_rule,
+        template_reduction=classifier.template_reduction,
+        batch_size=classifier.batch_size,
+        cache_dir=cache_dir)
 
 
 def time_text_classifier(model, vocabulary, total_classes, device):
@@ -120,22 +138,22 @@ def time_text_classifier(model, vocabulary, total_classes, device):
           f'names x {len(model.templates)} templates = {num_prompts} prompts, batches of '
           f'{model.text_classifier.batch_size}')
     # Tokenizer warm-up (BPE results are memoized): every path below finds the same memo.
-    model.tokenizer([template.format(name) for (name, ) in queries
-                     for template in model.templates])
+    model.tokenizer(
+        [template.format(name) for (name, ) in queries for template in model.templates])
     timings = {}
     with torch.no_grad():
         watch = Stopwatch(device)
-        previous = watch.wrap(classifier_of(model, FullRows(model.text_encoder)).encode)(
-            queries).embeddings
+        previous = watch.wrap(classifier_of(model, FullRows(
+            model.text_encoder)).encode)(queries).embeddings
         timings['previous'] = watch.take()
         trimmed = watch.wrap(model.text_classifier.encode)(queries).embeddings
         timings['trimmed'] = watch.take()
         with tempfile.TemporaryDirectory() as cache_dir:
-            written = watch.wrap(classifier_of(model, model.text_encoder, cache_dir))(
-                queries).embeddings
+            written = watch.wrap(classifier_of(model, model.text_encoder,
+                                               cache_dir))(queries).embeddings
             timings['disk write'] = watch.take()
-            read = watch.wrap(classifier_of(model, model.text_encoder, cache_dir))(
-                queries).embeddings
+            read = watch.wrap(classifier_of(model, model.text_encoder,
+                                            cache_dir))(queries).embeddings
             timings['disk read'] = watch.take()
     difference = max((trimmed - previous).abs().max().item(),
                      (written - previous).abs().max().item())
@@ -176,8 +194,8 @@ def reference_loop_predict(model, images, text_embeddings, query_to_class):
                 # SCLIP: the patch embedding ignores the pixels that do not fill a patch, the
                 # logits are stretched over the whole window.
                 left = right = top = bottom = 0
-                padded = window[..., :(y2 - y1) // patch_size * patch_size,
-                                :(x2 - x1) // patch_size * patch_size]
+                padded = window[..., :(y2 - y1) // patch_size * patch_size, :(x2 - x1) //
+                                patch_size * patch_size]
             else:
                 left, right, top, bottom = centred_padding(*window.shape[-2:], patch_size)
                 padded = F.pad(window, (left, right, top, bottom))
@@ -198,9 +216,13 @@ def reference_loop_predict(model, images, text_embeddings, query_to_class):
             # index and takes the max; that (classes x queries x H x W) product does not fit in
             # memory here for ADE-150, so the same max is taken with a scatter.
             index = query_index.view(-1, 1, 1).expand_as(probabilities)
-            probabilities = probabilities.new_zeros(
-                (num_classes, ) + probabilities.shape[1:]).scatter_reduce(
-                    0, index, probabilities, reduce='amax', include_self=False)
+            probabilities = probabilities.new_zeros((num_classes, ) +
+                                                    probabilities.shape[1:]).scatter_reduce(
+                                                        0,
+                                                        index,
+                                                        probabilities,
+                                                        reduce='amax',
+                                                        include_self=False)
         labels.append(model.decode_head.predict_labels(probabilities))  # background rules
     return labels
 
@@ -212,9 +234,11 @@ def ours_predict(model, images, batch_size=1):
     with model.text_classifier.frozen():
         for start in range(0, len(images), batch_size):
             batch = images[start:start + batch_size]
-            samples = [SegDataSample(metainfo=dict(img_shape=image.shape[-2:],
-                                                   ori_shape=image.shape[-2:]))
-                       for image in batch]
+            samples = [
+                SegDataSample(
+                    metainfo=dict(img_shape=image.shape[-2:], ori_shape=image.shape[-2:]))
+                for image in batch
+            ]
             results = model.predict(torch.stack(batch), samples)
             labels.extend(result.pred_sem_seg.data for result in results)
     return labels
@@ -222,17 +246,16 @@ def ours_predict(model, images, batch_size=1):
 
 def time_images(model, args):
     torch.manual_seed(0)
-    images = [torch.randn(3, *args.image_size, device=args.device)
-              for _ in range(args.num_images)]
+    images = [torch.randn(3, *args.image_size, device=args.device) for _ in range(args.num_images)]
     text_embeddings, query_to_class = model.text_embeddings()  # built once, as SCLIP does
-    (ours_time, loop_time), (ours_labels, loop_labels) = best_times(
-        [lambda: ours_predict(model, images, args.batch_size),
-         lambda: reference_loop_predict(model, images, text_embeddings, query_to_class)],
-        args.repeats, args.device)
+    (ours_time, loop_time), (ours_labels, loop_labels) = best_times([
+        lambda: ours_predict(model, images, args.batch_size),
+        lambda: reference_loop_predict(model, images, text_embeddings, query_to_class)
+    ], args.repeats, args.device)
     agreement = torch.stack([(a == b).float().mean()
                              for a, b in zip(ours_labels, loop_labels)]).mean().item()
-    windows = len(sliding_windows(*args.image_size, model.test_cfg['crop_size'],
-                                  model.test_cfg['stride']))
+    windows = len(
+        sliding_windows(*args.image_size, model.test_cfg['crop_size'], model.test_cfg['stride']))
     print(f'images: {args.num_images} x {args.image_size[0]}x{args.image_size[1]}, {windows} '
           f'windows each (window_batch_size {model.test_cfg["window_batch_size"]}, '
           f'{args.batch_size} image(s) per predict), '

@@ -30,10 +30,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import reference_runner  # noqa: E402  (the subprocess script: its tables and savers)
-from reference_runner import (REFERENCE_CONFIGS, REFERENCES, LabelSaverHook,  # noqa: E402
-                              save_stages)
+from silc_seg.utils import import_file_as_module
+
+# The script the reference runs in (never importing silc_seg): its tables and savers are shared.
+reference_runner = import_file_as_module(
+    osp.join(osp.dirname(osp.abspath(__file__)), 'reference_runner.py'), 'reference_runner')
+REFERENCE_CONFIGS = reference_runner.REFERENCE_CONFIGS
+REFERENCES = reference_runner.REFERENCES
+LabelSaverHook = reference_runner.LabelSaverHook
+save_stages = reference_runner.save_stages
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 METHODS = sorted(REFERENCES)
@@ -41,25 +46,50 @@ DATASETS = sorted(REFERENCE_CONFIGS)
 STAGES = ('input', 'text', 'windows', 'merged', 'final', 'labels')
 # Dataset layouts (mmseg's, which the references' configs also read): image and annotation
 # paths of image ``i``, the split file or None, and the annotation values.
-VOC = dict(image='JPEGImages/2007_{:06d}.jpg', annotation='SegmentationClass/2007_{:06d}.png',
-           split='ImageSets/Segmentation/val.txt', values=list(range(21)) + [255])
-CONTEXT = dict(image='JPEGImages/2008_{:06d}.jpg',
-               annotation='SegmentationClassContext/2008_{:06d}.png',
-               split='ImageSets/SegmentationContext/val.txt', values=list(range(60)))
+VOC = dict(
+    image='JPEGImages/2007_{:06d}.jpg',
+    annotation='SegmentationClass/2007_{:06d}.png',
+    split='ImageSets/Segmentation/val.txt',
+    values=list(range(21)) + [255])
+CONTEXT = dict(
+    image='JPEGImages/2008_{:06d}.jpg',
+    annotation='SegmentationClassContext/2008_{:06d}.png',
+    split='ImageSets/SegmentationContext/val.txt',
+    values=list(range(60)))
 LAYOUTS = {
-    'ade150': dict(image='images/validation/ADE_val_{:08d}.jpg',
-                   annotation='annotations/validation/ADE_val_{:08d}.png', split=None,
-                   values=list(range(151))),
-    'voc21': VOC, 'voc20': VOC, 'pc59': CONTEXT, 'pc60': CONTEXT,
-    'cityscapes': dict(image='leftImg8bit/val/frankfurt/frankfurt_000000_{:06d}_leftImg8bit.png',
-                       annotation='gtFine/val/frankfurt/frankfurt_000000_{:06d}_gtFine_'
-                       'labelTrainIds.png', split=None, values=list(range(19)) + [255]),
-    'coco-stuff171': dict(image='images/val2017/{:012d}.jpg',
-                          annotation='annotations/val2017/{:012d}_labelTrainIds.png',
-                          split=None, values=list(range(171)) + [255]),
-    'coco-object': dict(image='images/val2017/{:012d}.jpg',
-                        annotation='annotations/val2017/{:012d}_instanceTrainIds.png',
-                        split=None, values=list(range(81)) + [255]),
+    'ade150':
+    dict(
+        image='images/validation/ADE_val_{:08d}.jpg',
+        annotation='annotations/validation/ADE_val_{:08d}.png',
+        split=None,
+        values=list(range(151))),
+    'voc21':
+    VOC,
+    'voc20':
+    VOC,
+    'pc59':
+    CONTEXT,
+    'pc60':
+    CONTEXT,
+    'cityscapes':
+    dict(
+        image='leftImg8bit/val/frankfurt/frankfurt_000000_{:06d}_leftImg8bit.png',
+        annotation='gtFine/val/frankfurt/frankfurt_000000_{:06d}_gtFine_'
+        'labelTrainIds.png',
+        split=None,
+        values=list(range(19)) + [255]),
+    'coco-stuff171':
+    dict(
+        image='images/val2017/{:012d}.jpg',
+        annotation='annotations/val2017/{:012d}_labelTrainIds.png',
+        split=None,
+        values=list(range(171)) + [255]),
+    'coco-object':
+    dict(
+        image='images/val2017/{:012d}.jpg',
+        annotation='annotations/val2017/{:012d}_instanceTrainIds.png',
+        split=None,
+        values=list(range(81)) + [255]),
 }
 # Random towers: OpenAI's ViT-B/16, or a narrow one of the same geometry (patch 16, 14x14
 # grid, 12 image blocks, 64 channels per head) that CPUs run in seconds. Heads are width / 64
@@ -83,8 +113,10 @@ def check_reference_dir(path: Optional[str], method: str, dataset: str) -> str:
     if not osp.isdir(path):
         raise ReferenceDirError(f'--reference-dir {path} does not exist (expected a checkout of '
                                 f'https://github.com/{repo})')
-    missing = [name for name in reference_runner.reference_files(method, dataset)
-               if not osp.isfile(osp.join(path, name))]
+    missing = [
+        name for name in reference_runner.reference_files(method, dataset)
+        if not osp.isfile(osp.join(path, name))
+    ]
     if missing:
         raise ReferenceDirError(f'--reference-dir {path} is not a checkout of {repo} for '
                                 f'{dataset}: it lacks {", ".join(missing)}')
@@ -105,8 +137,8 @@ def make_openai_weights(path: str, arch: str = 'ViT-B/16', seed: int = 0) -> Dic
     else:
         spec = ARCHS[arch]
         vision = dict(spec['vision'], patch_size=16, image_size=224, head_width=64)
-        text = dict(spec['text'], heads=spec['text']['width'] // 64, context_length=77,
-                    vocab_size=49408)
+        text = dict(
+            spec['text'], heads=spec['text']['width'] // 64, context_length=77, vocab_size=49408)
         model = open_clip.CLIP(spec['embed_dim'], vision, text, quick_gelu=True)
     with torch.no_grad():
         for name, param in model.named_parameters():
@@ -121,15 +153,18 @@ def convert_for_ours(state_dict: Dict, path: str) -> None:
     """Our checkpoint of the OpenAI-format weights (``silc_seg.converters``)."""
     from silc_seg.converters import convert_openclip_state_dict, save_state_dict
     converted = convert_openclip_state_dict(state_dict)
-    save_state_dict({k: v.float() for k, v in converted.items()}, path,
+    save_state_dict({
+        k: v.float()
+        for k, v in converted.items()
+    },
+                    path,
                     meta=dict(source='compare_with_reference random OpenAI-format weights'))
 
 
 def random_image(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """A smooth random colour field with mild noise, (height, width, 3) uint8."""
     coarse = rng.integers(0, 256, (max(2, height // 24), max(2, width // 24), 3), np.uint8)
-    smooth = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC),
-                        np.float64)
+    smooth = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC), np.float64)
     return np.clip(smooth + rng.normal(0, 8, smooth.shape), 0, 255).astype(np.uint8)
 
 
@@ -147,8 +182,8 @@ def make_dataset(dataset: str, root: str, num_images: int = 2, seed: int = 0) ->
         for path in (image_path, annotation_path):
             os.makedirs(osp.dirname(path), exist_ok=True)
         Image.fromarray(random_image(rng, height, width)).save(image_path, quality=95)
-        coarse = rng.choice(np.array(layout['values'], np.uint8), (height // 32 + 1,
-                                                                   width // 32 + 1))
+        coarse = rng.choice(
+            np.array(layout['values'], np.uint8), (height // 32 + 1, width // 32 + 1))
         Image.fromarray(coarse).resize((width, height), Image.NEAREST).save(annotation_path)
         names.append(osp.splitext(osp.basename(image_path))[0])
     if layout['split']:
@@ -164,18 +199,30 @@ def preset_path(method: str, dataset: str) -> str:
     return osp.join(REPO, 'configs', 'zero_shot', method, f'{method}_vit-b16_{dataset}.py')
 
 
-def run_reference(reference_dir: str, method: str, dataset: str, weights: str, data_root: str,
-                  out: str, device: str = 'cpu', num_templates: Optional[int] = None,
-                  stages: bool = False, stage_stride: int = 4,
+def run_reference(reference_dir: str,
+                  method: str,
+                  dataset: str,
+                  weights: str,
+                  data_root: str,
+                  out: str,
+                  device: str = 'cpu',
+                  num_templates: Optional[int] = None,
+                  stages: bool = False,
+                  stage_stride: int = 4,
                   options: Optional[List[str]] = None) -> List[str]:
     """Run the reference in a subprocess on a patched copy of ``reference_dir``; returns the
     patch lines. Its output goes to ``<out>/reference.log``."""
     copy = osp.join(osp.dirname(out), 'reference_src')
     patches = reference_runner.copy_and_patch(reference_dir, copy, method, device)
-    command = [sys.executable, osp.abspath(reference_runner.__file__), method,
-               osp.join('configs', REFERENCE_CONFIGS[dataset]), osp.abspath(weights),
-               osp.abspath(out), '--data-root', osp.abspath(data_root), '--device', device,
-               '--stage-stride', str(stage_stride)]
+    command = [
+        sys.executable,
+        osp.abspath(reference_runner.__file__), method,
+        osp.join('configs', REFERENCE_CONFIGS[dataset]),
+        osp.abspath(weights),
+        osp.abspath(out), '--data-root',
+        osp.abspath(data_root), '--device', device, '--stage-stride',
+        str(stage_stride)
+    ]
     command += ['--num-templates', str(num_templates)] if num_templates else []
     command += ['--stages'] if stages else []
     command += ['--cfg-options', *options] if options else []
@@ -183,8 +230,8 @@ def run_reference(reference_dir: str, method: str, dataset: str, weights: str, d
     os.makedirs(out, exist_ok=True)
     log_path = osp.join(out, 'reference.log')
     with open(log_path, 'w') as log_file:
-        result = subprocess.run(command, cwd=copy, env=env, stdout=log_file,
-                                stderr=subprocess.STDOUT)
+        result = subprocess.run(
+            command, cwd=copy, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     with open(log_path) as f:
         lines = f.read().splitlines()
     patches += [line[len('[reference] '):] for line in lines if line.startswith('[reference] ')]
@@ -254,21 +301,29 @@ def install_our_recorders(model, out: str, stride: int) -> None:
         postprocess(sample, image, logits)
         height, width = record['image'].shape[-2:]
         test_cfg = model.test_cfg
-        candidates = ([(0, height, 0, width)] if test_cfg['mode'] != 'slide' else
-                      sliding_windows(height, width, test_cfg['crop_size'], test_cfg['stride']))
+        candidates = ([(0, height, 0, width)] if test_cfg['mode'] != 'slide' else sliding_windows(
+            height, width, test_cfg['crop_size'], test_cfg['stride']))
         boxes = [_find_box(record['image'], crop, candidates) for crop in record['crops']]
         name = osp.splitext(osp.basename(sample.img_path))[0]
-        save_stages(osp.join(out, 'stages', name + '.npz'), record['image'], boxes,
-                    record['windows'], record['merged'], record['final'], stride)
+        save_stages(
+            osp.join(out, 'stages', name + '.npz'), record['image'], boxes, record['windows'],
+            record['merged'], record['final'], stride)
 
     model._patch_logits, model._to_pixels = recorded_patch_logits, recorded_to_pixels
     model.inference, model.postprocess_image = recorded_inference, recorded_postprocess
     model.decode_head.class_probabilities = recorded_class_probabilities
 
 
-def run_ours(method: str, dataset: str, checkpoint: str, data_root: str, out: str,
-             arch: str = 'ViT-B/16', num_templates: Optional[int] = None, stages: bool = False,
-             stage_stride: int = 4, cfg_options: Optional[dict] = None) -> None:
+def run_ours(method: str,
+             dataset: str,
+             checkpoint: str,
+             data_root: str,
+             out: str,
+             arch: str = 'ViT-B/16',
+             num_templates: Optional[int] = None,
+             stages: bool = False,
+             stage_stride: int = 4,
+             cfg_options: Optional[dict] = None) -> None:
     """Our preset through mmseg's test loop, saving label maps (and stages) under ``out``."""
     from mmengine.config import Config
     from mmengine.runner import Runner
@@ -298,8 +353,9 @@ def run_ours(method: str, dataset: str, checkpoint: str, data_root: str, out: st
         install_our_recorders(model, out, stage_stride)
     runner.test()
     if stages:
-        np.save(osp.join(out, 'stages', 'text.npy'),
-                model.text_embeddings()[0].float().cpu().numpy())
+        np.save(
+            osp.join(out, 'stages', 'text.npy'),
+            model.text_embeddings()[0].float().cpu().numpy())
 
 
 # ------------------------------------------------------------------------------ comparison
@@ -314,6 +370,7 @@ def label_agreement(ours: str, reference: str) -> dict:
         dict: ``images`` {name: dict(pixels, same)}, ``total`` dict(pixels, same, share),
         ``missing`` names found on one side only.
     """
+
     def names(folder):
         path = osp.join(folder, 'labels')
         return {osp.splitext(n)[0] for n in os.listdir(path)} if osp.isdir(path) else set()
@@ -329,11 +386,13 @@ def label_agreement(ours: str, reference: str) -> dict:
         b = np.load(osp.join(reference, 'labels', name + '.npy'))
         if a.shape != b.shape:
             raise RuntimeError(f'{name}: our label map is {a.shape}, the reference\'s {b.shape}')
-        images[name] = dict(pixels=int(a.size), same=int((a == b).sum()),
-                            share=float((a == b).mean()))
+        images[name] = dict(
+            pixels=int(a.size), same=int((a == b).sum()), share=float((a == b).mean()))
         pixels, same = pixels + a.size, same + int((a == b).sum())
-    return dict(images=images, total=dict(pixels=int(pixels), same=same, share=same / pixels),
-                missing=sorted(ours_names ^ reference_names))
+    return dict(
+        images=images,
+        total=dict(pixels=int(pixels), same=same, share=same / pixels),
+        missing=sorted(ours_names ^ reference_names))
 
 
 def _max_diff(a: np.ndarray, b: np.ndarray, what: str) -> float:
@@ -380,27 +439,36 @@ def stage_report(ours: str, reference: str, atol: float = 1e-3) -> dict:
         boxes_a = [tuple(box) for box in a['boxes']]
         boxes_b = {tuple(box): i for i, box in enumerate(b['boxes'])}
         if set(boxes_a) != set(boxes_b):
-            notes.setdefault('windows', f'{name}: windows differ, ours {sorted(boxes_a)} vs '
-                             f'reference {sorted(boxes_b)}')
+            notes.setdefault(
+                'windows', f'{name}: windows differ, ours {sorted(boxes_a)} vs '
+                f'reference {sorted(boxes_b)}')
             continue
         for i, box in enumerate(boxes_a):
             try:
-                windows.append(_max_diff(a[f'window_{i}'], b[f'window_{boxes_b[box]}'],
-                                         f'{name} window {box}'))
+                windows.append(
+                    _max_diff(a[f'window_{i}'], b[f'window_{boxes_b[box]}'],
+                              f'{name} window {box}'))
             except ValueError as err:
                 notes.setdefault('windows', str(err))
     add('input', max(per_stage['input'], default=None), notes.get('input', ''))
     try:
-        add('text', _max_diff(np.load(osp.join(ours, 'stages', 'text.npy')),
-                              np.load(osp.join(reference, 'stages', 'text.npy')), 'text'))
+        add(
+            'text',
+            _max_diff(
+                np.load(osp.join(ours, 'stages', 'text.npy')),
+                np.load(osp.join(reference, 'stages', 'text.npy')), 'text'))
     except ValueError as err:
         add('text', None, str(err))
     add('windows', max(windows, default=None), notes.get('windows', ''))
     for stage in ('merged', 'final'):
         add(stage, max(per_stage[stage], default=None), notes.get(stage, ''))
     agreement = label_agreement(ours, reference)['total']
-    rows.append(dict(stage='labels', max_abs_diff=None, ok=agreement['same'] ==
-                     agreement['pixels'], note=f"{100 * agreement['share']:.4f} % same"))
+    rows.append(
+        dict(
+            stage='labels',
+            max_abs_diff=None,
+            ok=agreement['same'] == agreement['pixels'],
+            note=f"{100 * agreement['share']:.4f} % same"))
     first = next((row['stage'] for row in rows if not row['ok']), None)
     return dict(stages=rows, first_divergent=first, atol=atol)
 
@@ -429,30 +497,44 @@ def parse_args(argv=None):
     parser.add_argument('method', choices=METHODS)
     parser.add_argument('dataset', choices=DATASETS)
     parser.add_argument('--reference-dir', help="a checkout of the method's official repository")
-    parser.add_argument('--reference-commit',
-                        help='the commit of --reference-dir when it is not a git checkout '
-                        '(recorded in the report)')
+    parser.add_argument(
+        '--reference-commit',
+        help='the commit of --reference-dir when it is not a git checkout '
+        '(recorded in the report)')
     parser.add_argument('--seed', type=int, default=0, help='weights and images')
     parser.add_argument('--num-images', type=int, default=2)
-    parser.add_argument('--work-dir', help='default: work_dirs/compare_with_reference/'
-                        '<method>_<dataset>')
-    parser.add_argument('--stages', action='store_true',
-                        help='also compare the intermediate stages')
-    parser.add_argument('--stage-stride', type=int, default=4,
-                        help='stages are compared at every S-th pixel')
-    parser.add_argument('--atol', type=float, default=1e-3,
-                        help='largest stage difference counted as agreement')
-    parser.add_argument('--arch', choices=sorted(ARCHS), default='ViT-B/16',
-                        help='random towers: ViT-B/16, or a narrow one of the same geometry')
-    parser.add_argument('--num-templates', type=int, default=None,
-                        help='only the first K of the 80 prompt templates, on both sides '
-                        '(default: all, as the protocols)')
+    parser.add_argument(
+        '--work-dir', help='default: work_dirs/compare_with_reference/'
+        '<method>_<dataset>')
+    parser.add_argument(
+        '--stages', action='store_true', help='also compare the intermediate stages')
+    parser.add_argument(
+        '--stage-stride', type=int, default=4, help='stages are compared at every S-th pixel')
+    parser.add_argument(
+        '--atol', type=float, default=1e-3, help='largest stage difference counted as agreement')
+    parser.add_argument(
+        '--arch',
+        choices=sorted(ARCHS),
+        default='ViT-B/16',
+        help='random towers: ViT-B/16, or a narrow one of the same geometry')
+    parser.add_argument(
+        '--num-templates',
+        type=int,
+        default=None,
+        help='only the first K of the 80 prompt templates, on both sides '
+        '(default: all, as the protocols)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='overrides of our preset, e.g. model.dense_variant=clearclip_vanilla')
-    parser.add_argument('--reference-options', nargs='+', default=None,
-                        help='overrides of the reference config (Python literals), e.g. '
-                        "model.model_type='ClearCLIP'")
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='overrides of our preset, e.g. model.dense_variant=clearclip_vanilla')
+    parser.add_argument(
+        '--reference-options',
+        nargs='+',
+        default=None,
+        help='overrides of the reference config (Python literals), e.g. '
+        "model.model_type='ClearCLIP'")
     return parser.parse_args(argv)
 
 
@@ -464,8 +546,9 @@ def main(argv=None) -> dict:
         raise SystemExit(f'error: {err}')
     if args.num_images < 1:
         raise SystemExit('error: --num-images must be >= 1')
-    work_dir = osp.abspath(args.work_dir or osp.join(
-        'work_dirs', 'compare_with_reference', f'{args.method}_{args.dataset}'))
+    work_dir = osp.abspath(
+        args.work_dir
+        or osp.join('work_dirs', 'compare_with_reference', f'{args.method}_{args.dataset}'))
     os.makedirs(work_dir, exist_ok=True)
     ours, reference = osp.join(work_dir, 'ours'), osp.join(work_dir, 'reference')
     data_root = osp.join(work_dir, 'data')
@@ -480,15 +563,24 @@ def main(argv=None) -> dict:
     patches = run_reference(reference_dir, args.method, args.dataset, weights, data_root,
                             reference, args.device, args.num_templates, args.stages,
                             args.stage_stride, args.reference_options)
-    run_ours(args.method, args.dataset, checkpoint, data_root, ours, args.arch,
-             args.num_templates, args.stages, args.stage_stride, args.cfg_options)
+    run_ours(args.method, args.dataset, checkpoint, data_root, ours, args.arch, args.num_templates,
+             args.stages, args.stage_stride, args.cfg_options)
     agreement = label_agreement(ours, reference)
     stages = stage_report(ours, reference, args.atol) if args.stages else None
     commit = reference_runner.git_commit(reference_dir) or args.reference_commit
-    report = dict(method=args.method, dataset=args.dataset, repo=REFERENCES[args.method]['repo'],
-                  commit=commit, arch=args.arch, device=args.device, seed=args.seed,
-                  num_templates=args.num_templates, patches=patches, agreement=agreement,
-                  stages=stages, command=' '.join(sys.argv))
+    report = dict(
+        method=args.method,
+        dataset=args.dataset,
+        repo=REFERENCES[args.method]['repo'],
+        commit=commit,
+        arch=args.arch,
+        device=args.device,
+        seed=args.seed,
+        num_templates=args.num_templates,
+        patches=patches,
+        agreement=agreement,
+        stages=stages,
+        command=' '.join(sys.argv))
     with open(osp.join(work_dir, 'report.json'), 'w') as f:
         json.dump(report, f, indent=1)
     print(f"{args.method} on {args.dataset}: ours "

@@ -25,8 +25,9 @@ def load_run(work_dir: str):
     train = [r for r in records if 'loss_distill' in r]
     if not train:
         raise ValueError(f'{runs[-1]} has no loss_distill: not a SILC run with distillation')
-    configs = sorted(glob.glob(osp.join(osp.dirname(osp.dirname(runs[-1])), 'vis_data',
-                                        'config.py')) + glob.glob(osp.join(work_dir, '*.py')))
+    configs = sorted(
+        glob.glob(osp.join(osp.dirname(osp.dirname(runs[-1])), 'vis_data', 'config.py')) +
+        glob.glob(osp.join(work_dir, '*.py')))
     return train, configs
 
 
@@ -43,8 +44,11 @@ def num_prototypes(config_files) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('work_dir')
-    parser.add_argument('--max-ratio', type=float, default=0.7,
-                        help='largest final loss_distill / ln K that counts as learning')
+    parser.add_argument(
+        '--max-ratio',
+        type=float,
+        default=0.7,
+        help='largest final loss_distill / ln K that counts as learning')
     args = parser.parse_args(argv)
     train, configs = load_run(args.work_dir)
     log_k = math.log(num_prototypes(configs))

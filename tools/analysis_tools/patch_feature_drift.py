@@ -36,8 +36,10 @@ def main(argv=None):
         row = dict(checkpoint=ckpt, iter=int(match.group(1)) if match else -1)
         row.update(drift_metrics(ckpt, images, labels))
         rows.append(row)
-        print(', '.join(f'{k}={v:.3f}' if isinstance(v, float) else f'{k}={v}'
-                        for k, v in row.items()), flush=True)
+        print(
+            ', '.join(f'{k}={v:.3f}' if isinstance(v, float) else f'{k}={v}'
+                      for k, v in row.items()),
+            flush=True)
     if args.out:
         with open(args.out, 'w', newline='') as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -55,9 +55,9 @@ REFERENCE_CONFIGS = {
 # tensors and PAMR to CUDA unconditionally.
 _NO_CUDA = 'CPU run: the reference moves this to CUDA unconditionally'
 CPU_PATCHES = {
-    'clearclip': [('clearclip_segmentor.py', 'inputs = inputs.half()',
-                   'inputs = inputs.to(self.dtype)',
-                   'fp32 on CPU: the reference casts the inputs to fp16')],
+    'clearclip':
+    [('clearclip_segmentor.py', 'inputs = inputs.half()', 'inputs = inputs.to(self.dtype)',
+      'fp32 on CPU: the reference casts the inputs to fp16')],
     'resclip': [
         ('clip/model.py', 'seg_logit_temp = seg_logit_temp.cuda()',
          'seg_logit_temp = seg_logit_temp', _NO_CUDA),
@@ -78,15 +78,19 @@ def log(message: str) -> None:
 def reference_files(method: str, dataset: str) -> List[str]:
     """Files (relative to the checkout) the run of ``method`` on ``dataset`` needs."""
     spec = REFERENCES[method]
-    return [spec['module'] + '.py', 'custom_datasets.py',
-            osp.join('configs', REFERENCE_CONFIGS[dataset])]
+    return [
+        spec['module'] + '.py', 'custom_datasets.py',
+        osp.join('configs', REFERENCE_CONFIGS[dataset])
+    ]
 
 
 def git_commit(path: str) -> Optional[str]:
     """The checked-out commit of ``path``, or None when it is not a git checkout."""
     try:
-        out = subprocess.run(['git', '-C', path, 'rev-parse', 'HEAD'], capture_output=True,
-                             text=True, timeout=30)
+        out = subprocess.run(['git', '-C', path, 'rev-parse', 'HEAD'],
+                             capture_output=True,
+                             text=True,
+                             timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -133,9 +137,11 @@ def save_stages(path: str, image: torch.Tensor, boxes: Sequence[Sequence[int]],
             the logit scale and the softmax.
         stride (int): logits are kept at every ``stride``-th pixel.
     """
-    arrays = dict(input=image.detach().float().cpu().numpy(),
-                  boxes=np.asarray(boxes, np.int64).reshape(-1, 4),
-                  merged=subsample(merged, stride), final=subsample(final, stride))
+    arrays = dict(
+        input=image.detach().float().cpu().numpy(),
+        boxes=np.asarray(boxes, np.int64).reshape(-1, 4),
+        merged=subsample(merged, stride),
+        final=subsample(final, stride))
     for index, logits in enumerate(windows):
         arrays[f'window_{index}'] = subsample(logits, stride)
     np.savez(path, **arrays)
@@ -238,8 +244,9 @@ def _locate(segmentor, image: torch.Tensor, crop: torch.Tensor, boxes: Sequence[
     for box in boxes:
         y1, y2, x1, x2 = box
         h, w = y2 - y1, x2 - x1
-        left, right, top, bottom = (segmentor.compute_padsize(h, w, patch) if hasattr(
-            segmentor, 'compute_padsize') and crop.shape[-2:] != (h, w) else (0, 0, 0, 0))
+        left, right, top, bottom = (
+            segmentor.compute_padsize(h, w, patch) if hasattr(segmentor, 'compute_padsize')
+            and crop.shape[-2:] != (h, w) else (0, 0, 0, 0))
         if tuple(crop.shape[-2:]) != (h + top + bottom, w + left + right):
             continue
         content = crop[..., top:top + h, left:left + w]
@@ -253,8 +260,9 @@ def install_stage_recorders(segmentor, out: str, stride: int) -> None:
     five repositories have them) to record each image's stages; text embeddings are its
     ``query_features``."""
     os.makedirs(osp.join(out, 'stages'), exist_ok=True)
-    np.save(osp.join(out, 'stages', 'text.npy'),
-            segmentor.query_features.detach().float().cpu().numpy())
+    np.save(
+        osp.join(out, 'stages', 'text.npy'),
+        segmentor.query_features.detach().float().cpu().numpy())
     record: Dict[str, list] = {}
     forward_feature, postprocess = segmentor.forward_feature, segmentor.postprocess_result
     predict = segmentor.predict
@@ -285,8 +293,9 @@ def install_stage_recorders(segmentor, out: str, stride: int) -> None:
             windows.append(logits[0, :, top:top + y2 - y1, left:left + x2 - x1].float())
         merged = merge_windows(image.shape[-2:], boxes, windows)
         name = osp.splitext(osp.basename(data_samples[0].img_path))[0]
-        save_stages(osp.join(out, 'stages', name + '.npz'), image, boxes, windows, merged,
-                    record['final'], stride)
+        save_stages(
+            osp.join(out, 'stages', name + '.npz'), image, boxes, windows, merged, record['final'],
+            stride)
         return results
 
     segmentor.forward_feature = recorded_forward_feature
@@ -305,8 +314,11 @@ def parse_args(argv=None):
     parser.add_argument('--num-templates', type=int, default=None)
     parser.add_argument('--stages', action='store_true')
     parser.add_argument('--stage-stride', type=int, default=4)
-    parser.add_argument('--cfg-options', nargs='+', default=[],
-                        help='key=value overrides of the reference config (Python literals)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        default=[],
+        help='key=value overrides of the reference config (Python literals)')
     return parser.parse_args(argv)
 
 
@@ -329,8 +341,8 @@ def main(argv=None):
     segmentor_module = importlib.import_module(spec['module'])
     cfg = Config.fromfile(args.config)
     if spec['loader'] == 'open_clip':
-        patches.append(_redirect_open_clip(segmentor_module, osp.abspath(args.weights),
-                                           args.device))
+        patches.append(
+            _redirect_open_clip(segmentor_module, osp.abspath(args.weights), args.device))
     else:
         cfg.model.clip_path = osp.abspath(args.weights)
     cfg.model.device = args.device
@@ -349,8 +361,15 @@ def main(argv=None):
     loader.update(batch_size=1, num_workers=0, persistent_workers=False)
     loader.dataset.data_root = args.data_root
     with open(osp.join(args.out, 'meta.json'), 'w') as f:
-        json.dump(dict(method=args.method, config=args.config, device=args.device,
-                       patches=patches, torch=torch.__version__), f, indent=1)
+        json.dump(
+            dict(
+                method=args.method,
+                config=args.config,
+                device=args.device,
+                patches=patches,
+                torch=torch.__version__),
+            f,
+            indent=1)
     torch.set_grad_enabled(False)
     runner = Runner.from_cfg(cfg)
     runner.register_hook(LabelSaverHook(args.out), 'LOW')

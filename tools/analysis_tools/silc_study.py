@@ -54,22 +54,33 @@ MEASURES: List[Tuple[str, str]] = [
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--objectives', nargs='+', default=['clip', 'silc', 'distill'],
-                        help='NAME (configs/silc/demo_NAME_tiny.py) or NAME=CONFIG.py')
+    parser.add_argument(
+        '--objectives',
+        nargs='+',
+        default=['clip', 'silc', 'distill'],
+        help='NAME (configs/silc/demo_NAME_tiny.py) or NAME=CONFIG.py')
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument('--jobs', type=int, default=2, help='runs in parallel')
     parser.add_argument('--threads', type=int, default=1, help='CPU threads per run')
     parser.add_argument('--work-dir', default='work_dirs/study')
     parser.add_argument('--out', default='docs/study', help='where results are written')
-    parser.add_argument('--reference', default='clip',
-                        help='objective the paired differences are taken against')
-    parser.add_argument('--cfg-options', nargs='*', default=[],
-                        help='extra key=value overrides for every training run')
-    parser.add_argument('--checkpoint-every', type=int, default=50,
-                        help='keep a checkpoint every N iterations (patch-feature drift over '
-                        'training, tools/analysis_tools/patch_feature_drift.py)')
-    parser.add_argument('--summarize-only', action='store_true',
-                        help='only collect finished runs and write the outputs')
+    parser.add_argument(
+        '--reference', default='clip', help='objective the paired differences are taken against')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='*',
+        default=[],
+        help='extra key=value overrides for every training run')
+    parser.add_argument(
+        '--checkpoint-every',
+        type=int,
+        default=50,
+        help='keep a checkpoint every N iterations (patch-feature drift over '
+        'training, tools/analysis_tools/patch_feature_drift.py)')
+    parser.add_argument(
+        '--summarize-only',
+        action='store_true',
+        help='only collect finished runs and write the outputs')
     parser.add_argument('--evaluate-run', help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -124,8 +135,11 @@ def check_comparable(objectives: Dict[str, str], cfg_options: Sequence[str]) -> 
 
 
 def _run(cmd: List[str], log: str, threads: int) -> None:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
-               PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads),
+        PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
     with open(log, 'a') as f:
         f.write('$ ' + ' '.join(cmd) + '\n')
         f.flush()
@@ -187,21 +201,29 @@ def _finished_training(run_dir: str, config: str, cfg_options: Sequence[str]) ->
 
 
 def _train(config: str, seed: int, run_dir: str, log: str, args) -> None:
-    _run([sys.executable, 'tools/train.py', config, '--work-dir', run_dir, '--cfg-options',
-          f'randomness.seed={seed}', f'default_hooks.checkpoint.interval={args.checkpoint_every}',
-          'default_hooks.checkpoint.max_keep_ckpts=-1', *args.cfg_options], log, args.threads)
+    _run([
+        sys.executable, 'tools/train.py', config, '--work-dir', run_dir, '--cfg-options',
+        f'randomness.seed={seed}', f'default_hooks.checkpoint.interval={args.checkpoint_every}',
+        'default_hooks.checkpoint.max_keep_ckpts=-1', *args.cfg_options
+    ], log, args.threads)
 
 
 def _finish(metrics_file: str, name: str, config: str, seed: int, train_s: float,
             start: float) -> dict:
     with open(metrics_file) as f:
         metrics = json.load(f)
-    metrics.update(objective=name, config=config, seed=seed, train_wall_s=round(train_s, 1),
-                   total_wall_s=round(time.time() - start, 1))
+    metrics.update(
+        objective=name,
+        config=config,
+        seed=seed,
+        train_wall_s=round(train_s, 1),
+        total_wall_s=round(time.time() - start, 1))
     with open(metrics_file, 'w') as f:
         json.dump(metrics, f, indent=1)
-    print(f'[study] {name} seed {seed}: ' + ', '.join(
-        f'{key}={metrics[key]:.2f}' for key, _ in MEASURES if key in metrics), flush=True)
+    print(
+        f'[study] {name} seed {seed}: ' + ', '.join(f'{key}={metrics[key]:.2f}'
+                                                    for key, _ in MEASURES if key in metrics),
+        flush=True)
     return metrics
 
 
@@ -223,8 +245,10 @@ def _last_scalars(run_dir: str) -> Tuple[dict, dict]:
 
 def _test_miou(run_dir: str, ckpt: str, variant: str) -> float:
     work_dir = osp.join(run_dir, f'zs_{variant}')
-    cmd = [sys.executable, 'tools/test.py', ZS_CONFIG, ckpt, '--work-dir', work_dir,
-           '--cfg-options', f'model.dense_variant={variant}']
+    cmd = [
+        sys.executable, 'tools/test.py', ZS_CONFIG, ckpt, '--work-dir', work_dir, '--cfg-options',
+        f'model.dense_variant={variant}'
+    ]
     with open(osp.join(run_dir, f'zs_{variant}.log'), 'w') as log:
         subprocess.run(cmd, cwd=REPO_ROOT, check=True, stdout=log, stderr=subprocess.STDOUT)
     results = sorted(glob.glob(osp.join(work_dir, '*', '*.json')))
@@ -247,8 +271,10 @@ def evaluate_run(run_dir: str) -> None:
         ckpt = f.read().strip()
     train, val = _last_scalars(run_dir)
     logged = ('teacher_entropy', 'student_teacher_kl', 'prototypes_used', 'iter')
-    metrics = {key: value for key, value in train.items()
-               if key.startswith('loss') or key in logged}
+    metrics = {
+        key: value
+        for key, value in train.items() if key.startswith('loss') or key in logged
+    }
     metrics['mean_R'] = val.get('retrieval/mean_R')
     metrics['zs_mAP'] = val.get('zero_shot/mAP')
     for variant in ('plain', 'naclip'):
@@ -257,18 +283,22 @@ def evaluate_run(run_dir: str) -> None:
     encoder = MODELS.build(cfg.model.image_encoder)
     state = torch_load_weights_only(ckpt)['state_dict']
     prefix = 'image_encoder.'
-    encoder.load_state_dict({k[len(prefix):]: v for k, v in state.items()
-                             if k.startswith(prefix)})
-    metrics.update(linear_probe_miou(encoder, osp.join(REPO_ROOT, SEG_ROOT), len(CLASS_NAMES),
-                                     CLIP_MEAN, CLIP_STD))
+    encoder.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    metrics.update(
+        linear_probe_miou(encoder, osp.join(REPO_ROOT, SEG_ROOT), len(CLASS_NAMES), CLIP_MEAN,
+                          CLIP_STD))
     # The plain block's patch embeddings over training (every kept checkpoint).
     from silc_seg.evaluation.linear_probe import load_seg_split
     from silc_seg.evaluation.patch_drift import drift_metrics
     images, labels = load_seg_split(osp.join(REPO_ROOT, SEG_ROOT), 'val', 100)
-    checkpoints = sorted(glob.glob(osp.join(run_dir, 'iter_*.pth')),
-                         key=lambda path: int(path.rsplit('_', 1)[1].split('.')[0]))
-    metrics['drift'] = [dict(iter=int(path.rsplit('_', 1)[1].split('.')[0]),
-                             **drift_metrics(path, images, labels)) for path in checkpoints]
+    checkpoints = sorted(
+        glob.glob(osp.join(run_dir, 'iter_*.pth')),
+        key=lambda path: int(path.rsplit('_', 1)[1].split('.')[0]))
+    metrics['drift'] = [
+        dict(
+            iter=int(path.rsplit('_', 1)[1].split('.')[0]), **drift_metrics(path, images, labels))
+        for path in checkpoints
+    ]
     with open(osp.join(run_dir, 'metrics.json'), 'w') as f:
         json.dump(metrics, f, indent=1)
 
@@ -289,9 +319,11 @@ def mean_sd(values: Sequence[float]) -> Tuple[float, float]:
 def summarize(rows: List[dict], reference: str, setup: dict) -> str:
     objectives = list(dict.fromkeys(row['objective'] for row in rows))
     by = {(row['objective'], row['seed']): row for row in rows}
-    lines = [f'Setup: {json.dumps(setup)}', '',
-             '| objective | n | ' + ' | '.join(label for _, label in MEASURES) + ' |',
-             '|---|---|' + '---|' * len(MEASURES)]
+    lines = [
+        f'Setup: {json.dumps(setup)}', '',
+        '| objective | n | ' + ' | '.join(label for _, label in MEASURES) + ' |',
+        '|---|---|' + '---|' * len(MEASURES)
+    ]
     for name in objectives:
         seeds = sorted(seed for (obj, seed) in by if obj == name)
         cells = []
@@ -304,19 +336,22 @@ def summarize(rows: List[dict], reference: str, setup: dict) -> str:
                 cells.append('-')
         lines.append(f'| {name} | {len(seeds)} | ' + ' | '.join(cells) + ' |')
     if reference in objectives:
-        lines += ['', f'Paired differences (objective - {reference}, same seed): mean '
-                  '[95% t-interval], n seeds.', '',
-                  '| difference | ' + ' | '.join(label for _, label in MEASURES) + ' |',
-                  '|---|' + '---|' * len(MEASURES)]
+        lines += [
+            '', f'Paired differences (objective - {reference}, same seed): mean '
+            '[95% t-interval], n seeds.', '',
+            '| difference | ' + ' | '.join(label for _, label in MEASURES) + ' |',
+            '|---|' + '---|' * len(MEASURES)
+        ]
         for name in objectives:
             if name == reference:
                 continue
             cells = []
             for key, _ in MEASURES:
-                diffs = [by[(name, s)][key] - by[(reference, s)][key]
-                         for (obj, s) in by if obj == name and (reference, s) in by
-                         and by[(name, s)].get(key) is not None
-                         and by[(reference, s)].get(key) is not None]
+                diffs = [
+                    by[(name, s)][key] - by[(reference, s)][key] for (obj, s) in by
+                    if obj == name and (reference, s) in by and by[(
+                        name, s)].get(key) is not None and by[(reference, s)].get(key) is not None
+                ]
                 if len(diffs) >= 2:
                     mean, sd = mean_sd(diffs)
                     half = t_quantile_975(len(diffs) - 1) * sd / math.sqrt(len(diffs))
@@ -336,13 +371,16 @@ def summarize(rows: List[dict], reference: str, setup: dict) -> str:
                     per_iter.setdefault(point['iter'], []).append(point)
         for iteration in sorted(per_iter):
             points = per_iter[iteration]
-            drift_rows.append(f'| {name} | {iteration} | {len(points)} | ' + ' | '.join(
-                f'{mean_sd([p[k] for p in points])[0]:.3f}' for k in drift_keys) + ' |')
+            drift_rows.append(f'| {name} | {iteration} | {len(points)} | ' +
+                              ' | '.join(f'{mean_sd([p[k] for p in points])[0]:.3f}'
+                                         for k in drift_keys) + ' |')
     if drift_rows:
-        lines += ['', 'Plain-block patch embeddings over training (mean over seeds; '
-                  'tools/analysis_tools/patch_feature_drift.py on 100 val images).', '',
-                  '| objective | iter | n | ' + ' | '.join(drift_keys) + ' |',
-                  '|---|---|---|' + '---|' * len(drift_keys), *drift_rows]
+        lines += [
+            '', 'Plain-block patch embeddings over training (mean over seeds; '
+            'tools/analysis_tools/patch_feature_drift.py on 100 val images).', '',
+            '| objective | iter | n | ' + ' | '.join(drift_keys) + ' |',
+            '|---|---|---|' + '---|' * len(drift_keys), *drift_rows
+        ]
     return '\n'.join(lines) + '\n'
 
 
@@ -351,8 +389,9 @@ def write_outputs(rows: List[dict], out: str, reference: str, setup: dict) -> st
     rows = sorted(rows, key=lambda row: (row['objective'], row['seed']))
     with open(osp.join(out, 'runs.json'), 'w') as f:
         json.dump(dict(setup=setup, runs=rows), f, indent=1)
-    keys = ['objective', 'seed'] + sorted({k for row in rows for k in row} -
-                                          {'objective', 'seed', 'drift'})
+    keys = ['objective', 'seed'] + sorted({k
+                                           for row in rows
+                                           for k in row} - {'objective', 'seed', 'drift'})
     with open(osp.join(out, 'runs.csv'), 'w', newline='') as f:
         writer = csv.DictWriter(f, fieldnames=keys, extrasaction='ignore')
         writer.writeheader()
@@ -381,8 +420,9 @@ def main(argv=None):
                     rows.append(json.load(f))
     else:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            futures = [pool.submit(run_one, name, config, seed, args)
-                       for name, config, seed in jobs]
+            futures = [
+                pool.submit(run_one, name, config, seed, args) for name, config, seed in jobs
+            ]
             for future in futures:
                 try:
                     rows.append(future.result())

@@ -56,9 +56,9 @@ COLUMNS = ('method', 'dataset', 'status', 'mIoU', 'published', 'note')
 
 def available_methods():
     """Every method with a preset folder under configs/zero_shot."""
-    return sorted(name for name in os.listdir(PRESETS_DIR)
-                  if not name.startswith(('_', '.')) and glob.glob(
-                      osp.join(PRESETS_DIR, name, f'{name}_vit-b16_*.py')))
+    return sorted(
+        name for name in os.listdir(PRESETS_DIR) if not name.startswith(('_', '.'))
+        and glob.glob(osp.join(PRESETS_DIR, name, f'{name}_vit-b16_*.py')))
 
 
 def parse_args(argv=None):
@@ -68,14 +68,24 @@ def parse_args(argv=None):
     parser.add_argument('--methods', nargs='+', default=methods, choices=methods)
     parser.add_argument('--datasets', nargs='+', default=list(DATASETS), choices=DATASETS)
     parser.add_argument('--work-dir', default='work_dirs/zero_shot_table')
-    parser.add_argument('--data-root', nargs='+', default=[], metavar='DATASET=DIR',
-                        help="a benchmark's data root, e.g. ade150=/data/ADEChallengeData2016")
+    parser.add_argument(
+        '--data-root',
+        nargs='+',
+        default=[],
+        metavar='DATASET=DIR',
+        help="a benchmark's data root, e.g. ade150=/data/ADEChallengeData2016")
     parser.add_argument('--force', action='store_true', help='rerun finished cells too')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='settings applied to every cell, in xxx=yyy format (checked '
-                        'against each config, as tools/test.py does)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='settings applied to every cell, in xxx=yyy format (checked '
+        'against each config, as tools/test.py does)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -107,19 +117,27 @@ def sha256_json(value):
 def git_commit():
     """``HEAD`` of the repository, ``+dirty`` when tracked files differ from it."""
     try:
-        commit = subprocess.run(['git', '-C', REPO, 'rev-parse', 'HEAD'], capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(['git', '-C', REPO, 'status', '--porcelain',
-                                '--untracked-files=no'],
-                               capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(['git', '-C', REPO, 'rev-parse', 'HEAD'],
+                                capture_output=True,
+                                text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(
+            ['git', '-C', REPO, 'status', '--porcelain', '--untracked-files=no'],
+            capture_output=True,
+            text=True,
+            check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return commit + ('+dirty' if dirty else '')
 
 
 def library_versions():
-    return dict(torch=torch.__version__, mmengine=mmengine.__version__,
-                mmseg=mmseg.__version__, mmcv=mmcv.__version__, silc_seg=silc_seg.__version__)
+    return dict(
+        torch=torch.__version__,
+        mmengine=mmengine.__version__,
+        mmseg=mmseg.__version__,
+        mmcv=mmcv.__version__,
+        silc_seg=silc_seg.__version__)
 
 
 def published_numbers(path=DOCS):
@@ -148,8 +166,9 @@ def missing_paths(dataset_cfg):
     root = dataset_cfg.get('data_root') or ''
     prefix = dataset_cfg.get('data_prefix') or {}
     paths = [root] if root else []
-    paths += [osp.join(root, prefix[key]) for key in ('img_path', 'seg_map_path')
-              if prefix.get(key)]
+    paths += [
+        osp.join(root, prefix[key]) for key in ('img_path', 'seg_map_path') if prefix.get(key)
+    ]
     if dataset_cfg.get('ann_file'):
         paths.append(osp.join(root, dataset_cfg['ann_file']))
     for path in paths:
@@ -202,8 +221,10 @@ def run_cell(cfg, args):
     load_model_checkpoint(model, args.checkpoint)
     metrics = runner.test()
     # numpy scalars (IoUMetric's) as plain floats, for the JSON manifest.
-    metrics = {key: float(value) if hasattr(value, '__float__') else value
-               for key, value in metrics.items()}
+    metrics = {
+        key: float(value) if hasattr(value, '__float__') else value
+        for key, value in metrics.items()
+    }
     return metrics, model.vocabulary, list(model.templates)
 
 
@@ -212,8 +233,8 @@ def evaluate(method, dataset, args, checkpoint_sha256, published):
     name = f'{method}_vit-b16_{dataset}'
     cell_dir = osp.join(args.work_dir, 'cells', name)
     manifest_path = osp.join(cell_dir, 'manifest.json')
-    row = dict(method=method, dataset=dataset, mIoU=None, published=published.get(name, ''),
-               note='')
+    row = dict(
+        method=method, dataset=dataset, mIoU=None, published=published.get(name, ''), note='')
     try:
         config_path, cfg, config_sha256 = cell_config(method, dataset, args, cell_dir)
     except Exception as error:  # a bad --cfg-options key, a broken preset: this cell only
@@ -225,19 +246,29 @@ def evaluate(method, dataset, args, checkpoint_sha256, published):
     if absent is not None:
         return dict(row, status='missing', note=f'missing: {absent} not found')
     start = time.perf_counter()
-    manifest = dict(preset=name, config=osp.relpath(config_path, REPO), method=method,
-                    dataset=dataset, checkpoint=osp.abspath(args.checkpoint),
-                    checkpoint_sha256=checkpoint_sha256, config_sha256=config_sha256,
-                    git_commit=git_commit(), versions=library_versions(),
-                    launcher=args.launcher, published=row['published'])
+    manifest = dict(
+        preset=name,
+        config=osp.relpath(config_path, REPO),
+        method=method,
+        dataset=dataset,
+        checkpoint=osp.abspath(args.checkpoint),
+        checkpoint_sha256=checkpoint_sha256,
+        config_sha256=config_sha256,
+        git_commit=git_commit(),
+        versions=library_versions(),
+        launcher=args.launcher,
+        published=row['published'])
     try:
         metrics, vocabulary, templates = run_cell(cfg, args)
         if 'mIoU' not in metrics:
             raise KeyError(f'the evaluator returned no mIoU (got {sorted(metrics)})')
-        manifest.update(status='done', metrics=metrics,
-                        vocabulary_sha256=sha256_json(vocabulary),
-                        templates_sha256=sha256_json(templates), num_classes=len(vocabulary),
-                        num_templates=len(templates))
+        manifest.update(
+            status='done',
+            metrics=metrics,
+            vocabulary_sha256=sha256_json(vocabulary),
+            templates_sha256=sha256_json(templates),
+            num_classes=len(vocabulary),
+            num_templates=len(templates))
         row.update(status='done', mIoU=metrics['mIoU'])
     except Exception as error:  # recorded; the next cell still runs
         manifest.update(status='failed', error=first_line(error))
@@ -270,9 +301,10 @@ def format_miou(value):
 
 
 def markdown_table(rows, checkpoint):
-    lines = [f'Zero-shot mIoU (%) of `{checkpoint}`; published: docs/zero_shot_protocols.md', '',
-             '| method | dataset | mIoU | published | status |',
-             '| --- | --- | --- | --- | --- |']
+    lines = [
+        f'Zero-shot mIoU (%) of `{checkpoint}`; published: docs/zero_shot_protocols.md', '',
+        '| method | dataset | mIoU | published | status |', '| --- | --- | --- | --- | --- |'
+    ]
     for row in rows:
         status = row['note'] if row['status'] != 'done' else row['note'] or 'done'
         lines.append(f"| {row['method']} | {row['dataset']} | {format_miou(row['mIoU'])} | "
@@ -285,13 +317,17 @@ def write_tables(rows, args):
     text = markdown_table(rows, args.checkpoint)
     with open(osp.join(args.work_dir, 'zero_shot_table.md'), 'w', encoding='utf-8') as f:
         f.write(text)
-    with open(osp.join(args.work_dir, 'zero_shot_table.csv'), 'w', newline='',
-              encoding='utf-8') as f:
+    with open(
+            osp.join(args.work_dir, 'zero_shot_table.csv'), 'w', newline='',
+            encoding='utf-8') as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS + ('published_mIoU', ))
         writer.writeheader()
         for row in rows:
-            writer.writerow(dict(row, mIoU=format_miou(row['mIoU']),
-                                 published_mIoU=first_number(row['published']) or ''))
+            writer.writerow(
+                dict(
+                    row,
+                    mIoU=format_miou(row['mIoU']),
+                    published_mIoU=first_number(row['published']) or ''))
     return text
 
 
@@ -317,8 +353,10 @@ def main(argv=None):
         if get_rank() == 0:
             words = ([row['status'], format_miou(row['mIoU'])] if row['status'] == 'done' else
                      []) + [row['note'], f'({time.perf_counter() - start:.1f} s)']
-            print(f'[{index}/{len(cells)}] {method} {dataset}: '
-                  + ' '.join(word for word in words if word), flush=True)
+            print(
+                f'[{index}/{len(cells)}] {method} {dataset}: ' +
+                ' '.join(word for word in words if word),
+                flush=True)
     if get_rank() == 0:
         print(write_tables(rows, args), end='')
     close_process_group()

@@ -18,21 +18,27 @@ def parse_args():
     parser.add_argument('--num-val', type=int, default=200)
     parser.add_argument('--image-size', type=int, default=96)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--shards', type=int, default=0,
-                        help='also write the training pairs as this many WebDataset shards '
-                        'under <out>/shards/')
-    parser.add_argument('--num-seg-train', type=int, default=200,
-                        help='labelled images of the segmentation train split (linear probe)')
-    parser.add_argument('--force', action='store_true',
-                        help='rewrite even if the same data is already there')
+    parser.add_argument(
+        '--shards',
+        type=int,
+        default=0,
+        help='also write the training pairs as this many WebDataset shards '
+        'under <out>/shards/')
+    parser.add_argument(
+        '--num-seg-train',
+        type=int,
+        default=200,
+        help='labelled images of the segmentation train split (linear probe)')
+    parser.add_argument(
+        '--force', action='store_true', help='rewrite even if the same data is already there')
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
     start = time.time()
-    written = make_demo_data(args.out, args.num_train, args.num_val,
-                             args.image_size, args.seed, args.force, args.num_seg_train)
+    written = make_demo_data(args.out, args.num_train, args.num_val, args.image_size, args.seed,
+                             args.force, args.num_seg_train)
     state = 'written' if written else 'already up to date'
     print(f'demo data {state} in {args.out} ({args.num_train} train / {args.num_val} val '
           f'pairs, {len(CLASS_NAMES)} concepts, {time.time() - start:.1f} s)')

@@ -24,8 +24,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('src', help='big_vision .npz checkpoint')
     parser.add_argument('dst', help='output file (.safetensors or torch.save)')
-    parser.add_argument('--model', required=True, choices=BIG_VISION_MODELS,
-                        help='model name (open_clip naming)')
+    parser.add_argument(
+        '--model', required=True, choices=BIG_VISION_MODELS, help='model name (open_clip naming)')
     return parser.parse_args(argv)
 
 
@@ -38,8 +38,10 @@ def main(argv=None):
     config = config_path(args.model)
     verify_state_dict(converted, build_towers(config))
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    save_state_dict(converted, args.dst, meta=dict(source=osp.basename(args.src),
-                                                   model=args.model, config=config))
+    save_state_dict(
+        converted,
+        args.dst,
+        meta=dict(source=osp.basename(args.src), model=args.model, config=config))
     print(f'saved {len(converted)} tensors to {args.dst}; model config:')
     print(config)
 

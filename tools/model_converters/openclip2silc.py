@@ -22,8 +22,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('src', help='open_clip / OpenAI checkpoint')
     parser.add_argument('dst', help='output file (.safetensors or torch.save)')
-    parser.add_argument('--model', required=True, choices=OPENCLIP_MODELS,
-                        help='open_clip model name')
+    parser.add_argument(
+        '--model', required=True, choices=OPENCLIP_MODELS, help='open_clip model name')
     return parser.parse_args(argv)
 
 
@@ -36,8 +36,8 @@ def main(argv=None):
     config = config_path(model)
     verify_state_dict(converted, build_towers(config))
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    save_state_dict(converted, args.dst, meta=dict(source=osp.basename(args.src), model=model,
-                                                   config=config))
+    save_state_dict(
+        converted, args.dst, meta=dict(source=osp.basename(args.src), model=model, config=config))
     print(f'saved {len(converted)} tensors to {args.dst}; model config:')
     print(config)
 

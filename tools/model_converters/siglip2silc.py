@@ -28,8 +28,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('src', help='big_vision .npz, open_clip or timm checkpoint')
     parser.add_argument('dst', help='output file (.safetensors or torch.save)')
-    parser.add_argument('--model', choices=sorted(MODEL_NAMES),
-                        help='open_clip model name (default: found from the weights)')
+    parser.add_argument(
+        '--model',
+        choices=sorted(MODEL_NAMES),
+        help='open_clip model name (default: found from the weights)')
     return parser.parse_args(argv)
 
 
@@ -45,8 +47,8 @@ def main(argv=None):
     verify_state_dict(converted, towers)
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
     model = next((name for name, path in MODEL_NAMES.items() if path == config), None)
-    save_state_dict(converted, args.dst, meta=dict(source=osp.basename(args.src), model=model,
-                                                   config=config))
+    save_state_dict(
+        converted, args.dst, meta=dict(source=osp.basename(args.src), model=model, config=config))
     print(f'saved {len(converted)} tensors to {args.dst}; model config:')
     print(config)
 

@@ -12,10 +12,9 @@
 # views for web data.
 data_root = 'data/demo'
 demo_classes = [
-    'red stripes', 'red checks', 'red dots', 'plain red', 'green stripes',
-    'green checks', 'green dots', 'plain green', 'blue stripes', 'blue checks',
-    'blue dots', 'plain blue', 'yellow stripes', 'yellow checks', 'yellow dots',
-    'plain yellow'
+    'red stripes', 'red checks', 'red dots', 'plain red', 'green stripes', 'green checks',
+    'green dots', 'plain green', 'blue stripes', 'blue checks', 'blue dots', 'plain blue',
+    'yellow stripes', 'yellow checks', 'yellow dots', 'plain yellow'
 ]
 global_crop_size = 64
 local_crop_size = 32
@@ -30,9 +29,7 @@ caption_tokenizer = dict(type='CLIPTokenizer', context_length=caption_context_le
 _photometric = [
     dict(
         type='RandomApply',
-        transforms=[
-            dict(type='HueSafeColorJitter', brightness=0.3, contrast=0.3)
-        ],
+        transforms=[dict(type='HueSafeColorJitter', brightness=0.3, contrast=0.3)],
         prob=0.8),
 ]
 global_view = [
@@ -44,10 +41,7 @@ global_view = [
         backend='pillow'),
     *_photometric,
     dict(
-        type='mmpretrain.GaussianBlur',
-        magnitude_range=(0.1, 1.0),
-        magnitude_std='inf',
-        prob=0.5),
+        type='mmpretrain.GaussianBlur', magnitude_range=(0.1, 1.0), magnitude_std='inf', prob=0.5),
 ]
 local_view = [
     dict(

@@ -32,12 +32,7 @@ _color = [
         type='RandomApply',
         transforms=[
             # mmpretrain's ColorJitter overflows on negative hue shifts under numpy 2.
-            dict(
-                type='HueSafeColorJitter',
-                brightness=0.4,
-                contrast=0.4,
-                saturation=0.2,
-                hue=0.1)
+            dict(type='HueSafeColorJitter', brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)
         ],
         prob=0.8),
     dict(
@@ -59,16 +54,14 @@ def _crop(size, scale):
 
 def _blur(prob):
     return dict(
-        type='mmpretrain.GaussianBlur',
-        magnitude_range=(0.1, 2.0),
-        magnitude_std='inf',
-        prob=prob)
+        type='mmpretrain.GaussianBlur', magnitude_range=(0.1, 2.0), magnitude_std='inf', prob=prob)
 
 
 # DINO: first global view always blurred; second rarely blurred and sometimes solarized.
 cpu_global_view_1 = [_crop(global_crop_size, global_crop_scale), _flip, *_color, _blur(1.0)]
 cpu_global_view_2 = [
-    _crop(global_crop_size, global_crop_scale), _flip, *_color, _blur(0.1),
+    _crop(global_crop_size, global_crop_scale), _flip, *_color,
+    _blur(0.1),
     dict(type='mmpretrain.Solarize', thr=128, prob=0.2)
 ]
 cpu_local_view = [_crop(local_crop_size, local_crop_scale), _flip, *_color, _blur(0.5)]
@@ -147,10 +140,7 @@ train_dataloader = dict(
     sampler=None,
     collate_fn=dict(type='default_collate'),
     dataset=dict(
-        type='WebDatasetImageText',
-        shards=shards,
-        shuffle_buffer=5000,
-        pipeline=train_pipeline))
+        type='WebDatasetImageText', shards=shards, shuffle_buffer=5000, pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=128,
     num_workers=4,

@@ -9,11 +9,7 @@ crop_size = (384, 384)
 model = dict(
     type='CATSeg',
     data_preprocessor=dict(
-        type='SegDataPreProcessor',
-        bgr_to_rgb=True,
-        size=crop_size,
-        pad_val=0,
-        seg_pad_val=255),
+        type='SegDataPreProcessor', bgr_to_rgb=True, size=crop_size, pad_val=0, seg_pad_val=255),
     decode_head=dict(
         type='CATSegHead',
         guidance_upsample_dims=(256, 128),

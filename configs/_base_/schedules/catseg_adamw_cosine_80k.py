@@ -17,8 +17,13 @@ optim_wrapper = dict(
             'text_encoder': dict(lr_mult=0.01)
         }))
 param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=0.0, by_epoch=False, begin=0,
-         end=max_iters)
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_iters,
+        eta_min=0.0,
+        by_epoch=False,
+        begin=0,
+        end=max_iters)
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=5000)
 val_cfg = dict(type='ValLoop')

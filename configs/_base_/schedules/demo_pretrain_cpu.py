@@ -8,8 +8,7 @@ optim_wrapper = dict(
     type='NonFiniteGuardOptimWrapper',
     # One log line for the frozen parameters (EMA teacher / frozen tower parts), not one each.
     constructor='FrozenParamsOptimWrapperConstructor',
-    optimizer=dict(
-        type='AdamW', lr=base_lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.05),
+    optimizer=dict(type='AdamW', lr=base_lr, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.05),
     clip_grad=dict(max_norm=1.0),
     paramwise_cfg=dict(
         norm_decay_mult=0.0,
@@ -19,12 +18,7 @@ optim_wrapper = dict(
             'logit_bias': dict(decay_mult=0.0),
         }))
 param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=1e-2,
-        by_epoch=False,
-        begin=0,
-        end=warmup_iters),
+    dict(type='LinearLR', start_factor=1e-2, by_epoch=False, begin=0, end=warmup_iters),
     dict(
         type='CosineAnnealingLR',
         T_max=max_iters - warmup_iters,

@@ -32,12 +32,7 @@ optim_wrapper = dict(
             'cls_token': dict(decay_mult=0.0),
         }))
 param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=1e-3,
-        by_epoch=False,
-        begin=0,
-        end=warmup_iters),
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=warmup_iters),
     dict(
         type='CosineAnnealingLR',
         T_max=max_iters - warmup_iters,
@@ -54,8 +49,7 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     # Atomic writes, safe rotation, resume from the newest complete file (silc_seg/engine).
-    checkpoint=dict(
-        type='SafeCheckpointHook', by_epoch=False, interval=5000, max_keep_ckpts=5),
+    checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=5000, max_keep_ckpts=5),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # SIGTERM / SIGUSR1: save after the current step, exit with code 75 (docs/reliability.md).
     preemption=dict(type='PreemptionHook'),

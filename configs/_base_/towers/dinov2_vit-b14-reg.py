@@ -3,7 +3,10 @@
 # antialiased bicubic (interpolate_offset=0, interpolate_antialias=True).
 # Weights: python tools/model_converters/dino2silc.py dinov2_vitb14_reg4_pretrain.pth DST
 #   --model dinov2_vitb14_reg [--clip CLIP_SILC.pth]
-vfm = dict(type='DINOViT', arch='vit_base_patch14_reg4_dinov2', pos_embed_offset=0.0,
-           pos_embed_antialias=True)
+vfm = dict(
+    type='DINOViT',
+    arch='vit_base_patch14_reg4_dinov2',
+    pos_embed_offset=0.0,
+    pos_embed_antialias=True)
 vfm_mean = [123.675, 116.28, 103.53]
 vfm_std = [58.395, 57.12, 57.375]

@@ -16,9 +16,5 @@ image_encoder = dict(
     patch_bias=False,
     norm_eps=1e-5)
 text_encoder = dict(
-    type='SILCTextTransformer',
-    arch='clip-b',
-    context_length=77,
-    output_dim=embed_dim,
-    act='gelu')
+    type='SILCTextTransformer', arch='clip-b', context_length=77, output_dim=embed_dim, act='gelu')
 tokenizer = dict(type='CLIPTokenizer', context_length=77)

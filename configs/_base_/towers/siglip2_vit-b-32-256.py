@@ -6,5 +6,4 @@
 # towers reproduce): image tower 'gelu_tanh', text tower 'gelu_tanh'; big_vision trained every
 # tower with 'gelu_tanh' (docs/siglip2.md, Activations).
 _base_ = ['./siglip2_vit-b-16.py']
-image_encoder = dict(
-    arch='b32', img_size=256, act='gelu_tanh')
+image_encoder = dict(arch='b32', img_size=256, act='gelu_tanh')

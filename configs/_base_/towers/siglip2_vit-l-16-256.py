@@ -7,7 +7,5 @@
 # with 'gelu_tanh' (docs/siglip2.md, Activations).
 _base_ = ['./siglip2_vit-b-16.py']
 image_encoder = dict(
-    arch=dict(_delete_=True, width=1024, depth=24, num_heads=16, patch_size=16),
-    img_size=256)
-text_encoder = dict(
-    arch=dict(_delete_=True, width=1024, depth=24, num_heads=16), output_dim=1024)
+    arch=dict(_delete_=True, width=1024, depth=24, num_heads=16, patch_size=16), img_size=256)
+text_encoder = dict(arch=dict(_delete_=True, width=1024, depth=24, num_heads=16), output_dim=1024)

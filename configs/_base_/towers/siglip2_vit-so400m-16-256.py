@@ -7,8 +7,7 @@
 # every tower with 'gelu_tanh' (docs/siglip2.md, Activations).
 _base_ = ['./siglip2_vit-b-16.py']
 image_encoder = dict(
-    arch=dict(
-        _delete_=True, width=1152, depth=27, num_heads=16, patch_size=16, mlp_ratio=3.7362),
+    arch=dict(_delete_=True, width=1152, depth=27, num_heads=16, patch_size=16, mlp_ratio=3.7362),
     img_size=256,
     act='gelu_tanh')
 text_encoder = dict(

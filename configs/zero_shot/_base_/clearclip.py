@@ -12,8 +12,7 @@ model = dict(
     precision='fp16',
     pamr=None,
     decode_head=dict(logit_scale=50.0),
-    test_cfg=dict(mode='slide', crop_size=(448, 448), stride=(224, 224),
-                  partial_patches='pad'))
+    test_cfg=dict(mode='slide', crop_size=(448, 448), stride=(224, 224), partial_patches='pad'))
 # ClearCLIP resizes every dataset to a short side of 448 (configs/cfg_*.py).
 clearclip_test_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -13,5 +13,4 @@ model = dict(
     precision='fp16',
     pamr=dict(num_iter=10, dilations=(8, 16)),
     decode_head=dict(logit_scale=40.0),
-    test_cfg=dict(mode='slide', crop_size=(224, 224), stride=(112, 112),
-                  partial_patches='drop'))
+    test_cfg=dict(mode='slide', crop_size=(224, 224), stride=(112, 112), partial_patches='drop'))

@@ -31,8 +31,12 @@ model = dict(
     precision='fp16',
     pamr=None,
     decode_head=dict(logit_scale=40.0),
-    test_cfg=dict(mode='slide', crop_size=(336, 336), stride=(112, 112), partial_patches='pad',
-                  pad_multiple=56))
+    test_cfg=dict(
+        mode='slide',
+        crop_size=(336, 336),
+        stride=(112, 112),
+        partial_patches='pad',
+        pad_multiple=56))
 # ProxyCLIP's short sides (configs/cfg_*.py): 336, except ADE20K and Cityscapes (448).
 proxyclip_test_pipeline_336 = [
     dict(type='LoadImageFromFile'),

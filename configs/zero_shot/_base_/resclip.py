@@ -12,12 +12,15 @@ model = dict(
     image_encoder=dict(pos_embed_resize='scale_factor'),
     dense_variant='plain',
     # logit_scale: the head's (first-pass probabilities use the same scale as the output).
-    dense_forward=dict(type='ResCLIPDense', rcs_layers=(5, 9), gaussian_std=5.0,
-                       logit_scale=40.0, delete_same_entity=True,
-                       pamr=dict(num_iter=10, dilations=(8, 16))),
+    dense_forward=dict(
+        type='ResCLIPDense',
+        rcs_layers=(5, 9),
+        gaussian_std=5.0,
+        logit_scale=40.0,
+        delete_same_entity=True,
+        pamr=dict(num_iter=10, dilations=(8, 16))),
     templates='imagenet80',
     precision='fp16',
     pamr=None,
     decode_head=dict(logit_scale=40.0),
-    test_cfg=dict(mode='slide', crop_size=(224, 224), stride=(112, 112),
-                  partial_patches='drop'))
+    test_cfg=dict(mode='slide', crop_size=(224, 224), stride=(112, 112), partial_patches='drop'))

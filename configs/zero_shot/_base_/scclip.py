@@ -9,11 +9,14 @@ _base_ = ['./openai-clip_vit-b16_zero-shot.py']
 model = dict(
     image_encoder=dict(pos_embed_resize='scale_factor'),
     dense_variant='plain',
-    dense_forward=dict(type='SCCLIPDense', pre_adjust_index=8, post_adjust_index=3,
-                       fusion_range=(3, 10), class_residual=0.3),
+    dense_forward=dict(
+        type='SCCLIPDense',
+        pre_adjust_index=8,
+        post_adjust_index=3,
+        fusion_range=(3, 10),
+        class_residual=0.3),
     templates='imagenet80',
     precision='fp16',
     pamr=None,
     decode_head=dict(logit_scale=40.0),
-    test_cfg=dict(mode='slide', crop_size=(224, 224), stride=(112, 112),
-                  partial_patches='drop'))
+    test_cfg=dict(mode='slide', crop_size=(224, 224), stride=(112, 112), partial_patches='drop'))

@@ -12,5 +12,4 @@ model = dict(
     precision='fp16',
     pamr=None,
     decode_head=dict(logit_scale=40.0),
-    test_cfg=dict(mode='slide', crop_size=(224, 224), stride=(112, 112),
-                  partial_patches='drop'))
+    test_cfg=dict(mode='slide', crop_size=(224, 224), stride=(112, 112), partial_patches='drop'))

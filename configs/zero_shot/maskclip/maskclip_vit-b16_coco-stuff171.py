@@ -1,5 +1,4 @@
 # MaskCLIP (Zhou et al.) on COCO-Stuff-171, OpenAI CLIP ViT-B/16.
 # Protocol, sources and published mIoU: docs/zero_shot_protocols.md.
 _base_ = ['../_base_/maskclip.py', '../../_base_/datasets/zs_coco-stuff171.py']
-model = dict(
-    class_names='{{fileDirname}}/../../vocabularies/sclip/cls_coco_stuff.txt')
+model = dict(class_names='{{fileDirname}}/../../vocabularies/sclip/cls_coco_stuff.txt')

@@ -1,5 +1,4 @@
 # SC-CLIP on Cityscapes, OpenAI CLIP ViT-B/16.
 # Published mIoU and protocol sources: docs/zero_shot_protocols.md.
 _base_ = ['../_base_/scclip.py', '../../_base_/datasets/zs_cityscapes.py']
-model = dict(
-    class_names='{{fileDirname}}/../../vocabularies/sclip/cls_city_scapes.txt')
+model = dict(class_names='{{fileDirname}}/../../vocabularies/sclip/cls_city_scapes.txt')

@@ -1,8 +1,7 @@
 # SC-CLIP on COCO-Stuff-171, OpenAI CLIP ViT-B/16.
 # Published mIoU and protocol sources: docs/zero_shot_protocols.md.
 _base_ = ['../_base_/scclip.py', '../../_base_/datasets/zs_coco-stuff171.py']
-model = dict(
-    class_names='{{fileDirname}}/../../vocabularies/sclip/cls_coco_stuff.txt')
+model = dict(class_names='{{fileDirname}}/../../vocabularies/sclip/cls_coco_stuff.txt')
 # SC-CLIP configs/cfg_coco_stuff164k.py: short side 336 (SCLIP: 448).
 test_pipeline = [
     dict(type='LoadImageFromFile'),

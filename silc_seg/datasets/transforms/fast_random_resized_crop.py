@@ -32,8 +32,8 @@ class FastRandomResizedCrop(RandomResizedCrop):
             raise TypeError(f'the pillow backend needs a uint8 image, got {img.dtype}')
         top, left, height, width = self.rand_crop_params(img)
         crop = np.ascontiguousarray(img[top:top + height, left:left + width])
-        resized = Image.fromarray(crop).resize(
-            (self.scale[1], self.scale[0]), pillow_interp_codes[self.interpolation])
+        resized = Image.fromarray(crop).resize((self.scale[1], self.scale[0]),
+                                               pillow_interp_codes[self.interpolation])
         results['img'] = np.asarray(resized).copy()  # writable, as mmpretrain's
         results['img_shape'] = results['img'].shape
         return results

@@ -32,8 +32,7 @@ def adjust_hue(img: np.ndarray, hue_factor: float, channel_order: str = 'bgr') -
     if not -0.5 <= hue_factor <= 0.5:
         raise ValueError(f'hue_factor must be in [-0.5, 0.5], got {hue_factor}')
     if img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(
-            f'adjust_hue needs an (H, W, 3) image, got shape {img.shape}')
+        raise ValueError(f'adjust_hue needs an (H, W, 3) image, got shape {img.shape}')
     if img.dtype != np.uint8:
         raise TypeError(f'adjust_hue needs a uint8 image, got {img.dtype}')
     if channel_order not in _TO_HSV:
@@ -42,8 +41,7 @@ def adjust_hue(img: np.ndarray, hue_factor: float, channel_order: str = 'bgr') -
     if shift % 256 == 0:
         return img.copy()  # skip the lossy uint8 HSV round trip
     hsv = cv2.cvtColor(img, _TO_HSV[channel_order])
-    hsv[..., 0] = ((hsv[..., 0].astype(np.int16) + shift) % 256).astype(
-        np.uint8)
+    hsv[..., 0] = ((hsv[..., 0].astype(np.int16) + shift) % 256).astype(np.uint8)
     return cv2.cvtColor(hsv, _FROM_HSV[channel_order])
 
 
@@ -73,18 +71,16 @@ class HueSafeColorJitter(ColorJitter):
         img = results['img']
         trans_inds, brightness, contrast, saturation, hue = self._rand_params()
         if self.backend == 'pillow':
-            results['img'] = self._jitter_pillow(img, trans_inds, brightness, contrast,
-                                                 saturation, hue)
+            results['img'] = self._jitter_pillow(img, trans_inds, brightness, contrast, saturation,
+                                                 hue)
             return results
         for index in trans_inds:
             if index == 0 and brightness is not None:
-                img = mmcv.adjust_brightness(
-                    img, brightness, backend=self.backend)
+                img = mmcv.adjust_brightness(img, brightness, backend=self.backend)
             elif index == 1 and contrast is not None:
                 img = mmcv.adjust_contrast(img, contrast, backend=self.backend)
             elif index == 2 and saturation is not None:
-                img = mmcv.adjust_color(
-                    img, alpha=saturation, backend=self.backend)
+                img = mmcv.adjust_color(img, alpha=saturation, backend=self.backend)
             elif index == 3 and hue is not None:
                 img = adjust_hue(img, hue)
         results['img'] = img

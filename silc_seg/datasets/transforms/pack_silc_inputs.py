@@ -54,21 +54,18 @@ class PackSILCInputs(BaseTransform):
             :class:`~silc_seg.engine.hooks.StreamResumeHook`).
     """
 
-    def __init__(self,
-                 num_global_crops: int = 2,
-                 require_local_crops: bool = True,
-                 num_contrastive_crops: int = 0,
-                 meta_keys: Sequence[str] = ('img_path', 'caption',
-                                             'sample_idx', 'ori_shape',
-                                             'img_shape', 'num_skipped',
-                                             'stream_position')
-                 ) -> None:
+    def __init__(
+        self,
+        num_global_crops: int = 2,
+        require_local_crops: bool = True,
+        num_contrastive_crops: int = 0,
+        meta_keys: Sequence[str] = ('img_path', 'caption', 'sample_idx', 'ori_shape', 'img_shape',
+                                    'num_skipped', 'stream_position')
+    ) -> None:
         if num_global_crops < 1:
-            raise ValueError(
-                f'num_global_crops must be >= 1, got {num_global_crops}')
+            raise ValueError(f'num_global_crops must be >= 1, got {num_global_crops}')
         if num_contrastive_crops < 0:
-            raise ValueError(
-                f'num_contrastive_crops must be >= 0, got {num_contrastive_crops}')
+            raise ValueError(f'num_contrastive_crops must be >= 0, got {num_contrastive_crops}')
         self.num_global_crops = num_global_crops
         self.require_local_crops = require_local_crops
         self.num_contrastive_crops = num_contrastive_crops
@@ -93,14 +90,13 @@ class PackSILCInputs(BaseTransform):
                     f'num_contrastive_crops={self.num_contrastive_crops}: the multi-crop '
                     'pipeline must also produce local crops (or set require_local_crops=False)')
             local_end = self.num_global_crops + num_local
-            inputs['global_crops'] = _stack_same_size(
-                img[:self.num_global_crops], 'global crops')
+            inputs['global_crops'] = _stack_same_size(img[:self.num_global_crops], 'global crops')
             if num_local:
-                inputs['local_crops'] = _stack_same_size(
-                    img[self.num_global_crops:local_end], 'local crops')
+                inputs['local_crops'] = _stack_same_size(img[self.num_global_crops:local_end],
+                                                         'local crops')
             if self.num_contrastive_crops:
-                inputs['contrastive_crops'] = _stack_same_size(
-                    img[local_end:], 'contrastive crops')
+                inputs['contrastive_crops'] = _stack_same_size(img[local_end:],
+                                                               'contrastive crops')
         else:
             inputs['image'] = image_to_tensor(img)
         if 'text' in results:
@@ -112,9 +108,7 @@ class PackSILCInputs(BaseTransform):
         data_sample = DataSample()
         if 'gt_label' in results:
             data_sample.set_gt_label(results['gt_label'])
-        data_sample.set_metainfo(
-            {key: results[key]
-             for key in self.meta_keys if key in results})
+        data_sample.set_metainfo({key: results[key] for key in self.meta_keys if key in results})
         return dict(inputs=inputs, data_samples=data_sample)
 
     def __repr__(self) -> str:

@@ -20,8 +20,7 @@ class TokenizeCaption(BaseTransform):
     """
 
     def __init__(self, tokenizer: Union[dict, Callable]) -> None:
-        self.tokenizer = MODELS.build(tokenizer) if isinstance(
-            tokenizer, dict) else tokenizer
+        self.tokenizer = MODELS.build(tokenizer) if isinstance(tokenizer, dict) else tokenizer
 
     def transform(self, results: dict) -> dict:
         """Add ``text`` to ``results``.
@@ -34,9 +33,8 @@ class TokenizeCaption(BaseTransform):
         """
         caption = results['caption']
         if not isinstance(caption, str):
-            raise TypeError(
-                f'caption must be a str, got {type(caption).__name__}: '
-                f'{caption!r} ({results.get("img_path")})')
+            raise TypeError(f'caption must be a str, got {type(caption).__name__}: '
+                            f'{caption!r} ({results.get("img_path")})')
         results['text'] = self.tokenizer([caption])[0]
         return results
 

@@ -39,8 +39,9 @@ class CompileBlocksHook(Hook):
         model = unwrap_model(runner.model)
         count = compile_transformer_blocks(model, self.compile_cfg)
         self.compiled = True
-        print_log(f'compiled {count} transformer blocks with torch.compile({self.compile_cfg})',
-                  logger='current')
+        print_log(
+            f'compiled {count} transformer blocks with torch.compile({self.compile_cfg})',
+            logger='current')
 
     def before_train(self, runner) -> None:
         self._compile(runner)

@@ -47,11 +47,9 @@ class DataStatsHook(Hook):
     def before_train(self, runner) -> None:
         hub = runner.message_hub
         if 'train/skipped_samples' in hub.log_scalars:
-            self._total_skipped = int(
-                hub.get_scalar('train/skipped_samples').current())
+            self._total_skipped = int(hub.get_scalar('train/skipped_samples').current())
 
-    def before_train_iter(self, runner, batch_idx: int,
-                          data_batch: Optional[dict] = None) -> None:
+    def before_train_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None) -> None:
         if self._last_time is None:
             self._last_time = time.perf_counter()
 
@@ -61,7 +59,9 @@ class DataStatsHook(Hook):
         skipped = sum(int(s.metainfo.get('num_skipped', 0)) for s in samples)
         return len(samples), skipped
 
-    def after_train_iter(self, runner, batch_idx: int,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
                          data_batch: Optional[dict] = None,
                          outputs: Optional[dict] = None) -> None:
         now = time.perf_counter()

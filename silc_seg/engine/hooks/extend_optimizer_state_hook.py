@@ -47,8 +47,8 @@ def extend_optimizer_state(checkpoint: dict, current: dict, param_schedulers=Non
                 fresh = getattr(scheduler, key, None)
                 if key in state and fresh is not None and len(state[key]) < len(fresh):
                     scale = 1.0 if key == 'base_values' else lr_ratio
-                    state[key] = list(state[key]) + [
-                        value * scale for value in fresh[len(state[key]):]]
+                    state[key] = list(
+                        state[key]) + [value * scale for value in fresh[len(state[key]):]]
     return num_new - num_old
 
 
@@ -82,8 +82,7 @@ class ExtendOptimizerStateHook(Hook):
         optimizer = getattr(runner.optim_wrapper, 'optimizer', None)
         if not isinstance(optimizer, torch.optim.Optimizer):
             return
-        extra = extend_optimizer_state(checkpoint, optimizer.state_dict(),
-                                       runner.param_schedulers)
+        extra = extend_optimizer_state(checkpoint, optimizer.state_dict(), runner.param_schedulers)
         if extra:
             runner.logger.warning(
                 f'The checkpoint\'s optimizer state lacks {extra} of this model\'s trainable '

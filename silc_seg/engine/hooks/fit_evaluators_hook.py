@@ -89,6 +89,8 @@ class FitEvaluatorsHook(Hook):
         loop.evaluator.metrics = kept
         left_out = ', '.join(type(metric).__name__ for metric in needing)
         what = ', '.join(type(metric).__name__ for metric in kept) or 'no metric'
-        print_log(f'{stage}: {left_out} left out because {" and ".join(reasons)}; evaluating '
-                  f'{what} (image-text retrieval needs captions only)', logger='current',
-                  level=logging.WARNING)
+        print_log(
+            f'{stage}: {left_out} left out because {" and ".join(reasons)}; evaluating '
+            f'{what} (image-text retrieval needs captions only)',
+            logger='current',
+            level=logging.WARNING)

@@ -28,9 +28,9 @@ class FreezeLastLayerHook(Hook):
 
     priority = 'NORMAL'
 
-    def __init__(self,
-                 freeze_iters: int,
-                 param_prefixes: Sequence[str] = ('distill_head.last_layer', )) -> None:
+    def __init__(
+        self, freeze_iters: int,
+        param_prefixes: Sequence[str] = ('distill_head.last_layer', )) -> None:
         if freeze_iters < 0:
             raise ValueError(f'freeze_iters must be >= 0, got {freeze_iters}')
         self.freeze_iters = freeze_iters
@@ -41,8 +41,10 @@ class FreezeLastLayerHook(Hook):
     def before_train(self, runner) -> None:
         model = unwrap_model(runner.model)
         # clean_name: under FSDP / activation checkpointing, names have wrapper parts.
-        frozen = [param for name, param in model.named_parameters()
-                  if clean_name(name).startswith(self.param_prefixes) and param.requires_grad]
+        frozen = [
+            param for name, param in model.named_parameters()
+            if clean_name(name).startswith(self.param_prefixes) and param.requires_grad
+        ]
         if not frozen:
             raise RuntimeError(f'FreezeLastLayerHook: no trainable parameter of '
                                f'{type(model).__name__} starts with {self.param_prefixes}')

@@ -37,8 +37,8 @@ class _IgnoreSignalsInWorkers:
     def __call__(self, worker_id: int) -> None:
         # Blocked signals wait for sigwaitinfo, which tells who sent them.
         signal.pthread_sigmask(signal.SIG_BLOCK, self.signals)
-        threading.Thread(target=_obey_only_parent, args=(self.signals, os.getppid()),
-                         daemon=True).start()
+        threading.Thread(
+            target=_obey_only_parent, args=(self.signals, os.getppid()), daemon=True).start()
         if self.init_fn is not None:
             self.init_fn(worker_id)
 
@@ -78,8 +78,10 @@ class PreemptionHook(Hook):
 
     priority = 'LOWEST'  # after every other after_train_iter (checkpoint hook: VERY_LOW)
 
-    def __init__(self, signals: Sequence[str] = ('SIGTERM', 'SIGUSR1'),
-                 exit_code: int = PREEMPTED_EXIT_CODE, interval: int = 1) -> None:
+    def __init__(self,
+                 signals: Sequence[str] = ('SIGTERM', 'SIGUSR1'),
+                 exit_code: int = PREEMPTED_EXIT_CODE,
+                 interval: int = 1) -> None:
         if isinstance(signals, str):
             signals = [signals]
         unknown = [name for name in signals if name not in signal.Signals.__members__]
@@ -126,15 +128,18 @@ class PreemptionHook(Hook):
                             "default_hooks.checkpoint=dict(type='SafeCheckpointHook', ...)")
         self._checkpoint_hook = hooks[0]
         if threading.current_thread() is not threading.main_thread():
-            print_log('PreemptionHook: not in the main thread, no signal handlers installed',
-                      logger='current', level=logging.WARNING)
+            print_log(
+                'PreemptionHook: not in the main thread, no signal handlers installed',
+                logger='current',
+                level=logging.WARNING)
             return
         for sig in self.signals:
             self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
         names = ', '.join(sig.name for sig in self.signals)
-        print_log(f'PreemptionHook: {names} to rank {get_rank()} pid {os.getpid()} saves a '
-                  f'checkpoint after the current step and exits with code {self.exit_code}',
-                  logger='current')
+        print_log(
+            f'PreemptionHook: {names} to rank {get_rank()} pid {os.getpid()} saves a '
+            f'checkpoint after the current step and exits with code {self.exit_code}',
+            logger='current')
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if self.preempted or (runner.iter + 1) % self.interval:
@@ -146,12 +151,17 @@ class PreemptionHook(Hook):
             return
         self.preempted = int(flag)
         name = signal.Signals(self.preempted).name
-        print_log(f'Preemption: {name} received (by at least one rank); saving a checkpoint '
-                  f'after iteration {runner.iter + 1}', logger='current', level=logging.WARNING)
+        print_log(
+            f'Preemption: {name} received (by at least one rank); saving a checkpoint '
+            f'after iteration {runner.iter + 1}',
+            logger='current',
+            level=logging.WARNING)
         path = self._checkpoint_hook.save_now(runner)
         barrier()  # no rank exits (and gets the job torn down) while rank 0 still writes
-        print_log(f'Preemption: saved {path}; resume with --resume', logger='current',
-                  level=logging.WARNING)
+        print_log(
+            f'Preemption: saved {path}; resume with --resume',
+            logger='current',
+            level=logging.WARNING)
         loop = runner.train_loop
         if isinstance(loop, IterBasedTrainLoop):
             loop.stop_training = True  # the loop ends; after_train and after_run hooks run
@@ -168,7 +178,9 @@ class PreemptionHook(Hook):
             self._exit()
 
     def _exit(self) -> None:
-        print_log(f'Preemption: exiting with code {self.exit_code}', logger='current',
-                  level=logging.WARNING)
+        print_log(
+            f'Preemption: exiting with code {self.exit_code}',
+            logger='current',
+            level=logging.WARNING)
         close_process_group()
         raise SystemExit(self.exit_code)

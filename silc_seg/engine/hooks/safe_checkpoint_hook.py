@@ -77,8 +77,9 @@ class SafeCheckpointHook(CheckpointHook):
         for name in os.listdir(folder):
             if name.startswith('.') and TEMP_MARKER in name:
                 os.remove(osp.join(folder, name))
-                print_log(f'Removed {osp.join(folder, name)}, left by an interrupted save',
-                          logger='current')
+                print_log(
+                    f'Removed {osp.join(folder, name)}, left by an interrupted save',
+                    logger='current')
 
     def save_now(self, runner) -> str:
         """Save a checkpoint of the current state (after ``runner.iter + 1`` iterations), unless
@@ -107,10 +108,15 @@ class SafeCheckpointHook(CheckpointHook):
         runner.message_hub.update_info('last_ckpt', self.last_ckpt)
         try:
             runner.save_checkpoint(
-                self.out_dir, filename, self.file_client_args,
+                self.out_dir,
+                filename,
+                self.file_client_args,
                 save_optimizer=self.save_optimizer,
                 save_param_scheduler=self.save_param_scheduler,
-                meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
+                meta=meta,
+                by_epoch=self.by_epoch,
+                backend_args=self.backend_args,
+                **self.args)
         except CheckpointWriteError as error:
             raise CheckpointWriteError(
                 error.errno, f'{error.strerror} The last complete checkpoint is '

@@ -27,7 +27,11 @@ class SegOverlayHook(SegVisualizationHook):
         super().__init__(**kwargs)
         self.out_dir = out_dir
 
-    def _after_iter(self, runner, batch_idx: int, data_batch: dict, outputs: Sequence,
+    def _after_iter(self,
+                    runner,
+                    batch_idx: int,
+                    data_batch: dict,
+                    outputs: Sequence,
                     mode: str = 'val') -> None:
         # mmseg 1.2's hook draws val and test iterations here (after_test_iter: mode='test').
         if mode != 'test' or not self.draw or self.out_dir is None:
@@ -36,10 +40,14 @@ class SegOverlayHook(SegVisualizationHook):
             return
         for data_sample in outputs:
             img_path = data_sample.img_path
-            image = mmcv.imfrombytes(fileio.get(img_path, backend_args=self.backend_args),
-                                     channel_order='rgb')
+            image = mmcv.imfrombytes(
+                fileio.get(img_path, backend_args=self.backend_args), channel_order='rgb')
             name = osp.splitext(osp.basename(img_path))[0]
             self._visualizer.add_datasample(
-                name, image, data_sample=data_sample, show=self.show,
-                wait_time=self.wait_time, out_file=osp.join(self.out_dir, f'{name}.png'),
+                name,
+                image,
+                data_sample=data_sample,
+                show=self.show,
+                wait_time=self.wait_time,
+                out_file=osp.join(self.out_dir, f'{name}.png'),
                 step=runner.iter)

@@ -105,8 +105,11 @@ class StreamResumeHook(Hook):
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         state = checkpoint.get('stream_position')
         if state is None:
-            print_log('StreamResumeHook: the checkpoint has no stream position; the loop '
-                      'replays the stream instead', logger='current', level=logging.WARNING)
+            print_log(
+                'StreamResumeHook: the checkpoint has no stream position; the loop '
+                'replays the stream instead',
+                logger='current',
+                level=logging.WARNING)
             return
         world_size, num_workers = get_world_size(), self._num_workers(runner)
         if (state['world_size'], state['num_workers']) != (world_size, num_workers):
@@ -114,7 +117,9 @@ class StreamResumeHook(Hook):
                 f'StreamResumeHook: the checkpoint was saved with {state["world_size"]} rank(s) '
                 f'x {state["num_workers"]} dataloader worker(s), this run has {world_size} x '
                 f'{num_workers}: the shard assignment differs, so the loop replays the stream '
-                'instead', logger='current', level=logging.WARNING)
+                'instead',
+                logger='current',
+                level=logging.WARNING)
             return
         self._to_restore = [tuple(p) for p in state['positions'][get_rank()]]
         self._positions = {p[0]: p for p in self._to_restore}
@@ -140,14 +145,17 @@ class StreamResumeHook(Hook):
                           for w, e, s, o, c in self._to_restore)
         print_log(
             f'Resumed the stream at its saved position (rank {get_rank()}; {where or "start"}); '
-            'the "Advance dataloader" that follows reads no data', logger='current')
+            'the "Advance dataloader" that follows reads no data',
+            logger='current')
         self._to_restore = None
 
 
 def _stop_workers(loop) -> None:
     """Shut down the dataloader workers of ``loop``'s current iterator (persistent or not)."""
-    iterators = [getattr(loop.dataloader_iterator, '_iterator', None),
-                 getattr(loop.dataloader, '_iterator', None)]
+    iterators = [
+        getattr(loop.dataloader_iterator, '_iterator', None),
+        getattr(loop.dataloader, '_iterator', None)
+    ]
     for iterator in iterators:
         shutdown = getattr(iterator, '_shutdown_workers', None)
         if shutdown is not None:

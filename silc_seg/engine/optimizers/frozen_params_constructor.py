@@ -61,5 +61,6 @@ class FrozenParamsOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         if collector.names:
             print_log(
                 f'{len(collector.names)} parameters with requires_grad=False are not optimized '
-                f'({", ".join(_common_prefixes(collector.names))})', logger='current')
+                f'({", ".join(_common_prefixes(collector.names))})',
+                logger='current')
         return optim_wrapper

@@ -22,18 +22,14 @@ def retrieval_recall(similarity: torch.Tensor, positives: torch.Tensor,
         dict[int, float]: ``{k: recall@k in percent}``.
     """
     if similarity.shape != positives.shape:
-        raise ValueError(
-            f'similarity {tuple(similarity.shape)} and positives '
-            f'{tuple(positives.shape)} differ in shape')
+        raise ValueError(f'similarity {tuple(similarity.shape)} and positives '
+                         f'{tuple(positives.shape)} differ in shape')
     if not positives.any(dim=1).all():
         raise ValueError('every query needs at least one positive')
     max_k = min(max(topk), similarity.size(1))
     ranked = similarity.topk(max_k, dim=1).indices
     hits = positives.gather(1, ranked)
-    return {
-        k: hits[:, :min(k, max_k)].any(dim=1).float().mean().item() * 100
-        for k in topk
-    }
+    return {k: hits[:, :min(k, max_k)].any(dim=1).float().mean().item() * 100 for k in topk}
 
 
 @METRICS.register_module()
@@ -68,9 +64,8 @@ class ImageTextRetrievalRecall(BaseMetric):
         for sample in data_samples:
             for key in ('image_embedding', 'text_embedding'):
                 if key not in sample:
-                    raise KeyError(
-                        f'{key} missing from the prediction; the model must set it in '
-                        'predict mode (see docs/design.md)')
+                    raise KeyError(f'{key} missing from the prediction; the model must set it in '
+                                   'predict mode (see docs/design.md)')
             self.results.append(
                 dict(
                     image_embedding=sample['image_embedding'].detach().float().cpu(),
@@ -88,8 +83,7 @@ class ImageTextRetrievalRecall(BaseMetric):
         similarity = images @ texts.t()
         metrics = {}
         for name, recall in (('i2t', retrieval_recall(similarity, positives, self.topk)),
-                             ('t2i', retrieval_recall(similarity.t(), positives.t(),
-                                                      self.topk))):
+                             ('t2i', retrieval_recall(similarity.t(), positives.t(), self.topk))):
             for k, value in recall.items():
                 metrics[f'{name}_R@{k}'] = value
         metrics['mean_R'] = sum(metrics.values()) / len(metrics)

@@ -12,7 +12,10 @@ from .silc_vit import SILCVisionTransformer
 POS_EMBED_INTERP_MODES = ('bicubic', 'bilinear')
 
 
-def naflex_grid(height: int, width: int, patch_size: int, max_num_patches: int,
+def naflex_grid(height: int,
+                width: int,
+                patch_size: int,
+                max_num_patches: int,
                 eps: float = 1e-5) -> Tuple[int, int]:
     """The patch grid an image is resized to: the largest scale whose grid (sides rounded up
     to whole patches, at least one patch) holds at most ``max_num_patches`` patches, found by
@@ -113,12 +116,17 @@ class NaFlexVisionTransformer(SILCVisionTransformer):
             return self.pos_embed
         prefix = self.pos_embed[:, :self.num_prefix_tokens]
         table = self.pos_embed[:, self.num_prefix_tokens:].reshape(1, *self.grid_size, -1)
-        table = F.interpolate(table.permute(0, 3, 1, 2).float(), size=hw,
-                              mode=self.pos_embed_interp, align_corners=False, antialias=True)
+        table = F.interpolate(
+            table.permute(0, 3, 1, 2).float(),
+            size=hw,
+            mode=self.pos_embed_interp,
+            align_corners=False,
+            antialias=True)
         table = table.flatten(2).transpose(1, 2).to(self.pos_embed.dtype)
         return torch.cat([prefix, table], dim=1)
 
-    def pack_images(self, images: Sequence[Tensor],
+    def pack_images(self,
+                    images: Sequence[Tensor],
                     max_num_patches: Optional[int] = None) -> Dict[str, Tensor]:
         """NaFlex inputs of differently sized images: each resized to its
         :func:`naflex_grid`, patchified and zero-padded to ``max_num_patches``.
@@ -139,18 +147,19 @@ class NaFlexVisionTransformer(SILCVisionTransformer):
                 raise ValueError(f'expected (3, H, W) images, got shape {tuple(image.shape)}')
             grid = naflex_grid(*image.shape[-2:], p, budget)
             flat = patchify(resize_to_grid(image[None], grid, p), p)[0]
-            rows, cols = torch.meshgrid(torch.arange(grid[0]), torch.arange(grid[1]),
-                                        indexing='ij')
+            rows, cols = torch.meshgrid(
+                torch.arange(grid[0]), torch.arange(grid[1]), indexing='ij')
             coord = torch.stack([rows.flatten(), cols.flatten()], dim=1).to(image.device)
             pad = budget - flat.shape[0]
             patches.append(F.pad(flat, (0, 0, 0, pad)))
             coords.append(F.pad(coord, (0, 0, 0, pad)))
             valid.append(torch.arange(budget, device=image.device) < flat.shape[0])
-        return dict(patches=torch.stack(patches), patch_coord=torch.stack(coords),
-                    patch_valid=torch.stack(valid))
+        return dict(
+            patches=torch.stack(patches),
+            patch_coord=torch.stack(coords),
+            patch_valid=torch.stack(valid))
 
-    def embed_patches(self, patches: Tensor, patch_coord: Tensor,
-                      patch_valid: Tensor) -> Tensor:
+    def embed_patches(self, patches: Tensor, patch_coord: Tensor, patch_valid: Tensor) -> Tensor:
         """Patch and positional embeddings of packed NaFlex inputs (see :meth:`pack_images`);
         each image's table is resized to its grid ``max(coord) + 1``.
 
@@ -189,8 +198,8 @@ class NaFlexVisionTransformer(SILCVisionTransformer):
         tokens are masked out of every attention (their own outputs are meaningless)."""
         x = self.embed_patches(patches, patch_coord, patch_valid)
         valid = self._valid_tokens(patch_valid)
-        mask = torch.zeros(valid.shape[0], 1, valid.shape[1], valid.shape[1], dtype=x.dtype,
-                           device=x.device)
+        mask = torch.zeros(
+            valid.shape[0], 1, valid.shape[1], valid.shape[1], dtype=x.dtype, device=x.device)
         mask.masked_fill_(~(valid[:, None, :, None] & valid[:, None, None, :]),
                           torch.finfo(x.dtype).min)
         for block in self.blocks:
@@ -218,13 +227,13 @@ class NaFlexVisionTransformer(SILCVisionTransformer):
             pooled = (out + pool.mlp(pool.norm(out)))[:, 0]
         return self.proj(pooled)
 
-    def encode_naflex(self, patches: Tensor, patch_coord: Tensor,
-                      patch_valid: Tensor) -> Tensor:
+    def encode_naflex(self, patches: Tensor, patch_coord: Tensor, patch_valid: Tensor) -> Tensor:
         """Embeddings ``(B, output_dim)`` of packed NaFlex inputs (see :meth:`pack_images`)."""
         return self.pool_naflex(
             self.forward_naflex_tokens(patches, patch_coord, patch_valid), patch_valid)
 
-    def encode_images(self, images: Sequence[Tensor],
+    def encode_images(self,
+                      images: Sequence[Tensor],
                       max_num_patches: Optional[int] = None) -> Tensor:
         """Embeddings ``(B, output_dim)`` of differently sized ``(3, H_i, W_i)`` images, each
         at its native aspect ratio within the patch budget."""

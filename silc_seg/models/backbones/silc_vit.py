@@ -95,12 +95,9 @@ class SILCVisionTransformer(BaseModule):
         'tiny': dict(width=192, depth=6, num_heads=3, patch_size=16, mlp_ratio=4.0),
         's16': dict(width=384, depth=12, num_heads=6, patch_size=16, mlp_ratio=4.0),
         # The CLIP-family presets have ln_pre, as the checkpoints made for them.
-        'b16': dict(width=768, depth=12, num_heads=12, patch_size=16, mlp_ratio=4.0,
-                    ln_pre=True),
-        'b32': dict(width=768, depth=12, num_heads=12, patch_size=32, mlp_ratio=4.0,
-                    ln_pre=True),
-        'l14': dict(width=1024, depth=24, num_heads=16, patch_size=14, mlp_ratio=4.0,
-                    ln_pre=True),
+        'b16': dict(width=768, depth=12, num_heads=12, patch_size=16, mlp_ratio=4.0, ln_pre=True),
+        'b32': dict(width=768, depth=12, num_heads=12, patch_size=32, mlp_ratio=4.0, ln_pre=True),
+        'l14': dict(width=1024, depth=24, num_heads=16, patch_size=14, mlp_ratio=4.0, ln_pre=True),
     }
 
     # Loaded with the grid resized to ``img_size`` (see ``_resize_checkpoint_pos_embed``).
@@ -146,9 +143,15 @@ class SILCVisionTransformer(BaseModule):
             ]
         super().__init__(init_cfg=init_cfg)
         settings = resolve_arch(
-            arch, self.arch_zoo,
-            dict(width=width, depth=depth, num_heads=num_heads, patch_size=patch_size,
-                 mlp_ratio=mlp_ratio, ln_pre=ln_pre),
+            arch,
+            self.arch_zoo,
+            dict(
+                width=width,
+                depth=depth,
+                num_heads=num_heads,
+                patch_size=patch_size,
+                mlp_ratio=mlp_ratio,
+                ln_pre=ln_pre),
             custom_defaults=dict(patch_size=16, mlp_ratio=4.0),
             base=dict(ln_pre=False))
         if pool_type not in POOL_TYPES:
@@ -204,8 +207,7 @@ class SILCVisionTransformer(BaseModule):
         self.attn_pool = AttentionPoolLatent(
             width, self.num_heads, mlp_ratio=settings['mlp_ratio'], act=act,
             norm_eps=norm_eps) if pool_type == 'map' else None
-        self.proj = nn.Linear(width, output_dim,
-                              bias=proj_bias) if output_dim else nn.Identity()
+        self.proj = nn.Linear(width, output_dim, bias=proj_bias) if output_dim else nn.Identity()
 
         self._init_embeddings()
         self._register_load_state_dict_pre_hook(self._resize_checkpoint_pos_embed)

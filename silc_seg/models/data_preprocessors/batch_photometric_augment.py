@@ -125,9 +125,12 @@ class BatchPhotometricAugment(nn.Module):
                  solarize_prob: float = 0.0,
                  solarize_threshold: float = 128) -> None:
         super().__init__()
-        for name, prob in dict(flip_prob=flip_prob, jitter_prob=jitter_prob,
-                               grayscale_prob=grayscale_prob, blur_prob=blur_prob,
-                               solarize_prob=solarize_prob).items():
+        for name, prob in dict(
+                flip_prob=flip_prob,
+                jitter_prob=jitter_prob,
+                grayscale_prob=grayscale_prob,
+                blur_prob=blur_prob,
+                solarize_prob=solarize_prob).items():
             if not 0 <= prob <= 1:
                 raise ValueError(f'{name} must be in [0, 1], got {prob}')
         if not 0 <= hue <= 0.5:
@@ -139,10 +142,10 @@ class BatchPhotometricAugment(nn.Module):
             raise ValueError(f'grayscale_weights needs 3 values, got {grayscale_weights}')
         self.flip_prob = flip_prob
         self.jitter_prob = jitter_prob
-        self.ranges = (_factor_range(brightness, 'brightness'),
-                       _factor_range(contrast, 'contrast'),
-                       _factor_range(saturation, 'saturation'),
-                       _factor_range(hue, 'hue', center=0.0))
+        self.ranges = (_factor_range(brightness,
+                                     'brightness'), _factor_range(contrast, 'contrast'),
+                       _factor_range(saturation,
+                                     'saturation'), _factor_range(hue, 'hue', center=0.0))
         self.grayscale_prob = grayscale_prob
         self.grayscale_weights = tuple(grayscale_weights)
         self.blur_prob = blur_prob

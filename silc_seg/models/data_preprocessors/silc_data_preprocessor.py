@@ -23,8 +23,7 @@ def stack_views(views: Sequence, name: str) -> torch.Tensor:
         Tensor: ``(V * B, C, H, W)``.
     """
     batches = [
-        view if isinstance(view, torch.Tensor) else torch.stack(list(view))
-        for view in views
+        view if isinstance(view, torch.Tensor) else torch.stack(list(view)) for view in views
     ]
     shapes = {tuple(batch.shape) for batch in batches}
     if len(shapes) != 1:
@@ -33,8 +32,7 @@ def stack_views(views: Sequence, name: str) -> torch.Tensor:
     return torch.cat(batches, dim=0)
 
 
-def stack_images(images: Union[torch.Tensor, Sequence[torch.Tensor]],
-                 name: str) -> torch.Tensor:
+def stack_images(images: Union[torch.Tensor, Sequence[torch.Tensor]], name: str) -> torch.Tensor:
     """``(B, C, H, W)`` from a batched tensor or a sequence of ``(C, H, W)`` tensors."""
     if isinstance(images, torch.Tensor):
         return images
@@ -89,8 +87,7 @@ class SILCDataPreprocessor(BaseDataPreprocessor):
                  batch_augments: Optional[dict] = None) -> None:
         super().__init__(non_blocking)
         if len(mean) != 3 or len(std) != 3:
-            raise ValueError(
-                f'mean and std need 3 values, got {len(mean)} and {len(std)}')
+            raise ValueError(f'mean and std need 3 values, got {len(mean)} and {len(std)}')
         self.bgr_to_rgb = bgr_to_rgb
         self.register_buffer('mean', torch.tensor(mean).view(1, 3, 1, 1), False)
         self.register_buffer('std', torch.tensor(std).view(1, 3, 1, 1), False)
@@ -109,8 +106,7 @@ class SILCDataPreprocessor(BaseDataPreprocessor):
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """``(N, 3, H, W)`` ``uint8`` (or float 0-255) -> normalized float."""
         if images.dim() != 4 or images.size(1) != 3:
-            raise ValueError(
-                f'expected (N, 3, H, W) images, got shape {tuple(images.shape)}')
+            raise ValueError(f'expected (N, 3, H, W) images, got shape {tuple(images.shape)}')
         if self.bgr_to_rgb:
             images = images.flip(1)
         return (images.float() - self.mean) / self.std
@@ -118,16 +114,15 @@ class SILCDataPreprocessor(BaseDataPreprocessor):
     def augment(self, key: str, images: torch.Tensor, num_views: int) -> torch.Tensor:
         """``batch_augments[key]`` of view-major ``(V * B, 3, H, W)`` images -> normalized."""
         if images.dim() != 4 or images.size(1) != 3:
-            raise ValueError(
-                f'expected (N, 3, H, W) images, got shape {tuple(images.shape)}')
+            raise ValueError(f'expected (N, 3, H, W) images, got shape {tuple(images.shape)}')
         augments = self.batch_augments[key]
         if self._per_view[key] and len(augments) != num_views:
             raise ValueError(f'batch_augments[{key!r}] has {len(augments)} entries (one per '
                              f'view) but the batch has {num_views} {key} views')
         images = (images.flip(1) if self.bgr_to_rgb else images).float()
         views = images.chunk(num_views) if self._per_view[key] else [images]
-        images = torch.cat([augment(view) for augment, view in zip(augments, views)]
-                           if self._per_view[key] else [augments[0](images)])
+        images = torch.cat([augment(view) for augment, view in zip(augments, views)] if self.
+                           _per_view[key] else [augments[0](images)])
         return (images - self.mean) / self.std
 
     def forward(self, data: dict, training: bool = False) -> dict:

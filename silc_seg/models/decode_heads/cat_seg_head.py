@@ -97,8 +97,8 @@ class CATSegHead(BaseModule):
             dict[str, Tensor]: the loss and the pixel accuracy.
         """
         labels = torch.stack([sample.gt_sem_seg.data for sample in batch_data_samples])
-        seg_logits = resize(seg_logits, size=labels.shape[2:], mode='bilinear',
-                            align_corners=self.align_corners)
+        seg_logits = resize(
+            seg_logits, size=labels.shape[2:], mode='bilinear', align_corners=self.align_corners)
         labels = labels.squeeze(1)
         valid = labels[labels != self.ignore_index]
         if valid.numel() and (valid.max() >= seg_logits.shape[1] or valid.min() < 0):
@@ -109,5 +109,6 @@ class CATSegHead(BaseModule):
         return {
             self.loss_decode.loss_name:
             self.loss_decode(seg_logits, labels, ignore_index=self.ignore_index),
-            'acc_seg': accuracy(seg_logits, labels, ignore_index=self.ignore_index),
+            'acc_seg':
+            accuracy(seg_logits, labels, ignore_index=self.ignore_index),
         }

@@ -80,8 +80,7 @@ class ZeroShotHead(BaseModule):
             return probabilities
         index = torch.as_tensor(query_to_class, device=probabilities.device)
         index = index.view(-1, 1, 1).expand_as(probabilities)
-        class_probabilities = probabilities.new_zeros(
-            (num_classes, ) + probabilities.shape[1:])
+        class_probabilities = probabilities.new_zeros((num_classes, ) + probabilities.shape[1:])
         return class_probabilities.scatter_reduce(
             0, index, probabilities, reduce='amax', include_self=False)
 

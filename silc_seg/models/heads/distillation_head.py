@@ -32,15 +32,17 @@ class DistillationHead(BaseModule):
             PyTorch's default init, as in DINO).
     """
 
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: int = 65536,
-                 hidden_channels: int = 2048,
-                 bottleneck_channels: int = 256,
-                 num_layers: int = 3,
-                 norm_last_layer: bool = True,
-                 init_cfg: Optional[Union[dict, list]] = dict(
-                     type='TruncNormal', layer='Linear', std=0.02, bias=0.0)) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int = 65536,
+        hidden_channels: int = 2048,
+        bottleneck_channels: int = 256,
+        num_layers: int = 3,
+        norm_last_layer: bool = True,
+        init_cfg: Optional[Union[dict, list]] = dict(
+            type='TruncNormal', layer='Linear', std=0.02, bias=0.0)
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         if num_layers < 1:
             raise ValueError(f'num_layers must be >= 1, got {num_layers}')

@@ -96,8 +96,13 @@ class LocCaDecoder(BaseModule):
         self.pos_embed = nn.Parameter(torch.zeros(1, max_length - 1, embed_dims))
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         layer = nn.TransformerDecoderLayer(
-            embed_dims, num_heads, int(embed_dims * mlp_ratio), dropout=0.0,
-            activation='gelu', batch_first=True, norm_first=True)
+            embed_dims,
+            num_heads,
+            int(embed_dims * mlp_ratio),
+            dropout=0.0,
+            activation='gelu',
+            batch_first=True,
+            norm_first=True)
         self.blocks = nn.TransformerDecoder(layer, depth)
         self.norm = nn.LayerNorm(embed_dims)
         self.logits = nn.Linear(embed_dims, self.num_classes)
@@ -110,7 +115,9 @@ class LocCaDecoder(BaseModule):
                 nn.init.xavier_uniform_(attention.in_proj_weight)
 
     # ----------------------------------------------------------------------------------------
-    def forward(self, sequences: torch.Tensor, image_tokens: torch.Tensor,
+    def forward(self,
+                sequences: torch.Tensor,
+                image_tokens: torch.Tensor,
                 parallel: bool = False) -> torch.Tensor:
         """Logits of ``sequences[:, 1:]``.
 
@@ -126,7 +133,9 @@ class LocCaDecoder(BaseModule):
         """
         return self.logits(self.features(sequences, image_tokens, parallel))
 
-    def features(self, sequences: torch.Tensor, image_tokens: torch.Tensor,
+    def features(self,
+                 sequences: torch.Tensor,
+                 image_tokens: torch.Tensor,
                  parallel: bool = False) -> torch.Tensor:
         """The normalised decoder output ``(N, L - 1, embed_dims)`` before the logits layer
         (:meth:`forward`'s arguments); the loss projects only the positions it counts."""
@@ -145,11 +154,12 @@ class LocCaDecoder(BaseModule):
         x = self.blocks(x, self.input_proj(image_tokens), tgt_mask=mask, tgt_is_causal=False)
         return self.norm(x)
 
-    def build_sequences(self, text: torch.Tensor,
-                        region_text: Optional[torch.Tensor] = None,
-                        region_boxes: Optional[torch.Tensor] = None,
-                        region_valid: Optional[torch.Tensor] = None
-                        ) -> Tuple[Dict[str, torch.Tensor], ...]:
+    def build_sequences(
+            self,
+            text: torch.Tensor,
+            region_text: Optional[torch.Tensor] = None,
+            region_boxes: Optional[torch.Tensor] = None,
+            region_valid: Optional[torch.Tensor] = None) -> Tuple[Dict[str, torch.Tensor], ...]:
         """The tasks' token sequences of a batch (see the class docstring).
 
         Args:
@@ -191,7 +201,9 @@ class LocCaDecoder(BaseModule):
             seqs.append(seq[:self.max_length])
             targets.append(target[:self.max_length])
         length = max(len(s) for s in seqs)
-        sequences = torch.full((len(seqs), length), self.pad_token_id, dtype=torch.long,
+        sequences = torch.full((len(seqs), length),
+                               self.pad_token_id,
+                               dtype=torch.long,
                                device=device)
         loss_mask = torch.zeros(len(seqs), length, dtype=torch.bool, device=device)
         for row, (seq, target) in enumerate(zip(seqs, targets)):
@@ -200,7 +212,9 @@ class LocCaDecoder(BaseModule):
         image_index = torch.tensor([i for i, _, _ in items], device=device)
         return dict(sequences=sequences, loss_mask=loss_mask[:, 1:], image_index=image_index)
 
-    def loss(self, image_tokens: torch.Tensor, text: torch.Tensor,
+    def loss(self,
+             image_tokens: torch.Tensor,
+             text: torch.Tensor,
              region_text: Optional[torch.Tensor] = None,
              region_boxes: Optional[torch.Tensor] = None,
              region_valid: Optional[torch.Tensor] = None,
@@ -224,8 +238,8 @@ class LocCaDecoder(BaseModule):
             memory = image_tokens[item['image_index']]
             sequences, loss_mask = item['sequences'], item['loss_mask']
             if task != 'caption':
-                losses[f'loss_{task}'] = self._ce(self.features(sequences, memory), sequences,
-                                                  loss_mask)
+                losses[f'loss_{task}'] = self._ce(
+                    self.features(sequences, memory), sequences, loss_mask)
                 continue
             parallel = torch.rand(len(sequences), generator=generator) < self.parallel_prob
             parallel = parallel.to(sequences.device)
@@ -234,8 +248,8 @@ class LocCaDecoder(BaseModule):
                 rows = parallel == mode
                 if rows.any():
                     features = self.features(sequences[rows], memory[rows], parallel=mode)
-                    total = total + self._ce(features, sequences[rows], loss_mask[rows],
-                                             reduce=False)
+                    total = total + self._ce(
+                        features, sequences[rows], loss_mask[rows], reduce=False)
             losses['loss_caption'] = total / count
             losses['parallel_share'] = parallel.float().mean()
         return losses

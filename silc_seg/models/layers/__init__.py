@@ -1,9 +1,14 @@
-from .attention_pool import AttentionPoolLatent  # noqa: F401
-from .cat_seg_aggregator import CATSegAggregator  # noqa: F401
-from .cat_seg_qv_finetune import SplitQKVLinear, setup_qv_finetuning  # noqa: F401
-from .dense_attention import DENSE_VARIANTS, last_block_forward  # noqa: F401
-from .proxy_clip import ProxyCLIPDense  # noqa: F401
-from .res_clip import ResCLIPDense  # noqa: F401
-from .sc_clip import SCCLIPDense  # noqa: F401
-from .transformer import (Attention, LayerScale, Mlp, QuickGELU, TransformerBlock,  # noqa: F401
-                          build_activation)
+from .attention_pool import AttentionPoolLatent
+from .cat_seg_aggregator import CATSegAggregator
+from .cat_seg_qv_finetune import SplitQKVLinear, setup_qv_finetuning
+from .dense_attention import DENSE_VARIANTS, last_block_forward
+from .proxy_clip import ProxyCLIPDense
+from .res_clip import ResCLIPDense
+from .sc_clip import SCCLIPDense
+from .transformer import Attention, LayerScale, Mlp, QuickGELU, TransformerBlock, build_activation
+
+__all__ = [
+    'Attention', 'AttentionPoolLatent', 'CATSegAggregator', 'DENSE_VARIANTS', 'LayerScale', 'Mlp',
+    'ProxyCLIPDense', 'QuickGELU', 'ResCLIPDense', 'SCCLIPDense', 'SplitQKVLinear',
+    'TransformerBlock', 'build_activation', 'last_block_forward', 'setup_qv_finetuning'
+]

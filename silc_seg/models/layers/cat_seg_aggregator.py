@@ -106,8 +106,9 @@ class CATSegAggregator(BaseModule):
         self.appearance_guidance_proj = nn.Sequential(
             nn.Conv2d(text_dims, appearance_guidance_dims, 3, padding=1),
             nn.ReLU()) if appearance_guidance_dims > 0 else None
-        self.text_guidance_proj = nn.Sequential(nn.Linear(
-            text_dims, text_guidance_dims), nn.ReLU()) if text_guidance_dims > 0 else None
+        self.text_guidance_proj = nn.Sequential(
+            nn.Linear(text_dims, text_guidance_dims),
+            nn.ReLU()) if text_guidance_dims > 0 else None
         self.spatial_layers = nn.ModuleList([
             GuidedSwinBlockPair(embed_dims, appearance_guidance_dims, num_heads, window_size)
             for _ in range(num_layers)
@@ -159,11 +160,11 @@ class CATSegAggregator(BaseModule):
         if self.num_class_slots and num_classes > self.num_class_slots:
             kept_classes = top_classes_by_cost(cost, self.num_class_slots)
             text_features = torch.gather(
-                text_features, 1, kept_classes[:, :, None, None].expand(
-                    -1, -1, *text_features.shape[2:]))
+                text_features, 1, kept_classes[:, :, None,
+                                               None].expand(-1, -1, *text_features.shape[2:]))
             cost = torch.gather(
-                cost, 2, kept_classes[:, None, :, None, None].expand(
-                    -1, cost.shape[1], -1, *cost.shape[3:]))
+                cost, 2, kept_classes[:, None, :, None, None].expand(-1, cost.shape[1], -1,
+                                                                     *cost.shape[3:]))
 
         height, width = cost.shape[-2:]
         kept = cost.shape[2]

@@ -45,7 +45,10 @@ class GuidedLinearAttention(BaseModule):
         init_cfg (dict, optional): initialization config.
     """
 
-    def __init__(self, embed_dims: int, guidance_dims: int, num_heads: int,
+    def __init__(self,
+                 embed_dims: int,
+                 guidance_dims: int,
+                 num_heads: int,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if embed_dims % num_heads != 0:
@@ -84,8 +87,12 @@ class ClassAggregationLayer(BaseModule):
         init_cfg (dict, optional): initialization config.
     """
 
-    def __init__(self, embed_dims: int, guidance_dims: int, num_heads: int = 4,
-                 pooling_size: Tuple[int, int] = (2, 2), num_class_slots: int = 256,
+    def __init__(self,
+                 embed_dims: int,
+                 guidance_dims: int,
+                 num_heads: int = 4,
+                 pooling_size: Tuple[int, int] = (2, 2),
+                 num_class_slots: int = 256,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.pool = nn.AvgPool2d(pooling_size)

@@ -57,7 +57,10 @@ class GuidedWindowAttention(BaseModule):
         init_cfg (dict, optional): initialization config.
     """
 
-    def __init__(self, embed_dims: int, guidance_dims: int, num_heads: int,
+    def __init__(self,
+                 embed_dims: int,
+                 guidance_dims: int,
+                 num_heads: int,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if embed_dims % num_heads != 0:
@@ -111,8 +114,14 @@ class GuidedSwinBlock(BaseModule):
         init_cfg (dict, optional): initialization config.
     """
 
-    def __init__(self, embed_dims: int, guidance_dims: int, num_heads: int, window_size: int,
-                 shift_size: int = 0, mlp_ratio: float = 4.0, init_cfg: Optional[dict] = None):
+    def __init__(self,
+                 embed_dims: int,
+                 guidance_dims: int,
+                 num_heads: int,
+                 window_size: int,
+                 shift_size: int = 0,
+                 mlp_ratio: float = 4.0,
+                 init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if not 0 <= shift_size < window_size:
             raise ValueError(f'shift_size must be in [0, window_size), got {shift_size}')
@@ -121,8 +130,11 @@ class GuidedSwinBlock(BaseModule):
         self.norm1 = nn.LayerNorm(embed_dims)
         self.attn = GuidedWindowAttention(embed_dims, guidance_dims, num_heads)
         self.norm2 = nn.LayerNorm(embed_dims)
-        self.ffn = FFN(embed_dims=embed_dims, feedforward_channels=int(embed_dims * mlp_ratio),
-                       act_cfg=dict(type='GELU'), add_identity=False)
+        self.ffn = FFN(
+            embed_dims=embed_dims,
+            feedforward_channels=int(embed_dims * mlp_ratio),
+            act_cfg=dict(type='GELU'),
+            add_identity=False)
 
     def _window_and_shift(self, height: int, width: int) -> Tuple[int, int]:
         if min(height, width) <= self.window_size:
@@ -172,8 +184,12 @@ class GuidedSwinBlockPair(BaseModule):
         init_cfg (dict, optional): initialization config.
     """
 
-    def __init__(self, embed_dims: int, guidance_dims: int, num_heads: int = 4,
-                 window_size: int = 12, init_cfg: Optional[dict] = None):
+    def __init__(self,
+                 embed_dims: int,
+                 guidance_dims: int,
+                 num_heads: int = 4,
+                 window_size: int = 12,
+                 init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.block1 = GuidedSwinBlock(embed_dims, guidance_dims, num_heads, window_size, 0)
         self.block2 = GuidedSwinBlock(embed_dims, guidance_dims, num_heads, window_size,

@@ -11,10 +11,11 @@ def conv_gn_relu(in_channels: int, out_channels: int, num_groups: int) -> nn.Seq
     """3x3 conv (no bias), GroupNorm, ReLU with PyTorch's default initialization, as CAT-Seg's
     ``DoubleConv``; named like mmcv's ``ConvModule`` (``conv``, ``gn``) so checkpoints keep
     their keys, without ``ConvModule``'s Kaiming re-initialization."""
-    return nn.Sequential(OrderedDict(
-        conv=nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-        gn=nn.GroupNorm(num_groups, out_channels),
-        activate=nn.ReLU(inplace=True)))
+    return nn.Sequential(
+        OrderedDict(
+            conv=nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+            gn=nn.GroupNorm(num_groups, out_channels),
+            activate=nn.ReLU(inplace=True)))
 
 
 class GuidedUpsampleBlock(BaseModule):
@@ -30,8 +31,12 @@ class GuidedUpsampleBlock(BaseModule):
         init_cfg (dict, optional): initialization config.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, guidance_channels: int,
-                 channels_per_group: int = 16, init_cfg: Optional[dict] = None):
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 guidance_channels: int,
+                 channels_per_group: int = 16,
+                 init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if not 0 <= guidance_channels < in_channels:
             raise ValueError(f'guidance_channels must be in [0, {in_channels}), '
@@ -41,8 +46,9 @@ class GuidedUpsampleBlock(BaseModule):
                              f'group size {channels_per_group}')
         self.up = nn.ConvTranspose2d(in_channels, in_channels - guidance_channels, 2, stride=2)
         num_groups = out_channels // channels_per_group
-        self.convs = nn.Sequential(conv_gn_relu(in_channels, out_channels, num_groups),
-                                   conv_gn_relu(out_channels, out_channels, num_groups))
+        self.convs = nn.Sequential(
+            conv_gn_relu(in_channels, out_channels, num_groups),
+            conv_gn_relu(out_channels, out_channels, num_groups))
 
     def forward(self, x: Tensor, guidance: Optional[Tensor]) -> Tensor:
         """

@@ -26,8 +26,11 @@ def _self_similarity(x: Tensor) -> Tensor:
     return (x @ x.transpose(-2, -1)) * x.shape[-1]**-0.5
 
 
-def neighbourhood_bias(hw: Tuple[int, int], num_prefix_tokens: int, std: float,
-                       device=None, dtype=None) -> Tensor:
+def neighbourhood_bias(hw: Tuple[int, int],
+                       num_prefix_tokens: int,
+                       std: float,
+                       device=None,
+                       dtype=None) -> Tensor:
     """NACLIP's neighbourhood attention bias: a Gaussian of the grid distance between two patches
     (peak 1 at the patch itself), added to the patch-to-patch attention logits; prefix tokens
     get no bias.
@@ -85,8 +88,11 @@ def clearclip_vanilla_block_forward(block: nn.Module, x: Tensor) -> Tensor:
     return _layer_scale(block, 'ls_1', block.attn(block.ln_1(x)))
 
 
-def naclip_block_forward(block: nn.Module, x: Tensor, hw: Tuple[int, int],
-                         num_prefix_tokens: int, std: float = 5.0) -> Tensor:
+def naclip_block_forward(block: nn.Module,
+                         x: Tensor,
+                         hw: Tuple[int, int],
+                         num_prefix_tokens: int,
+                         std: float = 5.0) -> Tensor:
     """NACLIP (Hajimiri et al., WACV 2025): k-k attention plus a Gaussian neighbourhood bias on
     the patch grid; reduced block (no residual, no FFN), as ``arch='reduced'``,
     ``attn_strategy='naclip'`` in sinahmr/NACLIP ``clip/model.py``."""

@@ -51,7 +51,8 @@ def straight_path_within_label(labels: Tensor) -> Tuple[Tensor, Tensor]:
     return valid.view(h * w, h * w), steps.view(h * w, h * w)
 
 
-def semantic_feedback_attention(labels: Tensor, std: float,
+def semantic_feedback_attention(labels: Tensor,
+                                std: float,
                                 delete_same_entity: bool = True) -> Tensor:
     """ResCLIP's ``generate_attention_sfr`` for one ``(h, w)`` grid of patch labels, without
     the class token's (zero) row and column.
@@ -135,8 +136,8 @@ class ResCLIPDense(nn.Module):
         self.use_rcs = use_rcs
         self.use_sfr = use_sfr
 
-    def _last_attention(self, block: nn.Module, x: Tensor, bias: Tensor,
-                        rcs: Optional[Tensor], sfr: Optional[Tensor]) -> Tensor:
+    def _last_attention(self, block: nn.Module, x: Tensor, bias: Tensor, rcs: Optional[Tensor],
+                        sfr: Optional[Tensor]) -> Tensor:
         """The reduced last block (no residual, no FFN) with RCS / SFR mixed in."""
         _, k, v = block.attn.split_qkv(block.ln_1(x))
         logits = _self_similarity(k)
@@ -158,8 +159,8 @@ class ResCLIPDense(nn.Module):
         """``(B, N, N)`` SFR attention (normalized by its maximum) from the first pass."""
         dense = F.normalize(self._to_maps(tower, first_pass, hw), dim=1)
         logits = torch.einsum('bchw,qc->bqhw', dense, text_embeddings.to(dense.dtype))
-        logits = F.interpolate(logits, size=images.shape[-2:], mode='bilinear',
-                               align_corners=False)
+        logits = F.interpolate(
+            logits, size=images.shape[-2:], mode='bilinear', align_corners=False)
         if self.pamr is not None:
             logits = self.pamr(images.to(logits.dtype), logits)
         probabilities = (logits * self.logit_scale).softmax(dim=1)
@@ -174,7 +175,9 @@ class ResCLIPDense(nn.Module):
             maps.append(sfr / sfr.max())
         return torch.stack(maps)
 
-    def forward(self, tower: nn.Module, images: Tensor,
+    def forward(self,
+                tower: nn.Module,
+                images: Tensor,
                 text_embeddings: Optional[Tensor] = None) -> Tensor:
         """``(B, 3, H, W)`` images (normalized; whole patches) and ``(Q, C)`` normalized query
         embeddings -> ``(B, C, h, w)`` projected patch embeddings."""
@@ -195,8 +198,8 @@ class ResCLIPDense(nn.Module):
             x = block(x)
         rcs = torch.stack(rcs_maps).mean(dim=0) if rcs_maps else None
         last = tower.blocks[-1]
-        bias = neighbourhood_bias(hw, tower.num_prefix_tokens, self.gaussian_std,
-                                  device=x.device, dtype=x.dtype)
+        bias = neighbourhood_bias(
+            hw, tower.num_prefix_tokens, self.gaussian_std, device=x.device, dtype=x.dtype)
         sfr = None
         if self.use_sfr:
             first_pass = self._last_attention(last, x, bias, rcs, None)

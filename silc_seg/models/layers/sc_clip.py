@@ -22,7 +22,8 @@ from silc_seg.registry import MODELS
 from .dense_attention import _layer_scale
 
 
-def local_outlier_factor(x: Tensor, num_neighbours: int = 30,
+def local_outlier_factor(x: Tensor,
+                         num_neighbours: int = 30,
                          contamination: float = 0.05) -> Tuple[Tensor, Tensor]:
     """SC-CLIP's local outlier factor of ``(B, N, D)`` tokens over squared Euclidean distances.
 
@@ -61,8 +62,8 @@ def fill_from_neighbours(maps: Tensor, outliers: Tensor) -> Tensor:
     kernel = torch.ones(1, 1, 3, 3, dtype=maps.dtype, device=maps.device)
     kernel[..., 1, 1] = 0
     channels = maps.shape[1]
-    neighbour_sum = F.conv2d(maps * keep, kernel.expand(channels, 1, 3, 3), padding=1,
-                             groups=channels)
+    neighbour_sum = F.conv2d(
+        maps * keep, kernel.expand(channels, 1, 3, 3), padding=1, groups=channels)
     neighbour_count = F.conv2d(keep, kernel, padding=1)
     update = outliers.unsqueeze(1) & (neighbour_count > 0)
     return torch.where(update, neighbour_sum / neighbour_count.clamp(min=1), maps)
@@ -148,7 +149,9 @@ class SCCLIPDense(nn.Module):
     def _thresholded(self, similarity: Tensor) -> Tensor:
         return similarity.masked_fill(similarity < self.similarity_threshold, 0.0)
 
-    def forward(self, tower: nn.Module, images: Tensor,
+    def forward(self,
+                tower: nn.Module,
+                images: Tensor,
                 text_embeddings: Optional[Tensor] = None) -> Tensor:
         """``(B, 3, H, W)`` images -> ``(B, C, h, w)`` projected patch embeddings
         (``text_embeddings`` is unused)."""
@@ -161,8 +164,7 @@ class SCCLIPDense(nn.Module):
             outputs.append(x)
         last = tower.blocks[-1]
         class_token = x[:, :1]
-        outliers, _ = local_outlier_factor(x[:, prefix:], self.num_neighbours,
-                                           self.contamination)
+        outliers, _ = local_outlier_factor(x[:, prefix:], self.num_neighbours, self.contamination)
         outliers = outliers.view(-1, h, w)
 
         def filled(tokens: Tensor) -> Tensor:
@@ -173,12 +175,12 @@ class SCCLIPDense(nn.Module):
         guide = self._similarity(filled(outputs[self.pre_adjust_index][:, prefix:]))
         x = aggregate(x, self._thresholded(guide))
         x = similarity_attention(last, x, guide) + self.class_residual * class_token
-        after = self._thresholded(
-            self._similarity(outputs[self.post_adjust_index][:, prefix:]))
+        after = self._thresholded(self._similarity(outputs[self.post_adjust_index][:, prefix:]))
         x = aggregate(x, after)
         fused = torch.stack(outputs[self.fusion_range[0]:self.fusion_range[1]]).sum(dim=0)
-        fused = (similarity_attention(last, fused[:, prefix:], guide)
-                 + self.class_residual * fused[:, :1])
+        fused = (
+            similarity_attention(last, fused[:, prefix:], guide) +
+            self.class_residual * fused[:, :1])
         x = x + aggregate(fused, after)
         dense = tower.project_patches(x)
         return dense.transpose(1, 2).reshape(x.shape[0], -1, h, w)

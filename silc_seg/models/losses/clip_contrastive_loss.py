@@ -111,8 +111,7 @@ class ClipContrastiveLoss(nn.Module):
         """``(scale, bias)`` for computing logits outside the loss (no bias for CLIP)."""
         return self.scale(), None
 
-    def forward(self, image_features: torch.Tensor,
-                text_features: torch.Tensor) -> torch.Tensor:
+    def forward(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
         """
         Args:
             image_features (Tensor): ``(N, C)`` L2-normalized image embeddings.
@@ -121,5 +120,5 @@ class ClipContrastiveLoss(nn.Module):
         Returns:
             Tensor: The scalar loss.
         """
-        return clip_contrastive_loss(image_features, text_features, self.scale(),
-                                     self.local_loss, self.gather_with_grad)
+        return clip_contrastive_loss(image_features, text_features, self.scale(), self.local_loss,
+                                     self.gather_with_grad)

@@ -57,8 +57,8 @@ def local_global_distill_loss(student_output: torch.Tensor, teacher_probs: torch
 
 
 @torch.no_grad()
-def distill_diagnostics(student_output: torch.Tensor, teacher_probs: torch.Tensor,
-                        batch_size: int, student_temp: float) -> dict:
+def distill_diagnostics(student_output: torch.Tensor, teacher_probs: torch.Tensor, batch_size: int,
+                        student_temp: float) -> dict:
     """Health of the self-distillation for the log (collapse detection).
 
     Args:
@@ -81,8 +81,8 @@ def distill_diagnostics(student_output: torch.Tensor, teacher_probs: torch.Tenso
     student_log_probs = F.log_softmax(student_output.float() / student_temp, dim=-1)
     student_views = student_log_probs.chunk(num_student_views, dim=0)
     kl_total, num_pairs = 0.0, 0
-    teacher_views = zip(teacher_probs.chunk(num_teacher_views),
-                        log_teacher.chunk(num_teacher_views))
+    teacher_views = zip(
+        teacher_probs.chunk(num_teacher_views), log_teacher.chunk(num_teacher_views))
     for i, (target, log_target) in enumerate(teacher_views):
         for j, log_probs in enumerate(student_views):
             if i != j:
@@ -91,8 +91,8 @@ def distill_diagnostics(student_output: torch.Tensor, teacher_probs: torch.Tenso
     return dict(
         teacher_entropy=entropy.mean(),
         student_teacher_kl=kl_total / num_pairs,
-        prototypes_used=torch.tensor(float(teacher_probs.argmax(-1).unique().numel()),
-                                     device=teacher_probs.device))
+        prototypes_used=torch.tensor(
+            float(teacher_probs.argmax(-1).unique().numel()), device=teacher_probs.device))
 
 
 def _num_views(student_output, teacher_output, batch_size):
@@ -149,8 +149,8 @@ class LocalGlobalDistillLoss(nn.Module):
         self.center_momentum = center_momentum
         self.register_buffer('center', torch.zeros(1, out_channels))
 
-    def forward(self, student_output: torch.Tensor, teacher_output: torch.Tensor,
-                batch_size: int, teacher_temp: float) -> torch.Tensor:
+    def forward(self, student_output: torch.Tensor, teacher_output: torch.Tensor, batch_size: int,
+                teacher_temp: float) -> torch.Tensor:
         """Compute the loss, then (in training mode) update the center.
 
         Args:
@@ -168,8 +168,7 @@ class LocalGlobalDistillLoss(nn.Module):
         if not teacher_temp > 0:
             raise ValueError(f'teacher_temp must be positive, got {teacher_temp}')
         targets = teacher_probabilities(teacher_output, self.center, teacher_temp)
-        loss = local_global_distill_loss(student_output, targets, batch_size,
-                                         self.student_temp)
+        loss = local_global_distill_loss(student_output, targets, batch_size, self.student_temp)
         if self.training:
             self.update_center(teacher_output)
         return loss

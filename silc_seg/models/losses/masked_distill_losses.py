@@ -55,8 +55,7 @@ class MaskedPatchDistillLoss(LocalGlobalDistillLoss):
                  student_temp: float = 0.1,
                  teacher_temp: float = 0.07,
                  center_momentum: float = 0.9) -> None:
-        super().__init__(out_channels, student_temp=student_temp,
-                         center_momentum=center_momentum)
+        super().__init__(out_channels, student_temp=student_temp, center_momentum=center_momentum)
         if not teacher_temp > 0:
             raise ValueError(f'teacher_temp must be positive, got {teacher_temp}')
         self.teacher_temp = teacher_temp
@@ -81,16 +80,17 @@ class MaskedPatchDistillLoss(LocalGlobalDistillLoss):
         if patch_mask.shape != teacher_output.shape[:2]:
             raise ValueError(f'patch_mask must be {tuple(teacher_output.shape[:2])}, got '
                              f'{tuple(patch_mask.shape)}')
-        targets = teacher_probabilities(teacher_output[patch_mask], self.center,
-                                        self.teacher_temp)
+        targets = teacher_probabilities(teacher_output[patch_mask], self.center, self.teacher_temp)
         loss = masked_patch_distill_loss(student_output, targets, self.student_temp)
         if self.training:
             self.update_center(teacher_output.flatten(0, 1))
         return loss
 
 
-def masked_lm_loss(token_features: torch.Tensor, target_ids: torch.Tensor,
-                   token_mask: torch.Tensor, output_weight: torch.Tensor,
+def masked_lm_loss(token_features: torch.Tensor,
+                   target_ids: torch.Tensor,
+                   token_mask: torch.Tensor,
+                   output_weight: torch.Tensor,
                    output_bias: torch.Tensor = None) -> torch.Tensor:
     """Masked language modelling cross-entropy over the masked positions only.
 

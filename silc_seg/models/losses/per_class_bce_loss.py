@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from silc_seg.registry import MODELS
 
 
-def per_class_bce_loss(logits: torch.Tensor, labels: torch.Tensor,
+def per_class_bce_loss(logits: torch.Tensor,
+                       labels: torch.Tensor,
                        ignore_index: int = 255) -> torch.Tensor:
     """Binary cross-entropy of every class logit against the one-hot label, averaged over all
     pixels and classes.
@@ -60,7 +61,10 @@ class PerClassBCELoss(nn.Module):
         """Key of the loss in the loss dict."""
         return self._loss_name
 
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor,
-                ignore_index: int = 255, **kwargs) -> torch.Tensor:
+    def forward(self,
+                logits: torch.Tensor,
+                labels: torch.Tensor,
+                ignore_index: int = 255,
+                **kwargs) -> torch.Tensor:
         """``loss_weight * per_class_bce_loss(logits, labels, ignore_index)``."""
         return self.loss_weight * per_class_bce_loss(logits, labels, ignore_index)

@@ -122,8 +122,7 @@ class SigLipLoss(nn.Module):
         """``(scale, bias)`` for computing logits outside the loss."""
         return self.scale(), self.logit_bias
 
-    def forward(self, image_features: torch.Tensor,
-                text_features: torch.Tensor) -> torch.Tensor:
+    def forward(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
         """
         Args:
             image_features (Tensor): ``(N, C)`` L2-normalized image embeddings.

@@ -96,12 +96,12 @@ class MaskedSelfDistill(SILC):
         self.image_decoder = _build(image_decoder) if image_decoder is not None else None
         self.masked_head = _build(masked_head)
         if masked_distill_loss is None:
-            masked_distill_loss = dict(type='MaskedPatchDistillLoss',
-                                       out_channels=self.masked_head.last_layer.out_features)
+            masked_distill_loss = dict(
+                type='MaskedPatchDistillLoss',
+                out_channels=self.masked_head.last_layer.out_features)
         self.masked_distill_loss = _build(masked_distill_loss)
         # Mask token at the encoder input (BEiT / iBOT), initialised as BEiT's (std 0.02).
-        self.image_mask_token = nn.Parameter(
-            torch.randn(self.image_encoder.width) * 0.02)
+        self.image_mask_token = nn.Parameter(torch.randn(self.image_encoder.width) * 0.02)
         if not self.with_distill:
             # SILC builds the teacher image encoder only with its own distillation head.
             self.teacher_image_encoder = copy.deepcopy(self.image_encoder)
@@ -118,8 +118,9 @@ class MaskedSelfDistill(SILC):
                                  f'({width}): its output meets the tied token embedding')
             self.text_mask_embedding = nn.Parameter(torch.randn(width) * 0.02)
             self.mlm_bias = nn.Parameter(torch.zeros(self.text_encoder.vocab_size))
-            self.text_end_token_id = (text_end_token_id if text_end_token_id is not None else
-                                      getattr(self.tokenizer, 'eot_token_id', None))
+            self.text_end_token_id = (
+                text_end_token_id if text_end_token_id is not None else getattr(
+                    self.tokenizer, 'eot_token_id', None))
             self.text_special_token_ids = tuple(
                 text_special_token_ids if text_special_token_ids is not None else
                 [i for i in [getattr(self.tokenizer, 'sot_token_id', None)] if i is not None])
@@ -144,16 +145,16 @@ class MaskedSelfDistill(SILC):
     # ----------------------------------------------------------------------------------------
     def self_distill_losses(self, inputs: Dict[str, torch.Tensor],
                             global_embeddings: Optional[torch.Tensor],
-                            teacher_tokens: Optional[torch.Tensor],
-                            batch_size: int, teacher_temp: float) -> Dict[str, torch.Tensor]:
+                            teacher_tokens: Optional[torch.Tensor], batch_size: int,
+                            teacher_temp: float) -> Dict[str, torch.Tensor]:
         """SILC's terms (with ``distill_head``), ``loss_mask_distill`` and (with a text decoder)
         ``loss_mlm``, and the logged ``mask_center_norm``. The masked branch's targets come from
         the same teacher pass over the global crops as SILC's (``teacher_tokens``)."""
-        losses = super().self_distill_losses(inputs, global_embeddings, teacher_tokens,
-                                             batch_size, teacher_temp)
+        losses = super().self_distill_losses(inputs, global_embeddings, teacher_tokens, batch_size,
+                                             teacher_temp)
         generator = self._mask_generator()
-        losses.update(self._masked_image_distill(inputs['global_crops'], teacher_tokens,
-                                                 generator))
+        losses.update(
+            self._masked_image_distill(inputs['global_crops'], teacher_tokens, generator))
         if self.with_mlm:
             losses['loss_mlm'] = self.mlm_weight * self._masked_lm(inputs['text'], generator)
         if self.training:
@@ -166,7 +167,9 @@ class MaskedSelfDistill(SILC):
         seed = (base * 1_000_003 + int(self.mask_step) * world_size + rank) % (2**63 - 1)
         return torch.Generator().manual_seed(seed)
 
-    def sample_image_mask(self, batch_size: int, grid: Tuple[int, int],
+    def sample_image_mask(self,
+                          batch_size: int,
+                          grid: Tuple[int, int],
                           generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """``(batch_size, h * w)`` bool patch mask with the configured ratio and strategy."""
         return patch_mask(batch_size, grid, self.image_mask_ratio, self.image_mask_strategy,
@@ -177,8 +180,8 @@ class MaskedSelfDistill(SILC):
         encoder = self.image_encoder
         prefix = encoder.num_prefix_tokens
         with torch.no_grad():
-            teacher_patches = self.teacher_image_encoder.project_patches(
-                teacher_tokens[:, prefix:])
+            teacher_patches = self.teacher_image_encoder.project_patches(teacher_tokens[:,
+                                                                                        prefix:])
             teacher_output = self.teacher_masked_head(teacher_patches)
         grid = self._patch_grid(images)
         mask = self.sample_image_mask(images.shape[0], grid, generator).to(images.device)
@@ -189,14 +192,16 @@ class MaskedSelfDistill(SILC):
             predicted = self.image_decoder(encoder.ln_post(student_tokens))[:, prefix:]
         student_output = self.masked_head(predicted[mask])
         loss = self.masked_distill_loss(student_output, teacher_output, mask)
-        return dict(loss_mask_distill=self.masked_distill_weight * loss,
-                    mask_center_norm=self.masked_distill_loss.center.norm().detach())
+        return dict(
+            loss_mask_distill=self.masked_distill_weight * loss,
+            mask_center_norm=self.masked_distill_loss.center.norm().detach())
 
     def _patch_grid(self, images: torch.Tensor) -> Tuple[int, int]:
         patch = self.image_encoder.patch_size
         return (-(-images.shape[-2] // patch), -(-images.shape[-1] // patch))
 
-    def sample_text_mask(self, token_ids: torch.Tensor,
+    def sample_text_mask(self,
+                         token_ids: torch.Tensor,
                          generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """``(N, L)`` bool mask over the content tokens with the configured ratio."""
         return text_token_mask(token_ids, self.text_mask_ratio, self.text_end_token_id,
@@ -206,5 +211,5 @@ class MaskedSelfDistill(SILC):
         mask = self.sample_text_mask(token_ids, generator)
         features = self.text_encoder.forward_tokens(token_ids, mask, self.text_mask_embedding)
         decoded = self.text_decoder(features)
-        return masked_lm_loss(decoded, token_ids, mask,
-                              self.text_encoder.token_embedding.weight, self.mlm_bias)
+        return masked_lm_loss(decoded, token_ids, mask, self.text_encoder.token_embedding.weight,
+                              self.mlm_bias)

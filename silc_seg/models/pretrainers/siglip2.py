@@ -89,9 +89,11 @@ class SigLIP2(MaskedSelfDistill):
         for student, teacher in self.student_teacher_pairs():
             teacher.load_state_dict(student.state_dict())
         self.self_distill_on.fill_(True)
-        print_log(f'SigLIP 2 stage switch at iteration {iteration}: local-to-global '
-                  'self-distillation and masked prediction on, EMA teacher initialised from '
-                  'the student', logger='current')
+        print_log(
+            f'SigLIP 2 stage switch at iteration {iteration}: local-to-global '
+            'self-distillation and masked prediction on, EMA teacher initialised from '
+            'the student',
+            logger='current')
 
     def train_step(self, data, optim_wrapper: OptimWrapper, ddp=None) -> Dict[str, torch.Tensor]:
         """:meth:`SILC.train_step`, switching stages first when this iteration is the
@@ -106,7 +108,8 @@ class SigLIP2(MaskedSelfDistill):
         return log_vars
 
     # ----------------------------------------------------------------------------------------
-    def loss(self, inputs: Dict[str, torch.Tensor],
+    def loss(self,
+             inputs: Dict[str, torch.Tensor],
              data_samples: Optional[List[DataSample]] = None,
              teacher_temp: Optional[float] = None) -> Dict[str, torch.Tensor]:
         """``loss_contrastive``, the decoder's ``loss_caption`` / ``loss_aref`` /
@@ -136,8 +139,11 @@ class SigLIP2(MaskedSelfDistill):
             losses['logit_bias'] = bias.detach()
 
         decoded = self.caption_decoder.loss(
-            encoder.ln_post(tokens[:batch_size]), text, inputs.get('region_text'),
-            inputs.get('region_boxes'), inputs.get('region_valid'),
+            encoder.ln_post(tokens[:batch_size]),
+            text,
+            inputs.get('region_text'),
+            inputs.get('region_boxes'),
+            inputs.get('region_valid'),
             generator=self._decoder_generator())
         for key, value in decoded.items():
             losses[key] = self.decoder_weight * value if key.startswith('loss_') else value
@@ -151,8 +157,9 @@ class SigLIP2(MaskedSelfDistill):
             if teacher_temp is None:
                 teacher_temp = self.teacher_schedule.temperature
             global_embeddings = embeddings if 'contrastive_crops' not in inputs else None
-            losses.update(self.self_distill_losses(inputs, global_embeddings, teacher_tokens,
-                                                   batch_size, teacher_temp))
+            losses.update(
+                self.self_distill_losses(inputs, global_embeddings, teacher_tokens, batch_size,
+                                         teacher_temp))
         return losses
 
     def _decoder_generator(self) -> torch.Generator:

@@ -110,8 +110,9 @@ class SILC(BaseModel):
         if self.with_distill:
             self.distill_head = _build(distill_head)
             if distill_loss is None:
-                distill_loss = dict(type='LocalGlobalDistillLoss',
-                                    out_channels=self.distill_head.last_layer.out_features)
+                distill_loss = dict(
+                    type='LocalGlobalDistillLoss',
+                    out_channels=self.distill_head.last_layer.out_features)
             self.distill_loss = _build(distill_loss)
             # Submodules so that checkpoints hold them (keys in docs/design.md); their weights are
             # reset to the student's in `init_weights`, take the student's weights whenever a
@@ -149,7 +150,9 @@ class SILC(BaseModel):
         self.zero_shot_templates = list(zero_shot_templates)
         # Class names are used verbatim (no synonym splitting); one text-tower forward per class.
         self.text_classifier = TextClassifier(
-            self.text_encoder, self.tokenizer, self.zero_shot_templates,
+            self.text_encoder,
+            self.tokenizer,
+            self.zero_shot_templates,
             batch_size=len(self.zero_shot_templates)) if self.zero_shot_classes else None
         # Teachers whose weights came from a checkpoint during `init_weights` (init_cfg).
         self._teachers_from_checkpoint: set = set()
@@ -235,7 +238,9 @@ class SILC(BaseModel):
             teacher.eval()
         return self
 
-    def train_step(self, data, optim_wrapper: OptimWrapper,
+    def train_step(self,
+                   data,
+                   optim_wrapper: OptimWrapper,
                    ddp: Optional[nn.Module] = None) -> Dict[str, torch.Tensor]:
         """One training iteration: forward and loss (with this iteration's teacher
         temperature), ``optim_wrapper.update_params``, then, if that applied an optimizer step,
@@ -308,10 +313,11 @@ class SILC(BaseModel):
             accumulate = getattr(optim_wrapper, '_accumulative_counts', 1)
             self._global_batch_size = int(local) * get_world_size() * int(accumulate)
             base = self.teacher_schedule.base_batch_size
-            print_log(f'EMA teacher: global batch {self._global_batch_size} per update, '
-                      f'momentum tuned for {base}: {self.teacher_schedule.momentum} -> '
-                      f'{self.teacher_schedule.momentum_at(0, 1, self._global_batch_size):.6f}',
-                      logger='current')
+            print_log(
+                f'EMA teacher: global batch {self._global_batch_size} per update, '
+                f'momentum tuned for {base}: {self.teacher_schedule.momentum} -> '
+                f'{self.teacher_schedule.momentum_at(0, 1, self._global_batch_size):.6f}',
+                logger='current')
         return self._global_batch_size
 
     def parse_losses(self, losses: Dict[str, torch.Tensor]):
@@ -348,7 +354,8 @@ class SILC(BaseModel):
             return self._embed(inputs)
         raise RuntimeError(f'Invalid mode "{mode}". Only supports loss, predict and tensor mode')
 
-    def loss(self, inputs: Dict[str, torch.Tensor],
+    def loss(self,
+             inputs: Dict[str, torch.Tensor],
              data_samples: Optional[List[DataSample]] = None,
              teacher_temp: Optional[float] = None) -> Dict[str, torch.Tensor]:
         """Loss terms (``loss_contrastive``, ``loss_distill``) and logged scalars (``logit_scale``,
@@ -397,14 +404,15 @@ class SILC(BaseModel):
                 teacher_tokens = self.teacher_image_encoder.forward_tokens(global_crops)
         if teacher_temp is None:
             teacher_temp = self.teacher_schedule.temperature
-        losses.update(self.self_distill_losses(inputs, global_embeddings, teacher_tokens,
-                                               batch_size, teacher_temp))
+        losses.update(
+            self.self_distill_losses(inputs, global_embeddings, teacher_tokens, batch_size,
+                                     teacher_temp))
         return losses
 
     def self_distill_losses(self, inputs: Dict[str, torch.Tensor],
                             global_embeddings: Optional[torch.Tensor],
-                            teacher_tokens: Optional[torch.Tensor],
-                            batch_size: int, teacher_temp: float) -> Dict[str, torch.Tensor]:
+                            teacher_tokens: Optional[torch.Tensor], batch_size: int,
+                            teacher_temp: float) -> Dict[str, torch.Tensor]:
         """The self-distillation terms of a batch: SILC's local-to-global distillation (none
         without ``distill_head``). Subclasses with other teacher-student terms extend it.
 
@@ -423,11 +431,11 @@ class SILC(BaseModel):
         """
         if not self.with_distill:
             return {}
-        return self._distill(inputs['global_crops'], global_embeddings,
-                             inputs.get('local_crops'), teacher_tokens, batch_size, teacher_temp)
+        return self._distill(inputs['global_crops'], global_embeddings, inputs.get('local_crops'),
+                             teacher_tokens, batch_size, teacher_temp)
 
-    def _distill(self, global_crops, global_embeddings, local_crops, teacher_tokens,
-                 batch_size, teacher_temp):
+    def _distill(self, global_crops, global_embeddings, local_crops, teacher_tokens, batch_size,
+                 teacher_temp):
         if global_embeddings is None:
             global_embeddings = self.image_encoder.encode_image(global_crops)
         student_embeddings = [global_embeddings]
@@ -467,7 +475,8 @@ class SILC(BaseModel):
             raise KeyError(f'expected "image" and/or "text" inputs, got {sorted(inputs)}')
         return embeddings
 
-    def predict(self, inputs: Dict[str, torch.Tensor],
+    def predict(self,
+                inputs: Dict[str, torch.Tensor],
                 data_samples: Optional[List[DataSample]] = None) -> List[DataSample]:
         """Data samples with L2-normalized ``image_embedding`` / ``text_embedding`` and, when
         ``zero_shot_classes`` is set, ``pred_score`` (softmax over the class logits)."""

@@ -101,8 +101,8 @@ class TeacherSchedule:
             raise ValueError(f'teacher.momentum_iters must be positive, got {momentum_iters}')
         if base_batch_size is not None and base_batch_size <= 0:
             raise ValueError(f'teacher.base_batch_size must be positive, got {base_batch_size}')
-        for name, value in (('temperature', temperature),
-                            ('warmup_temperature', warmup_temperature)):
+        for name, value in (('temperature', temperature), ('warmup_temperature',
+                                                           warmup_temperature)):
             if value is not None and not value > 0:
                 raise ValueError(f'teacher.{name} must be positive, got {value}')
         if warmup_iters < 0:
@@ -122,7 +122,9 @@ class TeacherSchedule:
         """Whether :meth:`momentum_at` needs the run's length."""
         return self.end_momentum is not None and self.momentum_iters is None
 
-    def momentum_at(self, iteration: int, max_iters: Optional[int] = None,
+    def momentum_at(self,
+                    iteration: int,
+                    max_iters: Optional[int] = None,
                     batch_size: Optional[int] = None) -> float:
         """Momentum of the update after iteration ``iteration`` (0-based) of ``max_iters``, for
         a global batch of ``batch_size`` (needed with ``base_batch_size``)."""

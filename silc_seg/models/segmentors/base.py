@@ -91,8 +91,8 @@ class OpenVocabularySegmentor(VocabularyMixin, BaseSegmentor):
         ori_shape = tuple(meta.get('ori_shape', maps.shape[-2:])[:2])
         if ori_shape == tuple(maps.shape[-2:]):
             return maps  # a bilinear resize to the same size is the identity
-        return F.interpolate(maps[None], size=ori_shape, mode='bilinear',
-                             align_corners=self.align_corners)[0]
+        return F.interpolate(
+            maps[None], size=ori_shape, mode='bilinear', align_corners=self.align_corners)[0]
 
     @abstractmethod
     def inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> List[Tensor]:
@@ -108,8 +108,10 @@ class OpenVocabularySegmentor(VocabularyMixin, BaseSegmentor):
             logits (Tensor): ``(C, h, w)`` its logits.
         """
         logits = self.to_original_geometry(logits, sample.metainfo)
-        sample.set_data(dict(seg_logits=PixelData(data=logits),
-                             pred_sem_seg=PixelData(data=logits.argmax(dim=0, keepdim=True))))
+        sample.set_data(
+            dict(
+                seg_logits=PixelData(data=logits),
+                pred_sem_seg=PixelData(data=logits.argmax(dim=0, keepdim=True))))
 
     def predict(self, inputs: Tensor, data_samples=None) -> List[SegDataSample]:
         """Segment a batch; the samples get ``seg_logits`` and ``pred_sem_seg`` at their

@@ -160,9 +160,12 @@ class CATSeg(OpenVocabularySegmentor):
             raise ValueError("CATSeg needs one text embedding per class: name_rule 'average' "
                              "or 'first'")
         self.text_classifier = TextClassifier(
-            self.text_encoder, self.tokenizer,
+            self.text_encoder,
+            self.tokenizer,
             list(templates) if not isinstance(templates, str) else templates,
-            name_rule=name_rule, template_reduction='none', batch_size=text_batch_size,
+            name_rule=name_rule,
+            template_reduction='none',
+            batch_size=text_batch_size,
             cache_dir=text_cache_dir)
         self.templates = self.text_classifier.templates
         self.decode_head = MODELS.build(self._head_cfg_for_towers(decode_head))
@@ -183,8 +186,8 @@ class CATSeg(OpenVocabularySegmentor):
             if image_size is None:
                 raise ValueError(f'{type(self.image_encoder).__name__} has no `img_size`: set '
                                  'image_size')
-        self.image_size = (image_size, image_size) if isinstance(image_size,
-                                                                 int) else tuple(image_size)
+        self.image_size = (image_size,
+                           image_size) if isinstance(image_size, int) else tuple(image_size)
         self.train_cfg = train_cfg
         self.test_cfg = self._check_test_cfg(test_cfg)
         self.train_vocabulary = (
@@ -258,8 +261,8 @@ class CATSeg(OpenVocabularySegmentor):
             dict: ``dense`` (B, D, h, w) and ``intermediates`` (list of (B, C, h, w)).
         """
         if tuple(inputs.shape[-2:]) != self.image_size:
-            inputs = F.interpolate(inputs, size=self.image_size, mode='bilinear',
-                                   align_corners=False)
+            inputs = F.interpolate(
+                inputs, size=self.image_size, mode='bilinear', align_corners=False)
         return self.image_encoder.encode_dense(
             inputs, variant=self.dense_variant, return_intermediates=self.guidance_layers)
 
@@ -275,8 +278,8 @@ class CATSeg(OpenVocabularySegmentor):
     def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
         """Whole-image class logits resized to the input resolution, (B, T, H, W)."""
         logits = self._forward(inputs)
-        return F.interpolate(logits, size=inputs.shape[-2:], mode='bilinear',
-                             align_corners=self.align_corners)
+        return F.interpolate(
+            logits, size=inputs.shape[-2:], mode='bilinear', align_corners=self.align_corners)
 
     def loss(self, inputs: Tensor, data_samples: List[SegDataSample]) -> dict:
         """Per-class binary cross-entropy (the head's ``loss_decode``) on the training
@@ -298,24 +301,26 @@ class CATSeg(OpenVocabularySegmentor):
 
     def _slide_scores(self, image: Tensor, text_features: Tensor) -> Tensor:
         """CAT-Seg's sliding-window inference of one (3, H, W) image -> (T, H, W) scores."""
-        out_size, crop_size, stride = (self.test_cfg[k] for k in ('out_size', 'crop_size',
-                                                                  'stride'))
+        out_size, crop_size, stride = (
+            self.test_cfg[k] for k in ('out_size', 'crop_size', 'stride'))
         resized = F.interpolate(image[None], size=out_size, mode='bilinear', align_corners=False)
         windows = F.unfold(resized, kernel_size=crop_size, stride=stride)  # (1, 3*h*w, L)
         windows = windows[0].T.reshape(-1, 3, *crop_size)
-        global_view = F.interpolate(image[None], size=crop_size, mode='bilinear',
-                                    align_corners=False)
+        global_view = F.interpolate(
+            image[None], size=crop_size, mode='bilinear', align_corners=False)
         logits = self.class_logits(torch.cat([windows, global_view]), text_features)
-        scores = F.interpolate(logits, size=crop_size, mode='bilinear',
-                               align_corners=self.align_corners).sigmoid()
+        scores = F.interpolate(
+            logits, size=crop_size, mode='bilinear', align_corners=self.align_corners).sigmoid()
         num_classes = scores.shape[1]
         window_scores = scores[:-1].flatten(1).T[None]  # (1, T*h*w, L)
         summed = F.fold(window_scores, out_size, kernel_size=crop_size, stride=stride)
         coverage = F.fold(
             F.unfold(scores.new_ones(1, 1, *out_size), kernel_size=crop_size, stride=stride),
-            out_size, kernel_size=crop_size, stride=stride)
-        global_scores = F.interpolate(scores[-1:], size=out_size, mode='bilinear',
-                                      align_corners=self.align_corners)
+            out_size,
+            kernel_size=crop_size,
+            stride=stride)
+        global_scores = F.interpolate(
+            scores[-1:], size=out_size, mode='bilinear', align_corners=self.align_corners)
         merged = (summed / coverage + global_scores) / 2
         return merged.view(num_classes, *out_size)
 
@@ -337,5 +342,7 @@ class CATSeg(OpenVocabularySegmentor):
         """
         scores_of = self._slide_scores if self.test_cfg['mode'] == 'slide' else self._whole_scores
         text_features = self.test_text_features()
-        return [scores_of(image, text_features)
-                for image in self.unpadded_images(inputs, batch_img_metas)]
+        return [
+            scores_of(image, text_features)
+            for image in self.unpadded_images(inputs, batch_img_metas)
+        ]

@@ -31,8 +31,7 @@ def check_native_test_cfg(test_cfg: Optional[dict]) -> Dict:
     return dict(test_cfg, partial_patches='pad')
 
 
-def native_aspect_logits(segmentor: nn.Module, image: Tensor,
-                         text_embeddings: Tensor) -> Tensor:
+def native_aspect_logits(segmentor: nn.Module, image: Tensor, text_embeddings: Tensor) -> Tensor:
     """Query logits ``(Q, H, W)`` of one ``(3, H, W)`` image: resized whole to its NaFlex grid
     (bilinear, antialiased), one dense forward of the image tower (its positional embedding
     resized to that grid), the patch logits upsampled bilinearly back to ``(H, W)``.
@@ -47,5 +46,4 @@ def native_aspect_logits(segmentor: nn.Module, image: Tensor,
     grid = naflex_grid(*image.shape[-2:], patch_size, segmentor.test_cfg['max_num_patches'])
     resized = resize_to_grid(image[None], grid, patch_size)
     logits = segmentor.decode_head(segmentor.extract_feat(resized), text_embeddings)
-    return F.interpolate(logits, size=image.shape[-2:], mode='bilinear',
-                         align_corners=False)[0]
+    return F.interpolate(logits, size=image.shape[-2:], mode='bilinear', align_corners=False)[0]

@@ -142,8 +142,12 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
         self.tokenizer = MODELS.build(tokenizer)
         self.decode_head = MODELS.build(decode_head)
         self.text_classifier = TextClassifier(
-            self.text_encoder, self.tokenizer, templates, name_rule=name_rule,
-            batch_size=text_batch_size, cache_dir=text_cache_dir)
+            self.text_encoder,
+            self.tokenizer,
+            templates,
+            name_rule=name_rule,
+            batch_size=text_batch_size,
+            cache_dir=text_cache_dir)
         self.templates = self.text_classifier.templates
         if dense_variant not in DENSE_VARIANTS:
             raise ValueError(
@@ -249,8 +253,8 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
         return logits.contiguous(), padding
 
     @staticmethod
-    def _to_pixels(logits: Tensor, padding: Tuple[int, int, int, int],
-                   size: Tuple[int, int]) -> Tensor:
+    def _to_pixels(logits: Tensor, padding: Tuple[int, int, int, int], size: Tuple[int,
+                                                                                   int]) -> Tensor:
         """Upsample patch logits to the padded window and crop the padding off, ``size`` being
         the unpadded window size."""
         left, right, top, bottom = padding
@@ -282,15 +286,14 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
         for jobs in windows_by_size.values():
             for start in range(0, len(jobs), chunk):
                 batch = jobs[start:start + chunk]
-                crops = torch.stack([
-                    images[index][:, y1:y2, x1:x2] for index, (y1, y2, x1, x2) in batch
-                ])
+                crops = torch.stack(
+                    [images[index][:, y1:y2, x1:x2] for index, (y1, y2, x1, x2) in batch])
                 logits, padding = self._patch_logits(crops, text_embeddings)
                 # Upsampled one window at a time: a batch of pixel-resolution logits would take
                 # window_batch_size x Q x crop area of memory.
                 for (index, (y1, y2, x1, x2)), window_logits in zip(batch, logits):
-                    sums[index][:, y1:y2, x1:x2] += self._to_pixels(
-                        window_logits[None], padding, crops.shape[-2:])[0]
+                    sums[index][:, y1:y2, x1:x2] += self._to_pixels(window_logits[None], padding,
+                                                                    crops.shape[-2:])[0]
                     counts[index][:, y1:y2, x1:x2] += 1
         return [total / count for total, count in zip(sums, counts)]
 
@@ -301,8 +304,11 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
             return nullcontext()
         if device.type != 'cuda':
             if not self._warned_cpu_precision:
-                print_log(f'precision={self.precision!r} applies on GPU only; the towers run '
-                          f'in fp32 on {device.type}', logger='current', level=30)
+                print_log(
+                    f'precision={self.precision!r} applies on GPU only; the towers run '
+                    f'in fp32 on {device.type}',
+                    logger='current',
+                    level=30)
                 self._warned_cpu_precision = True
             return nullcontext()
         return torch.autocast('cuda', dtype=dtype)
@@ -347,8 +353,8 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
         probabilities = self.decode_head.class_probabilities(logits[0], query_to_class,
                                                              self.num_classes)
         labels = self.decode_head.predict_labels(probabilities)
-        sample.set_data(dict(
-            seg_logits=PixelData(data=probabilities), pred_sem_seg=PixelData(data=labels)))
+        sample.set_data(
+            dict(seg_logits=PixelData(data=probabilities), pred_sem_seg=PixelData(data=labels)))
 
     def loss(self, inputs: Tensor, data_samples) -> dict:
         raise RuntimeError(

@@ -48,18 +48,37 @@ class SILCTextTransformer(BaseModule):
             prefix='text_encoder.')``.
     """
     arch_zoo = {
-        'tiny': dict(context_length=77, vocab_size=49408, width=256, depth=4, num_heads=4,
-                     output_dim=128),
-        'clip-b': dict(context_length=77, vocab_size=49408, width=512, depth=12, num_heads=8,
-                       output_dim=512),
-        'clip-l': dict(context_length=77, vocab_size=49408, width=768, depth=12, num_heads=12,
-                       output_dim=768),
-        'siglip-b': dict(context_length=64, vocab_size=32000, width=768, depth=12,
-                         num_heads=12, output_dim=768, causal=False, pool_type='last',
-                         proj_bias=True, norm_eps=1e-6),
+        'tiny':
+        dict(context_length=77, vocab_size=49408, width=256, depth=4, num_heads=4, output_dim=128),
+        'clip-b':
+        dict(
+            context_length=77, vocab_size=49408, width=512, depth=12, num_heads=8, output_dim=512),
+        'clip-l':
+        dict(
+            context_length=77, vocab_size=49408, width=768, depth=12, num_heads=12,
+            output_dim=768),
+        'siglip-b':
+        dict(
+            context_length=64,
+            vocab_size=32000,
+            width=768,
+            depth=12,
+            num_heads=12,
+            output_dim=768,
+            causal=False,
+            pool_type='last',
+            proj_bias=True,
+            norm_eps=1e-6),
     }
-    defaults = dict(mlp_ratio=4.0, causal=True, pool_type='argmax', eos_token_id=None,
-                    proj_bias=False, act='gelu', norm_eps=1e-5, layer_scale_init=None)
+    defaults = dict(
+        mlp_ratio=4.0,
+        causal=True,
+        pool_type='argmax',
+        eos_token_id=None,
+        proj_bias=False,
+        act='gelu',
+        norm_eps=1e-5,
+        layer_scale_init=None)
 
     def __init__(self,
                  arch: Union[str, dict] = 'clip-b',
@@ -86,14 +105,26 @@ class SILCTextTransformer(BaseModule):
             ]
         super().__init__(init_cfg=init_cfg)
         overrides = dict(
-            context_length=context_length, vocab_size=vocab_size, width=width, depth=depth,
-            num_heads=num_heads, mlp_ratio=mlp_ratio, output_dim=output_dim, causal=causal,
-            pool_type=pool_type, eos_token_id=eos_token_id, proj_bias=proj_bias, act=act,
-            norm_eps=norm_eps, layer_scale_init=layer_scale_init)
-        settings = resolve_arch(arch, self.arch_zoo, overrides,
-                                custom_defaults=dict(context_length=77, vocab_size=49408,
-                                                     output_dim=512),
-                                base=self.defaults)
+            context_length=context_length,
+            vocab_size=vocab_size,
+            width=width,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            output_dim=output_dim,
+            causal=causal,
+            pool_type=pool_type,
+            eos_token_id=eos_token_id,
+            proj_bias=proj_bias,
+            act=act,
+            norm_eps=norm_eps,
+            layer_scale_init=layer_scale_init)
+        settings = resolve_arch(
+            arch,
+            self.arch_zoo,
+            overrides,
+            custom_defaults=dict(context_length=77, vocab_size=49408, output_dim=512),
+            base=self.defaults)
         if settings['pool_type'] not in POOL_TYPES:
             raise ValueError(f"unknown pool_type {settings['pool_type']!r}; "
                              f'choose from {POOL_TYPES}')

@@ -6,7 +6,8 @@ from torch import nn
 from ..layers.transformer import TransformerBlock
 
 
-def compile_transformer_blocks(model: nn.Module, compile_cfg: Optional[dict] = None,
+def compile_transformer_blocks(model: nn.Module,
+                               compile_cfg: Optional[dict] = None,
                                block_types=(TransformerBlock, )) -> int:
     """Compile every block of ``block_types`` in ``model`` with :meth:`nn.Module.compile`.
 

@@ -12,7 +12,9 @@ import torch
 MASK_STRATEGIES = ('random', 'block')
 
 
-def random_patch_mask(batch_size: int, num_patches: int, ratio: float,
+def random_patch_mask(batch_size: int,
+                      num_patches: int,
+                      ratio: float,
                       generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Uniformly random patch masking with a fixed count per image (MAE, He et al., 2022).
 
@@ -33,9 +35,12 @@ def random_patch_mask(batch_size: int, num_patches: int, ratio: float,
     return mask
 
 
-def block_patch_mask(batch_size: int, grid: Sequence[int], ratio: float,
+def block_patch_mask(batch_size: int,
+                     grid: Sequence[int],
+                     ratio: float,
                      generator: Optional[torch.Generator] = None,
-                     min_block_patches: int = 4, min_aspect: float = 0.3) -> torch.Tensor:
+                     min_block_patches: int = 4,
+                     min_aspect: float = 0.3) -> torch.Tensor:
     """Blockwise masking (BEiT, Bao et al., ICLR 2022, Sec. 2.5), then topped up at random.
 
     Rectangles of random area (at least ``min_block_patches``, at most what is still missing)
@@ -90,7 +95,10 @@ def block_patch_mask(batch_size: int, grid: Sequence[int], ratio: float,
     return torch.stack(masks)
 
 
-def patch_mask(batch_size: int, grid: Sequence[int], ratio: float, strategy: str = 'random',
+def patch_mask(batch_size: int,
+               grid: Sequence[int],
+               ratio: float,
+               strategy: str = 'random',
                generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """:func:`random_patch_mask` or :func:`block_patch_mask` by name (``MASK_STRATEGIES``)."""
     if strategy == 'random':
@@ -100,7 +108,9 @@ def patch_mask(batch_size: int, grid: Sequence[int], ratio: float, strategy: str
     raise ValueError(f'unknown mask strategy {strategy!r}; choose from {MASK_STRATEGIES}')
 
 
-def text_token_mask(token_ids: torch.Tensor, ratio: float, end_token_id: int,
+def text_token_mask(token_ids: torch.Tensor,
+                    ratio: float,
+                    end_token_id: int,
                     special_token_ids: Sequence[int] = (),
                     generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Masked-language-modelling positions: ``round(ratio * n)`` (at least 1) of the ``n``

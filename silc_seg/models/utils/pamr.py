@@ -74,8 +74,7 @@ class PAMR(nn.Module):
         Returns:
             Tensor: (B, C, H, W) refined scores.
         """
-        masks = F.interpolate(
-            masks, size=image.shape[-2:], mode='bilinear', align_corners=True)
+        masks = F.interpolate(masks, size=image.shape[-2:], mode='bilinear', align_corners=True)
         affinity = self._affinity(image.to(masks.dtype))
         for _ in range(self.num_iter):
             masks = (self._gather_neighbours(masks) * affinity).sum(dim=2)

@@ -201,8 +201,9 @@ class TextClassifier:
         if self.name_rule == 'average':
             index = torch.as_tensor(owners, device=embeddings.device)
             embeddings = F.normalize(
-                embeddings.new_zeros(num_classes, *embeddings.shape[1:]).index_add(
-                    0, index, embeddings), dim=-1)
+                embeddings.new_zeros(num_classes,
+                                     *embeddings.shape[1:]).index_add(0, index, embeddings),
+                dim=-1)
         query_to_class = owners if self.name_rule == 'separate' else list(range(num_classes))
         if self.template_reduction == 'mean':
             embeddings = embeddings.mean(dim=1)
@@ -310,8 +311,7 @@ class TextClassifier:
             cached = self._load(path)
             if cached is not None:
                 return cached
-        result = self._combine(self._embed(token_batches, progress=True), owners,
-                               len(vocabulary))
+        result = self._combine(self._embed(token_batches, progress=True), owners, len(vocabulary))
         if path is not None:
             self._save(path, result)
         return result
@@ -319,8 +319,11 @@ class TextClassifier:
     def _disk_key(self, token_batches: List[Tensor], owners: List[int]) -> str:
         digest = hashlib.sha256()
         settings = dict(
-            format=_CACHE_FORMAT, name_rule=self.name_rule, autocast=self._autocast_state(),
-            template_reduction=self.template_reduction, owners=owners,
+            format=_CACHE_FORMAT,
+            name_rule=self.name_rule,
+            autocast=self._autocast_state(),
+            template_reduction=self.template_reduction,
+            owners=owners,
             tower=type(self.text_encoder).__qualname__,
             # Settings that change the output without changing the weights (pooling, mask).
             tower_settings=sorted(
@@ -359,8 +362,10 @@ class TextClassifier:
 
     def _save(self, path: str, result: ClassEmbeddings) -> None:
         os.makedirs(self.cache_dir, exist_ok=True)
-        data = dict(format=_CACHE_FORMAT, embeddings=result.embeddings.detach().cpu(),
-                    query_to_class=list(result.query_to_class))
+        data = dict(
+            format=_CACHE_FORMAT,
+            embeddings=result.embeddings.detach().cpu(),
+            query_to_class=list(result.query_to_class))
         # Written to a temporary file and renamed, so a reader never sees half a file.
         handle, temporary = tempfile.mkstemp(dir=self.cache_dir, suffix='.tmp')
         os.close(handle)
@@ -407,8 +412,10 @@ class PromptProgress:
         while self.next_quarter <= 4 and self.done * 4 >= self.next_quarter * self.num_prompts:
             elapsed = time.perf_counter() - self.start
             left = elapsed * (self.num_prompts - self.done) / self.done
-            print_log(f'prompts {self.done}/{self.num_prompts} ({self.next_quarter * 25}%), '
-                      f'{elapsed:.0f} s, about {left:.0f} s left', logger='current')
+            print_log(
+                f'prompts {self.done}/{self.num_prompts} ({self.next_quarter * 25}%), '
+                f'{elapsed:.0f} s, about {left:.0f} s left',
+                logger='current')
             self.next_quarter += 1
 
 
