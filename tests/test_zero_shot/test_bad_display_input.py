@@ -31,6 +31,9 @@ def test_duplicate_class_names_are_refused():
             r'\(classes 1 and 3\)'):
         parse_class_list('cat,dog,Cat ')
     with pytest.raises(ValueError, match=r"'sky' is given twice \(classes 1 and 2\)"):
+        build_vocabulary(['sky, heaven', 'sky,  Heaven'])
+    # One first name for two classes (published so in ADE-847): a warning naming them.
+    with pytest.warns(UserWarning, match=r"'sky': classes 1, 2"):
         build_vocabulary(['sky, heaven', 'sky'])
     # Synonyms shared by two classes stay allowed (SCLIP's COCO-Object file has one).
     assert build_vocabulary(['bed, bunk', 'couch, bed']) == [['bed', 'bunk'], ['couch', 'bed']]

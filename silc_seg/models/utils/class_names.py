@@ -1,5 +1,6 @@
 """Vocabularies for zero-shot segmentation: class names with optional synonyms."""
 import os.path as osp
+import warnings
 from typing import List, Sequence, Tuple, Union
 
 Vocabulary = List[List[str]]
@@ -30,21 +31,30 @@ def parse_class_name_lines(lines: Sequence[str], source: str = 'class names') ->
 
 
 def check_unique_classes(vocabulary: Vocabulary, source: str = 'class names') -> None:
-    """Refuse two classes of the same name (case and spaces aside): their scores would split
-    one concept, and the legend and the label indices could not tell them apart.
+    """Refuse a class given twice (the same names, case and spaces aside): its scores would split
+    between the two, and the label indices could not tell them apart. Classes that only share
+    their first name are published that way (ADE-847's ``pot, flowerpot`` and ``pot``): one
+    warning, since the legend shows that name twice.
 
     Raises:
         ValueError: naming the name and the positions (1-based) of its classes.
     """
-    seen = {}
+    seen, first_names = {}, {}
     for index, synonyms in enumerate(vocabulary, start=1):
-        key = ' '.join(synonyms[0].lower().split())
-        if key in seen:
+        names = tuple(' '.join(name.lower().split()) for name in synonyms)
+        if names in seen:
             raise ValueError(
                 f'{source}: the class name {synonyms[0]!r} is given twice (classes '
-                f'{seen[key]} and {index}); give each class once (synonyms of one class go on '
+                f'{seen[names]} and {index}); give each class once (synonyms of one class go on '
                 'its line, separated by commas)')
-        seen[key] = index
+        seen[names] = index
+        first_names.setdefault(names[0], []).append(index)
+    shared = {name: indices for name, indices in first_names.items() if len(indices) > 1}
+    if shared:
+        listed = '; '.join(f'{name!r}: classes {", ".join(map(str, indices))}'
+                           for name, indices in list(shared.items())[:5])
+        warnings.warn(f'{source}: {len(shared)} class name(s) stand first for several classes '
+                      f'({listed}); the legend shows them alike')
 
 
 def parse_class_list(text: str, source: str = '--classes') -> Vocabulary:
