@@ -198,10 +198,12 @@ def test_tools_refuse_without_suggesting_to_turn_the_protection_off(tmp_path, to
         # A valid demo layout where the config looks (cwd), so the data check passes first.
         for folder in ('img_dir', 'ann_dir'):
             os.makedirs(tmp_path / 'data' / 'demo' / 'seg' / folder / 'val')
-        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(
-            tmp_path / 'data' / 'demo' / 'seg' / 'img_dir' / 'val' / 'a.png')
-        Image.fromarray(np.zeros((32, 32), np.uint8)).save(
-            tmp_path / 'data' / 'demo' / 'seg' / 'ann_dir' / 'val' / 'a.png')
+        Image.fromarray(np.zeros(
+            (32, 32, 3),
+            np.uint8)).save(tmp_path / 'data' / 'demo' / 'seg' / 'img_dir' / 'val' / 'a.png')
+        Image.fromarray(np.zeros(
+            (32, 32),
+            np.uint8)).save(tmp_path / 'data' / 'demo' / 'seg' / 'ann_dir' / 'val' / 'a.png')
         args = [os.path.join(REPO, 'tools', 'test.py'), config, checkpoint]
     elif tool == 'demo':
         Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / 'photo.png')
