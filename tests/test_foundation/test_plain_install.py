@@ -76,6 +76,7 @@ SCRIPT = textwrap.dedent('''
     zs_demo = Config.fromfile(os.path.join(configs_root(), 'silc/zs_demo.py')).model
     build(dict(type='ScoreAveragingTTAModel', module=zs_demo))
     build(dict(type='SigLipLoss'))
+    build(dict(type='BatchPhotometricAugment'))  # the large recipes' device-side augmentation
     registered = {name for name, cls in MODELS.module_dict.items()
                   if cls.__module__.startswith('silc_seg.')}
     assert registered <= built, sorted(registered - built)
@@ -173,5 +174,6 @@ def test_plain_install_without_optional_extras(tmp_path):
         timeout=600)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
-    assert 'built every registered model type: CATSeg, CATSegHead' in output
+    assert 'built every registered model type: BatchPhotometricAugment, CATSeg, CATSegHead' in \
+        output
     assert 'mIoU:' in output
