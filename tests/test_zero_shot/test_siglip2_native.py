@@ -80,6 +80,8 @@ def test_native_test_cfg_errors():
 PRESETS = sorted(
     glob.glob(
         osp.join(osp.dirname(get_config_path('configs/silc/zs_common.py')), '*_siglip2_*.py')))
+# Dense-prediction presets only (the SigLIP 2 pretraining demo has CLIP's tokenizer).
+PRESETS = [path for path in PRESETS if not osp.basename(path).startswith('demo_')]
 
 
 @pytest.mark.parametrize('path', PRESETS, ids=osp.basename)
