@@ -48,6 +48,7 @@ def test_training_config_is_the_cat_seg_vit_b_recipe():
     assert [names[0] for names in vocabulary] == list(COCOStuffDataset.METAINFO['classes'])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name,dataset_type,num_classes', [
     ('catseg_b16_ade150.py', 'ADE20KDataset', 150),
     ('catseg_b16_pc59.py', 'PascalContextDataset59', 59),
@@ -94,6 +95,7 @@ def write_uint16_tif(path, labels):
     Image.fromarray(labels.astype(np.uint16)).save(path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('dataset_type,data_prefix,ann_file', [
     ('ADE20K847Dataset',
      dict(

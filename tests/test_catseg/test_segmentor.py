@@ -112,6 +112,7 @@ def naive_slide_scores(model, image, text):
     return (total / count + global_scores[0]) / 2
 
 
+@pytest.mark.slow
 def test_sliding_window_with_global_view_matches_a_naive_loop():
     model = build(class_names=['sky', 'grass', 'person', 'car'], test_cfg=SLIDE)
     torch.manual_seed(1)
@@ -163,6 +164,7 @@ def test_padded_batch_is_cropped_to_each_image_and_flip_is_undone():
     assert flipped[0].seg_logits.data.shape == alone.shape
 
 
+@pytest.mark.slow
 def test_many_classes_run_in_bounded_class_slots_with_the_default_top_256():
     cfg = tiny_catseg_cfg(class_names=[f'class number {i}' for i in range(300)])
     cfg['decode_head']['aggregator']['num_class_slots'] = 256

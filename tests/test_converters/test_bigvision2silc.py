@@ -229,6 +229,7 @@ def test_big_vision_image_head_becomes_the_projection():
     torch.testing.assert_close(with_head['image_encoder'].encode_image(images), expected)
 
 
+@pytest.mark.slow
 def test_big_vision_errors(tmp_path):
     arrays = big_vision_arrays()
     arrays['img/extra/kernel'] = np.zeros(3, np.float32)

@@ -140,6 +140,7 @@ def test_layer_scale_and_safetensors_source(tmp_path):
     assert max_diff(towers['text_encoder'](tokens), reference.encode_text(tokens)) <= TOLERANCE
 
 
+@pytest.mark.slow
 def test_training_checkpoint_wrapper_and_errors(tmp_path):
     reference = tiny_openai_clip()
     wrapped = {
@@ -204,6 +205,7 @@ def test_tiny_arch_config_builds_and_embeds():
     assert towers['image_encoder'].encode_image(torch.randn(2, 3, 64, 64)).shape == (2, 128)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('model_name', sorted(MODEL_CONFIGS))
 def test_every_model_converts_into_its_arch_config(model_name):
     # Structure only (keys and shapes, no data), so that ViT-L-14 costs no memory or time;

@@ -97,6 +97,7 @@ def embeddings_diff(towers, reference, image_size, seed=1):
     return image, text
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_vit_b_16_siglip2_full_size():
     torch.manual_seed(0)
@@ -114,6 +115,7 @@ def test_vit_b_16_siglip2_full_size():
     assert converted['contrastive_loss.logit_bias'] == reference.logit_bias
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_tool_converts_a_timm_trunk_and_records_its_config(tmp_path):
     from safetensors.torch import save_file
@@ -147,6 +149,7 @@ REDUCED = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', REDUCED)
 @torch.no_grad()
 def test_reduced_release_matches_open_clip(name):
@@ -270,6 +273,7 @@ def meta_state_dict(name):
         return open_clip.create_model(name, pretrained=None, device='meta').state_dict()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(SIGLIP2_MODEL_CONFIGS))
 def test_every_release_is_found_from_its_shapes(name):
     # Full-size structure (meta tensors: keys and shapes, no data).
@@ -278,6 +282,7 @@ def test_every_release_is_found_from_its_shapes(name):
     assert fitting_models(converted, SIGLIP2_MODEL_CONFIGS) == [name]
 
 
+@pytest.mark.slow
 def test_siglip_1_and_2_mixed_up_name_the_config_that_fits():
     siglip2 = meta_state_dict('ViT-B-16-SigLIP2')
     with pytest.raises(

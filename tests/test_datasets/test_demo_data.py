@@ -53,6 +53,7 @@ def test_textures_differ_locally_not_in_mean_colour():
     assert local_variation(patches['checks']) > 3 * local_variation(plain)
 
 
+@pytest.mark.slow
 def test_generator_is_deterministic_and_idempotent(demo_root, tmp_path):
     other = str(tmp_path / 'again')
     make_demo_data(other, num_train=40, num_val=12, image_size=48, seed=1)

@@ -65,6 +65,7 @@ def test_manifest_jsonl_good_samples(manifest_dir):
     assert drawn == {'caption 0', 'other zero', 'third zero'}  # blank extra dropped
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('idx,reason', [(6, 'corrupt_image'), (7, 'missing_image'),
                                         (8, 'empty_caption'), (9, 'invalid_caption')])
 def test_manifest_bad_sample_replaced_and_counted(manifest_dir, idx, reason, caplog):
@@ -300,6 +301,7 @@ def test_webdataset_counts_its_own_epochs(shard_dir, loader_kwargs):
     assert passes[0] != passes[1] != passes[2]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('num_workers', [0, 2])
 @pytest.mark.parametrize('stop', [1, 4, 9, 13])
 def test_webdataset_resume_at_position_continues_the_same_stream(shard_dir, num_workers, stop):
@@ -375,6 +377,7 @@ def test_seeded_global_rngs_repeat_draws_and_restore_states():
     assert following[:2] == second[:2] and torch.equal(following[2], second[2])
 
 
+@pytest.mark.slow
 def test_webdataset_resume_decodes_nothing_before_the_position(shard_dir, monkeypatch):
     pattern = str(shard_dir / 'shard-{00..03}.tar')
     straight = [

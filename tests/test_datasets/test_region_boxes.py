@@ -64,6 +64,7 @@ def test_manifest_boxes_reach_the_inputs(tmp_path):
     assert without['region_text'].abs().sum() == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('bad', [
     [{
         'box': [0.5, 0.2, 0.4, 0.9],

@@ -30,6 +30,7 @@ def _crop_only(cfg_pipeline):
     return Compose([multiview, dict(cfg_pipeline[-1])])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     'config',
     ['configs/_base_/datasets/demo_pretrain.py', 'configs/_base_/datasets/wds_pretrain_224.py'])

@@ -173,6 +173,7 @@ def test_ranks_times_workers_see_disjoint_samples(tmp_path, monkeypatch):
     assert all(len(part) == 6 for part in seen.values())
 
 
+@pytest.mark.slow
 def test_resampled_streams_are_endless_and_deterministic(tmp_path, monkeypatch):
     for shard in range(2):
         write_img2dataset_shard(tmp_path, shard, 3)

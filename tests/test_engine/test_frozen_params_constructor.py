@@ -1,6 +1,7 @@
 """The SILC optimizer setup logs its frozen (EMA teacher) parameters in one line, not one each."""
 import os.path as osp
 
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import DefaultOptimWrapperConstructor, build_optim_wrapper
@@ -13,6 +14,7 @@ from tests.mmengine_log import captured_log
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
+@pytest.mark.slow
 def test_demo_silc_frozen_teacher_logged_once_and_param_groups_unchanged():
     init_default_scope('mmseg')
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'silc', 'demo_silc_tiny.py'))

@@ -67,6 +67,7 @@ def preempted_checkpoint(work):
     return path, int(re.fullmatch(r'iter_(\d+)\.pth', path.name).group(1))
 
 
+@pytest.mark.slow
 def test_sigusr1_to_the_process_group_saves_and_exits_with_the_preempted_code(straight, tmp_path):
     """One process with 2 dataloader workers, SIGUSR1 to its whole process group after iteration
     2 is logged: the workers survive it, the run finishes the step, saves iter_k and exits with
@@ -170,6 +171,7 @@ def rank_pid(launcher_pid, rank, timeout=120):
     raise AssertionError(f'no worker with RANK={rank} under pid {launcher_pid}')
 
 
+@pytest.mark.slow
 def test_sigterm_to_one_rank_of_a_two_process_silc_run(demo_config, tmp_path):
     """torchrun, 2 CPU ranks (gloo, DDP), SILC demo: SIGTERM to rank 1 only after iteration 2 is
     logged; both ranks agree, one checkpoint is written, both exit with 75; --resume on 2 ranks

@@ -72,6 +72,7 @@ def test_find_resumable_checkpoint_skips_damaged_files(tmp_path):
         find_resumable_checkpoint(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_truncated_newest_checkpoint_resumes_from_newest_good(straight, tmp_path):
     """The newest file cut in half: --resume names it and continues from the one before, to the
     same weights as the straight run; strict_resume stops instead."""
@@ -97,6 +98,7 @@ def test_truncated_newest_checkpoint_resumes_from_newest_good(straight, tmp_path
     assert_same_weights(work / 'iter_8.pth', straight / 'iter_8.pth')
 
 
+@pytest.mark.slow
 def test_kill_9_during_a_save_resumes_from_the_previous_checkpoint(straight, tmp_path):
     """kill -9 while iter_4.pth is being written (max_keep_ckpts=1, where MMEngine deletes the
     old file first): iter_2.pth and last_checkpoint are intact, --resume reaches the straight
@@ -155,6 +157,7 @@ def small_disk(tmp_path):
     subprocess.run(['umount', str(mount_point)], check=True)
 
 
+@pytest.mark.slow
 def test_disk_full_during_a_save_stops_with_a_clear_error(small_disk, tmp_path):
     """Checkpoints on a small disk that fills up after iter_2: the save of iter_4 stops the run
     naming the file, the full disk and the last complete checkpoint; iter_2 stays intact and

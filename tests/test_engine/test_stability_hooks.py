@@ -133,6 +133,7 @@ def test_momentum_fixed_cosine_and_batch_scaled():
         TeacherSchedule(base_batch_size=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     'path', ['configs/silc/pretrain_b16.py', 'configs/silc/pretrain_silc-siglip_b16.py'])
 def test_b16_configs_choose_the_stability_options(path):

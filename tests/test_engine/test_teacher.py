@@ -225,6 +225,7 @@ def test_teacher_in_runner_logs_and_resumes(tmp_path):
         assert torch.equal(value, straight[key]), key  # bit-identical
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('path', [
     'configs/silc/pretrain_b16.py', 'configs/silc/demo_silc_tiny.py',
     'configs/silc/demo_maskdistill_tiny.py', 'configs/silc/pretrain_maskclip_b16.py'

@@ -28,6 +28,7 @@ def test_the_training_configs_are_found():
     assert len(names) >= 15, sorted(names)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('path', TRAINING, ids=lambda path: path.name)
 def test_training_config_has_safe_checkpoint_and_preemption_hooks(path):
     cfg = Config.fromfile(str(path))

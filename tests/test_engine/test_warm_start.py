@@ -76,6 +76,7 @@ def _runner(tmp_path, name, **kwargs):
     return Runner.from_cfg(cfg)
 
 
+@pytest.mark.slow
 def test_load_from_converter_output(tmp_path):
     towers = tower_weights(2)
     path = str(tmp_path / 'converted.pth')
@@ -87,6 +88,7 @@ def test_load_from_converter_output(tmp_path):
     assert_teacher_is_student(model)
 
 
+@pytest.mark.slow
 def test_load_from_silc_checkpoint_keeps_teacher(tmp_path):
     state = silc_checkpoint_with_own_teacher()
     path = str(tmp_path / 'silc.pth')

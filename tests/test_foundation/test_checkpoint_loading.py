@@ -136,6 +136,7 @@ def run_tool(*args):
                           timeout=300)
 
 
+@pytest.mark.slow
 def test_init_model_refuses_wrong_shapes(oracle_setup):
     _, config, good, wrong = oracle_setup
     model = init_model(config, good)
@@ -192,6 +193,7 @@ def test_position_embeddings_of_another_resolution_load_resized(tmp_path):
         load_model_checkpoint(Segmentor(64), str(tmp_path / 'narrow.pth'))
 
 
+@pytest.mark.slow
 def test_pretraining_checkpoint_meta_without_classes_keeps_the_vocabulary(tmp_path):
     """A pretraining checkpoint's dataset_meta (image-text data, no class names) is not handed
     to a segmentor, which keeps its own vocabulary (make demo: zs_demo.py on the demo

@@ -90,6 +90,7 @@ LOADERS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('how', ['zip', 'legacy', 'pickle'])
 @pytest.mark.parametrize('loader', sorted(LOADERS))
 def test_nothing_executes_on_any_loading_path(tmp_path, loader, how):

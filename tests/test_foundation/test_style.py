@@ -4,9 +4,12 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
+
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
+@pytest.mark.slow
 def test_flake8_reports_nothing():
     result = subprocess.run(
         [sys.executable, '-m', 'flake8', 'silc_seg', 'tools', 'configs', 'tests', 'setup.py'],

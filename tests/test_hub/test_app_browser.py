@@ -45,6 +45,7 @@ def load_app_tool():
     return app
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_upload_type_classes_and_see_the_overlay(publishers, monkeypatch, tmp_path):
     missing = requirements_missing()

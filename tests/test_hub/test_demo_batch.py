@@ -23,6 +23,7 @@ def run_demo(monkeypatch, *args):
     demo.main()
 
 
+@pytest.mark.slow
 def test_folder_and_glob_batch(publishers, monkeypatch, tmp_path, capsys):
     photos, more = tmp_path / 'photos', tmp_path / 'more'
     photos.mkdir(), more.mkdir()

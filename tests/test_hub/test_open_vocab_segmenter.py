@@ -35,6 +35,7 @@ def two_colour_photo(path, size=(40, 60)):
     return image
 
 
+@pytest.mark.slow
 def test_readme_example_runs_as_written(publishers, monkeypatch, tmp_path, capsys):
     # The stand-in publisher of OpenAI's ViT-B-16: its table entry points at a tiny QuickGELU
     # CLIP served locally (checksum in the URL), whose towers replace ViT-B-16-quickgelu's.
@@ -52,6 +53,7 @@ def test_readme_example_runs_as_written(publishers, monkeypatch, tmp_path, capsy
     assert np.asarray(Image.open(tmp_path / 'overlay.png')).shape == (40, 60, 3)
 
 
+@pytest.mark.slow
 def test_results_for_paths_arrays_pil_and_batches(publishers, tmp_path):
     seg = OpenVocabSegmenter(f'open_clip:{TINY}/laion', method='sclip', short_side=64)
     assert seg.device == ('cuda' if torch.cuda.is_available() else 'cpu')
@@ -85,6 +87,7 @@ def test_results_for_paths_arrays_pil_and_batches(publishers, tmp_path):
     assert png.getpalette()[:6] == [int(c) for c in palette[:2].ravel()]
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_clear_errors(publishers, tmp_path):
     seg = OpenVocabSegmenter(f'open_clip:{TINY}/laion', method='plain', short_side=32)
     (tmp_path / 'notes.png').write_text('not an image')

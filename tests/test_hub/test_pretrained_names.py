@@ -209,6 +209,7 @@ print(resolve_pretrained('hf-hub:silc-test/tiny-clip').source)
 """
 
 
+@pytest.mark.slow
 def test_hf_home_and_offline_mode_are_read_from_the_environment(publishers, tmp_path):
     """A fresh process finds the pre-filled cache through HF_HOME and HF_HUB_OFFLINE=1 only."""
     import os
@@ -335,6 +336,7 @@ SIGLIP2_TOWERS = SIGLIP_TOWERS.replace("proj_bias=True, norm_eps=1e-6)",
                                            "type='GemmaTokenizer'")
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_siglip2_hub_repo_and_big_vision_file_by_name(publishers, monkeypatch, tmp_path):
     """SigLIP 2 names: an open_clip-format hub repository (Gemma ``tokenizer.model`` beside it)

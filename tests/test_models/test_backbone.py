@@ -260,6 +260,7 @@ def test_pretrained_init_cfg_refuses_other_shapes(tmp_path):
                 prefix='text_encoder.')).init_weights()
 
 
+@pytest.mark.slow
 def test_inside_mmseg_upernet_config(tmp_path):
     cfg_file = tmp_path / 'upernet_silc_vit.py'
     cfg_file.write_text('''

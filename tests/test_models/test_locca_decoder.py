@@ -100,6 +100,7 @@ def written_out_ce(logits, labels, counted):
     return total / count
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('parallel_prob', [0.0, 1.0, 0.5])
 def test_loss_equals_written_out_cross_entropy(parallel_prob):
     decoder = build(parallel_prob)

@@ -76,6 +76,7 @@ def captioned_batch(seed=1):
 
 # ------------------------------------------------------------------------------------------
 # Masks
+@pytest.mark.slow
 @pytest.mark.parametrize('strategy', ['random', 'block'])
 def test_image_masks_cover_the_configured_ratio(strategy):
     model = build_masked(image_mask_ratio=0.4, image_mask_strategy=strategy)
@@ -138,6 +139,7 @@ def test_bad_settings_raise():
 
 # ------------------------------------------------------------------------------------------
 # Teacher
+@pytest.mark.slow
 @pytest.mark.parametrize('distill', [False, True])
 def test_teacher_sees_the_unmasked_image_and_takes_no_gradient(distill, monkeypatch):
     model = build_masked(distill=distill)
@@ -293,6 +295,7 @@ def test_mlm_loss_counts_only_masked_positions():
                           bias).item() == pytest.approx(sum(terms) / len(terms))
 
 
+@pytest.mark.slow
 def test_masks_follow_the_step_counter():
     model = build_masked()
     data = captioned_batch()
@@ -313,6 +316,7 @@ def test_masks_follow_the_step_counter():
     assert 'mask_step' in model.state_dict()
 
 
+@pytest.mark.slow
 def test_train_step_averages_the_tokenizer_and_the_teacher_tower():
     """SILC's train_step (inherited as is) moves every teacher of the masked branch towards its
     student after an optimizer step: m * teacher + (1 - m) * student."""

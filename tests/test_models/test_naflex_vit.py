@@ -70,6 +70,7 @@ def reference_pack(images, patch_size, budget):
         patch_valid=torch.stack(valid))
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_packed_batch_of_aspect_ratios_matches_timm(towers):
     reference, ours = towers
@@ -90,6 +91,7 @@ def test_packed_batch_of_aspect_ratios_matches_timm(towers):
     torch.testing.assert_close(alone[0], in_batch[0], rtol=0, atol=1e-4)
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_image_input_resizes_the_table_as_timm(towers):
     reference, ours = towers
@@ -137,6 +139,7 @@ def test_patchify_and_errors():
         naflex_grid(0, 10, 16, 256)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('trunk_name,text_model,config',
                          [('naflexvit_base_patch16_siglip', 'ViT-B-16-SigLIP2', CONFIG),
                           ('naflexvit_so400m_patch16_siglip', 'ViT-SO400M-16-SigLIP2-256',

@@ -51,6 +51,7 @@ def test_compile_transformer_blocks_same_outputs_and_keys_own_teacher():
     torch.testing.assert_close(changed['image'], eager['image'])
 
 
+@pytest.mark.slow
 def test_compile_blocks_hook_compiles_once_before_train_and_test():
     torch._dynamo.reset()
 

@@ -16,6 +16,7 @@ def small_text(**kwargs):
     return SILCTextTransformer(**cfg).eval()
 
 
+@pytest.mark.slow
 def test_presets():
     tower = SILCTextTransformer(arch='siglip-b', depth=1)
     assert (tower.context_length, tower.vocab_size, tower.causal,

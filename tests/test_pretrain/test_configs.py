@@ -25,6 +25,7 @@ B16_CONFIGS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('path', list(B16_CONFIGS))
 def test_b16_configs_follow_the_paper(path):
     cfg = Config.fromfile(path)
@@ -78,6 +79,7 @@ def _shard(path, n):
                 tar.addfile(info, io.BytesIO(data))
 
 
+@pytest.mark.slow
 def test_b16_data_path_feeds_a_silc_step(tmp_path):
     """WebDataset shard -> 2x224 + 6x96 crops -> preprocessor -> SILC loss (towers shrunk)."""
     _shard(tmp_path / 'shard-0.tar', 4)
@@ -149,6 +151,7 @@ def _without(cfg, *keys):
     return {k: v for k, v in cfg.items() if k not in keys}
 
 
+@pytest.mark.slow
 def test_demo_configs_differ_only_in_the_objective():
     """Pretraining/demo configs add to a base instead of inheriting and nulling parts."""
     clip = Config.fromfile('configs/silc/demo_clip_tiny.py')
@@ -178,6 +181,7 @@ def test_demo_configs_differ_only_in_the_objective():
     assert pipeline[-1].get('num_contrastive_crops', 0) == 0
 
 
+@pytest.mark.slow
 def test_b16_configs_add_distillation_to_the_clip_baseline():
     clip = Config.fromfile('configs/silc/pretrain_clip_b16.py')
     silc = Config.fromfile('configs/silc/pretrain_b16.py')

@@ -39,6 +39,7 @@ def test_recipe_settings(path):
     assert tokenizer == cfg.model.tokenizer  # captions tokenized for this text tower
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('path', RECIPES)
 def test_recipe_builds_with_tiny_towers(path):
     cfg = Config.fromfile(str(REPO / path))

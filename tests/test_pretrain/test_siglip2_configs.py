@@ -38,6 +38,7 @@ def test_b16_recipe_values():
     assert cfg.model_wrapper_cfg.find_unused_parameters
 
 
+@pytest.mark.slow
 def test_demo_is_the_silc_demo_with_the_recipe_objective():
     demo, silc = Config.fromfile(DEMO), Config.fromfile('configs/silc/demo_silc_tiny.py')
     for key in ('train_cfg', 'optim_wrapper', 'param_scheduler', 'randomness'):

@@ -40,6 +40,7 @@ def test_objective_names_resolve_to_demo_configs(tmp_path):
         str(tmp_path), objectives['clip'], ['train_cfg.max_iters=800'])
 
 
+@pytest.mark.slow
 def test_refuses_objectives_with_other_schedules(tmp_path):
     study = load_study()
     config = tmp_path / 'longer.py'

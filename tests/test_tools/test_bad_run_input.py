@@ -61,6 +61,7 @@ def _lr_at(cfg, iteration):
     return optimizer.param_groups[0]['lr']
 
 
+@pytest.mark.slow
 def test_max_iters_override_moves_the_schedule_and_intervals():
     """On main the cosine schedule still ended at iteration 200, and the checkpoint and the
     validation came at 200: a run of 50 iterations saved nothing and ended at a high lr."""
@@ -149,6 +150,7 @@ def test_manifest_without_labels_validates_retrieval_only(demo_root, tmp_path):
         assert "KeyError" not in output
 
 
+@pytest.mark.slow
 def test_mixed_or_out_of_range_labels_stop_before_training(demo_root):
     from mmengine.runner import BaseLoop
 

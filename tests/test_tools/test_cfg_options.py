@@ -21,6 +21,7 @@ def _zs_cfg():
     return Config.fromfile(osp.join(REPO, 'configs', 'silc', 'zs_ade150.py'))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('load,options,wrong,suggestion', [
     (_demo_cfg, {
         'train_cfgg.max_iters': 3
@@ -63,6 +64,7 @@ def test_list_index_out_of_range_is_an_error():
         merge_cfg_options(_demo_cfg(), {'custom_hooks.7.freeze_iters': 9})
 
 
+@pytest.mark.slow
 def test_existing_keys_new_keys_with_plus_and_keys_of_empty_dicts_merge():
     cfg = _zs_cfg()
     merge_cfg_options(

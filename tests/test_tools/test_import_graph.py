@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / 'tools' / 'analysis_tools' / 'import_graph.py'
 
@@ -15,6 +17,7 @@ def load_script():
     return module
 
 
+@pytest.mark.slow
 def test_nothing_imports_from_tools_and_tools_are_on_top():
     result = subprocess.run([sys.executable, str(SCRIPT), '--check'],
                             cwd=ROOT,

@@ -111,6 +111,7 @@ def _naive_pamr(image, masks, num_iter, dilations):
     return masks
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('dilations,size', [((1, 2), (7, 6)), ((8, 16), (21, 19))])
 def test_pamr_matches_definition(dilations, size):
     torch.manual_seed(0)

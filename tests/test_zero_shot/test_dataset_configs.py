@@ -48,6 +48,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('config_name', sorted(CASES))
 def test_dataset_config_label_conventions(tmp_path, config_name):
     img_dir, seg_dir, split, seg_suffix, num_classes, expected = CASES[config_name]

@@ -56,6 +56,7 @@ def preset_path(method, dataset):
     return osp.join(REPO, 'configs/zero_shot', method, f'{method}_vit-b16_{dataset}.py')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('method,dataset', PRESETS)
 def test_preset_protocol_and_vocabulary(method, dataset):
     cfg = Config.fromfile(preset_path(method, dataset))
@@ -114,6 +115,7 @@ def tiny_checkpoint(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('method,dataset', [('scclip', 'voc21'), ('resclip', 'pc60')])
 def test_preset_runs_tools_test(tmp_path, tiny_checkpoint, method, dataset, monkeypatch):
     data_root = str(tmp_path / 'data')

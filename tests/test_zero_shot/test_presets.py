@@ -56,6 +56,7 @@ def preset_path(method, dataset):
     return osp.join(REPO, 'configs/zero_shot', method, f'{method}_vit-b16_{dataset}.py')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('method,dataset', PRESETS)
 def test_preset_protocol_and_vocabulary(method, dataset):
     cfg = Config.fromfile(preset_path(method, dataset))

@@ -76,6 +76,7 @@ def dense_module(kind, seed=0):
     return dense, sd
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     'kind,size,grid',
     [
@@ -97,6 +98,7 @@ def test_dense_forward_matches_the_reference(kind, size, grid):
     torch.testing.assert_close(ours[0], expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_mean_is_taken_per_window_and_beta_gamma_matter():
     tower = tiny_tower()
     dense, sd = dense_module('dino')
@@ -129,6 +131,7 @@ def test_bad_settings_and_windows_are_clear_errors():
         dense(tiny_tower(), torch.randn(1, 3, 12, 64))
 
 
+@pytest.mark.slow
 def test_slide_inference_matches_the_reference_windows():
     """ZeroShotSegmentor + ProxyCLIPDense: ``forward_slide`` with ``compute_padsize(H, W, 56)``
     (the 100x112 windows padded evenly to 112x112), logits bilinear to the padded window,

@@ -41,6 +41,7 @@ def preset_path(dataset):
     return osp.join(REPO, 'configs/zero_shot/proxyclip', f'proxyclip_vit-b16_{dataset}.py')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('dataset', sorted(LAYOUTS))
 def test_preset_protocol_and_vocabulary(dataset):
     cfg = Config.fromfile(preset_path(dataset))

@@ -69,6 +69,7 @@ def test_window_batching_and_whole_equivalence(variant):
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.slow
 def test_silc_checkpoint_covers_the_zero_shot_segmentor():
     init_default_scope('mmseg')
     torch.manual_seed(0)
@@ -86,6 +87,7 @@ def test_silc_checkpoint_covers_the_zero_shot_segmentor():
     torch.testing.assert_close(text[0], torch.nn.functional.normalize(expected.mean(0), dim=0))
 
 
+@pytest.mark.slow
 def test_pretraining_checkpoint_with_runner_meta_loads_into_the_segmentor(tmp_path):
     """A pretraining run's checkpoint records its image-text dataset's metainfo (no class
     names) as meta['dataset_meta']; loading it into the segmentor keeps the segmentor's own

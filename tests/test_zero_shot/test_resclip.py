@@ -150,6 +150,7 @@ def structured_case(tower, seed):
     return image, F.normalize(dense[:, [0, 3, 6], [0, 3, 6]].T, dim=-1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('seed,temp_thd,with_pamr', [(1, 0.0, False), (2, 0.36, True)])
 def test_dense_forward_matches_the_reference(seed, temp_thd, with_pamr):
     tower = tiny_tower()

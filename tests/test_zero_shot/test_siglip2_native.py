@@ -84,6 +84,7 @@ PRESETS = sorted(
 PRESETS = [path for path in PRESETS if not osp.basename(path).startswith('demo_')]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('path', PRESETS, ids=osp.basename)
 def test_siglip2_presets_build(path):
     if path.endswith('_common.py'):
