@@ -59,3 +59,42 @@ def test_benchmark_pipeline_runs_and_compares(tmp_path):
     # The config packs 2 image-text views besides the 8 DINO crops: the DINO side makes them too
     # (the script asserts that both sides return the same crop shapes).
     assert '2x224 + 6x96 + 2x224 contrastive' in out, out
+
+
+@pytest.mark.slow
+def test_main_only_batch_has_the_crop_pipeline_layout_and_is_timed(tmp_path):
+    """``--main-only`` (the GPU kit, no OpenCV) times the augmentation on synthetic crops laid out
+    exactly as a collated batch of the config's crop-only pipeline."""
+    from mmengine.config import Config
+    from mmengine.dataset import default_collate
+    from mmengine.registry import init_default_scope
+
+    from silc_seg.registry import DATASETS
+    bench = _load_script()
+    cfg = Config.fromfile(ROOT / 'configs/_base_/datasets/wds_pretrain_224.py')
+    init_default_scope('mmseg')
+    bench.make_jpegs(tmp_path, 2, 0)
+    dataset = DATASETS.build(
+        dict(
+            type='ImageTextManifestDataset',
+            data_root=str(tmp_path),
+            ann_file='manifest.jsonl',
+            pipeline=cfg.train_pipeline))
+    real = default_collate([dataset[0], dataset[1]])['inputs']
+    synthetic = bench.synthetic_batch(cfg, 2)['inputs']
+    assert set(synthetic) == set(real)
+    for key, value in real.items():
+        views = value if isinstance(value, list) else [value]
+        fake = synthetic[key] if isinstance(value, list) else [synthetic[key]]
+        assert [(v.shape, v.dtype) for v in fake] == [(v.shape, v.dtype) for v in views], key
+    result = subprocess.run(
+        [sys.executable,
+         str(SCRIPT), '--main-only', '--rounds', '1', '--batch-size', '2'],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    match = re.search(r'augmentation (-?[\d.]+) ms per image \(preprocessor with it ([\d.]+) ms',
+                      result.stdout)
+    assert match and float(match.group(2)) > 0, result.stdout

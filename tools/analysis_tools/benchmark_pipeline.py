@@ -23,6 +23,8 @@ round, and the ratios are medians over the rounds.
   ``--batch-size`` samples (``training=True``) minus the same without augmentation
   (``training=False``: layout and normalisation only), on ``--device`` with the main process's
   threads (``--main-threads``), interleaved with the same normalisation-only call.
+  ``--main-only`` times that alone, on synthetic uint8 crops of the config's sizes (no JPEG
+  is decoded: what the GPU kit runs, where OpenCV is not installed).
 - ``dino``: ``DataAugmentationDINO`` of facebookresearch/dino ``main_dino.py`` (main branch;
   ``GaussianBlur`` and ``Solarization`` from its ``utils.py``), written out below from its
   description with torchvision: PIL decode (``ImageFolder``'s loader),
@@ -50,6 +52,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from mmengine.config import Config
+from mmengine.dataset import default_collate
 from mmengine.registry import init_default_scope
 from PIL import Image, ImageFilter, ImageOps
 
@@ -85,6 +88,10 @@ def parse_args():
         help='samples per batch of the main-process augmentation timing')
     parser.add_argument(
         '--device', default='cpu', help='where the main process augments (cpu, cuda)')
+    parser.add_argument(
+        '--main-only',
+        action='store_true',
+        help='only the main-process augmentation, on synthetic uint8 crops (no decoding)')
     parser.add_argument(
         '--main-threads',
         type=int,
@@ -227,17 +234,35 @@ def interleaved_round(sides, num, chunk, first):
     return {name: num / elapsed[name] for name in names}
 
 
-def main_process_cost(cfg, fetch, args, worker_rate):
+def synthetic_batch(cfg, batch_size, seed=0):
+    """A collated batch as the crop-only pipeline packs it (uint8 crops of the config's sizes,
+    random tokens), for ``--main-only``: no JPEG is decoded."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def crops(num, size):
+        return [
+            torch.randint(
+                0, 256, (batch_size, 3, size, size), generator=generator, dtype=torch.uint8)
+            for _ in range(num)
+        ]
+
+    inputs = dict(
+        global_crops=crops(cfg.get('num_global_crops', 2), cfg.global_crop_size),
+        local_crops=crops(cfg.num_local_crops, cfg.local_crop_size),
+        text=torch.randint(1, 1000, (batch_size, 77), generator=generator))
+    if cfg.get('num_contrastive_crops', 0):
+        inputs['contrastive_crops'] = crops(cfg.num_contrastive_crops, cfg.global_crop_size)
+    return dict(inputs=inputs, data_samples=None)
+
+
+def main_process_cost(cfg, batch, args, worker_rate=None):
     """Seconds per image the main process adds when it augments on ``args.device``: the data
     preprocessor with ``device_augments`` minus the same without (layout + normalisation),
-    on collated batches of the crop-only pipeline, the two calls alternating."""
-    from mmengine.dataset import default_collate
-
+    on a collated batch of the crop-only pipeline, the two calls alternating."""
     from silc_seg.models.data_preprocessors import SILCDataPreprocessor
     threads = torch.get_num_threads()
     torch.set_num_threads(args.main_threads)
     preprocessor = SILCDataPreprocessor(batch_augments=cfg.device_augments).to(args.device)
-    batch = default_collate([fetch(i % args.num_images) for i in range(args.batch_size)])
     timings = {True: [], False: []}
     for repeat in range(2 + 2 * args.rounds):
         for training in (True, False) if repeat % 2 else (False, True):
@@ -248,8 +273,9 @@ def main_process_cost(cfg, fetch, args, worker_rate):
         statistics.median(timings[key]) / args.batch_size for key in (True, False))
     print(f'main process on {args.device} ({args.main_threads} thread(s)), batches of '
           f'{args.batch_size}: augmentation {(with_aug - without) * 1e3:.2f} ms per image '
-          f'(preprocessor with it {with_aug * 1e3:.2f} ms, without {without * 1e3:.2f} ms); '
-          f'a crop-only worker takes {1e3 / worker_rate:.2f} ms per image')
+          f'(preprocessor with it {with_aug * 1e3:.2f} ms, without {without * 1e3:.2f} ms)' +
+          (f'; a crop-only worker takes {1e3 / worker_rate:.2f} ms per image'
+           if worker_rate else ''))
     torch.set_num_threads(threads)
 
 
@@ -265,6 +291,11 @@ def main():
     cfg = Config.fromfile(
         args.config if os.path.isfile(args.config) else get_config_path(args.config))
     init_default_scope(cfg.get('default_scope', 'mmseg'))
+    if args.main_only:
+        if 'device_augments' not in cfg:
+            raise SystemExit(f'{args.config} has no device_augments: nothing to time')
+        main_process_cost(cfg, synthetic_batch(cfg, args.batch_size, args.seed), args)
+        return
     tmp = None
     if args.data_dir:
         data_dir = Path(args.data_dir)
@@ -339,7 +370,9 @@ def main():
         print(f'{side} / {peer}: {statistics.median(ratios):.2f}x '
               f'(median of per-round ratios; rounds {min(ratios):.2f} to {max(ratios):.2f})')
     if device_split:
-        main_process_cost(cfg, sides['ours-crop'], args, statistics.median(rates['ours-crop']))
+        batch = default_collate(
+            [sides['ours-crop'](i % args.num_images) for i in range(args.batch_size)])
+        main_process_cost(cfg, batch, args, statistics.median(rates['ours-crop']))
 
     if args.profile:
         profiler = cProfile.Profile()

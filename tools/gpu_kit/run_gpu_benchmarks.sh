@@ -151,6 +151,8 @@ STEP=tools/analysis_tools/benchmark_step.py
 CLIP=tools/analysis_tools/benchmark_openclip_step.py
 ZS=tools/analysis_tools/benchmark_zeroshot.py
 CATSEG=tools/analysis_tools/benchmark_catseg.py
+FSDP=tools/analysis_tools/benchmark_fsdp_step.py
+PIPE=tools/analysis_tools/benchmark_pipeline.py
 if [[ "$MODE" == smoke ]]; then
     export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
     run_bench silc_step 300 "$PY" $STEP configs/silc/demo_silc_tiny.py --batch-size 4 \
@@ -161,6 +163,9 @@ if [[ "$MODE" == smoke ]]; then
         --batch-size 4 --iters 1 --warmup 1 --device cpu --caption-tokens 12
     run_bench zeroshot 300 "$PY" $ZS configs/silc/zs_demo.py --num-images 2 --image-size 96 96 \
         --repeats 1 --device cpu
+    run_bench fsdp_step 300 "$PY" -m torch.distributed.run --standalone --nproc_per_node 1 \
+        $FSDP configs/silc/demo_silc_fsdp_tiny.py --batch-size 4 --iters 1 --warmup 1
+    run_bench device_augment 300 "$PY" $PIPE --main-only --rounds 1 --batch-size 4 --device cpu
     if [[ -f $CATSEG ]]; then
         run_bench catseg 300 "$PY" $CATSEG configs/silc/catseg_tiny_coco-stuff171.py \
             --device cpu --iters 2 --warmup 1 --test-images 2 --out "$OUT/catseg_tiny_cpu.json"
@@ -183,6 +188,11 @@ run_bench silc_step 180 "$PY" $STEP configs/silc/pretrain_b16.py --amp --batch-s
     --iters 10 --warmup 3 --device cuda --peak-tflops "$PEAK"
 run_bench silc_step_fused_adamw 150 "$PY" $STEP configs/silc/pretrain_b16.py --amp \
     --batch-size 128 --iters 10 --warmup 3 --device cuda --peak-tflops "$PEAK" --fused
+# The same model sharded with FSDP (configs/silc/pretrain_silc_vit-b16_fsdp.py: bf16 policy,
+# activation checkpointing, the EMA on local shards), one GPU, 256 pairs; JSON in $OUT.
+run_bench fsdp_b16_step 170 "$PY" -m torch.distributed.run --standalone --nproc_per_node 1 \
+    $FSDP configs/silc/pretrain_silc_vit-b16_fsdp.py --batch-size 256 --iters 5 --warmup 2 \
+    --peak-tflops "$PEAK" --json "$OUT/fsdp_b16_step.json"
 # CLIP-mode step vs open_clip ViT-B-16 + ClipLoss, same batch, bf16 autocast, AdamW.
 run_bench clip_vs_openclip 180 "$PY" $CLIP --amp --batch-size 256 --iters 10 --warmup 3 \
     --device cuda --memory
@@ -190,6 +200,9 @@ run_bench clip_vs_openclip 180 "$PY" $CLIP --amp --batch-size 256 --iters 10 --w
 # 150 classes x 80 templates, sliding 224 windows.
 run_bench zeroshot 150 "$PY" $ZS configs/silc/zs_ade150.py --num-images 8 --image-size 336 448 \
     --repeats 2 --device cuda
+# Photometric augmentation on the device: what augmenting a 128-sample multi-crop batch costs on
+# the GPU (the worker side decodes with OpenCV, which the kit does not install).
+run_bench device_augment 120 "$PY" $PIPE --main-only --rounds 5 --batch-size 128 --device cuda
 # CAT-Seg: training iteration (4 x 384 px, 171 COCO-Stuff classes, fp32 as the reference) and
 # test images/s (ADE-150 sliding protocol); JSON in $OUT. Before that script existed: the head.
 if [[ -f $CATSEG ]]; then
