@@ -14,7 +14,8 @@ from silc_seg.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = [
-    'configs/silc/pretrain_silc_vit-l16_fsdp.py', 'configs/silc/pretrain_silc_so400m14_fsdp.py'
+    'configs/silc/pretrain_silc_vit-b16_fsdp.py', 'configs/silc/pretrain_silc_vit-l16_fsdp.py',
+    'configs/silc/pretrain_silc_so400m14_fsdp.py'
 ]
 
 
@@ -69,7 +70,7 @@ def test_memory_tool_counts_the_real_towers():
     """ViT-L/16: 304M-parameter image tower (ViT-L/16 with a 768-d projection) + 123M text
     tower; the teacher is the image tower and the head."""
     result = subprocess.run(
-        [sys.executable, 'tools/analysis_tools/fsdp_memory.py', RECIPES[0], '--gpus', '256'],
+        [sys.executable, 'tools/analysis_tools/fsdp_memory.py', RECIPES[1], '--gpus', '256'],
         cwd=REPO,
         capture_output=True,
         text=True,
