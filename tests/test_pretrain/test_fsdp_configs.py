@@ -46,7 +46,8 @@ def test_recipe_builds_with_tiny_towers(path):
     cfg = Config.fromfile(str(REPO / path))
     init_default_scope('mmseg')
     model_cfg = cfg.model
-    patch = model_cfg.image_encoder.arch['patch_size']
+    arch = model_cfg.image_encoder.arch  # a dict, or a preset name such as 'b16'
+    patch = arch['patch_size'] if isinstance(arch, dict) else int(arch.lstrip('bl'))
     model_cfg.image_encoder.arch = dict(width=32, depth=2, num_heads=2, patch_size=patch)
     model_cfg.text_encoder.arch = dict(
         model_cfg.text_encoder.arch, width=32, depth=2, num_heads=2) if isinstance(
