@@ -38,14 +38,8 @@ def linear_attention(queries: Tensor, keys: Tensor, values: Tensor, eps: float =
 
 
 class GuidedLinearAttention(GuidedQKV):
-    """Linear attention whose queries and keys also see guidance features.
-
-    Args:
-        embed_dims (int): token channels.
-        guidance_dims (int): guidance channels (0: no guidance).
-        num_heads (int): attention heads.
-        init_cfg (dict, optional): initialization config.
-    """
+    """Linear attention whose queries and keys also see guidance features. Arguments as
+    :class:`GuidedQKV`."""
 
     def forward(self, x: Tensor, guidance: Optional[Tensor]) -> Tensor:
         """(N, L, C) tokens and (N, L, G) guidance -> (N, L, C)."""

@@ -50,14 +50,8 @@ def shifted_window_mask(height: int, width: int, window_size: int, shift_size: i
 
 class GuidedWindowAttention(GuidedQKV):
     """Multi-head window self-attention whose queries and keys are computed from the input
-    concatenated with guidance features; values from the input alone.
-
-    Args:
-        embed_dims (int): input/output channels.
-        guidance_dims (int): guidance channels (0: no guidance).
-        num_heads (int): attention heads.
-        init_cfg (dict, optional): initialization config.
-    """
+    concatenated with guidance features; values from the input alone. Arguments as
+    :class:`GuidedQKV`."""
 
     def __init__(self,
                  embed_dims: int,
