@@ -1,8 +1,11 @@
 """Command-line arguments that the runner tools (tools/train.py, tools/test.py, ...) share."""
 import argparse
 import os
+from typing import Optional
 
-from mmengine.config import DictAction
+from mmengine.config import Config, DictAction
+
+from .config import ConfigOverrideError, merge_cfg_options
 
 CFG_OPTIONS_HELP = ('override settings in the config, in xxx=yyy format (lists: key="[a,b]" or '
                     'key=a,b); keys are checked against the config, +xxx=yyy adds a key it does '
@@ -44,3 +47,22 @@ def export_local_rank(args: argparse.Namespace) -> argparse.Namespace:
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """Read a config and merge the ``--cfg-options`` into it (keys checked against it,
+    :func:`~silc_seg.utils.merge_cfg_options`); a bad option stops the tool with the message.
+
+    Args:
+        path (str): the config file.
+        cfg_options (dict, optional): the parsed ``--cfg-options``.
+
+    Returns:
+        Config: the config.
+    """
+    cfg = Config.fromfile(path)
+    try:
+        merge_cfg_options(cfg, cfg_options)
+    except ConfigOverrideError as err:
+        raise SystemExit(f'--cfg-options {err}')
+    return cfg
