@@ -105,6 +105,7 @@ def tiny_checkpoint(tmp_path_factory):
         tmp_path_factory.mktemp('tiny') / 'tiny_clip.pth')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('method,dataset', [('scclip', 'voc21'), ('resclip', 'pc60')])
 def test_preset_runs_tools_test(tmp_path, tiny_checkpoint, method, dataset):
     # The feedback pass's PAMR (10 x 60 queries x every window) would take minutes on CPU; the
