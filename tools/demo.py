@@ -25,7 +25,7 @@ import os.path as osp
 import cv2
 import mmcv
 import numpy as np
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.structures import PixelData
 from mmengine.utils import ProgressBar
 from mmseg.apis import inference_model
@@ -37,7 +37,7 @@ from silc_seg.apis.legend_text import draw_text, text_width
 from silc_seg.apis.open_vocab_segmenter import METHOD_CONFIGS, recorded_towers
 from silc_seg.hub import PretrainedUnavailableError, is_pretrained_name, resolve_pretrained
 from silc_seg.models.utils import build_vocabulary, parse_class_list
-from silc_seg.utils import ConfigOverrideError, merge_cfg_options
+from silc_seg.utils import ConfigOverrideError, add_cfg_options_argument, merge_cfg_options
 from silc_seg.utils.log_utils import quiet_library_warnings
 
 LEGEND_ROW = 22
@@ -84,12 +84,7 @@ def parse_args():
         '--device', help='device, e.g. cpu or cuda:0 (default: cuda if '
         'available)')
     parser.add_argument('--opacity', type=float, default=0.5, help='mask opacity in (0, 1]')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings in the config, in xxx=yyy format (keys are '
-        'checked against the config; +xxx=yyy adds a key it does not have)')
+    add_cfg_options_argument(parser)
     args = parser.parse_args()
     if (args.classes is None) == (args.classes_file is None):
         parser.error('give exactly one of --classes and --classes-file')

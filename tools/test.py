@@ -9,15 +9,15 @@ shape, are errors (evaluating partly random weights is meaningless); extra keys 
 distillation head) are ignored.
 """
 import argparse
-import os
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.runner import Runner
 
 import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
 from silc_seg.datasets import DataLayoutError, check_data_layout
 from silc_seg.models.utils import unwrap_model
-from silc_seg.utils import (ConfigOverrideError, apply_test_time_augmentation, close_process_group,
+from silc_seg.utils import (ConfigOverrideError, add_cfg_options_argument, add_launcher_arguments,
+                            apply_test_time_augmentation, close_process_group, export_local_rank,
                             load_model_checkpoint, prepare_runner_cfg, setup_cpu_distributed)
 from silc_seg.utils.log_utils import quiet_library_warnings, runner_console_summary
 from silc_seg.utils.threads import configure_threads
@@ -41,18 +41,8 @@ def parse_args():
         '--allow-missing-keys',
         action='store_true',
         help='evaluate even if the checkpoint lacks some of the model keys')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings in the config, in xxx=yyy format '
-        '(lists: key="[a,b]" or key=a,b); keys are checked against the config, '
-        '+xxx=yyy adds a key it does not have')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
+    add_cfg_options_argument(parser)
+    add_launcher_arguments(parser)
     parser.add_argument(
         '--tta',
         action='store_true',
@@ -65,11 +55,7 @@ def parse_args():
         default=[1.0],
         help='with --tta and no tta_pipeline in the config: size multipliers of the test '
         'resize, e.g. 0.75 1.0 1.25 (default: 1.0, flip only)')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return export_local_rank(parser.parse_args())
 
 
 def trigger_visualization_hook(cfg, args):

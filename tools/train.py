@@ -5,9 +5,8 @@
 """
 import argparse
 import logging
-import os
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
@@ -15,7 +14,8 @@ import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
 from silc_seg.datasets import DataLayoutError, check_data_layout
 from silc_seg.engine.checkpointing import nothing_to_resume
 from silc_seg.registry import RUNNERS
-from silc_seg.utils import (AMP_WRAPPERS, ConfigOverrideError, close_process_group,
+from silc_seg.utils import (AMP_WRAPPERS, ConfigOverrideError, add_cfg_options_argument,
+                            add_launcher_arguments, close_process_group, export_local_rank,
                             fp32_without_gpu, prepare_runner_cfg, prepare_strategy_cfg,
                             setup_cpu_distributed)
 from silc_seg.utils.log_utils import quiet_library_warnings, runner_console_summary
@@ -43,24 +43,9 @@ def parse_args():
         choices=['float16', 'bfloat16'],
         default='float16',
         help='dtype used by --amp (bfloat16 needs no loss scaling)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings in the config, in xxx=yyy format '
-        '(lists: key="[a,b]" or key=a,b); keys are checked against the config, '
-        '+xxx=yyy adds a key it does not have')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    # torch.distributed.launch passes --local-rank (torch>=2.0) or --local_rank.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_cfg_options_argument(parser)
+    add_launcher_arguments(parser)
+    return export_local_rank(parser.parse_args())
 
 
 def main():

@@ -7,11 +7,10 @@
 # of the recipe and their sources: docs/siglip2.md ("Training recipe").
 #   python tools/misc/make_demo_data.py --out data/demo
 #   python tools/train.py configs/silc/demo_siglip2_tiny.py
-_base_ = ['./demo_silc_tiny.py']
+_base_ = ['./demo_silc_tiny.py', '../_base_/objectives/masked_distill_tiny.py']
 
 embed_dim = 64  # demo_tiny.py's joint space
 image_width = 64
-num_patch_prototypes = 256  # ours (as demo_silc-maskdistill_tiny.py): 64 patches per view
 model = dict(
     type='SigLIP2',
     contrastive_loss=dict(type='SigLipLoss'),
@@ -26,18 +25,8 @@ model = dict(
         num_bins=64,  # ours: one bin per 1.5 px of the 96 px demo images
         parallel_prob=0.5),  # as pretrain_siglip2_b16.py
     decoder_weight=1.0,
-    masked_head=dict(
-        type='DistillationHead',
-        in_channels=embed_dim,
-        hidden_channels=256,
-        bottleneck_channels=64,
-        out_channels=num_patch_prototypes),
-    masked_distill_loss=dict(
-        type='MaskedPatchDistillLoss',
-        out_channels=num_patch_prototypes,
-        student_temp=0.1,
-        teacher_temp=0.04,
-        center_momentum=0.9),
+    masked_head=dict(_base_.masked_head, in_channels=embed_dim),
+    masked_distill_loss={{_base_.masked_distill_loss}},
     image_decoder=None,  # per-patch features through the tower's own projection
     image_mask_ratio=0.5,
     image_mask_strategy='random',

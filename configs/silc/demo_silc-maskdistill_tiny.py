@@ -3,10 +3,9 @@
 # 2023; not Zhou et al.'s training-free MaskCLIP). The B/16 counterpart, with the sources of the
 # values, is pretrain_silc-maskdistill_b16.py; the demo shrinks the branch to the tiny towers.
 #   python tools/train.py configs/silc/demo_silc-maskdistill_tiny.py
-_base_ = ['./demo_silc_tiny.py']
+_base_ = ['./demo_silc_tiny.py', '../_base_/objectives/masked_distill_tiny.py']
 
 embed_dim = 64  # demo_silc_tiny.py's joint space
-num_patch_prototypes = 256  # ours: 64-px crops have 64 patches per view
 model = dict(
     type='MaskedSelfDistill',
     image_decoder=dict(
@@ -16,18 +15,8 @@ model = dict(
         embed_dims=64,
         depth=1,
         num_heads=4),
-    masked_head=dict(
-        type='DistillationHead',
-        in_channels=embed_dim,
-        hidden_channels=256,
-        bottleneck_channels=64,
-        out_channels=num_patch_prototypes),
-    masked_distill_loss=dict(
-        type='MaskedPatchDistillLoss',
-        out_channels=num_patch_prototypes,
-        student_temp=0.1,
-        teacher_temp=0.04,
-        center_momentum=0.9),
+    masked_head=dict(_base_.masked_head, in_channels=embed_dim),
+    masked_distill_loss={{_base_.masked_distill_loss}},
     # 40% blockwise on the 8 x 8 grid of a 64-px global crop (as the B/16 config).
     image_mask_ratio=0.4,
     image_mask_strategy='block',

@@ -4,23 +4,13 @@
 # from: docs/pretraining.md.
 #   bash tools/dist_train.sh configs/silc/pretrain_b16.py 8 \
 #       --cfg-options train_dataloader.dataset.shards='/data/webli/{00000..04095}.tar'
-_base_ = ['./pretrain_clip_b16.py']
+_base_ = ['./pretrain_clip_b16.py', '../_base_/objectives/silc_distill.py']
 
 embed_dim = 512
-num_prototypes = 65536
 model = dict(
     image_encoder=dict(drop_path_rate=0.1),
-    distill_head=dict(
-        type='DistillationHead',
-        in_channels=embed_dim,
-        hidden_channels=2048,
-        bottleneck_channels=256,
-        out_channels=num_prototypes),
-    distill_loss=dict(
-        type='LocalGlobalDistillLoss',
-        out_channels=num_prototypes,
-        student_temp=0.1,
-        center_momentum=0.9),
+    distill_head=dict(_base_.distill_head, in_channels=embed_dim),
+    distill_loss={{_base_.distill_loss}},
     distill_weight=1.0,
     # Fixed momentum 0.996 at batch 1024, rescaled to the actual global batch; teacher
     # temperature 0.04 -> 0.07 over 30 ImageNet epochs of samples at batch 4096.

@@ -16,13 +16,13 @@ _base_ = [
     '../_base_/models/siglip2_vit-b-16-256.py',
     '../_base_/datasets/wds_pretrain_224.py',
     '../_base_/schedules/pretrain_adamw_cosine_bf16.py',
+    '../_base_/objectives/silc_distill.py',
+    '../_base_/objectives/masked_distill.py',
 ]
 custom_imports = dict(imports=['silc_seg'], allow_failed_imports=False)
 default_scope = 'mmseg'
 
 width = 768  # B/16 image and text width; the joint space (no image projection) [S2 2.1]
-num_prototypes = 65536  # [SILC] (DINO's K)
-num_patch_prototypes = 8192  # ours (iBOT's patch head size, as pretrain_silc-maskdistill_b16)
 model = dict(
     type='SigLIP2',
     contrastive_loss=dict(type='SigLipLoss'),  # sigmoid loss, learned scale and bias [S2 2.1]
@@ -39,34 +39,17 @@ model = dict(
         # [CapPa: masked_pred_prob 0.75, masking_ratio 1.0 = every input masked].
         parallel_prob=0.5),
     decoder_weight=1.0,  # ours
-    # Local-to-global distillation head and loss [SILC].
-    distill_head=dict(
-        type='DistillationHead',
-        in_channels=width,
-        hidden_channels=2048,
-        bottleneck_channels=256,
-        out_channels=num_prototypes),
-    distill_loss=dict(
-        type='LocalGlobalDistillLoss',
-        out_channels=num_prototypes,
-        student_temp=0.1,
-        center_momentum=0.9),
+    # Local-to-global distillation head (K = 65536) and loss [SILC]
+    # (../_base_/objectives/silc_distill.py).
+    distill_head=dict(_base_.distill_head, in_channels=width),
+    distill_loss={{_base_.distill_loss}},
     # Masked prediction: per-patch features of the masked student against the teacher's on the
     # same global view, the loss "defined identically" to the distillation's [S2 2.3, recalled]:
-    # a DINO head on every patch (image_decoder=None: the tower's own per-patch path).
+    # a DINO head on every patch (image_decoder=None: the tower's own per-patch path); K = 8192
+    # (ours) and DINO's temperatures (ours for this loss), ../_base_/objectives/masked_distill.py.
     image_decoder=None,
-    masked_head=dict(
-        type='DistillationHead',
-        in_channels=width,
-        hidden_channels=2048,
-        bottleneck_channels=256,
-        out_channels=num_patch_prototypes),
-    masked_distill_loss=dict(
-        type='MaskedPatchDistillLoss',
-        out_channels=num_patch_prototypes,
-        student_temp=0.1,
-        teacher_temp=0.04,
-        center_momentum=0.9),  # DINO's values (ours for this loss)
+    masked_head=dict(_base_.masked_head, in_channels=width),
+    masked_distill_loss={{_base_.masked_distill_loss}},
     image_mask_ratio=0.5,  # 50% of the patch embeddings -> mask token [S2 2.3, recalled]
     image_mask_strategy='random',  # [S2 2.3, recalled]
     # Weights 1 (distillation) and 0.25 (masked), both times 0.25 for B [S2 2.3, recalled].

@@ -3,10 +3,9 @@
 # training-free "MaskCLIP" of Zhou et al. that the zero-shot variants implement.
 # pretrain_maskclip_b16.py is the same run without SILC's distillation. The paper gives none of
 # the numbers below in the material we have: each is marked with its source (docs/pretraining.md).
-_base_ = ['./pretrain_b16.py']
+_base_ = ['./pretrain_b16.py', '../_base_/objectives/masked_distill.py']
 
 embed_dim = 512  # the joint space of the towers (configs/_base_/models/silc_vit-b16.py)
-num_patch_prototypes = 8192  # ours: iBOT's patch-token head size (Zhou et al., ICLR 2022)
 model = dict(
     type='MaskedSelfDistill',
     # Shallow decoder from the image tower (width 768) to the head's input (J = 512). Depth 2,
@@ -18,24 +17,10 @@ model = dict(
         embed_dims=512,
         depth=2,
         num_heads=8),
-    # Online tokenizer: a DINO head J -> K; its EMA copy maps the teacher's patch tokens (in
-    # the joint space, i.e. after ln_post and the projection) to soft tokens. Hidden 2048 and
-    # bottleneck 256 as SILC's head (DINO's defaults, facebookresearch/dino main_dino.py).
-    masked_head=dict(
-        type='DistillationHead',
-        in_channels=embed_dim,
-        hidden_channels=2048,
-        bottleneck_channels=256,
-        out_channels=num_patch_prototypes),
-    # Student 0.1 / teacher 0.04 / centering momentum 0.9: DINO's temperatures and centering
-    # (main_dino.py; 0.04 is the start of DINO's teacher warm-up, held fixed here because
-    # model.teacher's temperature schedule drives SILC's loss only); ours for this loss.
-    masked_distill_loss=dict(
-        type='MaskedPatchDistillLoss',
-        out_channels=num_patch_prototypes,
-        student_temp=0.1,
-        teacher_temp=0.04,
-        center_momentum=0.9),
+    # Online tokenizer and its loss (../_base_/objectives/masked_distill.py, with the sources of
+    # its values); the teacher's patch tokens are taken after ln_post and the projection.
+    masked_head=dict(_base_.masked_head, in_channels=embed_dim),
+    masked_distill_loss={{_base_.masked_distill_loss}},
     # Masking: BEiT's blockwise masking of 40% of the patches (Bao et al., ICLR 2022, Sec. 2.5),
     # with the mask token at the encoder input as BEiT / iBOT. Ours: the paper's strategy and
     # ratio are not in the material we have.

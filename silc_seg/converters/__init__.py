@@ -7,8 +7,8 @@ from .openclip import (IGNORED_OPENCLIP_KEYS, choose_openclip_model, convert_ope
 from .siglip2 import (convert_siglip2, convert_siglip2_weights, convert_timm_trunk, fitting_models,
                       load_siglip2_source)
 from .towers import (MODEL_CONFIGS, OPENAI_MODEL_NAMES, SIGLIP2_MODEL_CONFIGS,
-                     SIGLIP2_NAFLEX_MODEL_CONFIGS, build_towers, config_path, save_state_dict,
-                     verify_state_dict)
+                     SIGLIP2_NAFLEX_MODEL_CONFIGS, build_towers, config_path, save_converted,
+                     save_state_dict, verify_state_dict)
 
 __all__ = [
     'DINO_MODELS', 'IGNORED_DINO_KEYS', 'convert_dino_state_dict', 'IGNORED_OPENCLIP_KEYS',
@@ -16,5 +16,5 @@ __all__ = [
     'build_towers', 'choose_openclip_model', 'config_path', 'convert_big_vision_arrays',
     'convert_openclip_state_dict', 'convert_siglip2', 'convert_siglip2_weights',
     'convert_timm_trunk', 'fitting_models', 'load_openclip_checkpoint', 'load_siglip2_source',
-    'save_state_dict', 'unwrap_state_dict', 'verify_state_dict'
+    'save_converted', 'save_state_dict', 'unwrap_state_dict', 'verify_state_dict'
 ]

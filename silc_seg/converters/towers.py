@@ -7,6 +7,7 @@ Converted state dicts use the checkpoint key convention of ``docs/design.md``:
 the tower config of each supported model; the configs ship with the package
 (:func:`silc_seg.utils.get_config_path`).
 """
+import os
 import os.path as osp
 from typing import Dict, Mapping, Optional
 
@@ -115,3 +116,25 @@ def verify_state_dict(state_dict: Mapping[str, Tensor], modules: Mapping[str,
             k[len(prefix) + 1:]: v
             for k, v in state_dict.items() if k.startswith(prefix + '.')
         })
+
+
+def save_converted(state_dict: Mapping[str, Tensor], towers: Mapping[str, torch.nn.Module],
+                   src: str, dst: str, model: Optional[str], config: str) -> None:
+    """Check converted weights against their towers and save them with their provenance;
+    print how many tensors went where and, as the last line, the arch config.
+
+    Args:
+        state_dict (Mapping[str, Tensor]): the converted weights.
+        towers (Mapping[str, nn.Module]): the modules (by key prefix) they must load into
+            exactly (:func:`verify_state_dict`).
+        src (str): the source checkpoint (its file name goes into the metadata).
+        dst (str): the output file (:func:`save_state_dict`); its folder is made.
+        model (str, optional): the model name for the metadata.
+        config (str): the arch config of the towers.
+    """
+    verify_state_dict(state_dict, towers)
+    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
+    save_state_dict(
+        state_dict, dst, meta=dict(source=osp.basename(src), model=model, config=config))
+    print(f'saved {len(state_dict)} tensors to {dst}; model config:')
+    print(config)

@@ -1,18 +1,17 @@
 """ADE20K-847 (ADE20K full, 847 most frequent classes) for open-vocabulary segmentation."""
-from mmseg.datasets import BaseSegDataset
-
 from silc_seg.registry import DATASETS
+from .wide_label_seg import WideLabelSegDataset
 
 
 @DATASETS.register_module()
-class ADE20K847Dataset(BaseSegDataset):
+class ADE20K847Dataset(WideLabelSegDataset):
     """ADE20K-847 validation set (2000 images) as prepared by CAT-Seg's
     ``datasets/prepare_ade20k_full.py``: ``images_detectron2/validation/*.jpg`` and 16-bit
     ``annotations_detectron2/validation/*.tif`` label maps (0-based, 65535 = ignore).
 
-    Load the maps with ``LoadWideAnnotations`` (mmseg's ``LoadAnnotations`` truncates labels to
-    8 bits) and evaluate with ``IoUMetric(ignore_index=65535)``. Class names (with synonyms,
-    comma-separated) follow the 847-class list used by CAT-Seg and SAN.
+    Load the maps with ``LoadWideAnnotations`` and evaluate with ``IoUMetric(ignore_index=65535)``
+    (:class:`WideLabelSegDataset`). Class names (with synonyms, comma-separated) follow the
+    847-class list used by CAT-Seg and SAN.
     """
 
     METAINFO = dict(
@@ -865,16 +864,3 @@ class ADE20K847Dataset(BaseSegDataset):
             'towel rail',
             'adding machine, totalizer, totaliser',
         ))
-
-    def __init__(self,
-                 img_suffix: str = '.jpg',
-                 seg_map_suffix: str = '.tif',
-                 reduce_zero_label: bool = False,
-                 ignore_index: int = 65535,
-                 **kwargs) -> None:
-        super().__init__(
-            img_suffix=img_suffix,
-            seg_map_suffix=seg_map_suffix,
-            reduce_zero_label=reduce_zero_label,
-            ignore_index=ignore_index,
-            **kwargs)

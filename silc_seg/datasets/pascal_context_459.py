@@ -1,18 +1,17 @@
 """Pascal-Context-459 (full Pascal-Context vocabulary) for open-vocabulary segmentation."""
-from mmseg.datasets import BaseSegDataset
-
 from silc_seg.registry import DATASETS
+from .wide_label_seg import WideLabelSegDataset
 
 
 @DATASETS.register_module()
-class PascalContext459Dataset(BaseSegDataset):
+class PascalContext459Dataset(WideLabelSegDataset):
     """Pascal-Context-459 validation set (5105 images) as prepared by CAT-Seg's
     ``datasets/prepare_pascal_context_459.py``: ``JPEGImages/*.jpg`` and 16-bit
     ``annotations_detectron2/pc459_val/*.tif`` label maps (0-based, 65535 = ignore); use
     ``ann_file='ImageSets/SegmentationContext/val.txt'`` to list the split.
 
-    Load the maps with ``LoadWideAnnotations`` (mmseg's ``LoadAnnotations`` truncates labels to
-    8 bits) and evaluate with ``IoUMetric(ignore_index=65535)``.
+    Load the maps with ``LoadWideAnnotations`` and evaluate with ``IoUMetric(ignore_index=65535)``
+    (:class:`WideLabelSegDataset`).
     """
 
     METAINFO = dict(
@@ -477,16 +476,3 @@ class PascalContext459Dataset(BaseSegDataset):
             'wood',
             'wool',
         ))
-
-    def __init__(self,
-                 img_suffix: str = '.jpg',
-                 seg_map_suffix: str = '.tif',
-                 reduce_zero_label: bool = False,
-                 ignore_index: int = 65535,
-                 **kwargs) -> None:
-        super().__init__(
-            img_suffix=img_suffix,
-            seg_map_suffix=seg_map_suffix,
-            reduce_zero_label=reduce_zero_label,
-            ignore_index=ignore_index,
-            **kwargs)

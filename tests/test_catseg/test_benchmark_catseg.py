@@ -1,20 +1,19 @@
 """tools/analysis_tools/benchmark_catseg.py (the GPU benchmark entry point) runs end to end on
 CPU with the tiny CAT-Seg config and reports what it promises."""
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
+
+from silc_seg.utils import import_file_as_module
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 @pytest.mark.slow
 def test_benchmark_reports_training_and_test_figures(tmp_path, single_thread):
-    spec = importlib.util.spec_from_file_location(
-        'benchmark_catseg', osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_catseg.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = import_file_as_module(
+        osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_catseg.py'), 'benchmark_catseg')
     out = tmp_path / 'result.json'
     result = module.main([
         osp.join(REPO, 'configs', 'silc',

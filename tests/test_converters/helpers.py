@@ -1,6 +1,5 @@
 """Shared helpers of the converter tests."""
 import contextlib
-import importlib.util
 import io
 import os.path as osp
 
@@ -8,7 +7,7 @@ import open_clip
 import torch
 
 from silc_seg.converters import build_towers, verify_state_dict
-from silc_seg.utils import get_config_path
+from silc_seg.utils import get_config_path, import_file_as_module
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -17,11 +16,8 @@ TOLERANCE = 1e-4
 
 
 def load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(REPO_ROOT, 'tools', 'model_converters', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file_as_module(
+        osp.join(REPO_ROOT, 'tools', 'model_converters', f'{name}.py'), name)
 
 
 @torch.no_grad()

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from silc_seg.converters import DINO_MODELS, convert_dino_state_dict
 from silc_seg.registry import MODELS
+from silc_seg.utils import import_file_as_module
 
 DIM, DEPTH, HEADS, GRID = 32, 2, 2, 6
 # kind -> (timm arch, patch, registers, pos_embed_offset, antialias)
@@ -181,14 +182,11 @@ def test_training_checkpoint_and_bad_layouts():
 @pytest.mark.parametrize('model', ['dinov2_vitb14_reg'])  # the B/8 layout: the tests above
 def test_tool_converts_full_size_layouts_and_merges_clip(tmp_path, model):
     """dino2silc.py on a full-size random file of the public layout (ViT-B), with --clip."""
-    import importlib.util
     import os.path as osp
 
     root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    spec = importlib.util.spec_from_file_location(
-        'dino2silc', osp.join(root, 'tools/model_converters/dino2silc.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = import_file_as_module(
+        osp.join(root, 'tools/model_converters/dino2silc.py'), 'dino2silc')
     vfm = MODELS.build(dict(type='DINOViT', **DINO_MODELS[model]))
     patch, grid = vfm.patch_size, vfm.stored_grid
     sd = {

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from silc_seg.utils import import_file_as_module
 from .stand_ins import TINY
 from .test_open_vocab_segmenter import REPO, two_colour_photo
 
@@ -39,10 +40,7 @@ def free_port():
 
 
 def load_app_tool():
-    spec = importlib.util.spec_from_file_location('app', osp.join(REPO, 'tools', 'app.py'))
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
-    return app
+    return import_file_as_module(osp.join(REPO, 'tools', 'app.py'), 'app')
 
 
 @pytest.mark.slow

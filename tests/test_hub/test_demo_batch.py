@@ -2,7 +2,6 @@
 per image (the labels the Python API gives), a per-class area CSV, unreadable files skipped and
 counted."""
 import csv
-import importlib.util
 import os.path as osp
 import sys
 
@@ -11,14 +10,13 @@ import pytest
 from PIL import Image
 
 from silc_seg.apis import OpenVocabSegmenter
+from silc_seg.utils import import_file_as_module
 from .stand_ins import TINY
 from .test_open_vocab_segmenter import REPO, two_colour_photo
 
 
 def run_demo(monkeypatch, *args):
-    spec = importlib.util.spec_from_file_location('demo', osp.join(REPO, 'tools', 'demo.py'))
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = import_file_as_module(osp.join(REPO, 'tools', 'demo.py'), 'demo')
     monkeypatch.setattr(sys, 'argv', ['demo.py', *args])
     demo.main()
 

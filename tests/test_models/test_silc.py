@@ -13,6 +13,7 @@ from silc_seg.apis import init_model
 from silc_seg.engine.optimizers import NonFiniteGuardOptimWrapper
 from silc_seg.models.losses import local_global_distill_loss, teacher_probabilities
 from silc_seg.registry import MODELS
+from silc_seg.utils import import_file_as_module
 
 EMBED_DIM = 16
 PROTOS = 24
@@ -341,14 +342,11 @@ def test_init_model_loads_and_reports_mismatches(tmp_path):
 def test_benchmark_flop_count_matches_torch_counter():
     """tools/analysis_tools/benchmark_step.py's analytical ViT FLOPs == torch's FLOP counter
     plus the attention products (which the counter does not see inside SDPA on CPU)."""
-    import importlib.util
     from pathlib import Path
 
     from torch.utils.flop_counter import FlopCounterMode
     path = Path(__file__).resolve().parents[2] / 'tools/analysis_tools/benchmark_step.py'
-    spec = importlib.util.spec_from_file_location('benchmark_step', path)
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
+    benchmark = import_file_as_module(str(path), 'benchmark_step')
 
     encoder = build().image_encoder.eval()
     for size in (32, 16):

@@ -1,20 +1,18 @@
 """tools/analysis_tools/silc_study.py: objective resolution, comparability check, summary."""
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
 
+from silc_seg.utils import import_file_as_module
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def load_study():
-    spec = importlib.util.spec_from_file_location(
-        'silc_study', REPO / 'tools' / 'analysis_tools' / 'silc_study.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file_as_module(
+        str(REPO / 'tools' / 'analysis_tools' / 'silc_study.py'), 'silc_study')
 
 
 @pytest.mark.slow

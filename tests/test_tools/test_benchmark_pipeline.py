@@ -1,6 +1,5 @@
 """tools/analysis_tools/benchmark_pipeline.py at toy size: both recipes make the same crops from
 the same JPEGs, and the turn-taking timer reports every side."""
-import importlib.util
 import re
 import subprocess
 import sys
@@ -9,15 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from silc_seg.utils import import_file_as_module
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / 'tools' / 'analysis_tools' / 'benchmark_pipeline.py'
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location('benchmark_pipeline', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file_as_module(str(SCRIPT), 'benchmark_pipeline')
 
 
 def test_interleaved_round_times_every_side_on_every_image():

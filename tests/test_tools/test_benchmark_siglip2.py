@@ -1,5 +1,4 @@
 """benchmark_step's SigLIP 2 FLOP count of the LocCa decoder against torch's FLOP counter."""
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -7,15 +6,13 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from silc_seg.registry import MODELS
+from silc_seg.utils import import_file_as_module
 
 SCRIPT = Path(__file__).resolve().parents[2] / 'tools/analysis_tools/benchmark_step.py'
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location('benchmark_step', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file_as_module(str(SCRIPT), 'benchmark_step')
 
 
 @pytest.mark.slow  # imports the whole benchmark tool

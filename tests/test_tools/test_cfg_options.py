@@ -1,5 +1,6 @@
 """--cfg-options keys are checked against the loaded config: a misspelled key stops the tool with
 the closest existing key instead of being silently ignored."""
+import argparse
 import os
 import os.path as osp
 import subprocess
@@ -8,7 +9,8 @@ import sys
 import pytest
 from mmengine.config import Config
 
-from silc_seg.utils import merge_cfg_options
+from silc_seg.utils import (add_cfg_options_argument, add_launcher_arguments, export_local_rank,
+                            load_config, merge_cfg_options)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -124,3 +126,32 @@ def test_tools_stop_on_misspelled_override(tool, args, tmp_path):
     assert 'Traceback' not in result.stderr, result.stderr[-2000:]
     # Nothing else: MMEngine's two pkg_resources warnings per command are gone.
     assert 'pkg_resources' not in result.stderr, result.stderr[-2000:]
+
+
+def test_load_config_merges_parsed_options_and_exits_on_a_misspelled_key():
+    parser = argparse.ArgumentParser()
+    add_cfg_options_argument(parser)
+    path = osp.join(REPO, 'configs', 'silc', 'demo_silc_tiny.py')
+    good = parser.parse_args(
+        ['--cfg-options', 'train_cfg.max_iters=3', 'model.teacher.momentum=0.5'])
+    cfg = load_config(path, good.cfg_options)
+    assert cfg.train_cfg.max_iters == 3 and cfg.model.teacher.momentum == 0.5
+    assert load_config(path, None).to_dict() == _demo_cfg().to_dict()
+    bad = parser.parse_args(['--cfg-options', 'train_cfgg.max_iters=3'])
+    with pytest.raises(SystemExit) as error:
+        load_config(path, bad.cfg_options)
+    message = str(error.value)
+    assert message.startswith('--cfg-options ') and 'did you mean `train_cfg`' in message
+
+
+def test_launcher_arguments_and_local_rank(monkeypatch):
+    parser = argparse.ArgumentParser()
+    add_launcher_arguments(parser)
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    args = export_local_rank(parser.parse_args(['--launcher', 'pytorch', '--local-rank', '3']))
+    assert (args.launcher, args.local_rank, os.environ['LOCAL_RANK']) == ('pytorch', 3, '3')
+    # A rank the launcher exported wins over the argument.
+    monkeypatch.setenv('LOCAL_RANK', '1')
+    export_local_rank(parser.parse_args(['--local_rank', '2']))
+    assert os.environ['LOCAL_RANK'] == '1'
+    assert parser.parse_args([]).launcher == 'none'

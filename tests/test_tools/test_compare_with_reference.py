@@ -2,7 +2,6 @@
 agreement and the stage report on files written here, the errors for a missing or wrong
 reference directory, and a whole run against a fake reference written by the test (a tiny
 segmentor that predicts a known label pattern)."""
-import importlib.util
 import os.path as osp
 import textwrap
 
@@ -10,16 +9,15 @@ import numpy as np
 import pytest
 import torch
 
+from silc_seg.utils import import_file_as_module
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'silc_tool_compare_with_reference',
-        osp.join(REPO, 'tools', 'analysis_tools', 'compare_with_reference.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file_as_module(
+        osp.join(REPO, 'tools', 'analysis_tools', 'compare_with_reference.py'),
+        'silc_tool_compare_with_reference')
 
 
 def write_labels(folder, maps):

@@ -1,20 +1,18 @@
 """The import graph: tools on top, nothing imports from tools/ (analysis_tools/import_graph.py)."""
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from silc_seg.utils import import_file_as_module
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / 'tools' / 'analysis_tools' / 'import_graph.py'
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location('import_graph', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file_as_module(str(SCRIPT), 'import_graph')
 
 
 @pytest.mark.slow

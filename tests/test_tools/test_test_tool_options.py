@@ -1,21 +1,18 @@
 """tools/test.py options that change the config: --show-dir."""
-import importlib.util
 import os.path as osp
 from argparse import Namespace
 
 import pytest
 from mmengine.config import Config
 
+from silc_seg.utils import import_file_as_module
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def load_tool(name):
     """Import ``tools/<name>.py`` as a module (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(f'silc_tool_{name}',
-                                                  osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file_as_module(osp.join(REPO, 'tools', f'{name}.py'), f'silc_tool_{name}')
 
 
 @pytest.mark.parametrize('config', ['catseg_b16_ade150.py', 'zs_ade150.py'])

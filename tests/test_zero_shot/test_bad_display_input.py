@@ -1,6 +1,5 @@
 """Class names and images a new user gives the demo (issue 24, item 3): CJK and emoji names,
 names longer than the text context, duplicate names, a 1x1 image."""
-import importlib.util
 import os.path as osp
 import warnings
 
@@ -11,16 +10,13 @@ import torch
 from silc_seg.apis.legend_text import draw_text, font_file_for, text_runs
 from silc_seg.models.tokenizers import CLIPTokenizer
 from silc_seg.models.utils import TextClassifier, build_vocabulary, parse_class_list
+from silc_seg.utils import import_file_as_module
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def load_demo_tool():
-    spec = importlib.util.spec_from_file_location('silc_demo_tool',
-                                                  osp.join(REPO, 'tools', 'demo.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return import_file_as_module(osp.join(REPO, 'tools', 'demo.py'), 'silc_demo_tool')
 
 
 def test_duplicate_class_names_are_refused():

@@ -1,22 +1,19 @@
 """tools/analysis_tools/benchmark_zeroshot.py compares like with like: its written-out reference
 loop (SCLIP's one-window-at-a-time inference) predicts what ZeroShotSegmentor.predict does."""
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
 from mmseg.structures import SegDataSample
 
+from silc_seg.utils import import_file_as_module
 from .test_segmentor import build_segmentor
 
 PATH = Path(__file__).resolve().parents[2] / 'tools/analysis_tools/benchmark_zeroshot.py'
 
 
 def load_benchmark():
-    spec = importlib.util.spec_from_file_location('benchmark_zeroshot', PATH)
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
-    return benchmark
+    return import_file_as_module(str(PATH), 'benchmark_zeroshot')
 
 
 @pytest.mark.parametrize('partial_patches', ['pad', 'drop'])

@@ -1,5 +1,4 @@
 """tools/demo.py on an image of arbitrary size with free-form class names (oracle tower)."""
-import importlib.util
 import os
 import subprocess
 import sys
@@ -8,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from silc_seg.utils import import_file_as_module
 from .test_oracle import REPO, write_config, write_oracle_checkpoint
 from .tiny_datasets import class_palette
 
@@ -46,9 +46,7 @@ def test_demo_overlay_with_legend(tmp_path):
     assert set(areas) == {'grass', 'sky'}
     assert abs(float(areas['grass'].rstrip('%')) - 100 * 40 / 101) < 1.0
     # Legend swatches of the two predicted classes, in the demo's class colours.
-    spec = importlib.util.spec_from_file_location('demo', os.path.join(REPO, 'tools/demo.py'))
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    demo = import_file_as_module(os.path.join(REPO, 'tools/demo.py'), 'demo')
     demo_palette = demo.class_palette(3)
     # The legend column is as wide as its longest entry ("grass  39.6%").
     assert overlay.shape == (70, 101 + demo.add_legend(

@@ -1,7 +1,6 @@
 """tools/demo.py input checks: the image is checked before the model is built,
 --classes errors speak of list items, trailing blank lines in class files are fine, and the
 legend fits the longest name and shows each class's area."""
-import importlib.util
 import os
 import subprocess
 import sys
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 
 from silc_seg.models.utils import load_class_names, parse_class_list
+from silc_seg.utils import import_file_as_module
 from .test_oracle import REPO
 
 ZS_DEMO = os.path.join('configs', 'silc', 'zs_demo.py')
@@ -26,10 +26,7 @@ def run_demo(*args):
 
 
 def load_demo_tool():
-    spec = importlib.util.spec_from_file_location('demo', os.path.join(REPO, 'tools/demo.py'))
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
-    return demo
+    return import_file_as_module(os.path.join(REPO, 'tools/demo.py'), 'demo')
 
 
 def test_class_file_trailing_blank_lines_are_fine(tmp_path):

@@ -2,19 +2,15 @@
 protocol (docs/zero_shot_protocols.md), and a few run tools/test.py end to end on generated
 copies of their dataset layouts with tiny 12-block towers."""
 import os.path as osp
-import runpy
-import sys
 
 import pytest
-import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from silc_seg.models.utils import load_class_names
-from silc_seg.registry import DATASETS, MODELS
-from .tiny_datasets import LAYOUTS, make_benchmark_layout
+from silc_seg.registry import DATASETS
+from .tiny_datasets import LAYOUTS, REPO, run_preset, save_random_checkpoint
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PRESETS = [(method, dataset) for method in ('scclip', 'resclip') for dataset in LAYOUTS]
 TINY_TOWERS = """
 model = dict(
@@ -105,35 +101,18 @@ def test_preset_protocol_and_vocabulary(method, dataset):
 
 @pytest.fixture(scope='module')
 def tiny_checkpoint(tmp_path_factory):
-    cfg = Config.fromfile(preset_path('scclip', 'ade150'))
-    cfg.merge_from_dict(Config.fromstring(TINY_TOWERS, '.py').to_dict())
-    torch.manual_seed(0)
-    init_default_scope('mmseg')
-    model = MODELS.build(cfg.model)
-    path = str(tmp_path_factory.mktemp('tiny') / 'tiny_clip.pth')
-    torch.save(dict(state_dict=model.state_dict()), path)
-    return path
+    return save_random_checkpoint(
+        preset_path('scclip', 'ade150'), TINY_TOWERS,
+        tmp_path_factory.mktemp('tiny') / 'tiny_clip.pth')
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('method,dataset', [('scclip', 'voc21'), ('resclip', 'pc60')])
-def test_preset_runs_tools_test(tmp_path, tiny_checkpoint, method, dataset, monkeypatch):
-    data_root = str(tmp_path / 'data')
-    make_benchmark_layout(dataset, data_root)
-    config = tmp_path / f'{method}_{dataset}_tiny.py'
+def test_preset_runs_tools_test(tmp_path, tiny_checkpoint, method, dataset):
     # The feedback pass's PAMR (10 x 60 queries x every window) would take minutes on CPU; the
     # protocol test above checks the preset keeps it.
     towers = TINY_TOWERS.replace("templates='single')", "templates='single', "
                                  "dense_forward=dict(pamr=None))") if method == 'resclip' \
         else TINY_TOWERS
-    config.write_text(f"_base_ = ['{preset_path(method, dataset)}']\n" + towers +
-                      f"test_dataloader = dict(num_workers=0, dataset=dict("
-                      f"data_root='{data_root}'))\n")
-    work_dir = tmp_path / 'work'
-    monkeypatch.setattr(
-        sys, 'argv', ['tools/test.py',
-                      str(config), tiny_checkpoint, '--work-dir',
-                      str(work_dir)])
-    runpy.run_path(osp.join(REPO, 'tools/test.py'), run_name='__main__')
-    logs = list(work_dir.rglob('*.log'))
-    assert logs and 'mIoU:' in logs[0].read_text()
+    log = run_preset(preset_path(method, dataset), dataset, tiny_checkpoint, tmp_path, towers)
+    assert 'mIoU:' in log

@@ -3,19 +3,15 @@ its paper's protocol (docs/zero_shot_protocols.md) and runs tools/test.py end to
 generated copy of its dataset's layout, with tiny towers of the same kind (quick-GELU CLIP ViT
 with the references' position-embedding resize) in place of ViT-B/16."""
 import os.path as osp
-import runpy
-import sys
 
 import pytest
-import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from silc_seg.models.utils import load_class_names
-from silc_seg.registry import DATASETS, MODELS
-from .tiny_datasets import LAYOUTS, make_benchmark_layout
+from silc_seg.registry import DATASETS
+from .tiny_datasets import LAYOUTS, REPO, run_preset, save_random_checkpoint
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 METHODS = ('maskclip', 'sclip', 'clearclip', 'naclip')
 PRESETS = [(method, dataset) for method in METHODS for dataset in LAYOUTS]
 # Tiny towers: the preset's tower settings with ViT-B/16's size overridden.
@@ -101,30 +97,13 @@ def test_preset_protocol_and_vocabulary(method, dataset):
 @pytest.fixture(scope='module')
 def tiny_checkpoint(tmp_path_factory):
     """Random tiny towers shared by every preset (they differ in settings, not in weights)."""
-    cfg = Config.fromfile(preset_path('sclip', 'ade150'))
-    cfg.merge_from_dict(Config.fromstring(TINY_TOWERS, '.py').to_dict())
-    torch.manual_seed(0)
-    init_default_scope('mmseg')
-    model = MODELS.build(cfg.model)
-    path = str(tmp_path_factory.mktemp('tiny') / 'tiny_clip.pth')
-    torch.save(dict(state_dict=model.state_dict()), path)
-    return path
+    return save_random_checkpoint(
+        preset_path('sclip', 'ade150'), TINY_TOWERS,
+        tmp_path_factory.mktemp('tiny') / 'tiny_clip.pth')
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('method,dataset', PRESETS)
-def test_preset_runs_tools_test(tmp_path, tiny_checkpoint, method, dataset, monkeypatch, capsys):
-    data_root = str(tmp_path / 'data')
-    make_benchmark_layout(dataset, data_root)
-    config = tmp_path / f'{method}_{dataset}_tiny.py'
-    config.write_text(f"_base_ = ['{preset_path(method, dataset)}']\n" + TINY_TOWERS +
-                      f"test_dataloader = dict(num_workers=0, dataset=dict("
-                      f"data_root='{data_root}'))\n")
-    work_dir = tmp_path / 'work'
-    monkeypatch.setattr(
-        sys, 'argv', ['tools/test.py',
-                      str(config), tiny_checkpoint, '--work-dir',
-                      str(work_dir)])
-    runpy.run_path(osp.join(REPO, 'tools/test.py'), run_name='__main__')
-    logs = list(work_dir.rglob('*.log'))
-    assert logs and 'mIoU:' in logs[0].read_text()
+def test_preset_runs_tools_test(tmp_path, tiny_checkpoint, method, dataset):
+    log = run_preset(preset_path(method, dataset), dataset, tiny_checkpoint, tmp_path, TINY_TOWERS)
+    assert 'mIoU:' in log

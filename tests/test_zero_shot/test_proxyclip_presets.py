@@ -3,19 +3,15 @@
 docs/zero_shot_protocols.md), and two run tools/test.py end to end on generated copies of their
 dataset layouts with tiny towers (a 2-block CLIP tower and a 2-block DINO ViT-B/8 layout)."""
 import os.path as osp
-import runpy
-import sys
 
 import pytest
-import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from silc_seg.models.utils import load_class_names
-from silc_seg.registry import DATASETS, MODELS
-from .tiny_datasets import LAYOUTS, make_benchmark_layout
+from silc_seg.registry import DATASETS
+from .tiny_datasets import LAYOUTS, REPO, run_preset, save_random_checkpoint
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY_TOWERS = """
 model = dict(
     image_encoder=dict(width=32, depth=2, num_heads=2, output_dim=16),
@@ -95,30 +91,13 @@ def test_proxyclip_vocabularies_keep_the_reference_synonyms():
 
 @pytest.fixture(scope='module')
 def tiny_checkpoint(tmp_path_factory):
-    cfg = Config.fromfile(preset_path('ade150'))
-    cfg.merge_from_dict(Config.fromstring(TINY_TOWERS, '.py').to_dict())
-    torch.manual_seed(0)
-    init_default_scope('mmseg')
-    model = MODELS.build(cfg.model)
-    path = str(tmp_path_factory.mktemp('tiny') / 'tiny_proxyclip.pth')
-    torch.save(dict(state_dict=model.state_dict()), path)
-    return path
+    return save_random_checkpoint(
+        preset_path('ade150'), TINY_TOWERS,
+        tmp_path_factory.mktemp('tiny') / 'tiny_proxyclip.pth')
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('dataset', ['voc21', 'cityscapes'])
-def test_preset_runs_tools_test(tmp_path, tiny_checkpoint, dataset, monkeypatch):
-    data_root = str(tmp_path / 'data')
-    make_benchmark_layout(dataset, data_root)
-    config = tmp_path / f'proxyclip_{dataset}_tiny.py'
-    config.write_text(f"_base_ = ['{preset_path(dataset)}']\n" + TINY_TOWERS +
-                      f"test_dataloader = dict(num_workers=0, dataset=dict("
-                      f"data_root='{data_root}'))\n")
-    work_dir = tmp_path / 'work'
-    monkeypatch.setattr(
-        sys, 'argv', ['tools/test.py',
-                      str(config), tiny_checkpoint, '--work-dir',
-                      str(work_dir)])
-    runpy.run_path(osp.join(REPO, 'tools/test.py'), run_name='__main__')
-    logs = list(work_dir.rglob('*.log'))
-    assert logs and 'mIoU:' in logs[0].read_text()
+def test_preset_runs_tools_test(tmp_path, tiny_checkpoint, dataset):
+    log = run_preset(preset_path(dataset), dataset, tiny_checkpoint, tmp_path, TINY_TOWERS)
+    assert 'mIoU:' in log

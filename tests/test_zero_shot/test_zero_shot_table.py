@@ -3,7 +3,6 @@ cells agree with tools/test.py, a missing benchmark is one clear cell, a failing
 and the run goes on, finished cells are skipped on a rerun, the manifests hold the hashes."""
 import csv
 import hashlib
-import importlib.util
 import json
 import os.path as osp
 import runpy
@@ -11,13 +10,11 @@ import sys
 
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
 
 from silc_seg.models.utils import get_prompt_templates, load_class_names
-from silc_seg.registry import MODELS
+from silc_seg.utils import import_file_as_module
 from .test_presets import REPO, TINY_TOWERS, preset_path
-from .tiny_datasets import make_benchmark_layout
+from .tiny_datasets import make_benchmark_layout, save_random_checkpoint
 
 PATH = osp.join(REPO, 'tools/analysis_tools/zero_shot_table.py')
 TINY_OPTIONS = [
@@ -29,21 +26,14 @@ TINY_OPTIONS = [
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location('zero_shot_table', PATH)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return import_file_as_module(PATH, 'zero_shot_table')
 
 
 @pytest.fixture(scope='module')
 def tiny_setup(tmp_path_factory):
     root = tmp_path_factory.mktemp('table')
-    cfg = Config.fromfile(preset_path('sclip', 'voc20'))
-    cfg.merge_from_dict(Config.fromstring(TINY_TOWERS, '.py').to_dict())
-    torch.manual_seed(0)
-    init_default_scope('mmseg')
-    checkpoint = str(root / 'tiny_clip.pth')
-    torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict()), checkpoint)
+    checkpoint = save_random_checkpoint(
+        preset_path('sclip', 'voc20'), TINY_TOWERS, root / 'tiny_clip.pth')
     roots = {}
     for dataset in ('voc20', 'pc59'):
         roots[dataset] = str(root / 'data' / dataset)

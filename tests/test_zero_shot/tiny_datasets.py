@@ -2,13 +2,23 @@
 conventions are exercised: images are stripes 48 px wide (vertical or horizontal), one class per
 stripe, drawn in that class's colour. Stripes, not a checkerboard: bilinearly upsampled patch
 logits switch class exactly half-way between two patch centres along one axis, but not at a
-corner where three or four classes meet."""
+corner where three or four classes meet. ``run_preset`` runs tools/test.py with a preset on
+such a layout, ``save_random_checkpoint`` gives it random weights."""
 import os
 import os.path as osp
+import runpy
+import sys
+from unittest import mock
 
 import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
 from PIL import Image
 
+from silc_seg.registry import MODELS
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BLOCK = 48
 IMAGE_SHAPE = (336, 448)  # already at the protocol's short side 336: Resize is a no-op
 
@@ -116,3 +126,53 @@ def make_benchmark_layout(name, root, shape=(40, 56), seed=0):
         os.makedirs(osp.dirname(osp.join(root, split)), exist_ok=True)
         with open(osp.join(root, split), 'w') as f:
             f.write(osp.splitext(osp.basename(image_path))[0] + '\n')
+
+
+def save_random_checkpoint(config, overrides, path, seed=0):
+    """Save the seeded random weights of a config's model.
+
+    Args:
+        config (str): the config file.
+        overrides (str): config text merged into it first (tiny towers, say).
+        path (str | pathlib.Path): where the checkpoint (``dict(state_dict=...)``) goes.
+        seed (int): the torch seed of the initialisation.
+
+    Returns:
+        str: ``path``.
+    """
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(Config.fromstring(overrides, '.py').to_dict())
+    torch.manual_seed(seed)
+    init_default_scope('mmseg')
+    model = MODELS.build(cfg.model)
+    torch.save(dict(state_dict=model.state_dict()), str(path))
+    return str(path)
+
+
+def run_preset(preset, dataset, checkpoint, root, overrides=''):
+    """Run ``tools/test.py`` with a preset on a generated layout of its benchmark.
+
+    Args:
+        preset (str): the preset config file.
+        dataset (str): the benchmark (a ``LAYOUTS`` key); its layout is generated under
+            ``root/data`` and the preset's test data root points there (no workers).
+        checkpoint (str): the weights ``tools/test.py`` loads.
+        root (pathlib.Path): an empty folder for the data, the config and the work dir.
+        overrides (str): config text put after the preset (tiny towers, say).
+
+    Returns:
+        str: the text of the run's log.
+    """
+    data_root = str(root / 'data')
+    make_benchmark_layout(dataset, data_root)
+    config = root / (osp.splitext(osp.basename(preset))[0] + '_tiny.py')
+    config.write_text(f"_base_ = ['{preset}']\n" + overrides +
+                      f"\ntest_dataloader = dict(num_workers=0, dataset=dict("
+                      f"data_root='{data_root}'))\n")
+    work_dir = root / 'work'
+    argv = ['tools/test.py', str(config), checkpoint, '--work-dir', str(work_dir)]
+    with mock.patch.object(sys, 'argv', argv):
+        runpy.run_path(osp.join(REPO, 'tools/test.py'), run_name='__main__')
+    logs = list(work_dir.rglob('*.log'))
+    assert logs, f'tools/test.py wrote no log under {work_dir}'
+    return logs[0].read_text()

@@ -29,7 +29,6 @@ import sys
 from contextlib import nullcontext
 
 import torch
-from mmengine.config import Config, DictAction
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 
@@ -37,7 +36,7 @@ import silc_seg  # noqa: F401
 from silc_seg.models.data_preprocessors.silc_data_preprocessor import CLIP_MEAN, CLIP_STD
 from silc_seg.models.utils.compile import compile_transformer_blocks
 from silc_seg.registry import MODELS
-from silc_seg.utils import (ConfigOverrideError, get_config_path, merge_cfg_options,
+from silc_seg.utils import (add_cfg_options_argument, get_config_path, load_config,
                             mmengine_log_level, synchronize, time_call)
 from silc_seg.utils.log_utils import quiet_library_warnings
 
@@ -71,7 +70,7 @@ def parse_args():
         'the activation memory from AdamW\'s state and temporaries')
     parser.add_argument('--only', choices=SIDES, help=argparse.SUPPRESS)  # memory child
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    add_cfg_options_argument(parser)
     return parser.parse_args()
 
 
@@ -211,12 +210,9 @@ def measure_memory(args, side):
 def main():
     args = parse_args()
     quiet_library_warnings()
-    cfg = Config.fromfile(
-        args.config if os.path.isfile(args.config) else get_config_path(args.config))
-    try:
-        merge_cfg_options(cfg, args.cfg_options)
-    except ConfigOverrideError as err:
-        raise SystemExit(f'--cfg-options {err}')
+    cfg = load_config(
+        args.config if os.path.isfile(args.config) else get_config_path(args.config),
+        args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     device = torch.device(args.device)
     if args.only:

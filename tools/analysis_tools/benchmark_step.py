@@ -55,7 +55,7 @@ import statistics
 from contextlib import nullcontext
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
@@ -65,7 +65,8 @@ import silc_seg.models.pretrainers.silc as silc_module
 from silc_seg.models.pretrainers.teacher import ema_update
 from silc_seg.models.utils.compile import compile_transformer_blocks
 from silc_seg.registry import MODELS, OPTIMIZERS
-from silc_seg.utils import ConfigOverrideError, merge_cfg_options, mmengine_log_level
+from silc_seg.utils import (add_cfg_options_argument, load_config, merge_cfg_options,
+                            mmengine_log_level)
 from silc_seg.utils.log_utils import quiet_library_warnings
 from silc_seg.utils.timing import Stopwatch, time_call
 
@@ -104,7 +105,7 @@ def parse_args():
         '--memory',
         action='store_true',
         help='SigLIP 2 configs: also measure the peak memory of each step')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    add_cfg_options_argument(parser)
     return parser.parse_args()
 
 
@@ -189,11 +190,7 @@ def build(model_cfg, optimizer_cfg, device, compile_blocks=False):
 def main():
     args = parse_args()
     quiet_library_warnings()
-    cfg = Config.fromfile(args.config)
-    try:
-        merge_cfg_options(cfg, args.cfg_options)
-    except ConfigOverrideError as err:
-        raise SystemExit(f'--cfg-options {err}')
+    cfg = load_config(args.config, args.cfg_options)
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)
     init_default_scope(cfg.get('default_scope', 'mmseg'))

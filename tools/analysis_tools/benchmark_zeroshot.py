@@ -38,7 +38,6 @@ import tempfile
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from mmengine.runner.checkpoint import load_checkpoint
 from mmseg.structures import SegDataSample
@@ -47,7 +46,7 @@ import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
 from silc_seg.models.segmentors.zero_shot_segmentor import centred_padding, sliding_windows
 from silc_seg.models.utils import TextClassifier, build_vocabulary
 from silc_seg.registry import DATASETS, MODELS
-from silc_seg.utils import ConfigOverrideError, merge_cfg_options
+from silc_seg.utils import add_cfg_options_argument, load_config
 from silc_seg.utils.log_utils import quiet_library_warnings
 from silc_seg.utils.timing import Stopwatch
 
@@ -76,12 +75,7 @@ def parse_args():
         default=1,
         help='images per predict call of ours (the loop is per image)')
     parser.add_argument('--device', default='cpu')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings in the config, in xxx=yyy format (keys are '
-        'checked against the config; +xxx=yyy adds a key it does not have)')
+    add_cfg_options_argument(parser)
     return parser.parse_args()
 
 
@@ -270,11 +264,7 @@ def time_images(model, args):
 def main():
     args = parse_args()
     quiet_library_warnings()
-    config = Config.fromfile(args.config)
-    try:
-        merge_cfg_options(config, args.cfg_options)
-    except ConfigOverrideError as err:
-        raise SystemExit(f'--cfg-options {err}')
+    config = load_config(args.config, args.cfg_options)
     init_default_scope(config.get('default_scope', 'mmseg'))
     if config.model.test_cfg.get('mode') != 'slide':
         raise ValueError('the benchmark compares sliding-window inference; use a slide config')

@@ -8,7 +8,7 @@ results and a summary table::
         --seeds 0 1 2 3 4 --jobs 2 --work-dir work_dirs/study --out docs/study
 
 An objective ``NAME`` is the config ``configs/silc/demo_NAME_tiny.py`` (``NAME=path.py`` names
-another file); ``/work/notes``-independent contract: see ``docs/results.md``. Per run:
+another file); the protocol and the results of the study: ``docs/results.md``. Per run:
 
 1. ``tools/train.py CONFIG --cfg-options randomness.seed=S`` (a fresh process, ``--threads``
    CPU threads), which ends with the validation (retrieval recall, zero-shot mAP);

@@ -36,13 +36,14 @@ import mmcv
 import mmengine
 import mmseg
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.dist import get_rank, init_dist
 from mmengine.runner import Runner
 
 import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
 from silc_seg.models.utils import unwrap_model
-from silc_seg.utils import (close_process_group, load_model_checkpoint, merge_cfg_options,
+from silc_seg.utils import (add_cfg_options_argument, add_launcher_arguments, close_process_group,
+                            export_local_rank, load_model_checkpoint, merge_cfg_options,
                             prepare_runner_cfg, setup_cpu_distributed)
 from silc_seg.utils.log_utils import quiet_library_warnings, runner_console_summary
 
@@ -75,21 +76,12 @@ def parse_args(argv=None):
         metavar='DATASET=DIR',
         help="a benchmark's data root, e.g. ade150=/data/ADEChallengeData2016")
     parser.add_argument('--force', action='store_true', help='rerun finished cells too')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='settings applied to every cell, in xxx=yyy format (checked '
-        'against each config, as tools/test.py does)')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    add_cfg_options_argument(
+        parser,
+        help='settings applied to every cell, in xxx=yyy format (checked against each config, '
+        'as tools/test.py does)')
+    add_launcher_arguments(parser)
+    args = export_local_rank(parser.parse_args(argv))
     roots = {}
     for item in args.data_root:
         name, sep, root = item.partition('=')

@@ -8,13 +8,12 @@ checked against (and must load exactly into) the towers of the arch config, whos
 printed as the last line.
 """
 import argparse
-import os
 import os.path as osp
 
 import numpy as np
 
 from silc_seg.converters import (SIGLIP2_MODEL_CONFIGS, build_towers, config_path,
-                                 convert_big_vision_arrays, save_state_dict, verify_state_dict)
+                                 convert_big_vision_arrays, save_converted)
 
 # SigLIP 2 .npz files also convert with siglip2silc.py, which finds the config from the shapes.
 BIG_VISION_MODELS = ['ViT-B-16-SigLIP'] + sorted(SIGLIP2_MODEL_CONFIGS)
@@ -36,14 +35,7 @@ def main(argv=None):
     with np.load(args.src, allow_pickle=False) as arrays:
         converted = convert_big_vision_arrays(arrays)
     config = config_path(args.model)
-    verify_state_dict(converted, build_towers(config))
-    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    save_state_dict(
-        converted,
-        args.dst,
-        meta=dict(source=osp.basename(args.src), model=args.model, config=config))
-    print(f'saved {len(converted)} tensors to {args.dst}; model config:')
-    print(config)
+    save_converted(converted, build_towers(config), args.src, args.dst, args.model, config)
 
 
 if __name__ == '__main__':

@@ -8,12 +8,10 @@ any other extension for ``torch.save``. The converted weights are checked agains
 exactly into) the towers of the arch config, whose path is printed as the last line.
 """
 import argparse
-import os
-import os.path as osp
 
 from silc_seg.converters import (MODEL_CONFIGS, build_towers, choose_openclip_model, config_path,
                                  convert_openclip_state_dict, load_openclip_checkpoint,
-                                 save_state_dict, verify_state_dict)
+                                 save_converted)
 
 OPENCLIP_MODELS = sorted(MODEL_CONFIGS)
 
@@ -34,12 +32,7 @@ def main(argv=None):
     print(f'{args.src}: {notice}')
     converted = convert_openclip_state_dict(state_dict)
     config = config_path(model)
-    verify_state_dict(converted, build_towers(config))
-    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    save_state_dict(
-        converted, args.dst, meta=dict(source=osp.basename(args.src), model=model, config=config))
-    print(f'saved {len(converted)} tensors to {args.dst}; model config:')
-    print(config)
+    save_converted(converted, build_towers(config), args.src, args.dst, model, config)
 
 
 if __name__ == '__main__':

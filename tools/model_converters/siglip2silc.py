@@ -11,13 +11,11 @@ into its towers; its path is printed as the last line. DST: ``.safetensors`` or 
 extension for ``torch.save``.
 """
 import argparse
-import os
-import os.path as osp
 
 from mmengine.config import Config
 
 from silc_seg.converters import (MODEL_CONFIGS, SIGLIP2_NAFLEX_MODEL_CONFIGS, build_towers,
-                                 convert_siglip2, save_state_dict, verify_state_dict)
+                                 convert_siglip2, save_converted)
 from silc_seg.registry import MODELS
 from silc_seg.utils import get_config_path
 
@@ -44,13 +42,8 @@ def main(argv=None):
         print(f'{args.src} holds an image tower only: saving image_encoder weights')
         image_cfg = Config.fromfile(get_config_path(config)).image_encoder
         towers = dict(image_encoder=MODELS.build(image_cfg))
-    verify_state_dict(converted, towers)
-    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
     model = next((name for name, path in MODEL_NAMES.items() if path == config), None)
-    save_state_dict(
-        converted, args.dst, meta=dict(source=osp.basename(args.src), model=model, config=config))
-    print(f'saved {len(converted)} tensors to {args.dst}; model config:')
-    print(config)
+    save_converted(converted, towers, args.src, args.dst, model, config)
 
 
 if __name__ == '__main__':

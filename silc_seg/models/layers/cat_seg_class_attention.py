@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from .cat_seg_guided_qkv import GuidedQKV
+
 
 def linear_attention(queries: Tensor, keys: Tensor, values: Tensor, eps: float = 1e-6) -> Tensor:
     """Multi-head linear attention with the ``elu(x) + 1`` feature map.
@@ -35,40 +37,13 @@ def linear_attention(queries: Tensor, keys: Tensor, values: Tensor, eps: float =
     return torch.einsum('nlhd,nhdv,nlh->nlhv', queries, key_values, normalizer) * length
 
 
-class GuidedLinearAttention(BaseModule):
-    """Linear attention whose queries and keys also see guidance features.
-
-    Args:
-        embed_dims (int): token channels.
-        guidance_dims (int): guidance channels (0: no guidance).
-        num_heads (int): attention heads.
-        init_cfg (dict, optional): initialization config.
-    """
-
-    def __init__(self,
-                 embed_dims: int,
-                 guidance_dims: int,
-                 num_heads: int,
-                 init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg=init_cfg)
-        if embed_dims % num_heads != 0:
-            raise ValueError(f'embed_dims {embed_dims} is not divisible by num_heads {num_heads}')
-        self.num_heads = num_heads
-        self.q = nn.Linear(embed_dims + guidance_dims, embed_dims)
-        self.k = nn.Linear(embed_dims + guidance_dims, embed_dims)
-        self.v = nn.Linear(embed_dims, embed_dims)
+class GuidedLinearAttention(GuidedQKV):
+    """Linear attention whose queries and keys also see guidance features. Arguments as
+    :class:`GuidedQKV`."""
 
     def forward(self, x: Tensor, guidance: Optional[Tensor]) -> Tensor:
         """(N, L, C) tokens and (N, L, G) guidance -> (N, L, C)."""
-        query_key_input = x if guidance is None else torch.cat([x, guidance], dim=-1)
-        batch, length, channels = x.shape
-
-        def heads(t: Tensor) -> Tensor:
-            return t.view(batch, length, self.num_heads, -1)
-
-        out = linear_attention(
-            heads(self.q(query_key_input)), heads(self.k(query_key_input)), heads(self.v(x)))
-        return out.reshape(batch, length, channels)
+        return linear_attention(*self.project(x, guidance)).reshape(x.shape)
 
 
 class ClassAggregationLayer(BaseModule):

@@ -13,6 +13,8 @@ from mmcv.cnn.bricks.transformer import FFN
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from .cat_seg_guided_qkv import GuidedQKV
+
 
 def window_partition(x: Tensor, window_size: int) -> Tensor:
     """(B, H, W, C) -> (B * num_windows, window_size ** 2, C); H, W multiples of the window."""
@@ -46,30 +48,18 @@ def shifted_window_mask(height: int, width: int, window_size: int, shift_size: i
     return torch.zeros_like(different, dtype=torch.float32).masked_fill(different, -100.0)
 
 
-class GuidedWindowAttention(BaseModule):
+class GuidedWindowAttention(GuidedQKV):
     """Multi-head window self-attention whose queries and keys are computed from the input
-    concatenated with guidance features; values from the input alone.
-
-    Args:
-        embed_dims (int): input/output channels.
-        guidance_dims (int): guidance channels (0: no guidance).
-        num_heads (int): attention heads.
-        init_cfg (dict, optional): initialization config.
-    """
+    concatenated with guidance features; values from the input alone. Arguments as
+    :class:`GuidedQKV`."""
 
     def __init__(self,
                  embed_dims: int,
                  guidance_dims: int,
                  num_heads: int,
                  init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg=init_cfg)
-        if embed_dims % num_heads != 0:
-            raise ValueError(f'embed_dims {embed_dims} is not divisible by num_heads {num_heads}')
-        self.num_heads = num_heads
+        super().__init__(embed_dims, guidance_dims, num_heads, init_cfg=init_cfg)
         self.scale = (embed_dims // num_heads)**-0.5
-        self.q = nn.Linear(embed_dims + guidance_dims, embed_dims)
-        self.k = nn.Linear(embed_dims + guidance_dims, embed_dims)
-        self.v = nn.Linear(embed_dims, embed_dims)
         self.proj = nn.Linear(embed_dims, embed_dims)
 
     def forward(self, x: Tensor, guidance: Optional[Tensor], mask: Optional[Tensor]) -> Tensor:
@@ -83,12 +73,7 @@ class GuidedWindowAttention(BaseModule):
             Tensor: (B * num_windows, N, C).
         """
         batch, length, channels = x.shape
-        query_key_input = x if guidance is None else torch.cat([x, guidance], dim=-1)
-
-        def heads(t: Tensor) -> Tensor:
-            return t.view(batch, length, self.num_heads, -1).transpose(1, 2)
-
-        q, k, v = heads(self.q(query_key_input)), heads(self.k(query_key_input)), heads(self.v(x))
+        q, k, v = (t.transpose(1, 2) for t in self.project(x, guidance))
         attn = (q * self.scale) @ k.transpose(-2, -1)
         if mask is not None:
             num_windows = mask.shape[0]

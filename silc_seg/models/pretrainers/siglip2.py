@@ -2,7 +2,6 @@
 from typing import Dict, List, Optional
 
 import torch
-import torch.nn.functional as F
 from mmengine.dist import get_dist_info
 from mmengine.logging import MessageHub, print_log
 from mmengine.optim import OptimWrapper
@@ -127,16 +126,7 @@ class SigLIP2(MaskedSelfDistill):
         encoder = self.image_encoder
         tokens = encoder.forward_tokens(views)
         embeddings = encoder.pool(tokens)
-        text_features = F.normalize(self.text_encoder.encode_text(text), dim=-1)
-        image_features = F.normalize(embeddings, dim=-1)
-        contrastive = sum(
-            self.contrastive_loss(view, text_features)
-            for view in image_features.split(batch_size)) / num_views
-        losses = dict(loss_contrastive=self.contrastive_weight * contrastive)
-        scale, bias = self.contrastive_loss.logit_params()
-        losses['logit_scale'] = scale.detach()
-        if bias is not None:
-            losses['logit_bias'] = bias.detach()
+        losses = self.contrastive_losses(embeddings, text, num_views)
 
         decoded = self.caption_decoder.loss(
             encoder.ln_post(tokens[:batch_size]),

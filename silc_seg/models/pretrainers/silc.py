@@ -385,16 +385,7 @@ class SILC(BaseModel):
         else:
             num_contrastive = self._num_views(contrastive_crops, batch_size, 'contrastive_crops')
             contrastive_embeddings = self.image_encoder.encode_image(contrastive_crops)
-        text_features = F.normalize(self.text_encoder.encode_text(text), dim=-1)
-        image_features = F.normalize(contrastive_embeddings, dim=-1)
-        contrastive = sum(
-            self.contrastive_loss(view, text_features)
-            for view in image_features.split(batch_size)) / num_contrastive
-        losses = dict(loss_contrastive=self.contrastive_weight * contrastive)
-        scale, bias = self.contrastive_loss.logit_params()
-        losses['logit_scale'] = scale.detach()
-        if bias is not None:
-            losses['logit_bias'] = bias.detach()
+        losses = self.contrastive_losses(contrastive_embeddings, text, num_contrastive)
 
         teacher_tokens = None
         if 'teacher_image_encoder' in self._modules:
@@ -455,6 +446,31 @@ class SILC(BaseModel):
             center_norm=self.distill_loss.center.norm().detach(),
             **distill_diagnostics(student_output.detach(), targets, batch_size,
                                   self.distill_loss.student_temp))
+
+    def contrastive_losses(self, image_embeddings: torch.Tensor, text: torch.Tensor,
+                           num_views: int) -> Dict[str, torch.Tensor]:
+        """The image-text loss, averaged over the views of each caption.
+
+        Args:
+            image_embeddings (Tensor): (num_views * B, D) pooled image embeddings, view-major.
+            text (Tensor): (B, L) caption token ids.
+            num_views (int): image views per caption.
+
+        Returns:
+            dict: ``loss_contrastive`` (times ``contrastive_weight``) and the loss's logged
+            ``logit_scale`` and, where it has one, ``logit_bias``.
+        """
+        text_features = F.normalize(self.text_encoder.encode_text(text), dim=-1)
+        image_features = F.normalize(image_embeddings, dim=-1)
+        contrastive = sum(
+            self.contrastive_loss(view, text_features)
+            for view in image_features.split(text.shape[0])) / num_views
+        losses = dict(loss_contrastive=self.contrastive_weight * contrastive)
+        scale, bias = self.contrastive_loss.logit_params()
+        losses['logit_scale'] = scale.detach()
+        if bias is not None:
+            losses['logit_bias'] = bias.detach()
+        return losses
 
     @staticmethod
     def _num_views(crops: torch.Tensor, batch_size: int, name: str) -> int:
