@@ -28,15 +28,14 @@ import tempfile
 
 import torch
 import torch.distributed as dist
-from mmengine.config import Config, DictAction
 from mmengine.logging import MessageHub
 from mmengine.registry import STRATEGIES, init_default_scope
 
 import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
-from silc_seg.utils import (ConfigOverrideError, import_file_as_module, merge_cfg_options,
-                            prepare_strategy_cfg, setup_cpu_distributed)
+from silc_seg.utils import import_file_as_module, prepare_strategy_cfg, setup_cpu_distributed
 from silc_seg.utils.log_utils import mmengine_log_level, quiet_library_warnings
 from silc_seg.utils.timing import time_call
+from silc_seg.utils.tool_args import add_cfg_options_argument, load_config
 
 step_tools = import_file_as_module(
     osp.join(osp.dirname(osp.abspath(__file__)), 'benchmark_step.py'), 'benchmark_step')
@@ -50,7 +49,7 @@ def parse_args(argv=None):
     parser.add_argument('--warmup', type=int, default=3, help='untimed steps first')
     parser.add_argument('--peak-tflops', type=float, help="one device's dense peak (MFU)")
     parser.add_argument('--json', help='rank 0 writes the figures to this file')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    add_cfg_options_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -64,11 +63,7 @@ def crop_settings(cfg):
 def main(argv=None):
     args = parse_args(argv)
     quiet_library_warnings()
-    cfg = Config.fromfile(args.config)
-    try:
-        merge_cfg_options(cfg, args.cfg_options)
-    except ConfigOverrideError as err:
-        raise SystemExit(f'--cfg-options {err}')
+    cfg = load_config(args.config, args.cfg_options)
     if not cfg.get('strategy'):
         raise SystemExit(f'{args.config} has no strategy: use an FSDP recipe '
                          '(e.g. configs/silc/pretrain_silc_vit-b16_fsdp.py)')
