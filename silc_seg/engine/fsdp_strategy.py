@@ -1,5 +1,6 @@
 """MMEngine's FSDPStrategy with a working ``--resume``, crash-safe saves and shard files that
 load weights-only."""
+import dataclasses
 import os.path as osp
 import time
 from typing import Callable, Optional
@@ -25,6 +26,12 @@ class SILCFSDPStrategy(FSDPStrategy):
       MMEngine 0.10.7 passes ``(state_dict, model, optim)`` positionally, the argument order of
       torch < 2.2, so every ``--resume`` of an FSDP run failed (``TypeError: unhashable type:
       'dict'``); MMEngine's main branch has the same fix after 0.10.7.
+    - On a CPU run, the full optimizer state is gathered without ``offload_to_cpu``: torch
+      (2.14, ``_allgather_orig_param_states``) all-gathers every state of a flat parameter
+      (``exp_avg``, then ``exp_avg_sq``) into one reused buffer and, with ``offload_to_cpu``,
+      keeps views of it (``.cpu()`` copies only off the CPU), so every saved ``exp_avg`` was
+      overwritten by ``exp_avg_sq`` and a resumed run diverged from its first step. Without
+      it, torch clones each state. GPU runs are unchanged (the offload copies).
     - Checkpoints are written by :func:`~silc_seg.engine.checkpointing.save_checkpoint_file`,
       the writer of :class:`~silc_seg.engine.hooks.SafeCheckpointHook` (temporary file in the
       same folder, fsync, rename), so a save killed mid-write leaves the previous checkpoint
@@ -41,6 +48,16 @@ class SILCFSDPStrategy(FSDPStrategy):
     Same arguments as ``FSDPStrategy``; use it with ``strategy=dict(type='SILCFSDPStrategy',
     ...)``.
     """
+
+    def _wrap_model(self, model):
+        model = super()._wrap_model(model)
+        config = self.optim_state_dict_config
+        if (isinstance(model, FSDP) and model.compute_device.type == 'cpu'
+                and getattr(config, 'offload_to_cpu', False)):
+            self.optim_state_dict_config = dataclasses.replace(config, offload_to_cpu=False)
+            FSDP.set_state_dict_type(model, self.state_dict_type, self.state_dict_config,
+                                     self.optim_state_dict_config)
+        return model
 
     def save_checkpoint(self,
                         filename: str,

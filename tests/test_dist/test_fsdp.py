@@ -122,11 +122,6 @@ def test_fsdp_teacher_is_the_ema_of_the_student(runs):
                            last['teacher_image_encoder.pos_embed'])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='known: after --resume of a full FSDP checkpoint the '
-    'first step matches the straight run (loss, grad_norm) but the next differs '
-    '(max |dw| 3.3e-4, measured): the resumed AdamW state is not yet identical')
 def test_fsdp_resume_gives_identical_weights(runs):
     """Resume identity with the consolidated checkpoint: the run resumed at iteration 2 (by
     the test above) ends with the straight run's weights."""
