@@ -1,8 +1,8 @@
 """FSDP through MMEngine (FlexibleRunner + FSDPStrategy, 2 gloo processes on CPU) against the
 DDP run of the same demo: same losses and weights (student, EMA teacher, distillation centre)
-within fp32 tolerance, the EMA equation on the consolidated weights, resume identity with full
-(known to differ, xfail) and with sharded checkpoints, the consolidated checkpoint loaded by
-``load_model_checkpoint``, a run with activation checkpointing, and the masked branch."""
+within fp32 tolerance, the EMA equation on the consolidated weights, bit-identical resume with
+full and with sharded checkpoints, a save killed mid-write, the consolidated checkpoint loaded
+by ``load_model_checkpoint``, a run with activation checkpointing, and the masked branch."""
 import json
 import os
 import shutil
@@ -144,15 +144,10 @@ def test_fsdp_full_checkpoint_loads_into_plain_model(runs):
         assert torch.equal(value, state[key]), key
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='known: the local shard files hold torch ShardedTensor '
-    "objects, which silc-seg's weights-only loader refuses "
-    '(CheckpointRefusedError) on --resume; saving them works')
 def test_fsdp_sharded_checkpoint_resume_and_activation_checkpointing(runs):
-    """``state_dict_cfg='local'``: one shard file per rank; resuming from iteration 2's shards
-    gives bit-identical shards at iteration 4. The run checkpoints the blocks' activations
-    (``silc_checkpoint_fn``)."""
+    """``state_dict_cfg='local'``: one shard file per rank, plain tensors only (read here
+    weights-only); resuming from iteration 2's shards gives bit-identical shards at iteration 4.
+    The run checkpoints the blocks' activations (``silc_checkpoint_fn``)."""
     root, options = runs
     # load_from of a sharded run reads a folder of shards: start from the seeded init instead.
     options = [option for option in options if not option.startswith('load_from=')]
