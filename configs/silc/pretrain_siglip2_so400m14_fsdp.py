@@ -2,7 +2,8 @@
 # sharded as pretrain_siglip2_vit-l16_fsdp.py (FSDP, activation checkpointing, bf16). The towers
 # differ from B/16 in width, depth, heads and MLP ratio (as
 # ../_base_/towers/siglip2_vit-so400m-14.py); the positional grid is the released 224 px one
-# (16 x 16), resized to the inherited 256 px / 112 px crops (18 x 18 and 8 x 8 patches).
+# (16 x 16), resized to the inherited 256 px / 112 px crops (19 x 19 patches, the 256 px crops
+# padded to 266 px by the patch embedding, and 8 x 8).
 # Memory per 80 GB GPU: docs/scaling.md.
 #   torchrun --nproc_per_node 8 tools/train.py configs/silc/pretrain_siglip2_so400m14_fsdp.py \
 #       --launcher pytorch --cfg-options train_dataloader.dataset.shards='/data/{00000..04095}.tar'
