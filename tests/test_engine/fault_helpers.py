@@ -1,4 +1,5 @@
-"""Test-only hooks for the fault tests: slow steps, a save that hangs, a disk that fills up.
+"""Test-only hooks for the fault tests (slow steps, a save that hangs, a disk that fills up) and
+the helpers that start runs and find their torchrun workers.
 
 Imported by the test configs through ``custom_imports``; registered into silc-seg's HOOKS.
 """
