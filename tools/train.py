@@ -12,7 +12,7 @@ from mmengine.runner import Runner
 
 import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
 from silc_seg.datasets import DataLayoutError, check_data_layout
-from silc_seg.engine.checkpointing import nothing_to_resume
+from silc_seg.engine.checkpointing import find_resumable_checkpoint, nothing_to_resume
 from silc_seg.registry import RUNNERS
 from silc_seg.utils import (AMP_WRAPPERS, ConfigOverrideError, add_cfg_options_argument,
                             add_launcher_arguments, close_process_group, export_local_rank,
@@ -84,6 +84,11 @@ def main():
             raise SystemExit(nothing)
         cfg.resume = True
         cfg.load_from = None
+        if cfg.get('runner_type') == 'FlexibleRunner':
+            # It loads before the before_run hooks, where SafeCheckpointHook picks the newest
+            # complete checkpoint for Runner: pick it here.
+            strict = (cfg.get('default_hooks') or {}).get('checkpoint', {}).get('strict_resume')
+            cfg.load_from = find_resumable_checkpoint(cfg.work_dir, strict=bool(strict))
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume

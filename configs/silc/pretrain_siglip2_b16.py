@@ -66,6 +66,8 @@ model = dict(
 # augmentation ("the original image" [S2 2.3, recalled]) - which also keeps the boxes valid.
 global_crop_size = 256
 local_crop_size = 112
+num_local_crops = 6
+num_contrastive_crops = 1  # the whole image, for the sigmoid loss and the decoder
 caption_tokenizer = {{_base_.tokenizer}}  # Gemma, 64 tokens [S2 2.1]
 
 
@@ -102,7 +104,7 @@ def _blur(prob):
 train_pipeline = [
     dict(
         type='mmpretrain.MultiView',
-        num_views=[1, 1, 6, 1],
+        num_views=[1, 1, num_local_crops, num_contrastive_crops],
         transforms=[
             [_crop(global_crop_size, (0.4, 1.0)), *_color,
              _blur(1.0)],
@@ -123,7 +125,7 @@ train_pipeline = [
         ]),
     dict(type='TokenizeCaption', tokenizer=caption_tokenizer),
     dict(type='TokenizeRegions', tokenizer=caption_tokenizer, max_regions=1),  # ours: 1
-    dict(type='PackSILCInputs', num_global_crops=2, num_contrastive_crops=1),
+    dict(type='PackSILCInputs', num_global_crops=2, num_contrastive_crops=num_contrastive_crops),
 ]
 val_pipeline = [
     dict(

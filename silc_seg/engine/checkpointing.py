@@ -5,7 +5,9 @@ space mid-write leaves a truncated newest file, and ``--resume`` then stops with
 error. :class:`AtomicLocalBackend` (MMEngine file backend ``'atomic_local'``, used by
 :class:`~silc_seg.engine.hooks.SafeCheckpointHook`) writes to a temporary file in the same
 folder, flushes and fsyncs it, then renames it over the target, so a reader sees either the old
-file or the complete new one. :func:`find_resumable_checkpoint` is what auto-resume reads.
+file or the complete new one. :func:`save_checkpoint_file` is the one writer of checkpoint files
+(the hook's saves and :class:`~silc_seg.engine.SILCFSDPStrategy`'s go through it).
+:func:`find_resumable_checkpoint` is what auto-resume reads.
 """
 import errno
 import logging
@@ -26,6 +28,7 @@ PREEMPTED_EXIT_CODE = 75
 
 TEMP_MARKER = '.tmp-'  # '.iter_8.pth.tmp-<pid>': hidden, never matches a checkpoint name
 _CHECKPOINT_NAME = re.compile(r'^(?:iter|epoch)_(\d+)\.pth$')
+_SHARD_NAME = re.compile(r'^rank(\d+)\.pth$')  # the shard files of a sharded (FSDP) checkpoint
 _CHUNK = 64 << 20  # bytes per write() call
 
 
@@ -114,13 +117,48 @@ class AtomicLocalBackend(LocalBackend):
         atomic_write(str(filepath), obj.encode(encoding))
 
 
+def checkpoint_backend_args(path: str, backend_args: Optional[dict] = None) -> Optional[dict]:
+    """The MMEngine ``backend_args`` checkpoints under ``path`` are written with: the
+    ``'atomic_local'`` backend for a local path unless ``backend_args`` names one; remote paths
+    (``s3://...``) keep ``backend_args`` (their backends write whole objects)."""
+    if backend_args is None and '://' not in str(path):
+        return dict(backend='atomic_local')
+    return backend_args
+
+
+def save_checkpoint_file(checkpoint: dict, path: str, backend_args: Optional[dict] = None) -> None:
+    """``torch.save`` ``checkpoint`` to ``path`` through MMEngine's file backend for
+    :func:`checkpoint_backend_args`: a local file is written by :func:`atomic_write`.
+
+    Raises:
+        CheckpointWriteError: a local write failed; ``path`` is as it was.
+    """
+    from mmengine.runner.checkpoint import save_checkpoint
+    save_checkpoint(
+        checkpoint, str(path), backend_args=checkpoint_backend_args(path, backend_args))
+
+
 def checkpoint_damage(path: str) -> Optional[str]:
     """Why ``path`` cannot be a complete ``torch.save`` file, or None if it looks complete.
 
     Cheap: reads the zip central directory at the end of the file (torch.save's format since
     torch 1.6) and checks that every entry lies inside the file and that the pickle is there; it
-    does not read the tensors. A truncated file has lost its central directory.
+    does not read the tensors. A truncated file has lost its central directory. A folder is a
+    sharded checkpoint (``iter_N.pth/rank0.pth ...``, FSDP ``state_dict_cfg='local'``): complete
+    when it holds ``rank0.pth`` to ``rankK.pth``, each complete.
     """
+    if osp.isdir(path):
+        ranks = sorted(int(m.group(1)) for m in map(_SHARD_NAME.match, os.listdir(path)) if m)
+        if not ranks:
+            return 'a folder without shard files (rank0.pth, rank1.pth, ...)'
+        missing = sorted(set(range(ranks[-1] + 1)) - set(ranks))
+        if missing:
+            return f'a sharded checkpoint without {", ".join(f"rank{r}.pth" for r in missing)}'
+        for rank in ranks:
+            reason = checkpoint_damage(osp.join(path, f'rank{rank}.pth'))
+            if reason is not None:
+                return f'a sharded checkpoint whose rank{rank}.pth is {reason}'
+        return None
     if not osp.isfile(path):
         return 'missing'
     size = osp.getsize(path)

@@ -1,4 +1,5 @@
-"""Test-only hooks for the fault tests: slow steps, a save that hangs, a disk that fills up.
+"""Test-only hooks for the fault tests (slow steps, a save that hangs, a disk that fills up) and
+the helpers that start runs and find their torchrun workers.
 
 Imported by the test configs through ``custom_imports``; registered into silc-seg's HOOKS.
 """
@@ -107,6 +108,22 @@ def write_toy_config(folder, name, **kwargs) -> Path:
     path = Path(folder) / name
     path.write_text(toy_config(**kwargs))
     return path
+
+
+def rank_pid(launcher_pid, rank, timeout=120):
+    """The pid of the torchrun worker with RANK=rank (a child of the launcher)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for stat in Path('/proc').glob('[0-9]*/stat'):
+            try:
+                ppid = int(stat.read_text().rsplit(')', 1)[1].split()[1])
+                environ = (stat.parent / 'environ').read_bytes().split(b'\0')
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == launcher_pid and f'RANK={rank}'.encode() in environ:
+                return int(stat.parent.name)
+        time.sleep(0.1)
+    raise AssertionError(f'no worker with RANK={rank} under pid {launcher_pid}')
 
 
 def train_cmd(config, work_dir, *extra):

@@ -16,8 +16,8 @@ from silc_seg.engine.checkpointing import PREEMPTED_EXIT_CODE, checkpoint_damage
 from silc_seg.utils.checkpoint import torch_load_weights_only
 from silc_seg.utils.demo_data import make_demo_data
 from tests.launch import torchrun
-from tests.test_engine.fault_helpers import (ENV, REPO, assert_same_weights, run, train_cmd,
-                                             write_toy_config)
+from tests.test_engine.fault_helpers import (ENV, REPO, assert_same_weights, rank_pid, run,
+                                             train_cmd, write_toy_config)
 
 ITER_LOGGED = re.compile(r'Iter\(train\) \[\s*(\d+)/')
 
@@ -155,22 +155,6 @@ def test_sigusr1_to_a_masked_distillation_run_resumes_bit_identically(tmp_path):
     assert_same_weights(work / 'iter_8.pth', tmp_path / 'straight' / 'iter_8.pth')
 
 
-def rank_pid(launcher_pid, rank, timeout=120):
-    """The pid of the torchrun worker with RANK=rank (a child of the launcher)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for stat in Path('/proc').glob('[0-9]*/stat'):
-            try:
-                ppid = int(stat.read_text().rsplit(')', 1)[1].split()[1])
-                environ = (stat.parent / 'environ').read_bytes().split(b'\0')
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid == launcher_pid and f'RANK={rank}'.encode() in environ:
-                return int(stat.parent.name)
-        time.sleep(0.1)
-    raise AssertionError(f'no worker with RANK={rank} under pid {launcher_pid}')
-
-
 @pytest.mark.slow
 def test_sigterm_to_one_rank_of_a_two_process_silc_run(demo_config, tmp_path):
     """torchrun, 2 CPU ranks (gloo, DDP), SILC demo: SIGTERM to rank 1 only after iteration 2 is
@@ -202,6 +186,37 @@ def test_sigterm_to_one_rank_of_a_two_process_silc_run(demo_config, tmp_path):
 
     resumed = run([*launch, '--work-dir', str(work), '--resume'], timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert_same_weights(work / 'iter_8.pth', tmp_path / 'straight' / 'iter_8.pth')
+
+
+@pytest.mark.slow
+@pytest.mark.dist
+def test_sigusr1_to_one_rank_of_a_two_process_fsdp_run(tmp_path):
+    """torchrun, 2 CPU ranks, demo_silc_fsdp_tiny.py (FlexibleRunner + SILCFSDPStrategy, full
+    checkpoint): SIGUSR1 to rank 0 only after iteration 2 is logged; both ranks finish the step,
+    one consolidated checkpoint is written, both exit with 75; --resume on 2 ranks ends
+    bit-identical to a straight 2-rank FSDP run (student, EMA teacher, centre)."""
+    config = write_demo_config(tmp_path / 'data', 'demo_silc_fsdp_tiny.py')
+    launch = [*torchrun(2), str(REPO / 'tools' / 'train.py'), str(config), '--launcher', 'pytorch']
+    straight = run([*launch, '--work-dir', str(tmp_path / 'straight')], timeout=600)
+    assert straight.returncode == 0, straight.stdout[-3000:] + straight.stderr[-3000:]
+
+    work = tmp_path / 'work'
+    child = start([*launch, '--work-dir', str(work)])
+    reader = Reader(child)
+    rank0 = rank_pid(child.pid, rank=0)
+    reader.wait_for_iter(child, 2)
+    subprocess.run(['kill', '-USR1', str(rank0)], check=True)
+    child.wait(timeout=300)
+    log = reader.text()
+    assert 'Preemption: SIGUSR1 received' in log, log[-3000:]
+    assert re.search(rf'exitcode\s*:\s*{PREEMPTED_EXIT_CODE}', log), log[-3000:]
+    path, step = preempted_checkpoint(work)
+    assert 2 <= step < 8 and sorted(work.glob('iter_*.pth')) == [path]
+
+    resumed = run([*launch, '--work-dir', str(work), '--resume'], timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert f'resumed epoch: 0, iter: {step}' in resumed.stdout + resumed.stderr
     assert_same_weights(work / 'iter_8.pth', tmp_path / 'straight' / 'iter_8.pth')
 
 

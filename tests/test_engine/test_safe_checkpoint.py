@@ -48,6 +48,29 @@ def test_checkpoint_damage_names_what_is_wrong(tmp_path):
     assert checkpoint_damage(str(tmp_path / 'absent.pth')) == 'missing'
 
 
+def test_checkpoint_damage_of_a_sharded_checkpoint_folder(tmp_path):
+    """A sharded checkpoint (FSDP state_dict_cfg='local': iter_N.pth/rank0.pth ...) is complete
+    when every rank's file from rank0 up is there and complete; the newest good one resumes."""
+    folder = tmp_path / 'iter_4.pth'
+    folder.mkdir()
+    assert 'without shard files' in checkpoint_damage(str(folder))
+    for rank in (0, 1, 2):
+        torch.save({'state_dict': {'w': torch.ones(1000) * rank}}, folder / f'rank{rank}.pth')
+    assert checkpoint_damage(str(folder)) is None
+    (folder / 'rank1.pth').unlink()
+    assert checkpoint_damage(str(folder)) == 'a sharded checkpoint without rank1.pth'
+    torch.save({'state_dict': {}}, folder / 'rank1.pth')
+    truncate(folder / 'rank2.pth')
+    assert checkpoint_damage(str(folder)).startswith(
+        'a sharded checkpoint whose rank2.pth is not a complete torch.save archive')
+    older = tmp_path / 'iter_2.pth'
+    shutil.copytree(folder, older)
+    torch.save({'state_dict': {}}, older / 'rank2.pth')
+    os.utime(older, (1e9, 1e9))
+    (tmp_path / 'last_checkpoint').write_text(str(folder))
+    assert find_resumable_checkpoint(str(tmp_path)) == str(older)
+
+
 def test_find_resumable_checkpoint_skips_damaged_files(tmp_path):
     assert find_resumable_checkpoint(str(tmp_path)) is None  # nothing saved yet: fresh start
     for age, step in enumerate([6, 4, 2]):

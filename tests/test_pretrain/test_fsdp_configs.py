@@ -17,9 +17,16 @@ RECIPES = [
     'configs/silc/pretrain_silc_vit-b16_fsdp.py', 'configs/silc/pretrain_silc_vit-l16_fsdp.py',
     'configs/silc/pretrain_silc_so400m14_fsdp.py'
 ]
+# The SigLIP 2 recipes and the released-model configs whose towers they train.
+SIGLIP2_RECIPES = {
+    'configs/silc/pretrain_siglip2_vit-l16_fsdp.py':
+    'configs/_base_/models/siglip2_vit-l-16-256.py',
+    'configs/silc/pretrain_siglip2_so400m14_fsdp.py':
+    'configs/_base_/models/siglip2_vit-so400m-14.py',
+}
 
 
-@pytest.mark.parametrize('path', RECIPES)
+@pytest.mark.parametrize('path', RECIPES + list(SIGLIP2_RECIPES))
 def test_recipe_settings(path):
     cfg = Config.fromfile(str(REPO / path))
     assert cfg.runner_type == 'FlexibleRunner' and cfg.model_wrapper_cfg is None
@@ -35,7 +42,9 @@ def test_recipe_settings(path):
     assert not cfg.model.image_encoder.get('with_cp', False)
     assert not cfg.model.text_encoder.get('with_cp', False)
     hooks = [hook['type'] for hook in cfg.custom_hooks]
-    assert 'ExtendOptimizerStateHook' not in hooks and 'PerParameterGradClipHook' in hooks
+    assert 'ExtendOptimizerStateHook' not in hooks
+    # DINO's per-parameter clip (SILC recipes) or the global norm (SigLIP 2, FSDP.clip_grad_norm_)
+    assert 'PerParameterGradClipHook' in hooks or cfg.optim_wrapper.clip_grad.max_norm > 0
     tokenizer = cfg.train_dataloader.dataset.pipeline[1]['tokenizer']
     assert tokenizer == cfg.model.tokenizer  # captions tokenized for this text tower
 
@@ -64,6 +73,39 @@ def test_recipe_builds_with_tiny_towers(path):
     images = torch.randn(2, 3, 224, 224)
     assert model.encode_image(images).shape == (2, 32)
     assert model.teacher_image_encoder.encode_image(images).shape == (2, 32)
+
+
+def _meta_model(cfg_dict):
+    with torch.device('meta'):
+        return MODELS.build(dict(cfg_dict, tokenizer=None))
+
+
+def _shapes(module):
+    return {key: tuple(value.shape) for key, value in module.state_dict().items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('path', list(SIGLIP2_RECIPES))
+def test_siglip2_recipe_builds_on_meta_with_the_released_towers(path):
+    """Full size on the meta device: the recipe's image and text towers have exactly the
+    parameter shapes of the released model's config (what the converters fill), the second
+    stage's heads and the caption decoder take the towers' width, and the EMA teacher mirrors
+    the image tower."""
+    cfg = Config.fromfile(str(REPO / path))
+    released = Config.fromfile(str(REPO / SIGLIP2_RECIPES[path]))
+    init_default_scope('mmseg')
+    model = _meta_model(cfg.model)
+    reference = _meta_model(released.model)
+    assert type(model).__name__ == 'SigLIP2'
+    assert all(param.is_meta for param in model.parameters())
+    for tower in ('image_encoder', 'text_encoder'):
+        assert _shapes(getattr(model, tower)) == _shapes(getattr(reference, tower)), tower
+    assert _shapes(model.teacher_image_encoder) == _shapes(model.image_encoder)
+    width = reference.image_encoder.pos_embed.shape[-1]  # no image projection (SigLIP 2)
+    for head in (model.distill_head, model.masked_head):
+        assert head.mlp[0].weight.shape[1] == width
+    assert model.caption_decoder.input_proj.weight.shape == (width, width)
+    assert model.caption_decoder.token_embedding.weight.shape[1] == width
 
 
 @pytest.mark.slow

@@ -9,7 +9,8 @@ from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 
 from silc_seg.engine.checkpointing import (TEMP_MARKER, CheckpointDamagedError,
-                                           CheckpointWriteError, atomic_write, checkpoint_damage,
+                                           CheckpointWriteError, atomic_write,
+                                           checkpoint_backend_args, checkpoint_damage,
                                            find_resumable_checkpoint)
 from silc_seg.registry import HOOKS
 
@@ -32,7 +33,8 @@ class SafeCheckpointHook(CheckpointHook):
       named and skipped (:func:`~silc_seg.engine.checkpointing.find_resumable_checkpoint`), or,
       with ``strict_resume=True``, stops the run; ``--resume PATH`` with a damaged file stops with
       a message naming it;
-    - temporary files left by a killed save are removed when training starts;
+    - temporary files left by a killed save (also inside a sharded checkpoint's folder) are
+      removed when training starts;
     - :meth:`save_now` saves at the current iteration (used by PreemptionHook).
 
     Args:
@@ -64,8 +66,8 @@ class SafeCheckpointHook(CheckpointHook):
 
     def before_train(self, runner) -> None:
         out_dir = str(self.out_dir or runner.work_dir)
-        if self.backend_args is None and self.file_client_args is None and '://' not in out_dir:
-            self.backend_args = dict(backend='atomic_local')
+        if self.file_client_args is None:
+            self.backend_args = checkpoint_backend_args(out_dir, self.backend_args)
         super().before_train(runner)
         if is_main_process() and '://' not in str(self.out_dir):
             self._remove_temp_files(str(self.out_dir))
@@ -75,7 +77,10 @@ class SafeCheckpointHook(CheckpointHook):
         if not osp.isdir(folder):
             return
         for name in os.listdir(folder):
-            if name.startswith('.') and TEMP_MARKER in name:
+            if name.endswith('.pth') and osp.isdir(osp.join(folder, name)):
+                # A sharded checkpoint's folder (FSDP state_dict_cfg='local'): its rank files.
+                SafeCheckpointHook._remove_temp_files(osp.join(folder, name))
+            elif name.startswith('.') and TEMP_MARKER in name:
                 os.remove(osp.join(folder, name))
                 print_log(
                     f'Removed {osp.join(folder, name)}, left by an interrupted save',
