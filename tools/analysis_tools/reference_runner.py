@@ -212,11 +212,19 @@ def _stand_in_missing_modules() -> List[str]:
     """CASS imports ``requests`` (unused) and sklearn's ``cosine_distances``; when they cannot
     be imported, an empty module and a numpy ``cosine_distances`` (float64, 1 - cosine clipped
     to [0, 2], zero diagonal, as sklearn's) stand in (logged)."""
+    import importlib.machinery
+
+    def stand_in(name):  # with a spec: torch._dynamo looks modules up with find_spec
+        module = types.ModuleType(name)
+        module.__spec__ = importlib.machinery.ModuleSpec(name, None)
+        sys.modules[name] = module
+        return module
+
     lines = []
     try:
         __import__('requests')
     except ImportError as err:
-        sys.modules['requests'] = types.ModuleType('requests')
+        stand_in('requests')
         lines.append(f'stubbed the unused module requests ({err})')
         log(lines[-1])
     try:
@@ -231,7 +239,7 @@ def _stand_in_missing_modules() -> List[str]:
             return out
 
         for name in ('sklearn', 'sklearn.metrics', 'sklearn.metrics.pairwise'):
-            sys.modules[name] = types.ModuleType(name)
+            stand_in(name)
         sys.modules['sklearn.metrics.pairwise'].cosine_distances = cosine_distances
         lines.append(f'sklearn.metrics.pairwise.cosine_distances: a numpy stand-in ({err})')
         log(lines[-1])
