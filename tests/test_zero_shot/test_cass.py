@@ -290,7 +290,6 @@ def grouped_queries(seed=0, groups=4, per_group=3):
 # The tiny tower's key graphs have rank <= 9 (8 channels per head, plus the offset of the range
 # match): with rank 10 the smallest kept singular value is ~0 and the rescale is a plain scale,
 # so rank 6 is checked too.
-@pytest.mark.slow
 @pytest.mark.parametrize('solver,rescale,low_rank', [('randomized', True, 10),
                                                      ('randomized', True, 6),
                                                      ('randomized', False, 6), ('exact', True, 6)])
@@ -339,7 +338,6 @@ def test_fp16_vfm_keys_follow_the_reference_casts():
     assert dense_module()[0].vfm_key_dtype == 'fp16'  # the default, as the reference
 
 
-@pytest.mark.slow
 def test_the_distillation_and_its_settings_change_the_features():
     tower = cass_tower()
     image = clip_images(2, 3, 64, 64, seed=4)
@@ -516,7 +514,6 @@ def ref_forward_slide(model, sd, img, stride, crop, whole_view, threshold):
     return (preds / count)[0], clusters
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize('global_view', ['image', 'window'])
 def test_slide_inference_matches_the_reference_windows(global_view):
     """``forward_slide``: 64x64 windows with stride 48 over a 100x150 image (2 x 3 windows),
@@ -535,7 +532,6 @@ def test_slide_inference_matches_the_reference_windows(global_view):
     torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.slow
 def test_whole_mode_takes_the_prior_from_the_image_itself():
     model, sd = segmentor(mode='whole')
     threshold = one_merge_threshold(model)
