@@ -67,8 +67,10 @@ def _ln(x, sd, name):
     return (x - mean) / torch.sqrt(var + 1e-6) * sd[name + '.weight'] + sd[name + '.bias']
 
 
-def official_features(sd, x, kind):
-    """``get_intermediate_layers(x)[0]`` of the official model, patch tokens as (B, C, h, w)."""
+def official_features(sd, x, kind, heads=HEADS, last_qkv=False):
+    """``get_intermediate_layers(x)[0]`` of the official model, patch tokens as (B, C, h, w);
+    with ``last_qkv`` the last block's ``q, k, v`` (B, heads, N, head_dim), prefix tokens
+    first, as ``Attention.forward`` makes them."""
     _, patch, registers, offset, antialias = KINDS[kind]
     batch, _, height, width = x.shape
     t = F.conv2d(x, sd['patch_embed.proj.weight'], sd['patch_embed.proj.bias'], stride=patch)
@@ -91,11 +93,13 @@ def official_features(sd, x, kind):
     t = t + pos
     if registers:
         t = torch.cat([t[:, :1], sd['register_tokens'].expand(batch, -1, -1), t[:, 1:]], 1)
-    head_dim = DIM // HEADS
+    head_dim = DIM // heads
     for i in range(DEPTH):
         b = f'blocks.{i}.'
         qkv = _ln(t, sd, b + 'norm1') @ sd[b + 'attn.qkv.weight'].T + sd[b + 'attn.qkv.bias']
-        q, k, v = qkv.reshape(batch, -1, 3, HEADS, head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.reshape(batch, -1, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+        if last_qkv and i == DEPTH - 1:
+            return q, k, v
         attn = (q @ k.transpose(-2, -1) * head_dim**-0.5).softmax(-1)
         o = (attn @ v).transpose(1, 2).reshape(batch, -1, DIM)
         o = o @ sd[b + 'attn.proj.weight'].T + sd[b + 'attn.proj.bias']

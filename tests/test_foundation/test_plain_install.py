@@ -71,7 +71,8 @@ SCRIPT = textwrap.dedent('''
                            'silc/zs_siglip2_vit-b-16-naflex_ade150.py',
                            'zero_shot/scclip/scclip_vit-b16_ade150.py',
                            'zero_shot/resclip/resclip_vit-b16_ade150.py',
-                           'zero_shot/proxyclip/proxyclip_vit-b16_ade150.py']:
+                           'zero_shot/proxyclip/proxyclip_vit-b16_ade150.py',
+                           'zero_shot/cass/cass_vit-b16_ade150.py']:
         build(Config.fromfile(os.path.join(configs_root(), config)).model)
     zs_demo = Config.fromfile(os.path.join(configs_root(), 'silc/zs_demo.py')).model
     build(dict(type='ScoreAveragingTTAModel', module=zs_demo))

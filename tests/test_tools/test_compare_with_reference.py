@@ -224,3 +224,26 @@ def test_whole_run_against_a_fake_reference(tmp_path):
     assert sorted(p.name for p in fake.iterdir()) == [
         'clip_segmentor.py', 'configs', 'custom_datasets.py', 'prompts'
     ]
+
+
+def test_cass_copy_reads_the_vfm_file_and_keeps_prompts_on_the_tower_device(tmp_path):
+    tool = load_tool()
+    checkout = tmp_path / 'cass'
+    checkout.mkdir()
+    (checkout / 'cass_segmentor.py').write_text(
+        "query = clip.tokenize(words).to('cuda')\n"
+        "self.dino_model = DinoSelfAttention(arch='vit_base', patch_size=8, "
+        'image_size=(224, 224))\n')
+    lines = tool.reference_runner.copy_and_patch(
+        str(checkout), str(tmp_path / 'copy'), 'cass', 'cpu')
+    text = (tmp_path / 'copy' / 'cass_segmentor.py').read_text()
+    assert "environ['REFERENCE_VFM_WEIGHTS']" in text and ".to('cuda')" not in text
+    assert '.to(next(net.parameters()).device)' in text and len(lines) == 2
+    assert (checkout / 'cass_segmentor.py').read_text().count("'cuda'") == 1  # untouched
+    lines = tool.reference_runner.copy_and_patch(
+        str(checkout), str(tmp_path / 'gpu'), 'cass', 'cuda')
+    assert len(lines) == 1 and ".to('cuda')" in (tmp_path / 'gpu' /
+                                                 'cass_segmentor.py').read_text()
+    (checkout / 'cass_segmentor.py').write_text('nothing to patch\n')
+    with pytest.raises(RuntimeError, match='cannot patch cass_segmentor.py'):
+        tool.reference_runner.copy_and_patch(str(checkout), str(tmp_path / 'bad'), 'cass', 'cpu')

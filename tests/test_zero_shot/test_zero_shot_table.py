@@ -163,7 +163,7 @@ def test_table_cells_missing_failed_and_resume(tiny_setup, tmp_path, monkeypatch
 def test_published_numbers_and_arguments():
     tool = load_tool()
     numbers = tool.published_numbers()
-    assert len(numbers) == 56  # 7 methods x 8 benchmarks
+    assert len(numbers) == 64  # 8 methods x 8 benchmarks
     assert numbers['naclip_vit-b16_ade150'] == published_in_docs('naclip_vit-b16_ade150')
     assert tool.first_number(numbers['naclip_vit-b16_ade150']) == 19.05
     assert tool.first_number(numbers['scclip_vit-b16_voc20']) is None  # '(g)': none published

@@ -149,16 +149,36 @@ def make_openai_weights(path: str, arch: str = 'ViT-B/16', seed: int = 0) -> Dic
     return state_dict
 
 
-def convert_for_ours(state_dict: Dict, path: str) -> None:
-    """Our checkpoint of the OpenAI-format weights (``silc_seg.converters``)."""
-    from silc_seg.converters import convert_openclip_state_dict, save_state_dict
+def convert_for_ours(state_dict: Dict, path: str, vfm_state_dict: Optional[Dict] = None) -> None:
+    """Our checkpoint of the OpenAI-format weights (``silc_seg.converters``), with the VFM
+    under ``dense_forward.vfm.`` when given."""
+    from silc_seg.converters import (convert_dino_state_dict, convert_openclip_state_dict,
+                                     save_state_dict)
     converted = convert_openclip_state_dict(state_dict)
+    if vfm_state_dict is not None:
+        converted.update(convert_dino_state_dict(vfm_state_dict, prefix='dense_forward.vfm.'))
     save_state_dict({
         k: v.float()
         for k, v in converted.items()
     },
                     path,
                     meta=dict(source='compare_with_reference random OpenAI-format weights'))
+
+
+def make_vfm_weights(path: str, seed: int = 0) -> Dict:
+    """Random DINO ViT-B/8 weights in the official layout (timm's ``vit_base_patch8_224.dino``
+    names are the official ones), biases and norms offset as in :func:`make_openai_weights`,
+    saved as a plain state dict. Returns the state dict."""
+    import timm
+    torch.manual_seed(seed + 1)
+    model = timm.create_model('vit_base_patch8_224.dino', pretrained=False, num_classes=0)
+    with torch.no_grad():
+        for _, param in model.named_parameters():
+            if param.dim() <= 1:
+                param.add_(0.1 * torch.randn_like(param))
+    state_dict = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    torch.save(state_dict, path)
+    return state_dict
 
 
 def random_image(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -209,7 +229,8 @@ def run_reference(reference_dir: str,
                   num_templates: Optional[int] = None,
                   stages: bool = False,
                   stage_stride: int = 4,
-                  options: Optional[List[str]] = None) -> List[str]:
+                  options: Optional[List[str]] = None,
+                  vfm_weights: Optional[str] = None) -> List[str]:
     """Run the reference in a subprocess on a patched copy of ``reference_dir``; returns the
     patch lines. Its output goes to ``<out>/reference.log``."""
     copy = osp.join(osp.dirname(out), 'reference_src')
@@ -227,6 +248,8 @@ def run_reference(reference_dir: str,
     command += ['--stages'] if stages else []
     command += ['--cfg-options', *options] if options else []
     env = dict(os.environ, PYTHONPATH=copy, PYTHONDONTWRITEBYTECODE='1')
+    if vfm_weights:
+        env['REFERENCE_VFM_WEIGHTS'] = osp.abspath(vfm_weights)
     os.makedirs(out, exist_ok=True)
     log_path = osp.join(out, 'reference.log')
     with open(log_path, 'w') as log_file:
@@ -351,6 +374,7 @@ def run_ours(method: str,
     runner.register_hook(LabelSaverHook(out), 'LOW')
     if stages:
         install_our_recorders(model, out, stage_stride)
+    torch.manual_seed(0)  # as the reference runner does before its test loop
     runner.test()
     if stages:
         np.save(
@@ -557,12 +581,16 @@ def main(argv=None) -> dict:
             shutil.rmtree(stale)
     weights = osp.join(work_dir, 'openai_random.pt')
     state_dict = make_openai_weights(weights, args.arch, args.seed)
+    vfm_weights = vfm_state_dict = None
+    if REFERENCES[args.method].get('vfm'):
+        vfm_weights = osp.join(work_dir, 'vfm_random.pth')
+        vfm_state_dict = make_vfm_weights(vfm_weights, args.seed)
     checkpoint = osp.join(work_dir, 'ours_random.pth')
-    convert_for_ours(state_dict, checkpoint)
+    convert_for_ours(state_dict, checkpoint, vfm_state_dict)
     make_dataset(args.dataset, data_root, args.num_images, args.seed)
     patches = run_reference(reference_dir, args.method, args.dataset, weights, data_root,
                             reference, args.device, args.num_templates, args.stages,
-                            args.stage_stride, args.reference_options)
+                            args.stage_stride, args.reference_options, vfm_weights)
     run_ours(args.method, args.dataset, checkpoint, data_root, ours, args.arch, args.num_templates,
              args.stages, args.stage_stride, args.cfg_options)
     agreement = label_agreement(ours, reference)

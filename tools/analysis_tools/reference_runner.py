@@ -37,6 +37,9 @@ REFERENCES = {
     'clearclip': dict(repo='mc-lan/ClearCLIP', module='clearclip_segmentor', loader='open_clip'),
     'scclip': dict(repo='SuleBai/SC-CLIP', module='scclip_segmentor', loader='clip'),
     'resclip': dict(repo='yvhangyang/ResCLIP', module='resclip_segmentor', loader='clip'),
+    # CASS also loads a VFM (DINO ViT-B/8, redirected to a file below) and, as its eval.py,
+    # takes the dataset name from the config path and runs with --pamr off.
+    'cass': dict(repo='MICV-yonsei/CASS', module='cass_segmentor', loader='clip', vfm='dino'),
 }
 # Our dataset names -> the references' config files (configs/cfg_*.py, the same in all five).
 REFERENCE_CONFIGS = {
@@ -67,6 +70,17 @@ CPU_PATCHES = {
          "PAMR(10, dilations=(8, 16)).to(torch.device('cpu'))", _NO_CUDA),
     ],
 }
+# Patches applied on every device: CASS's DINO is built without a weights file (it downloads
+# them); the copy reads the VFM file named by the environment variable REFERENCE_VFM_WEIGHTS.
+ALWAYS_PATCHES = {
+    'cass': [('cass_segmentor.py',
+              "DinoSelfAttention(arch='vit_base', patch_size=8, image_size=(224, 224))",
+              "DinoSelfAttention(arch='vit_base', patch_size=8, image_size=(224, 224), "
+              "pretrained_weights=__import__('os').environ['REFERENCE_VFM_WEIGHTS'])",
+              'the DINO ViT-B/8 weights come from REFERENCE_VFM_WEIGHTS, not a download')],
+}
+CPU_PATCHES['cass'] = [('cass_segmentor.py', ".to('cuda')", '.to(next(net.parameters()).device)',
+                        'CPU run: the reference moves the prompt tokens to CUDA unconditionally')]
 COPY_IGNORE = shutil.ignore_patterns('.git', '*.png', '*.jpg', '*.gif', '*.pdf', '*.doc',
                                      '__pycache__', 'work_logs', 'show_dir')
 
@@ -103,7 +117,9 @@ def copy_and_patch(reference_dir: str, dst: str, method: str, device: str) -> Li
         shutil.rmtree(dst)
     shutil.copytree(reference_dir, dst, ignore=COPY_IGNORE)
     lines = []
-    for name, old, new, why in (CPU_PATCHES.get(method, []) if device == 'cpu' else []):
+    patches = ALWAYS_PATCHES.get(method, []) + (
+        CPU_PATCHES.get(method, []) if device == 'cpu' else [])
+    for name, old, new, why in patches:
         path = osp.join(dst, name)
         with open(path) as f:
             text = f.read()
@@ -189,6 +205,44 @@ def _stub_unused_imports() -> List[str]:
             sys.modules[name] = module
             lines.append(f'stubbed the unused module {name} ({type(err).__name__}: {err})')
             log(lines[-1])
+    return lines
+
+
+def _stand_in_missing_modules() -> List[str]:
+    """CASS imports ``requests`` (unused) and sklearn's ``cosine_distances``; when they cannot
+    be imported, an empty module and a numpy ``cosine_distances`` (float64, 1 - cosine clipped
+    to [0, 2], zero diagonal, as sklearn's) stand in (logged)."""
+    import importlib.machinery
+
+    def stand_in(name):  # with a spec: torch._dynamo looks modules up with find_spec
+        module = types.ModuleType(name)
+        module.__spec__ = importlib.machinery.ModuleSpec(name, None)
+        sys.modules[name] = module
+        return module
+
+    lines = []
+    try:
+        __import__('requests')
+    except ImportError as err:
+        stand_in('requests')
+        lines.append(f'stubbed the unused module requests ({err})')
+        log(lines[-1])
+    try:
+        __import__('sklearn.metrics.pairwise')
+    except ImportError as err:
+
+        def cosine_distances(x, y=None):
+            x = np.asarray(x, dtype=np.float64)
+            x = x / np.linalg.norm(x, axis=1, keepdims=True)
+            out = np.clip(1 - x @ x.T, 0, 2)
+            np.fill_diagonal(out, 0.0)
+            return out
+
+        for name in ('sklearn', 'sklearn.metrics', 'sklearn.metrics.pairwise'):
+            stand_in(name)
+        sys.modules['sklearn.metrics.pairwise'].cosine_distances = cosine_distances
+        lines.append(f'sklearn.metrics.pairwise.cosine_distances: a numpy stand-in ({err})')
+        log(lines[-1])
     return lines
 
 
@@ -337,6 +391,8 @@ def main(argv=None):
         patches.append(_truncate_templates(args.num_templates))
     if spec['loader'] == 'open_clip':
         patches += _stub_unused_imports()
+    if spec.get('vfm'):
+        patches += _stand_in_missing_modules()
     importlib.import_module('custom_datasets')  # as the references' eval.py do
     segmentor_module = importlib.import_module(spec['module'])
     cfg = Config.fromfile(args.config)
@@ -346,6 +402,8 @@ def main(argv=None):
     else:
         cfg.model.clip_path = osp.abspath(args.weights)
     cfg.model.device = args.device
+    if spec.get('vfm'):  # CASS's eval.py: dataset=<config path>, --pamr off
+        cfg.model.dataset, cfg.model.pamr_steps = args.config, 0
     for option in args.cfg_options:
         key, _, value = option.partition('=')
         try:
@@ -375,6 +433,8 @@ def main(argv=None):
     runner.register_hook(LabelSaverHook(args.out), 'LOW')
     if args.stages:
         install_stage_recorders(runner.model, args.out, args.stage_stride)
+    # The same RNG state on both sides when the test starts (CASS's svd_lowrank draws from it).
+    torch.manual_seed(0)
     runner.test()
 
 

@@ -90,10 +90,9 @@ class DINOViT(BaseModule):
                                f'not {(h, w)}')
         return grid.flatten(2).transpose(1, 2)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """``(B, 3, H, W)`` images (normalized for the VFM) -> ``(B, C, H // p, W // p)``
-        final-norm patch tokens of the last block (rows / columns that do not fill a patch
-        are left out, as the patch convolution does)."""
+    def _tokens(self, x: Tensor) -> Tuple[Tensor, Tuple[int, int]]:
+        """Prefix and patch tokens with their position embeddings (before the blocks), and the
+        patch grid ``(h, w)``; rows / columns that do not fill a patch are left out."""
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f'expected (B, 3, H, W) images, got shape {tuple(x.shape)}')
         vit = self.vit
@@ -113,6 +112,34 @@ class DINOViT(BaseModule):
         if self._embedded_prefix:
             prefix = prefix + vit.pos_embed[:, :self._embedded_prefix]
         tokens = torch.cat([prefix.to(patches.dtype), patches + pos], dim=1)
-        tokens = vit.norm_pre(vit.patch_drop(vit.pos_drop(tokens)))
-        tokens = vit.norm(vit.blocks(tokens))
-        return tokens[:, self.num_prefix_tokens:].transpose(1, 2).reshape(batch, dim, h, w)
+        return vit.norm_pre(vit.patch_drop(vit.pos_drop(tokens))), (h, w)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, 3, H, W)`` images (normalized for the VFM) -> ``(B, C, H // p, W // p)``
+        final-norm patch tokens of the last block (rows / columns that do not fill a patch
+        are left out, as the patch convolution does)."""
+        tokens, (h, w) = self._tokens(x)
+        tokens = self.vit.norm(self.vit.blocks(tokens))
+        return tokens[:, self.num_prefix_tokens:].transpose(1,
+                                                            2).reshape(tokens.shape[0], -1, h, w)
+
+    def forward_last_qkv(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tuple[int, int]]:
+        """The queries, keys and values of the last block's attention (its ``norm1`` input
+        through ``qkv``, per head, as the official ``Attention.forward`` returns them).
+
+        Args:
+            x (Tensor): ``(B, 3, H, W)`` images normalized for the VFM.
+
+        Returns:
+            tuple: ``q, k, v``, each ``(B, heads, prefix + h * w, head_dim)`` (prefix tokens
+            first), and the patch grid ``(h, w)``.
+        """
+        tokens, hw = self._tokens(x)
+        for block in self.vit.blocks[:-1]:
+            tokens = block(tokens)
+        attn = self.vit.blocks[-1].attn
+        batch, length, _ = tokens.shape
+        qkv = attn.qkv(self.vit.blocks[-1].norm1(tokens))
+        q, k, v = qkv.reshape(batch, length, 3, attn.num_heads, -1).permute(2, 0, 3, 1,
+                                                                            4).unbind(0)
+        return attn.q_norm(q), attn.k_norm(k), v, hw

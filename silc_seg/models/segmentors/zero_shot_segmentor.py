@@ -220,10 +220,15 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
             return self.dense_forward(self.image_encoder, inputs, text_embeddings)
         return self.image_encoder.encode_dense(inputs, variant=self.dense_variant)['dense']
 
+    def query_logits(self, windows: Tensor, text_embeddings: Tensor) -> Tensor:
+        """(B, Q, h, w) patch-resolution query logits of whole-patch windows: the head's
+        patch-query cosine similarities."""
+        return self.decode_head(self.extract_feat(windows, text_embeddings), text_embeddings)
+
     def _forward(self, inputs: Tensor, data_samples=None) -> Tensor:
         """(B, Q, H/p, W/p) patch-query cosine similarities (no post-processing)."""
         text_embeddings, _ = self.text_embeddings()
-        return self.decode_head(self.extract_feat(inputs, text_embeddings), text_embeddings)
+        return self.query_logits(inputs, text_embeddings)
 
     def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
         """Whole-image query logits at the input resolution, (B, Q, H, W)."""
@@ -247,7 +252,7 @@ class ZeroShotSegmentor(OpenVocabularySegmentor):
             padding = centred_padding(height, width,
                                       self.test_cfg.get('pad_multiple') or patch_size)
             windows = F.pad(windows, padding)
-        logits = self.decode_head(self.extract_feat(windows, text_embeddings), text_embeddings)
+        logits = self.query_logits(windows, text_embeddings)
         # The head's einsum returns a channels-last view; bilinear upsampling of one window of
         # it reads about 4x slower than of a contiguous copy (CPU, B/16 windows, 150 queries).
         return logits.contiguous(), padding

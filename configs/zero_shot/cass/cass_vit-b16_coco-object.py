@@ -1,0 +1,9 @@
+# CASS on COCO-Object, OpenAI CLIP ViT-B/16 + DINO ViT-B/8.
+# Protocol, sources and published mIoU: docs/zero_shot_protocols.md.
+_base_ = ['../_base_/cass.py', '../../_base_/datasets/zs_coco-object.py']
+# CASS configs/cfg_coco_object.py: name_path, global_semantics_weight, mean_vector_weight,
+# h_threshold, prob_thd.
+model = dict(
+    class_names='{{fileDirname}}/../../vocabularies/sclip/cls_coco_object.txt',
+    text_adjustment=dict(cluster_threshold=0.1, mean_vector_weight=0.01, global_weight=0.25),
+    decode_head=dict(prob_thd=0.1, background_index=0))
