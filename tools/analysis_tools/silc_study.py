@@ -13,7 +13,8 @@ another file); ``/work/notes``-independent contract: see ``docs/results.md``. Pe
 1. ``tools/train.py CONFIG --cfg-options randomness.seed=S`` (a fresh process, ``--threads``
    CPU threads), which ends with the validation (retrieval recall, zero-shot mAP);
 2. ``tools/test.py configs/silc/zs_demo.py CKPT`` with the plain and the NACLIP last block
-   (zero-shot segmentation mIoU);
+   (zero-shot segmentation mIoU; ``--skip-zero-shot`` leaves it out: two processes less per
+   run);
 3. a linear probe on the frozen last-block patch features (``silc_seg.evaluation.linear_probe``:
    trained on the demo segmentation train split, scored on val); ``--probe-blocks`` adds probes
    on the patch tokens after earlier blocks (e.g. ``mid``: block ``depth // 2``).
@@ -85,6 +86,11 @@ def parse_args(argv=None):
         help="blocks whose patch tokens get a linear probe: N (the output of block N, 1-based), "
         "'mid' (block depth // 2) or 'last' (after ln_post, probe_mIoU); others are "
         'probe_mIoU_blockN')
+    parser.add_argument(
+        '--skip-zero-shot',
+        action='store_true',
+        help='no zero-shot segmentation (zs_mIoU_plain / zs_mIoU_naclip): saves the two '
+        'tools/test.py processes of each run')
     parser.add_argument(
         '--summarize-only',
         action='store_true',
@@ -178,7 +184,8 @@ def run_one(name: str, config: str, seed: int, args) -> Optional[dict]:
     train_s = time.time() - start
     _run([
         sys.executable,
-        osp.abspath(__file__), '--evaluate-run', run_dir, '--probe-blocks', *args.probe_blocks
+        osp.abspath(__file__), '--evaluate-run', run_dir, '--probe-blocks', *args.probe_blocks,
+        *(['--skip-zero-shot'] if args.skip_zero_shot else [])
     ], log, args.threads)
     return _finish(metrics_file, name, config, seed, train_s, start)
 
@@ -304,7 +311,9 @@ def probe_encoder(encoder_cfg: dict, state: Dict[str, object], block: int):
     return encoder
 
 
-def evaluate_run(run_dir: str, probe_blocks: Sequence[str] = ('last', )) -> None:
+def evaluate_run(run_dir: str,
+                 probe_blocks: Sequence[str] = ('last', ),
+                 zero_shot: bool = True) -> None:
     """Dense and global measures of one finished training run -> ``metrics.json``."""
     from mmengine.config import Config
 
@@ -325,7 +334,7 @@ def evaluate_run(run_dir: str, probe_blocks: Sequence[str] = ('last', )) -> None
     }
     metrics['mean_R'] = val.get('retrieval/mean_R')
     metrics['zs_mAP'] = val.get('zero_shot/mAP')
-    for variant in ('plain', 'naclip'):
+    for variant in ('plain', 'naclip') if zero_shot else ():
         metrics[f'zs_mIoU_{variant}'] = _test_miou(run_dir, ckpt, variant)
     cfg = Config.fromfile(osp.join(REPO_ROOT, ZS_CONFIG))
     state = torch_load_weights_only(ckpt)['state_dict']
@@ -469,7 +478,7 @@ def write_outputs(rows: List[dict], out: str, reference: str, setup: dict) -> st
 def main(argv=None):
     args = parse_args(argv)
     if args.evaluate_run:
-        evaluate_run(args.evaluate_run, args.probe_blocks)
+        evaluate_run(args.evaluate_run, args.probe_blocks, not args.skip_zero_shot)
         return
     objectives = resolve_objectives(args.objectives)
     setup = check_comparable(objectives, args.cfg_options)
@@ -477,7 +486,8 @@ def main(argv=None):
         seeds=args.seeds,
         threads_per_run=args.threads,
         jobs=args.jobs,
-        probe_blocks=args.probe_blocks)
+        probe_blocks=args.probe_blocks,
+        zero_shot=not args.skip_zero_shot)
     jobs = [(name, config, seed) for seed in args.seeds for name, config in objectives.items()]
     rows = []
     if args.summarize_only:
