@@ -81,6 +81,7 @@ def test_probe_blocks_resolve_to_block_numbers():
         study.resolve_probe_blocks(['middle'], 4)
 
 
+@pytest.mark.slow
 def test_probe_encoder_returns_the_tokens_after_that_block():
     import torch
 
