@@ -5,7 +5,8 @@
 # Every value is marked with its source: [S2 x] = the SigLIP 2 paper, section x; [CapPa] =
 # big_vision configs/proj/cappa/pretrain.py and models/proj/cappa/cappa.py at commit 0127fb6b;
 # [SILC] = pretrain_b16.py (docs/pretraining.md); "ours" = no source. The sections marked
-# "recalled" could not be re-read in this repository's reference store: see docs/siglip2.md.
+# "unverified" could not be checked against the paper text in the reference store: see
+# docs/siglip2.md.
 # Not reproduced: the WebLI data mix and de-biasing [S2 2.1], the ACID curation stage and the
 # NaFlex / resolution adaptation stages [S2 2.4-2.5], the box pseudo-labels from n-grams and an
 # open-vocabulary detector [S2 2.2] (bring your own `boxes` in the shards' json).
@@ -31,11 +32,11 @@ model = dict(
         vocab_size=256000,  # the Gemma tokenizer of the captions [S2 2.1]
         in_channels=width,
         embed_dims=width,  # the text tower's width [CapPa: decoder_emb_dim 0 = emb_dim]
-        depth=6,  # [CapPa: decoder_num_layers 6]; S2 2.2 only says "fewer layers" (recalled)
+        depth=6,  # [CapPa: decoder_num_layers 6]; S2 2.2 only says "fewer layers" (unverified)
         num_heads=12,  # [CapPa: decoder_num_heads 0 = num_heads 12]
         max_length=72,  # task token + 64 text tokens + a box, rounded up (ours)
         num_bins=1000,  # ours (LocCa quantises coordinates into bins; count not re-read)
-        # Parallel prediction for 50% of the captions [S2 2.2, recalled]; CapPa used 75%
+        # Parallel prediction for 50% of the captions [S2 2.2, unverified]; CapPa used 75%
         # [CapPa: masked_pred_prob 0.75, masking_ratio 1.0 = every input masked].
         parallel_prob=0.5),
     decoder_weight=1.0,  # ours
@@ -44,15 +45,15 @@ model = dict(
     distill_head=dict(_base_.distill_head, in_channels=width),
     distill_loss={{_base_.distill_loss}},
     # Masked prediction: per-patch features of the masked student against the teacher's on the
-    # same global view, the loss "defined identically" to the distillation's [S2 2.3, recalled]:
+    # same global view, the loss "defined identically" to the distillation's [S2 2.3, unverified]:
     # a DINO head on every patch (image_decoder=None: the tower's own per-patch path); K = 8192
     # (ours) and DINO's temperatures (ours for this loss), ../_base_/objectives/masked_distill.py.
     image_decoder=None,
     masked_head=dict(_base_.masked_head, in_channels=width),
     masked_distill_loss={{_base_.masked_distill_loss}},
-    image_mask_ratio=0.5,  # 50% of the patch embeddings -> mask token [S2 2.3, recalled]
-    image_mask_strategy='random',  # [S2 2.3, recalled]
-    # Weights 1 (distillation) and 0.25 (masked), both times 0.25 for B [S2 2.3, recalled].
+    image_mask_ratio=0.5,  # 50% of the patch embeddings -> mask token [S2 2.3, unverified]
+    image_mask_strategy='random',  # [S2 2.3, unverified]
+    # Weights 1 (distillation) and 0.25 (masked), both times 0.25 for B [S2 2.3, unverified].
     distill_weight=0.25,
     masked_distill_weight=0.0625,
     # The switch at 80% of the schedule [S2 Fig. 1 / Sec. 2.3: "during the last 20%"].
@@ -63,7 +64,7 @@ model = dict(
 
 # Data: 256 px for every size [S2 2.1]; 2 global + 6 local crops [SILC] scaled from 224/96 to
 # 256/112 (ours); the sigmoid loss and the decoder see the whole image, resized, without any
-# augmentation ("the original image" [S2 2.3, recalled]) - which also keeps the boxes valid.
+# augmentation ("the original image" [S2 2.3, unverified]) - which also keeps the boxes valid.
 global_crop_size = 256
 local_crop_size = 112
 num_local_crops = 6
@@ -142,7 +143,7 @@ val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
 test_dataloader = val_dataloader
 
 # Schedule: 40B examples at batch 32k = 1.22M steps, cosine with 20k warm-up steps [S2 2.1];
-# Adam, lr 1e-3, decoupled weight decay 1e-4, gradient clipping at norm 1 [S2 2.1, recalled].
+# Adam, lr 1e-3, decoupled weight decay 1e-4, gradient clipping at norm 1 [S2 2.1, unverified].
 max_iters = 1220703
 warmup_iters = 20000
 optim_wrapper = dict(

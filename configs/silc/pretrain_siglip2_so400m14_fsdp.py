@@ -17,6 +17,6 @@ model = dict(
     caption_decoder=dict(in_channels=width, embed_dims=width),
     distill_head=dict(in_channels=width),
     masked_head=dict(in_channels=width),
-    # Loss factor 1 for So400m [S2 2.3, recalled; docs/siglip2.md].
+    # Loss factor 1 for So400m [S2 2.3, unverified; docs/siglip2.md].
     distill_weight=1.0,
     masked_distill_weight=0.25)

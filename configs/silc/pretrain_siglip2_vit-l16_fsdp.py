@@ -21,7 +21,7 @@ model = dict(
     caption_decoder=dict(in_channels=width, embed_dims=width, num_heads=16),
     distill_head=dict(in_channels=width),
     masked_head=dict(in_channels=width),
-    # Loss factor 0.5 for L (B: 0.25) [S2 2.3, recalled; docs/siglip2.md].
+    # Loss factor 0.5 for L (B: 0.25) [S2 2.3, unverified; docs/siglip2.md].
     distill_weight=0.5,
     masked_distill_weight=0.125)
 # ExtendOptimizerStateHook is left out: it rebuilds a Runner's optimizer, which FlexibleRunner

@@ -18,6 +18,7 @@ from silc_seg.converters import (MODEL_CONFIGS, SIGLIP2_MODEL_CONFIGS, build_tow
                                  load_siglip2_source, save_state_dict, verify_state_dict)
 from silc_seg.registry import MODELS
 from silc_seg.utils import get_config_path
+from silc_seg.utils.checkpoint import CheckpointMismatchError, load_model_checkpoint
 from .helpers import TOLERANCE, load_tool, max_diff, perturb, run_tool
 
 # Reduced copies: image width 96 (6 heads), text width 64 (4 heads) or 72 (g-opt: its So400m
@@ -55,8 +56,9 @@ def reduced_open_clip(name):
     return model
 
 
-def reduced_towers(config, text_width):
-    """The towers of an arch config with the sizes of :func:`reduced_open_clip`."""
+def reduced_towers(config, text_width, vocab=SMALL['vocab']):
+    """The towers of an arch config with the sizes of :func:`reduced_open_clip` (``vocab``
+    text pieces)."""
     cfg = Config.fromfile(get_config_path(config))
     image, text = cfg.image_encoder, cfg.text_encoder
     patch = MODELS.get(image.type).arch_zoo[image.arch]['patch_size'] if isinstance(
@@ -75,7 +77,7 @@ def reduced_towers(config, text_width):
         width=text_width,
         depth=SMALL['depth'],
         num_heads=SMALL['text_heads'],
-        vocab_size=SMALL['vocab'],
+        vocab_size=vocab,
         output_dim=SMALL['image'])
     for key in ('vocab_size', 'output_dim'):  # explicit arguments override the arch dict
         text.pop(key, None)
@@ -302,6 +304,35 @@ def test_siglip_1_and_2_mixed_up_name_the_config_that_fits():
             r'ViT-B-16-SigLIP \(configs/_base_/models/siglip_vit-b-16\.py\)'):
         convert_siglip2(siglip1)
     assert MODEL_CONFIGS['ViT-B-16-SigLIP2'] == SIGLIP2_MODEL_CONFIGS['ViT-B-16-SigLIP2']
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('saved,given', [('ViT-B-16-SigLIP2', 'ViT-B-16-SigLIP'),
+                                         ('ViT-B-16-SigLIP', 'ViT-B-16-SigLIP2')])
+def test_converted_file_loaded_with_the_other_siglip_config_names_the_config_it_fits(
+        tmp_path, saved, given):
+    """A converted SigLIP 2 file given to a model of the SigLIP 1 config (tools/test.py,
+    init_model: load_model_checkpoint), and the reverse: the vocabularies differ (256k Gemma /
+    32k T5 pieces), and the error names the config the file was converted for."""
+
+    def towers(name):
+        config = MODEL_CONFIGS[name]
+        text = Config.fromfile(get_config_path(config)).text_encoder
+        vocab = text.get('vocab_size') or MODELS.get(text.type).arch_zoo[text.arch]['vocab_size']
+        return torch.nn.ModuleDict(reduced_towers(config, SMALL['text'], vocab))
+
+    path = str(tmp_path / 'converted.pth')
+    # The meta siglip2silc.py / openclip2silc.py write.
+    save_state_dict(
+        towers(saved).state_dict(), path, meta=dict(model=saved, config=MODEL_CONFIGS[saved]))
+    with pytest.raises(CheckpointMismatchError) as error:
+        load_model_checkpoint(towers(given), path)
+    message = str(error.value)
+    assert f'converted for the towers of {MODEL_CONFIGS[saved]} ({saved})' in message
+    assert 'text_encoder.token_embedding' in message
+    assert MODEL_CONFIGS[saved] == ('configs/_base_/models/siglip2_vit-b-16.py'
+                                    if saved.endswith('SigLIP2') else
+                                    'configs/_base_/models/siglip_vit-b-16.py')
 
 
 @torch.no_grad()

@@ -41,8 +41,21 @@ def test_b16_recipe_values():
 @pytest.mark.slow
 def test_demo_is_the_silc_demo_with_the_recipe_objective():
     demo, silc = Config.fromfile(DEMO), Config.fromfile('configs/silc/demo_silc_tiny.py')
-    for key in ('train_cfg', 'optim_wrapper', 'param_scheduler', 'randomness'):
+    for key in ('optim_wrapper', 'randomness'):
         assert demo[key] == silc[key], key
+    # The short schedule: 40 iterations, 10% warm-up, logged every 10 (both stages in the log).
+    assert demo.train_cfg.max_iters == demo.train_cfg.val_interval == 40
+    assert demo.param_scheduler[0].end == 4 and demo.param_scheduler[1].T_max == 36
+    assert demo.param_scheduler[1].end == 40 and demo.default_hooks.logger.interval == 10
+    # Its SigLIP-only baseline: the same run without the recipe (the study's pair).
+    siglip = Config.fromfile('configs/silc/demo_siglip_tiny.py')
+    for key in ('train_cfg', 'optim_wrapper', 'param_scheduler', 'randomness', 'default_hooks',
+                'train_dataloader'):
+        assert demo[key] == siglip[key], key
+    assert siglip.model.type == 'SILC' and siglip.model.contrastive_loss.type == 'SigLipLoss'
+    assert siglip.model.get('distill_head') is None and 'caption_decoder' not in siglip.model
+    assert siglip.model.image_encoder == demo.model.image_encoder
+    assert siglip.model.text_encoder == demo.model.text_encoder
     assert demo.model.image_encoder == silc.model.image_encoder
     assert demo.model.text_encoder == silc.model.text_encoder
     assert demo.model.distill_head == silc.model.distill_head
@@ -52,7 +65,7 @@ def test_demo_is_the_silc_demo_with_the_recipe_objective():
     with DefaultScope.overwrite_default_scope('mmseg'):
         model = MODELS.build(demo.model)
     assert type(model).__name__ == 'SigLIP2' and not bool(model.self_distill_on)
-    assert model.switch_iteration(demo.train_cfg.max_iters) == 160
+    assert model.switch_iteration(demo.train_cfg.max_iters) == 32
 
 
 @pytest.mark.parametrize('path', [B16, DEMO])

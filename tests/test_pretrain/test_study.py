@@ -66,3 +66,65 @@ def test_summary_paired_differences_and_confidence_intervals(tmp_path):
     assert f'| clip | 5 | {51.0:.2f} ± {clip_sd:.2f} |' in summary
     runs = json.loads((tmp_path / 'runs.json').read_text())['runs']
     assert len(runs) == 10 and (tmp_path / 'runs.csv').read_text().count('\n') == 11
+
+
+def test_probe_blocks_resolve_to_block_numbers():
+    study = load_study()
+    assert study.resolve_probe_blocks(['last', 'mid'], 4) == [2, 4]
+    assert study.resolve_probe_blocks(['mid'], 12) == [6]
+    assert study.resolve_probe_blocks(['1', 'last', '4'], 4) == [1, 4]
+    assert study.probe_key(4, 4) == 'probe_mIoU' and study.probe_key(2, 4) == 'probe_mIoU_block2'
+    with pytest.raises(ValueError, match='outside'):
+        study.resolve_probe_blocks(['5'], 4)
+    with pytest.raises(ValueError, match='mid'):
+        study.resolve_probe_blocks(['middle'], 4)
+
+
+@pytest.mark.slow
+def test_probe_encoder_returns_the_tokens_after_that_block():
+    import torch
+
+    import silc_seg  # noqa: F401
+    from silc_seg.registry import MODELS
+    study = load_study()
+    cfg = dict(
+        type='SILCVisionTransformer',
+        img_size=32,
+        patch_size=8,
+        width=32,
+        depth=4,
+        num_heads=2,
+        output_dim=16)
+    torch.manual_seed(0)
+    reference = MODELS.build(cfg).eval()  # random weights
+    state = {f'image_encoder.{k}': v for k, v in reference.state_dict().items()}
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        tokens, _ = reference.embed(images)
+        after = []
+        for block in reference.blocks:
+            tokens = block(tokens)
+            after.append(tokens[:, reference.num_prefix_tokens:])
+
+        def as_map(x):  # (B, 16, C) -> (B, C, 4, 4), row-major patches
+            return x.transpose(1, 2).reshape(2, 32, 4, 4)
+
+        for block in (1, 2, 3):
+            out = study.probe_encoder(cfg, state, block).eval()(images)
+            torch.testing.assert_close(out[-1], as_map(after[block - 1]))
+        last = study.probe_encoder(cfg, state, 4).eval()(images)[-1]
+        expected = reference.ln_post(tokens)[:, reference.num_prefix_tokens:]
+        torch.testing.assert_close(last, as_map(expected))
+
+
+def test_summary_has_a_column_per_probed_block(tmp_path):
+    study = load_study()
+    rows = [
+        dict(objective=name, seed=s, probe_mIoU=50.0 + s + k, probe_mIoU_block2=40.0 + 2 * s + k)
+        for k, name in enumerate(('siglip', 'siglip2')) for s in range(3)
+    ]
+    summary = study.write_outputs(rows, str(tmp_path), 'siglip', dict(max_iters=1))
+    header = next(line for line in summary.splitlines() if line.startswith('| objective'))
+    assert header.startswith('| objective | n | linear probe mIoU | linear probe mIoU block 2 |')
+    # Paired differences of the block-2 probe: +1 on every seed (sd 0).
+    assert '| siglip2 - siglip | +1.00 [+1.00, +1.00] n=3 | +1.00 [+1.00, +1.00] n=3 |' in summary

@@ -13,9 +13,11 @@ another file); the protocol and the results of the study: ``docs/results.md``. P
 1. ``tools/train.py CONFIG --cfg-options randomness.seed=S`` (a fresh process, ``--threads``
    CPU threads), which ends with the validation (retrieval recall, zero-shot mAP);
 2. ``tools/test.py configs/silc/zs_demo.py CKPT`` with the plain and the NACLIP last block
-   (zero-shot segmentation mIoU);
+   (zero-shot segmentation mIoU; ``--skip-zero-shot`` leaves it out: two processes less per
+   run);
 3. a linear probe on the frozen last-block patch features (``silc_seg.evaluation.linear_probe``:
-   trained on the demo segmentation train split, scored on val).
+   trained on the demo segmentation train split, scored on val); ``--probe-blocks`` adds probes
+   on the patch tokens after earlier blocks (e.g. ``mid``: block ``depth // 2``).
 
 ``metrics.json`` in each run directory makes a finished run count as done, so the command can
 be re-run to extend the study (more seeds or objectives) or to resume an interrupted one.
@@ -77,6 +79,18 @@ def parse_args(argv=None):
         default=50,
         help='keep a checkpoint every N iterations (patch-feature drift over '
         'training, tools/analysis_tools/patch_feature_drift.py)')
+    parser.add_argument(
+        '--probe-blocks',
+        nargs='+',
+        default=['last'],
+        help="blocks whose patch tokens get a linear probe: N (the output of block N, 1-based), "
+        "'mid' (block depth // 2) or 'last' (after ln_post, probe_mIoU); others are "
+        'probe_mIoU_blockN')
+    parser.add_argument(
+        '--skip-zero-shot',
+        action='store_true',
+        help='no zero-shot segmentation (zs_mIoU_plain / zs_mIoU_naclip): saves the two '
+        'tools/test.py processes of each run')
     parser.add_argument(
         '--summarize-only',
         action='store_true',
@@ -168,7 +182,11 @@ def run_one(name: str, config: str, seed: int, args) -> Optional[dict]:
     else:
         _train(config, seed, run_dir, log, args)
     train_s = time.time() - start
-    _run([sys.executable, osp.abspath(__file__), '--evaluate-run', run_dir], log, args.threads)
+    _run([
+        sys.executable,
+        osp.abspath(__file__), '--evaluate-run', run_dir, '--probe-blocks', *args.probe_blocks,
+        *(['--skip-zero-shot'] if args.skip_zero_shot else [])
+    ], log, args.threads)
     return _finish(metrics_file, name, config, seed, train_s, start)
 
 
@@ -221,8 +239,9 @@ def _finish(metrics_file: str, name: str, config: str, seed: int, train_s: float
     with open(metrics_file, 'w') as f:
         json.dump(metrics, f, indent=1)
     print(
-        f'[study] {name} seed {seed}: ' + ', '.join(f'{key}={metrics[key]:.2f}'
-                                                    for key, _ in MEASURES if key in metrics),
+        f'[study] {name} seed {seed}: ' +
+        ', '.join(f'{key}={metrics[key]:.2f}'
+                  for key, _ in measures_of([metrics]) if metrics.get(key) is not None),
         flush=True)
     return metrics
 
@@ -256,7 +275,45 @@ def _test_miou(run_dir: str, ckpt: str, variant: str) -> float:
         return float(json.load(f)['mIoU'])
 
 
-def evaluate_run(run_dir: str) -> None:
+def resolve_probe_blocks(specs: Sequence[str], depth: int) -> List[int]:
+    """``--probe-blocks`` -> sorted 1-based block numbers (``'mid'``: ``depth // 2``,
+    ``'last'``: ``depth``)."""
+    blocks = set()
+    for spec in specs:
+        spec = str(spec)
+        if spec == 'last':
+            block = depth
+        elif spec == 'mid':
+            block = depth // 2
+        elif spec.isdigit():
+            block = int(spec)
+        else:
+            raise ValueError(f"--probe-blocks: {spec!r} is not a block number, 'mid' or 'last'")
+        if not 1 <= block <= depth:
+            raise ValueError(f'--probe-blocks: block {block} outside 1..{depth}')
+        blocks.add(block)
+    return sorted(blocks)
+
+
+def probe_key(block: int, depth: int) -> str:
+    """The metrics key of the linear probe on block ``block`` (1-based) of ``depth``."""
+    return 'probe_mIoU' if block == depth else f'probe_mIoU_block{block}'
+
+
+def probe_encoder(encoder_cfg: dict, state: Dict[str, object], block: int):
+    """The image tower of ``encoder_cfg`` with the ``image_encoder.`` weights of ``state``,
+    whose :meth:`forward` returns the patch tokens after block ``block`` (1-based; the last
+    block's after ``ln_post``, earlier ones as the blocks leave them)."""
+    from silc_seg.registry import MODELS
+    encoder = MODELS.build(dict(encoder_cfg, out_indices=block - 1))
+    prefix = 'image_encoder.'
+    encoder.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    return encoder
+
+
+def evaluate_run(run_dir: str,
+                 probe_blocks: Sequence[str] = ('last', ),
+                 zero_shot: bool = True) -> None:
     """Dense and global measures of one finished training run -> ``metrics.json``."""
     from mmengine.config import Config
 
@@ -277,16 +334,18 @@ def evaluate_run(run_dir: str) -> None:
     }
     metrics['mean_R'] = val.get('retrieval/mean_R')
     metrics['zs_mAP'] = val.get('zero_shot/mAP')
-    for variant in ('plain', 'naclip'):
+    for variant in ('plain', 'naclip') if zero_shot else ():
         metrics[f'zs_mIoU_{variant}'] = _test_miou(run_dir, ckpt, variant)
     cfg = Config.fromfile(osp.join(REPO_ROOT, ZS_CONFIG))
-    encoder = MODELS.build(cfg.model.image_encoder)
     state = torch_load_weights_only(ckpt)['state_dict']
-    prefix = 'image_encoder.'
-    encoder.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
-    metrics.update(
-        linear_probe_miou(encoder, osp.join(REPO_ROOT, SEG_ROOT), len(CLASS_NAMES), CLIP_MEAN,
-                          CLIP_STD))
+    depth = MODELS.build(cfg.model.image_encoder).depth
+    for block in resolve_probe_blocks(probe_blocks, depth):
+        encoder = probe_encoder(cfg.model.image_encoder, state, block)
+        scores = linear_probe_miou(encoder, osp.join(REPO_ROOT, SEG_ROOT), len(CLASS_NAMES),
+                                   CLIP_MEAN, CLIP_STD)
+        key = probe_key(block, depth)
+        metrics[key] = scores['probe_mIoU']
+        metrics[key.replace('mIoU', 'aAcc')] = scores['probe_aAcc']
     # The plain block's patch embeddings over training (every kept checkpoint).
     from silc_seg.evaluation.linear_probe import load_seg_split
     from silc_seg.evaluation.patch_drift import drift_metrics
@@ -316,18 +375,32 @@ def mean_sd(values: Sequence[float]) -> Tuple[float, float]:
     return mean, sd
 
 
+def measures_of(rows: Sequence[dict]) -> List[Tuple[str, str]]:
+    """The summary columns: :data:`MEASURES`, with the probes of earlier blocks that the rows
+    have (``probe_mIoU_blockN``) after the last block's."""
+    blocks = sorted({
+        int(key[len('probe_mIoU_block'):])
+        for row in rows
+        for key in row
+        if key.startswith('probe_mIoU_block') and key[len('probe_mIoU_block'):].isdigit()
+    })
+    extra = [(f'probe_mIoU_block{b}', f'linear probe mIoU block {b}') for b in blocks]
+    return MEASURES[:1] + extra + MEASURES[1:]
+
+
 def summarize(rows: List[dict], reference: str, setup: dict) -> str:
+    measures = measures_of(rows)
     objectives = list(dict.fromkeys(row['objective'] for row in rows))
     by = {(row['objective'], row['seed']): row for row in rows}
     lines = [
         f'Setup: {json.dumps(setup)}', '',
-        '| objective | n | ' + ' | '.join(label for _, label in MEASURES) + ' |',
-        '|---|---|' + '---|' * len(MEASURES)
+        '| objective | n | ' + ' | '.join(label for _, label in measures) + ' |',
+        '|---|---|' + '---|' * len(measures)
     ]
     for name in objectives:
         seeds = sorted(seed for (obj, seed) in by if obj == name)
         cells = []
-        for key, _ in MEASURES:
+        for key, _ in measures:
             values = [by[(name, s)][key] for s in seeds if by[(name, s)].get(key) is not None]
             if values:
                 mean, sd = mean_sd(values)
@@ -339,14 +412,14 @@ def summarize(rows: List[dict], reference: str, setup: dict) -> str:
         lines += [
             '', f'Paired differences (objective - {reference}, same seed): mean '
             '[95% t-interval], n seeds.', '',
-            '| difference | ' + ' | '.join(label for _, label in MEASURES) + ' |',
-            '|---|' + '---|' * len(MEASURES)
+            '| difference | ' + ' | '.join(label for _, label in measures) + ' |',
+            '|---|' + '---|' * len(measures)
         ]
         for name in objectives:
             if name == reference:
                 continue
             cells = []
-            for key, _ in MEASURES:
+            for key, _ in measures:
                 diffs = [
                     by[(name, s)][key] - by[(reference, s)][key] for (obj, s) in by
                     if obj == name and (reference, s) in by and by[(
@@ -405,11 +478,16 @@ def write_outputs(rows: List[dict], out: str, reference: str, setup: dict) -> st
 def main(argv=None):
     args = parse_args(argv)
     if args.evaluate_run:
-        evaluate_run(args.evaluate_run)
+        evaluate_run(args.evaluate_run, args.probe_blocks, not args.skip_zero_shot)
         return
     objectives = resolve_objectives(args.objectives)
     setup = check_comparable(objectives, args.cfg_options)
-    setup.update(seeds=args.seeds, threads_per_run=args.threads, jobs=args.jobs)
+    setup.update(
+        seeds=args.seeds,
+        threads_per_run=args.threads,
+        jobs=args.jobs,
+        probe_blocks=args.probe_blocks,
+        zero_shot=not args.skip_zero_shot)
     jobs = [(name, config, seed) for seed in args.seeds for name, config in objectives.items()]
     rows = []
     if args.summarize_only:
