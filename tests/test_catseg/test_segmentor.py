@@ -128,6 +128,7 @@ def test_sliding_window_with_global_view_matches_a_naive_loop():
     assert torch.equal(result.pred_sem_seg.data, expected.argmax(0, keepdim=True))
 
 
+@pytest.mark.slow
 def test_whole_image_sigmoid_scores_are_resized_once_to_the_original_size():
     """CAT-Seg's non-sliding inference: sigmoid of the head's output, then one bilinear resize
     to the original size (detectron2's sem_seg_postprocess)."""
@@ -142,6 +143,7 @@ def test_whole_image_sigmoid_scores_are_resized_once_to_the_original_size():
     torch.testing.assert_close(result.seg_logits.data, expected, atol=1e-6, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_padded_batch_is_cropped_to_each_image_and_flip_is_undone():
     model = build(class_names=['sky', 'grass', 'person'])
     torch.manual_seed(1)
@@ -190,6 +192,7 @@ def test_text_cache_follows_the_vocabulary_and_the_weights():
     assert not torch.allclose(model.test_text_features(), cached)
 
 
+@pytest.mark.slow
 def test_sizes_follow_the_towers_and_configured_ones_are_checked():
     """Another image tower needs no coupled head overrides: vision width, text dims, template
     count, guidance layers and image size follow from it; a contradicting value is an error

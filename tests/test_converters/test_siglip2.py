@@ -250,6 +250,7 @@ def open_clip_to_big_vision(model, naflex=False):
     return {k: np.ascontiguousarray(v) for k, v in out.items()}
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_big_vision_npz_of_a_release(tmp_path):
     name = 'ViT-SO400M-16-SigLIP2-256'
@@ -335,6 +336,7 @@ def test_converted_file_loaded_with_the_other_siglip_config_names_the_config_it_
                                     'configs/_base_/models/siglip_vit-b-16.py')
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_backbone_loads_converted_weights_through_init_cfg(tmp_path):
     # The plug-in backbone of any mmseg config: the image tower with a Pretrained init_cfg.

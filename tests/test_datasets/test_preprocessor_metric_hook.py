@@ -26,6 +26,7 @@ def _sample(b, num_global=2, num_local=3):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('collate', [default_collate, pseudo_collate])
 def test_view_major_layout_and_normalization(collate):
     batch = collate([_sample(b) for b in range(4)])

@@ -28,6 +28,7 @@ def fake_runner(model, optim_wrapper, batch_size=4, world_size=1):
         logger=SimpleNamespace(info=logs.append, warning=logs.append))
 
 
+@pytest.mark.slow
 def test_per_parameter_clipping_matches_dino():
     model = build().train()
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0)

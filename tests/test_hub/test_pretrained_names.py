@@ -50,6 +50,7 @@ def test_openai_name_downloads_checks_converts_once(publishers, conversions):
     assert len(conversions) == 1 and len(publishers.server.hits) == 1
 
 
+@pytest.mark.slow
 def test_open_clip_tags_by_url_and_by_hub(publishers, conversions):
     weights = resolve_pretrained(f'open_clip:{TINY}/laion')
     assert weights.model == TINY and publishers.server.hits == [

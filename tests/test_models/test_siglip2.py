@@ -104,6 +104,7 @@ def test_first_stage_sigmoid_and_decoder_losses_written_out():
     torch.testing.assert_close(seen['memory'], tokens)
 
 
+@pytest.mark.slow
 def test_switch_starts_teacher_from_student_and_turns_self_distillation_on():
     model = build()
     optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.5))

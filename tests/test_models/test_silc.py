@@ -211,6 +211,7 @@ def test_nonfinite_loss_raises_with_iteration_and_values():
         step(model, optim_wrapper, batch())
 
 
+@pytest.mark.slow
 def test_nonfinite_loss_skips_update_when_configured():
     model = build().train()
     optim_wrapper = NonFiniteGuardOptimWrapper(
@@ -251,6 +252,7 @@ def test_predict_sets_normalized_embeddings():
     assert set(tensors) == {'image_embedding'}
 
 
+@pytest.mark.slow
 def test_zero_shot_scores_cached_per_weights():
     classes = ['red stripes', 'blue dots', 'green checks']
     templates = ['a photo of {}.', 'a picture with {}']

@@ -68,6 +68,7 @@ def test_compile_blocks_hook_compiles_once_before_train_and_test():
     assert [b._compiled_call_impl for b in blocks] == first
 
 
+@pytest.mark.slow
 def test_fused_adamw_from_schedule_config_matches_foreach():
     cfg = Config.fromfile('configs/_base_/schedules/pretrain_adamw_cosine_bf16.py')
     results = []

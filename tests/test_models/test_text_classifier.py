@@ -167,6 +167,7 @@ def test_load_hook_follows_a_deep_copy():
     assert twin.classifier._num_loads == 1 and owner.classifier._num_loads == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('pool_type', ['argmax', 'eos'])
 def test_causal_tower_trims_padding_without_changing_the_output(pool_type):
     text_encoder = tower(pool_type=pool_type, eos_token_id=VOCAB - 1)

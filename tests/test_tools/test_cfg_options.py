@@ -128,6 +128,7 @@ def test_tools_stop_on_misspelled_override(tool, args, tmp_path):
     assert 'pkg_resources' not in result.stderr, result.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_load_config_merges_parsed_options_and_exits_on_a_misspelled_key():
     parser = argparse.ArgumentParser()
     add_cfg_options_argument(parser)
