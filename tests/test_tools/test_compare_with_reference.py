@@ -228,6 +228,7 @@ def test_whole_run_against_a_fake_reference(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_proxyclip_weights_fill_the_tiny_preset_and_vfm_dir_errors(tmp_path):
     """The random DINO weights (official key layout) converted with the CLIP ones load into the
     ProxyCLIP preset with the tiny overrides, every key and shape used; a missing or wrong
