@@ -247,3 +247,41 @@ def test_cass_copy_reads_the_vfm_file_and_keeps_prompts_on_the_tower_device(tmp_
     (checkout / 'cass_segmentor.py').write_text('nothing to patch\n')
     with pytest.raises(RuntimeError, match='cannot patch cass_segmentor.py'):
         tool.reference_runner.copy_and_patch(str(checkout), str(tmp_path / 'bad'), 'cass', 'cpu')
+
+
+@pytest.mark.slow
+def test_proxyclip_weights_fill_the_tiny_preset_and_vfm_dir_errors(tmp_path):
+    """The random DINO weights (official key layout) converted with the CLIP ones load into the
+    ProxyCLIP preset with the tiny overrides, every key and shape used; a missing or wrong
+    --vfm-dir is a clear error before anything is written."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from silc_seg.registry import MODELS
+    from silc_seg.utils import load_model_checkpoint
+    tool = load_tool()
+    clip = tool.make_openai_weights(str(tmp_path / 'clip.pt'), 'tiny', seed=0)
+    dino = tool.make_dino_weights(str(tmp_path / 'dino.pth'), 'dino_vitb8', 'tiny', seed=0)
+    assert dino['patch_embed.proj.weight'].shape == (128, 3, 8, 8)
+    assert dino['pos_embed'].shape == (1, 1 + 28 * 28, 128)
+    assert not any(key.startswith(('head.', 'vit.')) for key in dino)
+    saved = torch.load(tmp_path / 'dino.pth')
+    assert sorted(saved) == sorted(dino) and torch.equal(saved['cls_token'], dino['cls_token'])
+    checkpoint = str(tmp_path / 'ours.pth')
+    tool.convert_for_ours(clip, checkpoint, dino)
+    cfg = Config.fromfile(tool.preset_path('proxyclip', 'voc21'))
+    cfg.merge_from_dict(tool._tiny_overrides('tiny', 'proxyclip'))
+    init_default_scope('mmseg')
+    model = MODELS.build(cfg.model)
+    load_model_checkpoint(model, checkpoint)  # raises on a missing, unused or misshapen key
+    vit = model.dense_forward.vfm.vit
+    assert torch.equal(vit.blocks[3].attn.qkv.weight, dino['blocks.3.attn.qkv.weight'])
+    assert torch.equal(vit.norm.bias, dino['norm.bias'])
+
+    with pytest.raises(tool.ReferenceDirError, match='--vfm-dir must be a checkout of'):
+        tool.check_vfm_dir(None, 'proxyclip')
+    (tmp_path / 'dino_src').mkdir()
+    (tmp_path / 'dino_src' / 'hubconf.py').write_text('')
+    with pytest.raises(tool.ReferenceDirError, match='lacks vision_transformer.py, utils.py'):
+        tool.check_vfm_dir(str(tmp_path / 'dino_src'), 'proxyclip')
+    assert tool.check_vfm_dir(None, 'sclip') is None

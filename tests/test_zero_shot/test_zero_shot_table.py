@@ -4,8 +4,10 @@ and the run goes on, finished cells are skipped on a rerun, the manifests hold t
 import csv
 import hashlib
 import json
+import os
 import os.path as osp
 import runpy
+import subprocess
 import sys
 
 import pytest
@@ -13,6 +15,7 @@ import torch
 
 from silc_seg.models.utils import get_prompt_templates, load_class_names
 from silc_seg.utils import import_file_as_module
+from ..launch import torchrun
 from .test_presets import REPO, TINY_TOWERS, preset_path
 from .tiny_datasets import make_benchmark_layout, save_random_checkpoint
 
@@ -171,3 +174,80 @@ def test_published_numbers_and_arguments():
         tool.parse_args(['ckpt.pth', '--data-root', 'ade20k=/data'])
     with pytest.raises(SystemExit):
         tool.parse_args(['ckpt.pth', '--methods', 'nomethod'])
+
+
+def run_table(prefix, checkpoint, work_dir, roots):
+    """The tool as a user starts it (``prefix``: torchrun for several ranks), one thread per
+    process on both sides; returns the console output."""
+    launcher = ['--launcher', 'pytorch'] if prefix else []
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
+    result = subprocess.run(
+        [*(prefix or [sys.executable]), PATH, *table_argv(checkpoint, work_dir, roots), *launcher],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return result.stdout
+
+
+def read_cells(work_dir):
+    with open(work_dir / 'zero_shot_table.csv', newline='') as f:
+        table = [(row['method'], row['dataset'], row['status'], row['mIoU'])
+                 for row in csv.DictReader(f)]
+    manifests = {
+        path.parent.name: json.loads(path.read_text())
+        for path in sorted(work_dir.glob('cells/*/manifest.json'))
+    }
+    return table, manifests
+
+
+def runner_dirs(work_dir):
+    return sorted(str(path) for path in work_dir.glob('cells/*/*') if path.is_dir())
+
+
+@pytest.mark.slow
+@pytest.mark.dist
+def test_two_ranks_give_the_one_rank_table_and_skip_finished_cells(tmp_path_factory):
+    """torchrun with 2 CPU processes (gloo), 3 images per benchmark (one rank gets a padded
+    duplicate): the same cells, statuses and metrics as one process, manifests written once
+    (by rank 0); a second 2-rank run skips every finished cell without building a runner."""
+    root = tmp_path_factory.mktemp('dist_table')
+    checkpoint = save_random_checkpoint(
+        preset_path('sclip', 'voc20'), TINY_TOWERS, root / 'tiny_clip.pth', seed=1)
+    roots = {'ade150': str(root / 'data' / 'absent')}
+    for seed, dataset in enumerate(('voc20', 'pc59')):
+        roots[dataset] = str(root / 'data' / dataset)
+        make_benchmark_layout(dataset, roots[dataset], seed=seed, num_images=3)
+
+    run_table(None, checkpoint, root / 'one', roots)
+    output = run_table(torchrun(2), checkpoint, root / 'two', roots)
+    one_table, one_manifests = read_cells(root / 'one')
+    two_table, two_manifests = read_cells(root / 'two')
+    assert two_table == one_table
+    assert [row[2] for row in one_table] == ['done', 'done', 'missing'] * 2
+    assert sorted(two_manifests) == sorted(one_manifests) and len(one_manifests) == 4
+    for name, manifest in two_manifests.items():
+        reference = one_manifests[name]
+        assert manifest['status'] == reference['status'] == 'done'
+        assert manifest['launcher'] == 'pytorch' and reference['launcher'] == 'none'
+        assert manifest['config_sha256'] == reference['config_sha256']
+        assert manifest['checkpoint_sha256'] == reference['checkpoint_sha256']
+        assert set(manifest['metrics']) == set(reference['metrics'])
+        for key, value in reference['metrics'].items():
+            assert manifest['metrics'][key] == pytest.approx(value, abs=1e-9), (name, key)
+    # One console table (rank 0's), each cell's progress line once.
+    assert output.count('| method | dataset | mIoU |') == 1
+    assert output.count('sclip voc20: done') == 1
+
+    # Rerun on 2 ranks: the finished cells are skipped (manifests untouched, no new runner
+    # work dir), the absent benchmark is reported again.
+    before = {path: path.read_bytes() for path in (root / 'two').glob('cells/*/manifest.json')}
+    runs_before = runner_dirs(root / 'two')
+    output = run_table(torchrun(2), checkpoint, root / 'two', roots)
+    assert output.count('skipped: finished') == 4 + 4  # progress lines and table rows
+    assert {path: path.read_bytes() for path in before} == before
+    assert runner_dirs(root / 'two') == runs_before
+    again, _ = read_cells(root / 'two')
+    assert again == one_table

@@ -112,20 +112,26 @@ LAYOUTS = {
 }
 
 
-def make_benchmark_layout(name, root, shape=(40, 56), seed=0):
-    """One random image and annotation in the layout of benchmark ``name`` (a LAYOUTS key)."""
-    image_path, annotation_path, split, values = LAYOUTS[name]
+def make_benchmark_layout(name, root, shape=(40, 56), seed=0, num_images=1):
+    """Random images and annotations in the layout of benchmark ``name`` (a LAYOUTS key):
+    the LAYOUTS paths, then (``num_images`` > 1) the same names numbered 2, 3, ..."""
+    first_image, first_annotation, split, values = LAYOUTS[name]
     rng = np.random.default_rng(seed)
-    for path in (image_path, annotation_path):
-        os.makedirs(osp.dirname(osp.join(root, path)), exist_ok=True)
-    image = rng.integers(0, 256, shape + (3, ), dtype=np.uint8)
-    Image.fromarray(image).save(osp.join(root, image_path))
-    annotation = rng.choice(np.array(values, np.uint8), size=shape)
-    Image.fromarray(annotation).save(osp.join(root, annotation_path))
+    names = []
+    for index in range(1, num_images + 1):
+        image_path, annotation_path = (
+            path.replace('000001', f'{index:06d}') for path in (first_image, first_annotation))
+        for path in (image_path, annotation_path):
+            os.makedirs(osp.dirname(osp.join(root, path)), exist_ok=True)
+        image = rng.integers(0, 256, shape + (3, ), dtype=np.uint8)
+        Image.fromarray(image).save(osp.join(root, image_path))
+        annotation = rng.choice(np.array(values, np.uint8), size=shape)
+        Image.fromarray(annotation).save(osp.join(root, annotation_path))
+        names.append(osp.splitext(osp.basename(image_path))[0])
     if split:
         os.makedirs(osp.dirname(osp.join(root, split)), exist_ok=True)
         with open(osp.join(root, split), 'w') as f:
-            f.write(osp.splitext(osp.basename(image_path))[0] + '\n')
+            f.write('\n'.join(names) + '\n')
 
 
 def save_random_checkpoint(config, overrides, path, seed=0):

@@ -3,11 +3,14 @@
     python tools/analysis_tools/compare_with_reference.py --reference-dir DIR METHOD DATASET \
         [--seed S] [--num-images N] [--work-dir D] [--stages] [--arch {ViT-B/16,tiny}] \
         [--num-templates K] [--device cpu|cuda] [--cfg-options k=v ...] \
-        [--reference-options k=v ...]
+        [--reference-options k=v ...] [--vfm-dir DINO_DIR]
 
 Both sides get the same random OpenAI-format CLIP weights (a plain fp16 state dict, which the
 references' ``clip.load(path)`` and ClearCLIP's OpenAI loader accept; converted for ours with
-``silc_seg.converters``) and the same generated, non-square images in the dataset's layout. Ours
+``silc_seg.converters``), for ProxyCLIP also the same random DINO weights in the official layout
+(the reference's ``torch.hub.load`` builds the hub model from a facebookresearch/dino checkout,
+``--vfm-dir``; ours converts them with ``convert_dino_state_dict``), and the same generated,
+non-square images in the dataset's layout. Ours
 runs ``configs/zero_shot/<method>/<method>_vit-b16_<dataset>.py`` through mmseg's test loop in
 this process; the reference runs in a subprocess (``reference_runner.py`` with
 ``PYTHONPATH`` = a temporary copy of DIR, run-time patches logged) with its own
@@ -94,14 +97,39 @@ LAYOUTS = {
 # Random towers: OpenAI's ViT-B/16, or a narrow one of the same geometry (patch 16, 14x14
 # grid, 12 image blocks, 64 channels per head) that CPUs run in seconds. Heads are width / 64
 # in the references' build_model.
+# ``vfm``: the proxy DINO tower of ProxyCLIP (patch 8, 28x28 stored grid; ViT-B/8, or narrow).
 ARCHS = {
-    'ViT-B/16': None,
-    'tiny': dict(embed_dim=64, vision=dict(width=128, layers=12), text=dict(width=128, layers=1)),
+    'ViT-B/16':
+    None,
+    'tiny':
+    dict(
+        embed_dim=64,
+        vision=dict(width=128, layers=12),
+        text=dict(width=128, layers=1),
+        vfm=dict(embed_dim=128, depth=4, num_heads=2)),
 }
+# timm's architecture of each reference VFM, whose state dict keys are the official ones.
+VFM_ARCHS = {'dino_vitb8': 'vit_base_patch8_224.dino'}
 
 
 class ReferenceDirError(ValueError):
     """The reference directory is missing or is not a checkout of the method's repository."""
+
+
+def check_vfm_dir(path: Optional[str], method: str) -> Optional[str]:
+    """The facebookresearch/dino checkout ProxyCLIP's hub call is redirected to, as an
+    absolute folder (None for the other methods), else a clear error."""
+    if not REFERENCES[method].get('vfm_hub'):
+        return None
+    if not path or not osp.isdir(path):
+        raise ReferenceDirError(f'{method} builds its proxy VFM with torch.hub from '
+                                'facebookresearch/dino: --vfm-dir must be a checkout of '
+                                f'https://github.com/facebookresearch/dino (got {path!r})')
+    missing = [name for name in reference_runner.VFM_FILES if not osp.isfile(osp.join(path, name))]
+    if missing:
+        raise ReferenceDirError(f'--vfm-dir {path} is not a checkout of facebookresearch/dino: '
+                                f'it lacks {", ".join(missing)}')
+    return osp.abspath(path)
 
 
 def check_reference_dir(path: Optional[str], method: str, dataset: str) -> str:
@@ -149,9 +177,27 @@ def make_openai_weights(path: str, arch: str = 'ViT-B/16', seed: int = 0) -> Dic
     return state_dict
 
 
+def make_dino_weights(path: str, model: str, arch: str = 'ViT-B/16', seed: int = 0) -> Dict:
+    """Random weights of the DINO hub model ``model`` in the official key layout (timm's
+    architecture has the same names), fp32, saved as a plain state dict; biases, norms, the
+    class token and the position embedding get random offsets. Returns the state dict."""
+    import timm
+    torch.manual_seed(seed + 1)
+    spec = ARCHS[arch]
+    vit = timm.create_model(
+        VFM_ARCHS[model], pretrained=False, num_classes=0, **(spec['vfm'] if spec else {}))
+    with torch.no_grad():
+        for name, param in vit.named_parameters():
+            if param.dim() <= 1 or name in ('cls_token', 'pos_embed'):
+                param.add_(0.1 * torch.randn_like(param))
+    state_dict = {k: v.detach().clone() for k, v in vit.state_dict().items()}
+    torch.save(state_dict, path)
+    return state_dict
+
+
 def convert_for_ours(state_dict: Dict, path: str, vfm_state_dict: Optional[Dict] = None) -> None:
-    """Our checkpoint of the OpenAI-format weights (``silc_seg.converters``), with the VFM
-    under ``dense_forward.vfm.`` when given."""
+    """Our checkpoint of the OpenAI-format weights (``silc_seg.converters``), with the VFM's
+    under ``dense_forward.vfm.`` (as ``tools/model_converters/dino2silc.py --clip``)."""
     from silc_seg.converters import (convert_dino_state_dict, convert_openclip_state_dict,
                                      save_state_dict)
     converted = convert_openclip_state_dict(state_dict)
@@ -163,22 +209,6 @@ def convert_for_ours(state_dict: Dict, path: str, vfm_state_dict: Optional[Dict]
     },
                     path,
                     meta=dict(source='compare_with_reference random OpenAI-format weights'))
-
-
-def make_vfm_weights(path: str, seed: int = 0) -> Dict:
-    """Random DINO ViT-B/8 weights in the official layout (timm's ``vit_base_patch8_224.dino``
-    names are the official ones), biases and norms offset as in :func:`make_openai_weights`,
-    saved as a plain state dict. Returns the state dict."""
-    import timm
-    torch.manual_seed(seed + 1)
-    model = timm.create_model('vit_base_patch8_224.dino', pretrained=False, num_classes=0)
-    with torch.no_grad():
-        for _, param in model.named_parameters():
-            if param.dim() <= 1:
-                param.add_(0.1 * torch.randn_like(param))
-    state_dict = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    torch.save(state_dict, path)
-    return state_dict
 
 
 def random_image(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -230,9 +260,11 @@ def run_reference(reference_dir: str,
                   stages: bool = False,
                   stage_stride: int = 4,
                   options: Optional[List[str]] = None,
+                  vfm: Optional[tuple] = None,
                   vfm_weights: Optional[str] = None) -> List[str]:
     """Run the reference in a subprocess on a patched copy of ``reference_dir``; returns the
-    patch lines. Its output goes to ``<out>/reference.log``."""
+    patch lines. Its output goes to ``<out>/reference.log``. ``vfm``: (a facebookresearch/dino
+    checkout, DINO weights) for ProxyCLIP."""
     copy = osp.join(osp.dirname(out), 'reference_src')
     patches = reference_runner.copy_and_patch(reference_dir, copy, method, device)
     command = [
@@ -244,6 +276,8 @@ def run_reference(reference_dir: str,
         osp.abspath(data_root), '--device', device, '--stage-stride',
         str(stage_stride)
     ]
+    if vfm:
+        command += ['--vfm-dir', vfm[0], '--vfm-weights', osp.abspath(vfm[1])]
     command += ['--num-templates', str(num_templates)] if num_templates else []
     command += ['--stages'] if stages else []
     command += ['--cfg-options', *options] if options else []
@@ -265,12 +299,16 @@ def run_reference(reference_dir: str,
     return patches
 
 
-def _tiny_overrides(arch: str) -> dict:
+def _tiny_overrides(arch: str, method: str = '') -> dict:
     spec = ARCHS[arch]
     if spec is None:
         return {}
     heads = dict(vision=spec['vision']['width'] // 64, text=spec['text']['width'] // 64)
+    vfm = {
+        'model.dense_forward.vfm.timm_kwargs': spec['vfm']
+    } if REFERENCES[method].get('vfm_hub') else {}
     return {
+        **vfm,
         'model.image_encoder.width': spec['vision']['width'],
         'model.image_encoder.depth': spec['vision']['layers'],
         'model.image_encoder.num_heads': heads['vision'],
@@ -359,7 +397,7 @@ def run_ours(method: str,
     quiet_library_warnings()
     config = preset_path(method, dataset)
     cfg = Config.fromfile(config)
-    overrides = _tiny_overrides(arch)
+    overrides = _tiny_overrides(arch, method)
     if num_templates:
         overrides['model.templates'] = get_prompt_templates('imagenet80')[:num_templates]
     cfg.merge_from_dict(overrides)
@@ -525,6 +563,12 @@ def parse_args(argv=None):
         '--reference-commit',
         help='the commit of --reference-dir when it is not a git checkout '
         '(recorded in the report)')
+    parser.add_argument(
+        '--vfm-dir',
+        help='proxyclip: a checkout of facebookresearch/dino, whose hub model the '
+        "reference's torch.hub.load builds")
+    parser.add_argument(
+        '--vfm-commit', help='the commit of --vfm-dir when it is not a git checkout')
     parser.add_argument('--seed', type=int, default=0, help='weights and images')
     parser.add_argument('--num-images', type=int, default=2)
     parser.add_argument(
@@ -566,6 +610,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     try:
         reference_dir = check_reference_dir(args.reference_dir, args.method, args.dataset)
+        vfm_dir = check_vfm_dir(args.vfm_dir, args.method)
     except ReferenceDirError as err:
         raise SystemExit(f'error: {err}')
     if args.num_images < 1:
@@ -581,16 +626,20 @@ def main(argv=None) -> dict:
             shutil.rmtree(stale)
     weights = osp.join(work_dir, 'openai_random.pt')
     state_dict = make_openai_weights(weights, args.arch, args.seed)
-    vfm_weights = vfm_state_dict = None
-    if REFERENCES[args.method].get('vfm'):
+    vfm, vfm_weights, vfm_state_dict = None, None, None
+    spec = REFERENCES[args.method]
+    if vfm_dir:  # ProxyCLIP: its torch.hub DINO, built from the checkout, at the tower's size
+        vfm = (vfm_dir, osp.join(work_dir, 'dino_random.pth'))
+        vfm_state_dict = make_dino_weights(vfm[1], spec['vfm_hub'], args.arch, args.seed)
+    elif spec.get('vfm_file'):  # CASS: a full-size DINO ViT-B/8 read from a weights file
         vfm_weights = osp.join(work_dir, 'vfm_random.pth')
-        vfm_state_dict = make_vfm_weights(vfm_weights, args.seed)
+        vfm_state_dict = make_dino_weights(vfm_weights, 'dino_vitb8', 'ViT-B/16', args.seed)
     checkpoint = osp.join(work_dir, 'ours_random.pth')
     convert_for_ours(state_dict, checkpoint, vfm_state_dict)
     make_dataset(args.dataset, data_root, args.num_images, args.seed)
     patches = run_reference(reference_dir, args.method, args.dataset, weights, data_root,
                             reference, args.device, args.num_templates, args.stages,
-                            args.stage_stride, args.reference_options, vfm_weights)
+                            args.stage_stride, args.reference_options, vfm, vfm_weights)
     run_ours(args.method, args.dataset, checkpoint, data_root, ours, args.arch, args.num_templates,
              args.stages, args.stage_stride, args.cfg_options)
     agreement = label_agreement(ours, reference)
@@ -601,6 +650,9 @@ def main(argv=None) -> dict:
         dataset=args.dataset,
         repo=REFERENCES[args.method]['repo'],
         commit=commit,
+        vfm=dict(
+            repo='facebookresearch/dino',
+            commit=reference_runner.git_commit(vfm_dir) or args.vfm_commit) if vfm_dir else None,
         arch=args.arch,
         device=args.device,
         seed=args.seed,
@@ -614,7 +666,9 @@ def main(argv=None) -> dict:
     print(f"{args.method} on {args.dataset}: ours "
           f"{osp.relpath(preset_path(args.method, args.dataset), REPO)} vs "
           f"{REFERENCES[args.method]['repo']} @ {commit or 'unknown commit'} "
-          f"({args.arch} random weights, {args.device})")
+          f"({args.arch} random weights, {args.device})" +
+          (f"; VFM facebookresearch/dino @ {report['vfm']['commit'] or 'unknown commit'}"
+           if vfm_dir else ''))
     for line in patches:
         print(f'reference patch: {line}')
     print(format_report(agreement, stages))

@@ -32,16 +32,42 @@ from mmengine.hooks import Hook
 # 'open_clip': ClearCLIP's create_model(..., pretrained='openai'), redirected to the file), and
 # the files a checkout must have.
 REFERENCES = {
-    'sclip': dict(repo='wangf3014/SCLIP', module='clip_segmentor', loader='clip'),
-    'naclip': dict(repo='sinahmr/NACLIP', module='naclip', loader='clip'),
-    'clearclip': dict(repo='mc-lan/ClearCLIP', module='clearclip_segmentor', loader='open_clip'),
-    'scclip': dict(repo='SuleBai/SC-CLIP', module='scclip_segmentor', loader='clip'),
-    'resclip': dict(repo='yvhangyang/ResCLIP', module='resclip_segmentor', loader='clip'),
-    # CASS also loads a VFM (DINO ViT-B/8, redirected to a file below) and, as its eval.py,
-    # takes the dataset name from the config path and runs with --pamr off.
-    'cass': dict(repo='MICV-yonsei/CASS', module='cass_segmentor', loader='clip', vfm='dino'),
+    'sclip':
+    dict(repo='wangf3014/SCLIP', module='clip_segmentor', loader='clip'),
+    'naclip':
+    dict(repo='sinahmr/NACLIP', module='naclip', loader='clip'),
+    'clearclip':
+    dict(repo='mc-lan/ClearCLIP', module='clearclip_segmentor', loader='open_clip'),
+    'scclip':
+    dict(repo='SuleBai/SC-CLIP', module='scclip_segmentor', loader='clip'),
+    'resclip':
+    dict(repo='yvhangyang/ResCLIP', module='resclip_segmentor', loader='clip'),
+    'proxyclip':
+    dict(
+        repo='mc-lan/ProxyCLIP',
+        module='proxyclip_segmentor',
+        loader='open_clip',
+        vfm_hub='dino_vitb8',
+        pad_multiple=56),
+    # CASS also loads a VFM (DINO ViT-B/8, from the file REFERENCE_VFM_WEIGHTS names, below) and,
+    # as its eval.py, takes the dataset name from the config path and runs with --pamr off.
+    'cass':
+    dict(repo='MICV-yonsei/CASS', module='cass_segmentor', loader='clip', vfm_file='dino'),
 }
-# Our dataset names -> the references' config files (configs/cfg_*.py, the same in all five).
+# Modules imported at module level that the CLIP (+ DINO) path never uses, replaced by empty
+# modules (with these attributes set to None) when they cannot be imported.
+UNUSED_IMPORTS = {
+    'clearclip': {
+        'BLIP.models.blip_retrieval': ('blip_retrieval', ),
+        'gem': ('create_gem_model', )
+    },
+    'proxyclip': {
+        'openpyxl': ()
+    },
+}
+# The files a facebookresearch/dino checkout needs for the proxy VFM (``--vfm-dir``).
+VFM_FILES = ('hubconf.py', 'vision_transformer.py', 'utils.py')
+# Our dataset names -> the references' config files (configs/cfg_*.py, the same in all six).
 REFERENCE_CONFIGS = {
     'ade150': 'cfg_ade20k.py',
     'voc21': 'cfg_voc21.py',
@@ -53,9 +79,9 @@ REFERENCE_CONFIGS = {
     'coco-object': 'cfg_coco_object.py',
 }
 # Source patches applied to the temporary copy on CPU only (file, old text, new text, why):
-# ClearCLIP casts the inputs to fp16 (its towers are loaded in fp32 on CPU, see
-# _redirect_open_clip), which would make an fp32 comparison meaningless; ResCLIP moves its SFR
-# tensors and PAMR to CUDA unconditionally.
+# ClearCLIP and ProxyCLIP cast the inputs (ProxyCLIP: and its VFM) to fp16 (their CLIP towers
+# are loaded in fp32 on CPU, see _redirect_open_clip), which would make an fp32 comparison
+# meaningless; ResCLIP moves its SFR tensors and PAMR to CUDA unconditionally.
 _NO_CUDA = 'CPU run: the reference moves this to CUDA unconditionally'
 CPU_PATCHES = {
     'clearclip':
@@ -68,6 +94,15 @@ CPU_PATCHES = {
          'patch_logit_temp = patch_logit_temp', _NO_CUDA),
         ('clip/model.py', "PAMR(10, dilations=(8, 16)).to(torch.device('cuda'))",
          "PAMR(10, dilations=(8, 16)).to(torch.device('cpu'))", _NO_CUDA),
+    ],
+    'proxyclip': [
+        ('proxyclip_segmentor.py', 'self.vfm = self.vfm.half()', 'self.vfm = self.vfm.float()',
+         'fp32 on CPU: the reference casts the VFM to fp16'),
+        ('proxyclip_segmentor.py', 'imgs_norm = imgs_norm.half()', 'imgs_norm = imgs_norm.float()',
+         'fp32 on CPU: the reference casts the VFM input'),
+        ('proxyclip_segmentor.py', 'self.clip.encode_image(img.half(),',
+         'self.clip.encode_image(img.to(self.dtype),',
+         'fp32 on CPU: the reference casts the CLIP input to fp16'),
     ],
 }
 # Patches applied on every device: CASS's DINO is built without a weights file (it downloads
@@ -192,16 +227,17 @@ class LabelSaverHook(Hook):
 
 
 # ------------------------------------------------------------------ inside the reference only
-def _stub_unused_imports() -> List[str]:
-    """ClearCLIP imports BLIP and GEM at module level, which need packages its CLIP path never
-    uses; when they cannot be imported they are replaced by empty modules (logged)."""
+def _stub_unused_imports(method: str) -> List[str]:
+    """Modules of :data:`UNUSED_IMPORTS` (ClearCLIP: BLIP and GEM; ProxyCLIP: ``openpyxl``, for
+    its result spreadsheet) that cannot be imported are replaced by empty modules (logged)."""
     lines = []
-    for name in ('BLIP.models.blip_retrieval', 'gem'):
+    for name, attributes in UNUSED_IMPORTS.get(method, {}).items():
         try:
             __import__(name)
         except Exception as err:  # noqa: BLE001 (any import-time failure of an unused module)
             module = types.ModuleType(name)
-            module.blip_retrieval = module.create_gem_model = None
+            for attribute in attributes:
+                setattr(module, attribute, None)
             sys.modules[name] = module
             lines.append(f'stubbed the unused module {name} ({type(err).__name__}: {err})')
             log(lines[-1])
@@ -274,6 +310,54 @@ def _redirect_open_clip(module, weights: str, device: str) -> str:
     return line
 
 
+def _redirect_dino_hub(vfm_dir: str, weights: str, model: str) -> str:
+    """ProxyCLIP: ``torch.hub.load('facebookresearch/dino:main', model)`` builds the model with
+    the ``vision_transformer.py`` of the checkout ``vfm_dir`` instead of downloading, and loads
+    ``weights`` (the official key layout) strictly. ``hubconf.<model>(pretrained=False)`` when
+    the weights are ViT-B/8's size; otherwise ``VisionTransformer`` with the arguments
+    ``vit_base`` passes, at the width and depth of the weights (64 channels per head)."""
+    from functools import partial
+
+    import torch.nn as nn
+    sys.path.insert(0, vfm_dir)
+    import hubconf
+    import vision_transformer
+    sys.path.remove(vfm_dir)
+    state_dict = torch.load(weights, map_location='cpu')
+    width = state_dict['cls_token'].shape[-1]
+    depth = len({key.split('.')[1] for key in state_dict if key.startswith('blocks.')})
+    patch = state_dict['patch_embed.proj.weight'].shape[-1]
+    full = (width, depth, patch) == (768, 12, 8)
+    hub_load = torch.hub.load
+
+    def load(repo, name, *args, **kwargs):
+        if not repo.startswith('facebookresearch/dino:') or name != model:
+            return hub_load(repo, name, *args, **kwargs)
+        if full:
+            vfm = getattr(hubconf, model)(pretrained=False)
+        else:
+            vfm = vision_transformer.VisionTransformer(
+                patch_size=patch,
+                embed_dim=width,
+                depth=depth,
+                num_heads=width // 64,
+                mlp_ratio=4,
+                qkv_bias=True,
+                norm_layer=partial(nn.LayerNorm, eps=1e-6),
+                num_classes=0)
+        vfm.load_state_dict(state_dict, strict=True)
+        return vfm
+
+    torch.hub.load = load
+    built = f'hubconf.{model}(pretrained=False)' if full else (
+        f'vision_transformer.VisionTransformer(patch_size={patch}, embed_dim={width}, '
+        f'depth={depth}, num_heads={width // 64}, vit_base\'s other arguments)')
+    line = (f"torch.hub.load('facebookresearch/dino:main', '{model}') builds {built} from "
+            f'{vfm_dir} and loads {weights} (strict)')
+    log(line)
+    return line
+
+
 def _window_boxes(segmentor, height: int, width: int) -> List[tuple]:
     """Windows of the reference's forward_slide loop (``slide_crop`` / ``slide_stride``), or the
     whole image when ``slide_crop`` is 0."""
@@ -290,10 +374,16 @@ def _window_boxes(segmentor, height: int, width: int) -> List[tuple]:
     return boxes
 
 
-def _locate(segmentor, image: torch.Tensor, crop: torch.Tensor, boxes: Sequence[tuple]):
+def _locate(segmentor,
+            image: torch.Tensor,
+            crop: torch.Tensor,
+            boxes: Sequence[tuple],
+            pad_multiple: Optional[int] = None):
     """The box of ``image`` that ``crop`` shows (unpadded with the reference's own
-    ``compute_padsize`` where it pads), with the (top, left) offset of the content."""
-    patch = getattr(segmentor, 'patch_size', None) or segmentor.net.visual.patch_size
+    ``compute_padsize`` to whole patches, or to ``pad_multiple`` pixels, where it pads), with the
+    (top, left) offset of the content."""
+    patch = pad_multiple or getattr(segmentor, 'patch_size',
+                                    None) or segmentor.net.visual.patch_size
     patch = patch[0] if isinstance(patch, (tuple, list)) else patch
     for box in boxes:
         y1, y2, x1, x2 = box
@@ -309,10 +399,13 @@ def _locate(segmentor, image: torch.Tensor, crop: torch.Tensor, boxes: Sequence[
     return None, None
 
 
-def install_stage_recorders(segmentor, out: str, stride: int) -> None:
+def install_stage_recorders(segmentor,
+                            out: str,
+                            stride: int,
+                            pad_multiple: Optional[int] = None) -> None:
     """Wrap the reference's ``predict``, ``forward_feature`` and ``postprocess_result`` (all
-    five repositories have them) to record each image's stages; text embeddings are its
-    ``query_features``."""
+    six repositories have them) to record each image's stages; text embeddings are its
+    ``query_features``; ``pad_multiple``: see :func:`_locate`."""
     os.makedirs(osp.join(out, 'stages'), exist_ok=True)
     np.save(
         osp.join(out, 'stages', 'text.npy'),
@@ -338,7 +431,7 @@ def install_stage_recorders(segmentor, out: str, stride: int) -> None:
         candidates = _window_boxes(segmentor, *image.shape[-2:])
         boxes, windows = [], []
         for crop, logits in record['calls']:
-            box, (top, left) = _locate(segmentor, image, crop[0], candidates)
+            box, (top, left) = _locate(segmentor, image, crop[0], candidates, pad_multiple)
             if box is None:
                 raise RuntimeError(f'a {tuple(crop.shape)} window of the reference matches no '
                                    f'window of the {tuple(image.shape)} input')
@@ -368,6 +461,8 @@ def parse_args(argv=None):
     parser.add_argument('--num-templates', type=int, default=None)
     parser.add_argument('--stages', action='store_true')
     parser.add_argument('--stage-stride', type=int, default=4)
+    parser.add_argument('--vfm-dir', help='ProxyCLIP: a facebookresearch/dino checkout')
+    parser.add_argument('--vfm-weights', help='ProxyCLIP: DINO weights (official key layout)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -389,10 +484,15 @@ def main(argv=None):
     patches = []
     if args.num_templates:
         patches.append(_truncate_templates(args.num_templates))
-    if spec['loader'] == 'open_clip':
-        patches += _stub_unused_imports()
-    if spec.get('vfm'):
+    patches += _stub_unused_imports(args.method)
+    if spec.get('vfm_file'):
         patches += _stand_in_missing_modules()
+    if spec.get('vfm_hub'):
+        if not (args.vfm_dir and args.vfm_weights):
+            raise SystemExit(f'{args.method} needs --vfm-dir and --vfm-weights')
+        patches.append(
+            _redirect_dino_hub(
+                osp.abspath(args.vfm_dir), osp.abspath(args.vfm_weights), spec['vfm_hub']))
     importlib.import_module('custom_datasets')  # as the references' eval.py do
     segmentor_module = importlib.import_module(spec['module'])
     cfg = Config.fromfile(args.config)
@@ -402,7 +502,7 @@ def main(argv=None):
     else:
         cfg.model.clip_path = osp.abspath(args.weights)
     cfg.model.device = args.device
-    if spec.get('vfm'):  # CASS's eval.py: dataset=<config path>, --pamr off
+    if spec.get('vfm_file'):  # CASS's eval.py: dataset=<config path>, --pamr off
         cfg.model.dataset, cfg.model.pamr_steps = args.config, 0
     for option in args.cfg_options:
         key, _, value = option.partition('=')
@@ -432,7 +532,8 @@ def main(argv=None):
     runner = Runner.from_cfg(cfg)
     runner.register_hook(LabelSaverHook(args.out), 'LOW')
     if args.stages:
-        install_stage_recorders(runner.model, args.out, args.stage_stride)
+        install_stage_recorders(runner.model, args.out, args.stage_stride,
+                                spec.get('pad_multiple'))
     # The same RNG state on both sides when the test starts (CASS's svd_lowrank draws from it).
     torch.manual_seed(0)
     runner.test()

@@ -170,16 +170,17 @@ def missing_paths(dataset_cfg):
 
 
 def cell_config(method, dataset, args, work_dir):
-    """The preset with the run's overrides; the config's SHA-256 is taken before the runner
-    settings (work dir, launcher) that do not change the evaluation are added."""
+    """The preset with the run's overrides; the config's SHA-256 is taken before the settings
+    that do not change the evaluation are added (work dir, launcher, the default text cache
+    under the work dir, so that a moved work dir or another rank count keeps the hash)."""
     path = osp.join(PRESETS_DIR, method, f'{method}_vit-b16_{dataset}.py')
     cfg = Config.fromfile(path)
     merge_cfg_options(cfg, args.cfg_options)
     if dataset in args.data_root:
         cfg.test_dataloader.dataset.data_root = args.data_root[dataset]
+    digest = hashlib.sha256(cfg.pretty_text.encode()).hexdigest()
     if cfg.model.get('text_cache_dir') is None and not os.environ.get('SILC_SEG_TEXT_CACHE_DIR'):
         cfg.model.text_cache_dir = osp.join(osp.abspath(args.work_dir), 'text_cache')
-    digest = hashlib.sha256(cfg.pretty_text.encode()).hexdigest()
     prepare_runner_cfg(cfg, path, work_dir, None, args.launcher)
     setup_cpu_distributed(cfg, args.launcher)
     cfg.load_from = None  # loaded after the key check, as tools/test.py does
