@@ -613,6 +613,10 @@ def main(argv=None) -> dict:
         vfm_dir = check_vfm_dir(args.vfm_dir, args.method)
     except ReferenceDirError as err:
         raise SystemExit(f'error: {err}')
+    if REFERENCES[args.method].get('vfm_file') and args.arch != 'ViT-B/16':
+        # The reference builds a full DINO ViT-B/8 and splits its keys into CLIP's heads.
+        raise SystemExit(f'error: {args.method} needs --arch ViT-B/16 (its DINO ViT-B/8 keys are '
+                         "split into the CLIP tower's 12 heads)")
     if args.num_images < 1:
         raise SystemExit('error: --num-images must be >= 1')
     work_dir = osp.abspath(
