@@ -175,6 +175,6 @@ def test_plain_install_without_optional_extras(tmp_path):
         timeout=600)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
-    assert 'built every registered model type: BatchPhotometricAugment, CATSeg, CATSegHead' in \
-        output
+    assert ('built every registered model type: BatchPhotometricAugment, CASSDense, '
+            'CASSSegmentor, CASSTextAdjustment, CATSeg, CATSegHead') in output
     assert 'mIoU:' in output
