@@ -270,7 +270,7 @@ def test_proxyclip_weights_fill_the_tiny_preset_and_vfm_dir_errors(tmp_path):
     checkpoint = str(tmp_path / 'ours.pth')
     tool.convert_for_ours(clip, checkpoint, dino)
     cfg = Config.fromfile(tool.preset_path('proxyclip', 'voc21'))
-    cfg.merge_from_dict(tool._tiny_overrides('tiny', 'proxyclip'))
+    cfg.merge_from_dict(tool.tiny_overrides('tiny', 'proxyclip'))
     init_default_scope('mmseg')
     model = MODELS.build(cfg.model)
     load_model_checkpoint(model, checkpoint)  # raises on a missing, unused or misshapen key

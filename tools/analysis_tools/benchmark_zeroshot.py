@@ -4,6 +4,7 @@ reference code runs.
     python tools/analysis_tools/benchmark_zeroshot.py CONFIG [--checkpoint CKPT]
         [--text-classes N] [--num-images 4] [--image-size 336 448] [--repeats 2]
         [--batch-size 1] [--device cpu] [--cfg-options model.image_encoder.arch=... ...]
+        [--reference-dir SCLIP_CHECKOUT [--num-templates 1] [--arch {ViT-B/16,tiny}]]
 
 Everything runs in one process on the same model (random weights without ``--checkpoint``:
 speed does not depend on the weights), the config dataset's classes and synthetic images.
@@ -31,22 +32,37 @@ speed does not depend on the weights), the config dataset's classes and syntheti
    each class's synonyms (with a scatter instead of SCLIP's one-hot product, which would need a
    classes x queries x H x W tensor) and the arg-max. Neither path pays for the text embeddings
    here (both build them once, before the timing). The two must predict the same labels (checked).
+3. **The official code** (``--reference-dir``, SCLIP presets only): a checkout of
+   wangf3014/SCLIP, its ``CLIPForSegmentation`` (``clip_segmentor.py``: ``clip.load``, its
+   own tower, ``forward_slide``, ``postprocess_result``) built in this process from its
+   ``configs/cfg_<dataset>.py`` (only the segmentor module is imported: its datasets are not
+   registered), timed interleaved with the two paths above on the same random OpenAI-format
+   weights (``compare_with_reference.py``'s, converted for ours), the same images and the
+   first ``--num-templates`` templates on both sides; its labels are compared with ours.
+
+Every path also reports the seconds spent inside its image tower (``encode_dense`` for ours
+and the loop, ``encode_image`` for the official code): the loop's time over our tower's
+time bounds what any change outside the tower could reach.
 """
 import argparse
+import importlib
+import os.path as osp
+import sys
 import tempfile
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner.checkpoint import load_checkpoint
 from mmseg.structures import SegDataSample
 
 import silc_seg  # noqa: F401  (registers every module into mmseg's registries)
 from silc_seg.models.segmentors.zero_shot_segmentor import centred_padding, sliding_windows
-from silc_seg.models.utils import TextClassifier, build_vocabulary
+from silc_seg.models.utils import TextClassifier, build_vocabulary, get_prompt_templates
 from silc_seg.registry import DATASETS, MODELS
-from silc_seg.utils import add_cfg_options_argument, load_config
+from silc_seg.utils import add_cfg_options_argument, import_file_as_module, load_config
 from silc_seg.utils.log_utils import quiet_library_warnings
 from silc_seg.utils.timing import Stopwatch
 
@@ -75,6 +91,20 @@ def parse_args():
         default=1,
         help='images per predict call of ours (the loop is per image)')
     parser.add_argument('--device', default='cpu')
+    parser.add_argument(
+        '--reference-dir',
+        help='a checkout of wangf3014/SCLIP: its segmentor is timed too, on the same random '
+        'OpenAI-format weights (converted for ours) and images (SCLIP presets only)')
+    parser.add_argument(
+        '--num-templates',
+        type=int,
+        default=1,
+        help='with --reference-dir: the first K of the 80 templates, on both sides')
+    parser.add_argument(
+        '--arch',
+        choices=('ViT-B/16', 'tiny'),
+        default='ViT-B/16',
+        help='with --reference-dir: the random towers (compare_with_reference.py\'s)')
     add_cfg_options_argument(parser)
     return parser.parse_args()
 
@@ -87,17 +117,35 @@ def dataset_classes(config):
     return list(DATASETS.get(dataset.type).METAINFO['classes'])
 
 
-def best_times(functions, repeats, device):
+def best_times(functions, repeats, device, inner=None):
     """Best wall time of each function over ``repeats`` passes, the functions interleaved so
-    that a load change on a shared machine hits all alike."""
+    that a load change on a shared machine hits all alike.
+
+    Args:
+        functions (list[callable]): the paths, called without arguments.
+        repeats (int): passes over all paths.
+        device (str): where they run (synchronised around each call).
+        inner (Stopwatch, optional): a stopwatch wrapped around a part of the paths (e.g. the
+            image tower): its time within each path's best pass is returned too.
+
+    Returns:
+        tuple: best seconds per path, the last results per path and, with ``inner``, its
+        seconds within each best pass (else None).
+    """
     watches = [Stopwatch(device) for _ in functions]
     timings = [[] for _ in functions]
+    inner_timings = [[] for _ in functions]
     results = [None] * len(functions)
     for _ in range(repeats):
         for index, (function, watch) in enumerate(zip(functions, watches)):
+            if inner is not None:
+                inner.take()
             results[index] = watch.wrap(function)()
             timings[index].append(watch.take())
-    return [min(t) for t in timings], results
+            inner_timings[index].append(inner.take() if inner is not None else None)
+    best = [min(range(len(t)), key=t.__getitem__) for t in timings]
+    return ([t[i] for t, i in zip(timings, best)], results,
+            [t[i] for t, i in zip(inner_timings, best)] if inner is not None else None)
 
 
 # ------------------------------------------------------------------------------ text classifier
@@ -238,27 +286,106 @@ def ours_predict(model, images, batch_size=1):
     return labels
 
 
-def time_images(model, args):
+# --------------------------------------------------------------------- the official SCLIP code
+def load_compare_tool():
+    """compare_with_reference.py: its random OpenAI-format weights, converter and checks."""
+    return import_file_as_module(
+        osp.join(osp.dirname(osp.abspath(__file__)), 'compare_with_reference.py'),
+        'silc_tool_compare_with_reference')
+
+
+def sclip_preset_dataset(config_path):
+    """The dataset of an SCLIP preset (``sclip_vit-b16_<dataset>.py``), the only method whose
+    official segmentor ``--reference-dir`` times."""
+    name = osp.splitext(osp.basename(config_path))[0]
+    method, _, dataset = name.partition('_vit-b16_')
+    if method != 'sclip' or not dataset:
+        raise SystemExit(f'--reference-dir times wangf3014/SCLIP: give an SCLIP preset '
+                         f'(configs/zero_shot/sclip/sclip_vit-b16_<dataset>.py), not {name}')
+    return dataset
+
+
+def build_official_sclip(reference_dir, dataset, weights, num_templates, device):
+    """SCLIP's ``CLIPForSegmentation`` from a checkout, with the arguments of its
+    ``configs/cfg_<dataset>.py``, on ``weights`` (``clip.load`` reads a plain state dict) and
+    the first ``num_templates`` templates (the checkout on disk is not changed)."""
+    tool = load_compare_tool()
+    try:
+        reference_dir = tool.check_reference_dir(reference_dir, 'sclip', dataset)
+    except tool.ReferenceDirError as error:
+        raise SystemExit(str(error))
+    sys.path.insert(0, reference_dir)
+    templates = importlib.import_module('prompts.imagenet_template')
+    del templates.openai_imagenet_template[num_templates:]
+    module = importlib.import_module('clip_segmentor')  # registers only its segmentor
+    cfg = Config.fromfile(osp.join(reference_dir, 'configs',
+                                   tool.REFERENCE_CONFIGS[dataset])).model.to_dict()
+    cfg = {k: v for k, v in cfg.items() if k not in ('type', 'clip_path')}
+    cfg['name_path'] = osp.join(reference_dir, cfg['name_path'])  # relative to the checkout
+    print(f'official SCLIP: {osp.join(reference_dir, "clip_segmentor.py")} '
+          f'(commit {tool.reference_runner.git_commit(reference_dir) or "unknown"}), '
+          f'{num_templates} template(s), {cfg}')
+    return module.CLIPForSegmentation(clip_path=weights, device=torch.device(device), **cfg).eval()
+
+
+@torch.no_grad()
+def official_predict(segmentor, images):
+    """The official segmentor's ``predict``, one image per call as its test loop runs it."""
+    labels = []
+    for image in images:
+        sample = SegDataSample(
+            metainfo=dict(img_shape=image.shape[-2:], ori_shape=image.shape[-2:]))
+        labels.append(segmentor.predict(image[None], [sample])[0].pred_sem_seg.data)
+    return labels
+
+
+def time_tower(owner, name, watch):
+    """Route ``owner.name`` through ``watch`` (the image tower's time inside each path)."""
+    setattr(owner, name, watch.wrap(getattr(owner, name)))
+
+
+def agreement(labels, others):
+    return torch.stack([(a == b).float().mean() for a, b in zip(labels, others)]).mean().item()
+
+
+def time_images(model, args, official=None):
     torch.manual_seed(0)
     images = [torch.randn(3, *args.image_size, device=args.device) for _ in range(args.num_images)]
     text_embeddings, query_to_class = model.text_embeddings()  # built once, as SCLIP does
-    (ours_time, loop_time), (ours_labels, loop_labels) = best_times([
-        lambda: ours_predict(model, images, args.batch_size),
-        lambda: reference_loop_predict(model, images, text_embeddings, query_to_class)
-    ], args.repeats, args.device)
-    agreement = torch.stack([(a == b).float().mean()
-                             for a, b in zip(ours_labels, loop_labels)]).mean().item()
+    tower = Stopwatch(args.device)
+    time_tower(model.image_encoder, 'encode_dense', tower)
+    paths = {
+        'ours': lambda: ours_predict(model, images, args.batch_size),
+        'loop': lambda: reference_loop_predict(model, images, text_embeddings, query_to_class)
+    }
+    if official is not None:
+        time_tower(official.net, 'encode_image', tower)
+        paths['official'] = lambda: official_predict(official, images)
+    seconds, labels, tower_seconds = best_times(
+        list(paths.values()), args.repeats, args.device, tower)
+    seconds, labels, tower_seconds = (
+        dict(zip(paths, values)) for values in (seconds, labels, tower_seconds))
     windows = len(
         sliding_windows(*args.image_size, model.test_cfg['crop_size'], model.test_cfg['stride']))
     print(f'images: {args.num_images} x {args.image_size[0]}x{args.image_size[1]}, {windows} '
           f'windows each (window_batch_size {model.test_cfg["window_batch_size"]}, '
           f'{args.batch_size} image(s) per predict), '
-          f'{len(query_to_class)} queries')
-    print(f'  ours: {args.num_images / ours_time:.3f} images/s ({ours_time:.2f} s)')
-    print(f'  loop: {args.num_images / loop_time:.3f} images/s ({loop_time:.2f} s)')
-    print(f'  speed-up: {loop_time / ours_time:.2f}x; identical labels: {agreement:.2%}')
-    if agreement < 0.999:
-        raise RuntimeError('the two paths disagree: the benchmark compares different things')
+          f'{len(query_to_class)} queries; best of {args.repeats} interleaved passes')
+    for name in paths:
+        print(f'  {name:8s}: {args.num_images / seconds[name]:.3f} images/s '
+              f'({seconds[name]:.2f} s; image tower {tower_seconds[name]:.2f} s = '
+              f'{tower_seconds[name] / seconds[name]:.0%})')
+    shares = {name: agreement(labels['ours'], labels[name]) for name in paths if name != 'ours'}
+    for name, share in shares.items():
+        print(f'  speed-up ours / {name}: {seconds[name] / seconds["ours"]:.2f}x; identical '
+              f'labels: {share:.4%}')
+    print(f'  bound: with our tower time fixed, nothing outside it could make ours more than '
+          f'{seconds["loop"] / tower_seconds["ours"]:.2f}x the loop' +
+          (f' ({seconds["official"] / tower_seconds["ours"]:.2f}x the official code)'
+           if official is not None else ''))
+    if min(shares.values()) < 0.999:
+        raise RuntimeError('the paths disagree: the benchmark compares different things')
+    return dict(seconds=seconds, tower_seconds=tower_seconds, agreement=shares)
 
 
 def main():
@@ -268,17 +395,38 @@ def main():
     init_default_scope(config.get('default_scope', 'mmseg'))
     if config.model.test_cfg.get('mode') != 'slide':
         raise ValueError('the benchmark compares sliding-window inference; use a slide config')
-    model = MODELS.build(config.model).to(args.device).eval()
-    if args.checkpoint:
-        load_checkpoint(model, args.checkpoint, map_location='cpu')
-    classes = dataset_classes(config)
+    official = None
+    with tempfile.TemporaryDirectory() as work_dir:
+        if args.reference_dir:
+            if args.checkpoint:
+                raise SystemExit('--reference-dir brings its own random weights: drop '
+                                 '--checkpoint')
+            dataset = sclip_preset_dataset(args.config)
+            tool = load_compare_tool()
+            weights = osp.join(work_dir, 'openai_random.pt')
+            args.checkpoint = osp.join(work_dir, 'ours.pth')
+            tool.convert_for_ours(tool.make_openai_weights(weights, args.arch), args.checkpoint)
+            config.merge_from_dict({
+                'model.templates':
+                get_prompt_templates('imagenet80')[:args.num_templates],
+                **tool.tiny_overrides(args.arch, 'sclip')
+            })
+            official = build_official_sclip(args.reference_dir, dataset, weights,
+                                            args.num_templates, args.device)
+        model = MODELS.build(config.model).to(args.device).eval()
+        if args.checkpoint:
+            load_checkpoint(model, args.checkpoint, map_location='cpu')
+    # The preset's class-name file where it has one (as the test loop uses it), else the
+    # dataset's class names.
+    classes = config.model.get('class_names') or dataset_classes(config)
     model.set_vocabulary(classes)
     print(f'config: {args.config}; device {args.device}, {torch.get_num_threads()} threads')
     if args.text_classes != 0:
-        vocabulary = build_vocabulary(classes)[:args.text_classes or len(classes)]
-        time_text_classifier(model, vocabulary, len(classes), args.device)
+        vocabulary = build_vocabulary(classes)
+        time_text_classifier(model, vocabulary[:args.text_classes or len(vocabulary)],
+                             len(vocabulary), args.device)
     if args.num_images:
-        time_images(model, args)
+        time_images(model, args, official)
 
 
 if __name__ == '__main__':

@@ -299,7 +299,7 @@ def run_reference(reference_dir: str,
     return patches
 
 
-def _tiny_overrides(arch: str, method: str = '') -> dict:
+def tiny_overrides(arch: str, method: str = '') -> dict:
     spec = ARCHS[arch]
     if spec is None:
         return {}
@@ -397,7 +397,7 @@ def run_ours(method: str,
     quiet_library_warnings()
     config = preset_path(method, dataset)
     cfg = Config.fromfile(config)
-    overrides = _tiny_overrides(arch, method)
+    overrides = tiny_overrides(arch, method)
     if num_templates:
         overrides['model.templates'] = get_prompt_templates('imagenet80')[:num_templates]
     cfg.merge_from_dict(overrides)
