@@ -285,3 +285,90 @@ def test_proxyclip_weights_fill_the_tiny_preset_and_vfm_dir_errors(tmp_path):
     with pytest.raises(tool.ReferenceDirError, match='lacks vision_transformer.py, utils.py'):
         tool.check_vfm_dir(str(tmp_path / 'dino_src'), 'proxyclip')
     assert tool.check_vfm_dir(None, 'sclip') is None
+
+
+def _assignment_margin(cost):
+    """The Hungarian assignment of ``cost`` and how much more the second-best one costs (each
+    edge of the best forbidden in turn)."""
+    from scipy.optimize import linear_sum_assignment
+    rows, cols = linear_sum_assignment(cost)
+    best, second = cost[rows, cols].sum(), np.inf
+    for i, j in zip(rows, cols):
+        forbidden = cost.copy()
+        forbidden[i, j] = 1e9
+        rows2, cols2 = linear_sum_assignment(forbidden)
+        second = min(second, forbidden[rows2, cols2].sum())
+    return cols, second - best
+
+
+def _cass_cost(clip_keys, vfm_keys, num_eigenvalues=20):
+    """CASS's head-assignment cost written out: the VFM keys range-matched to the CLIP keys,
+    per-head graphs ``K K^T / sqrt(d)``, top eigenvalues L2- then L1-normalized, ``1 - L1``
+    distance of the sorted spectra (rows: VFM heads)."""
+    lo, hi = clip_keys.min(), clip_keys.max()
+    vfm_keys = (vfm_keys - vfm_keys.min()) / (vfm_keys.max() - vfm_keys.min()) * (hi - lo) + lo
+    spectra = []
+    for keys in (vfm_keys, clip_keys):
+        graphs = keys @ keys.transpose(0, 2, 1) / np.sqrt(keys.shape[-1])
+        values = np.linalg.eigvalsh(graphs)[:, ::-1][:, :num_eigenvalues]
+        values = values / np.linalg.norm(values, axis=1, keepdims=True)
+        spectra.append(np.sort(values / values.sum(1, keepdims=True), axis=1))
+    return 1 - np.abs(spectra[0][:, None] - spectra[1][None]).sum(-1)
+
+
+def test_distinct_head_spectra_give_cass_one_clear_head_assignment(tmp_path):
+    """``distinct_head_spectra`` changes only the last block's key rows (per head: the first
+    half scaled by the rank profile, the second half its negative) and the position
+    embedding; on keys of isotropic random tokens through such rows (12 heads, two towers,
+    different weights and tokens) CASS's head assignment has one optimum with a clear margin,
+    where the plain random rows give a near tie."""
+    tool = load_tool()
+    plain = tool.make_openai_weights(str(tmp_path / 'a.pt'), 'tiny', seed=0)
+    shaped = tool.make_openai_weights(
+        str(tmp_path / 'b.pt'), 'tiny', seed=0, distinct_head_spectra=True)
+    last = 'visual.transformer.resblocks.11.attn.'
+    assert sorted(k for k in plain if not torch.equal(plain[k], shaped[k])) == [
+        'visual.positional_embedding', last + 'in_proj_bias', last + 'in_proj_weight'
+    ]
+    torch.testing.assert_close(
+        shaped['visual.positional_embedding'].float(),
+        plain['visual.positional_embedding'].float() * 30,
+        rtol=2e-3,
+        atol=1e-6)
+    width, profiles = 128, tool.head_key_profiles(2, 32)
+    torch.testing.assert_close(profiles,
+                               torch.tensor([[1.0] + [0.01] * 31,
+                                             [1.0, 1.0] + [0.01] * 30]))  # ranks 1, 2
+    for name in ('in_proj_weight', 'in_proj_bias'):
+        a, b = plain[last + name].float(), shaped[last + name].float()
+        assert torch.equal(a[:width], b[:width]) and torch.equal(a[2 * width:], b[2 * width:])
+        for head in range(2):
+            start = width + 64 * head
+            scale = profiles[head] if a.dim() == 1 else profiles[head][:, None]
+            torch.testing.assert_close(
+                b[start:start + 32], a[start:start + 32] * scale, rtol=2e-3, atol=1e-6)
+            assert torch.equal(b[start + 32:start + 64], -b[start:start + 32])
+
+    rng = np.random.default_rng(0)
+    margins, noise = {}, {}
+    for distinct in (False, True):
+        keys = []
+        for _ in range(2):  # the CLIP and the VFM tower
+            weight = torch.from_numpy(rng.normal(0, 0.1, (3 * 768, 96))).float()
+            bias = torch.from_numpy(rng.normal(0, 0.1, 3 * 768)).float()
+            if distinct:
+                tool._shape_key_rows(weight, bias, 768, 12)
+            tokens = rng.normal(0, 1, (196, 96))
+            k = tokens @ weight[768:1536].numpy().T + bias[768:1536].numpy()
+            keys.append(k.reshape(196, 12, 64).transpose(1, 0, 2))
+            if distinct:
+                assert np.isclose(keys[-1].min(), -keys[-1].max())  # no offset in the match
+        cost = _cass_cost(*keys).astype(np.float32)
+        # The VFM keys in fp16, as CASS computes them: a bound on how much an assignment's
+        # cost moves.
+        rounded = _cass_cost(keys[0], keys[1].astype(np.float16).astype(np.float64))
+        noise[distinct] = 12 * np.abs(rounded.astype(np.float32) - cost).max()
+        cols, margins[distinct] = _assignment_margin(cost)
+        assert np.array_equal(_assignment_margin(rounded.astype(np.float32))[0], cols)
+    assert margins[True] > 2e-3 and margins[True] > 5 * noise[True], (margins, noise)
+    assert margins[False] < margins[True] / 10, margins

@@ -3,14 +3,16 @@
     python tools/analysis_tools/compare_with_reference.py --reference-dir DIR METHOD DATASET \
         [--seed S] [--num-images N] [--work-dir D] [--stages] [--arch {ViT-B/16,tiny}] \
         [--num-templates K] [--device cpu|cuda] [--cfg-options k=v ...] \
-        [--reference-options k=v ...] [--vfm-dir DINO_DIR]
+        [--reference-options k=v ...] [--vfm-dir DINO_DIR] [--no-distinct-head-spectra]
 
 Both sides get the same random OpenAI-format CLIP weights (a plain fp16 state dict, which the
 references' ``clip.load(path)`` and ClearCLIP's OpenAI loader accept; converted for ours with
 ``silc_seg.converters``), for ProxyCLIP also the same random DINO weights in the official layout
 (the reference's ``torch.hub.load`` builds the hub model from a facebookresearch/dino checkout,
 ``--vfm-dir``; ours converts them with ``convert_dino_state_dict``), and the same generated,
-non-square images in the dataset's layout. Ours
+non-square images in the dataset's layout (for CASS, whose spectral head assignment is a tie on
+statistically alike random heads, the last blocks' key rows of both towers are shaped per head,
+``distinct_head_spectra``). Ours
 runs ``configs/zero_shot/<method>/<method>_vit-b16_<dataset>.py`` through mmseg's test loop in
 this process; the reference runs in a subprocess (``reference_runner.py`` with
 ``PYTHONPATH`` = a temporary copy of DIR, run-time patches logged) with its own
@@ -110,6 +112,12 @@ ARCHS = {
 }
 # timm's architecture of each reference VFM, whose state dict keys are the official ones.
 VFM_ARCHS = {'dino_vitb8': 'vit_base_patch8_224.dino'}
+# ``distinct_head_spectra`` (CASS): the key rank of each head of the last block (the same set on
+# both towers) and the gain of the position embedding (position-specific, nearly isotropic
+# token features, so that the key graphs' spectra follow the ranks), so that CASS's spectral
+# head assignment has one optimum with a margin well above float noise.
+HEAD_KEY_RANKS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 14, 17, 20)
+POS_EMBED_GAIN = 30.0
 
 
 class ReferenceDirError(ValueError):
@@ -152,11 +160,44 @@ def check_reference_dir(path: Optional[str], method: str, dataset: str) -> str:
 
 
 # ------------------------------------------------------------------------------ inputs
-def make_openai_weights(path: str, arch: str = 'ViT-B/16', seed: int = 0) -> Dict:
+def head_key_profiles(num_heads: int, head_dim: int, floor: float = 0.01) -> torch.Tensor:
+    """``(num_heads, head_dim)`` scales of the key rows of each head: 1 on the first
+    ``HEAD_KEY_RANKS[h]`` rows of head ``h`` (cycled when there are more heads), ``floor`` on
+    the others, so that the heads' key graphs have distinct ranks and spectra."""
+    ranks = [min(HEAD_KEY_RANKS[h % len(HEAD_KEY_RANKS)], head_dim) for h in range(num_heads)]
+    rows = torch.arange(head_dim)
+    return torch.stack([(rows < rank).float() * (1 - floor) + floor for rank in ranks])
+
+
+def _shape_key_rows(weight: torch.Tensor, bias: Optional[torch.Tensor], width: int,
+                    num_heads: int) -> None:
+    """Shape the key rows (``[width, 2 width)`` of a fused qkv projection) in place: in each
+    head the first half of the rows is scaled by :func:`head_key_profiles`, the second half is
+    its negative. The keys are then symmetric about 0 (min = -max), so CASS's min / max range
+    match of the VFM keys adds no common offset (which would dominate every VFM spectrum)."""
+    half = width // num_heads // 2
+    scales = head_key_profiles(num_heads, half).to(weight)
+    for head, scale in enumerate(scales):
+        start = width + head * 2 * half
+        for param in (weight, bias):
+            if param is None:
+                continue
+            rows = param[start:start + half] * (scale[:, None] if param.dim() == 2 else scale)
+            param[start:start + half] = rows
+            param[start + half:start + 2 * half] = -rows
+
+
+def make_openai_weights(path: str,
+                        arch: str = 'ViT-B/16',
+                        seed: int = 0,
+                        distinct_head_spectra: bool = False) -> Dict:
     """Random CLIP weights in OpenAI's layout and dtype (fp16), saved as a plain state dict.
 
     Biases and norms get random offsets (open_clip initializes them to 0 / 1), so a swapped or
-    dropped one changes the outputs. Returns the state dict.
+    dropped one changes the outputs. ``distinct_head_spectra`` (for CASS, whose head
+    assignment is tied on heads that are statistically alike): the position embedding is
+    multiplied by ``POS_EMBED_GAIN`` and the key rows of the last image block are shaped per
+    head by :func:`_shape_key_rows`. Returns the state dict.
     """
     import open_clip
     torch.manual_seed(seed)
@@ -172,15 +213,25 @@ def make_openai_weights(path: str, arch: str = 'ViT-B/16', seed: int = 0) -> Dic
         for name, param in model.named_parameters():
             if param.dim() <= 1 and 'logit' not in name:
                 param.add_(0.1 * torch.randn_like(param))
+        if distinct_head_spectra:
+            model.visual.positional_embedding.mul_(POS_EMBED_GAIN)
+            attn = model.visual.transformer.resblocks[-1].attn
+            _shape_key_rows(attn.in_proj_weight, attn.in_proj_bias, attn.embed_dim, attn.num_heads)
     state_dict = {k: v.detach().half() for k, v in model.state_dict().items()}
     torch.save(state_dict, path)
     return state_dict
 
 
-def make_dino_weights(path: str, model: str, arch: str = 'ViT-B/16', seed: int = 0) -> Dict:
+def make_dino_weights(path: str,
+                      model: str,
+                      arch: str = 'ViT-B/16',
+                      seed: int = 0,
+                      distinct_head_spectra: bool = False) -> Dict:
     """Random weights of the DINO hub model ``model`` in the official key layout (timm's
     architecture has the same names), fp32, saved as a plain state dict; biases, norms, the
-    class token and the position embedding get random offsets. Returns the state dict."""
+    class token and the position embedding get random offsets. ``distinct_head_spectra``: the
+    position embedding and the key rows of the last block as in :func:`make_openai_weights`.
+    Returns the state dict."""
     import timm
     torch.manual_seed(seed + 1)
     spec = ARCHS[arch]
@@ -190,6 +241,10 @@ def make_dino_weights(path: str, model: str, arch: str = 'ViT-B/16', seed: int =
         for name, param in vit.named_parameters():
             if param.dim() <= 1 or name in ('cls_token', 'pos_embed'):
                 param.add_(0.1 * torch.randn_like(param))
+        if distinct_head_spectra:
+            vit.pos_embed.mul_(POS_EMBED_GAIN)
+            attn = vit.blocks[-1].attn
+            _shape_key_rows(attn.qkv.weight, attn.qkv.bias, attn.qkv.in_features, attn.num_heads)
     state_dict = {k: v.detach().clone() for k, v in vit.state_dict().items()}
     torch.save(state_dict, path)
     return state_dict
@@ -591,6 +646,10 @@ def parse_args(argv=None):
         default=None,
         help='only the first K of the 80 prompt templates, on both sides '
         '(default: all, as the protocols)')
+    parser.add_argument(
+        '--no-distinct-head-spectra',
+        action='store_true',
+        help='cass: plain random heads (its spectral head assignment is then a near tie)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument(
         '--cfg-options',
@@ -629,15 +688,19 @@ def main(argv=None) -> dict:
         if osp.isdir(stale):
             shutil.rmtree(stale)
     weights = osp.join(work_dir, 'openai_random.pt')
-    state_dict = make_openai_weights(weights, args.arch, args.seed)
-    vfm, vfm_weights, vfm_state_dict = None, None, None
     spec = REFERENCES[args.method]
+    # CASS: heads with distinct spectra, else its head assignment is a tie that float noise
+    # resolves differently on each side (docs/zero_shot_protocols.md, "End-to-end agreement").
+    distinct = bool(spec.get('vfm_file')) and not args.no_distinct_head_spectra
+    state_dict = make_openai_weights(weights, args.arch, args.seed, distinct_head_spectra=distinct)
+    vfm, vfm_weights, vfm_state_dict = None, None, None
     if vfm_dir:  # ProxyCLIP: its torch.hub DINO, built from the checkout, at the tower's size
         vfm = (vfm_dir, osp.join(work_dir, 'dino_random.pth'))
         vfm_state_dict = make_dino_weights(vfm[1], spec['vfm_hub'], args.arch, args.seed)
     elif spec.get('vfm_file'):  # CASS: a full-size DINO ViT-B/8 read from a weights file
         vfm_weights = osp.join(work_dir, 'vfm_random.pth')
-        vfm_state_dict = make_dino_weights(vfm_weights, 'dino_vitb8', 'ViT-B/16', args.seed)
+        vfm_state_dict = make_dino_weights(
+            vfm_weights, 'dino_vitb8', 'ViT-B/16', args.seed, distinct_head_spectra=distinct)
     checkpoint = osp.join(work_dir, 'ours_random.pth')
     convert_for_ours(state_dict, checkpoint, vfm_state_dict)
     make_dataset(args.dataset, data_root, args.num_images, args.seed)
@@ -661,6 +724,7 @@ def main(argv=None) -> dict:
         device=args.device,
         seed=args.seed,
         num_templates=args.num_templates,
+        distinct_head_spectra=distinct,
         patches=patches,
         agreement=agreement,
         stages=stages,
