@@ -323,6 +323,9 @@ def test_distinct_head_spectra_give_cass_one_clear_head_assignment(tmp_path):
     different weights and tokens) CASS's head assignment has one optimum with a clear margin,
     where the plain random rows give a near tie."""
     tool = load_tool()
+    # The tool shapes the heads for CASS only.
+    assert [m for m, spec in tool.REFERENCES.items()
+            if spec.get('distinct_head_spectra')] == ['cass']
     plain = tool.make_openai_weights(str(tmp_path / 'a.pt'), 'tiny', seed=0)
     shaped = tool.make_openai_weights(
         str(tmp_path / 'b.pt'), 'tiny', seed=0, distinct_head_spectra=True)

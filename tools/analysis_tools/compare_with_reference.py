@@ -691,7 +691,7 @@ def main(argv=None) -> dict:
     spec = REFERENCES[args.method]
     # CASS: heads with distinct spectra, else its head assignment is a tie that float noise
     # resolves differently on each side (docs/zero_shot_protocols.md, "End-to-end agreement").
-    distinct = bool(spec.get('vfm_file')) and not args.no_distinct_head_spectra
+    distinct = spec.get('distinct_head_spectra', False) and not args.no_distinct_head_spectra
     state_dict = make_openai_weights(weights, args.arch, args.seed, distinct_head_spectra=distinct)
     vfm, vfm_weights, vfm_state_dict = None, None, None
     if vfm_dir:  # ProxyCLIP: its torch.hub DINO, built from the checkout, at the tower's size

@@ -50,9 +50,15 @@ REFERENCES = {
         vfm_hub='dino_vitb8',
         pad_multiple=56),
     # CASS also loads a VFM (DINO ViT-B/8, from the file REFERENCE_VFM_WEIGHTS names, below) and,
-    # as its eval.py, takes the dataset name from the config path and runs with --pamr off.
+    # as its eval.py, takes the dataset name from the config path and runs with --pamr off; its
+    # spectral head assignment needs random heads with distinct spectra (compare_with_reference).
     'cass':
-    dict(repo='MICV-yonsei/CASS', module='cass_segmentor', loader='clip', vfm_file='dino'),
+    dict(
+        repo='MICV-yonsei/CASS',
+        module='cass_segmentor',
+        loader='clip',
+        vfm_file='dino',
+        distinct_head_spectra=True),
 }
 # Modules imported at module level that the CLIP (+ DINO) path never uses, replaced by empty
 # modules (with these attributes set to None) when they cannot be imported.
