@@ -53,13 +53,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def crop_settings(cfg):
-    """``(global size, local size, number of global crops, number of local crops)``."""
-    global_size = cfg.get('global_crop_size', cfg.model.image_encoder.get('img_size'))
-    num_local = cfg.get('num_local_crops', 0)
-    return global_size, cfg.get('local_crop_size'), cfg.get('num_global_crops', 2), num_local
-
-
 def main(argv=None):
     args = parse_args(argv)
     quiet_library_warnings()
@@ -89,7 +82,7 @@ def main(argv=None):
     device = torch.device(device_type, torch.cuda.current_device()) if device_type == 'cuda' \
         else torch.device('cpu')
     module = model.module
-    global_size, local_size, num_global, num_local = crop_settings(cfg)
+    global_size, local_size, num_global, num_local = step_tools.crop_settings(cfg, num_local=0)
     batch = step_tools.make_batch(args.batch_size, num_global, num_local, global_size, local_size,
                                   module.text_encoder.context_length)
     hub = MessageHub.get_current_instance()

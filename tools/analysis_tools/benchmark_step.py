@@ -158,6 +158,14 @@ def step_flops(model, global_size, local_size, num_global, num_local):
     return silc_image, baseline_image, silc_full, baseline_image + text
 
 
+def crop_settings(cfg, num_global=2, num_local=6):
+    """``(global size, local size, global crops, local crops)`` of a pretraining config, with
+    ``num_global`` / ``num_local`` where the config names no crop count."""
+    size = cfg.get('global_crop_size', cfg.model.image_encoder.get('img_size'))
+    return (size, cfg.get('local_crop_size'), cfg.get('num_global_crops', num_global),
+            cfg.get('num_local_crops', num_local))
+
+
 def make_batch(batch_size, num_global, num_local, global_size, local_size, context_length):
     generator = torch.Generator().manual_seed(0)
 
@@ -198,11 +206,11 @@ def main():
         return siglip2_main(args, cfg)
     if cfg.model.get('distill_head') is None:
         raise ValueError(f'{args.config} has no distill_head: nothing to compare')
-    image_cfg = cfg.model.image_encoder
-    global_size = args.global_size or cfg.get('global_crop_size', image_cfg.get('img_size'))
-    local_size = args.local_size or cfg.get('local_crop_size', None)
-    num_global = args.num_global or cfg.get('num_global_crops', 2)
-    num_local = args.num_local if args.num_local is not None else cfg.get('num_local_crops', 6)
+    global_size, local_size, num_global, num_local = crop_settings(cfg)
+    global_size = args.global_size or global_size
+    local_size = args.local_size or local_size
+    num_global = args.num_global or num_global
+    num_local = args.num_local if args.num_local is not None else num_local
     if local_size is None and num_local:
         raise ValueError('the config has no local_crop_size: pass --local-size')
     device = torch.device(args.device)
@@ -314,10 +322,8 @@ def masked_distill_step(args, optimizer_cfg, device, autocast):
     if args.with_cp:
         model_cfg.image_encoder['with_cp'] = True
         model_cfg.text_encoder['with_cp'] = True
-    num_global = cfg.get('num_global_crops', 1)
-    size = cfg.get('global_crop_size', model_cfg.image_encoder.get('img_size'))
-    num_local = cfg.get('num_local_crops', 0) if model_cfg.get('distill_head') else 0
-    local_size = cfg.get('local_crop_size', None)
+    size, local_size, num_global, num_local = crop_settings(cfg, num_global=1, num_local=0)
+    num_local = num_local if model_cfg.get('distill_head') else 0
     model, optim_wrapper = build(model_cfg, optimizer_cfg, device, args.compile)
     batch = make_batch(args.batch_size, num_global, num_local, size, local_size,
                        model.text_encoder.context_length)
@@ -350,9 +356,7 @@ def siglip2_batches(cfg, batch_size, context_length, caption_tokens=None):
     """The recipe's batch (global, local and whole-image views, captions of
     ``caption_tokens`` ids then padding (default: the full context), one region of 4 ids on
     every second pair) and the baseline's (the whole-image view and the captions)."""
-    size = cfg.get('global_crop_size', cfg.model.image_encoder.get('img_size'))
-    local_size = cfg.get('local_crop_size')
-    num_global, num_local = cfg.get('num_global_crops', 2), cfg.get('num_local_crops', 6)
+    size, local_size, num_global, num_local = crop_settings(cfg)
     recipe = make_batch(batch_size, num_global, num_local, size, local_size, context_length)
     generator = torch.Generator().manual_seed(1)
     inputs = recipe['inputs']
