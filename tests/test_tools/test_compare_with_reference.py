@@ -3,13 +3,13 @@ agreement and the stage report on files written here, the errors for a missing o
 reference directory, and a whole run against a fake reference written by the test (a tiny
 segmentor that predicts a known label pattern)."""
 import os.path as osp
-import textwrap
 
 import numpy as np
 import pytest
 import torch
 
 from silc_seg.utils import import_file_as_module
+from ..fake_checkouts import write_fake_sclip
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -190,19 +190,7 @@ test_dataloader = dict(
 @pytest.mark.slow
 def test_whole_run_against_a_fake_reference(tmp_path):
     tool = load_tool()
-    fake = tmp_path / 'fake_sclip'
-    (fake / 'configs').mkdir(parents=True)
-    (fake / 'prompts').mkdir()
-    (fake / 'clip_segmentor.py').write_text(FAKE_SEGMENTOR)
-    (fake / 'custom_datasets.py').write_text('')
-    (fake / 'prompts' / '__init__.py').write_text('')
-    (fake / 'prompts' / 'imagenet_template.py').write_text(
-        textwrap.dedent('''
-        openai_imagenet_template = [lambda c: f'a bad photo of a {c}.',
-                                    lambda c: f'a photo of many {c}.']
-        '''))
-    (fake / 'configs' / 'cfg_voc21.py').write_text(FAKE_CONFIG)
-    (fake / 'configs' / 'cls_voc21.txt').write_text('\n'.join(f'class{i}' for i in range(21)))
+    fake = write_fake_sclip(tmp_path / 'fake_sclip', FAKE_SEGMENTOR, {'cfg_voc21.py': FAKE_CONFIG})
     work = tmp_path / 'work'
     report = tool.main([
         'sclip', 'voc21', '--reference-dir',

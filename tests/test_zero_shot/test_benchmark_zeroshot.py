@@ -7,6 +7,7 @@ import torch
 from mmseg.structures import SegDataSample
 
 from silc_seg.utils import import_file_as_module
+from ..fake_checkouts import write_fake_sclip
 from .test_segmentor import build_segmentor
 
 PATH = Path(__file__).resolve().parents[2] / 'tools/analysis_tools/benchmark_zeroshot.py'
@@ -74,21 +75,14 @@ class CLIPForSegmentation(torch.nn.Module):
 @pytest.fixture
 def fake_sclip(tmp_path):
     import sys
-    root = tmp_path / 'fake_sclip'
-    (root / 'configs').mkdir(parents=True)
-    (root / 'prompts').mkdir()
-    (root / 'clip_segmentor.py').write_text(FAKE_SEGMENTOR)
-    (root / 'custom_datasets.py').write_text('')
-    (root / 'prompts' / '__init__.py').write_text('')
-    (root / 'prompts' / 'imagenet_template.py').write_text(
-        "openai_imagenet_template = [lambda c: f'a bad photo of a {c}.', "
-        "lambda c: f'a photo of many {c}.']\n")
-    (root / 'configs' / 'base_config.py'
-     ).write_text("model = dict(type='CLIPForSegmentation', clip_path='ViT-B/16')\n")
-    (root / 'configs' / 'cfg_voc21.py').write_text(
-        "_base_ = './base_config.py'\n"
-        "model = dict(name_path='./configs/cls_voc21.txt', logit_scale=65, prob_thd=0.1)\n")
-    (root / 'configs' / 'cls_voc21.txt').write_text('\n'.join(f'class{i}' for i in range(21)))
+    root = write_fake_sclip(
+        tmp_path / 'fake_sclip', FAKE_SEGMENTOR, {
+            'base_config.py':
+            "model = dict(type='CLIPForSegmentation', clip_path='ViT-B/16')\n",
+            'cfg_voc21.py':
+            "_base_ = './base_config.py'\nmodel = dict(name_path="
+            "'./configs/cls_voc21.txt', logit_scale=65, prob_thd=0.1)\n"
+        })
     saved_path = list(sys.path)
     yield root
     sys.path[:] = saved_path
