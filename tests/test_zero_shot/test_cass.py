@@ -27,7 +27,7 @@ from silc_seg.models.layers.cass import CASSDense, low_rank_graph, match_range
 from silc_seg.models.layers.cass_text_adjustment import CASSTextAdjustment, ward_clusters
 from silc_seg.registry import MODELS
 from ..test_converters.test_dino2silc import official_features, official_state_dict
-from .test_scclip import HEADS, OUT, WIDTH, ref_layer_norm, tiny_tower
+from .test_scclip import HEADS, OUT, WIDTH, ref_layer_norm, tiny_tower, toy_segmentor_cfg
 
 CLIP_MEAN = (122.7709383, 116.7460125, 104.09373615)
 CLIP_STD = (68.5005327, 66.6321579, 70.32316305)
@@ -416,28 +416,11 @@ def test_a_single_query_is_its_own_cluster():
 
 
 def segmentor(mode='slide', global_view='image', crop=64, stride=48):
-    from . import toy_towers  # noqa: F401  (registers the toy text towers)
-    cfg = dict(
-        type='CASSSegmentor',
-        image_encoder=dict(
-            type='SILCVisionTransformer',
-            arch='b16',
-            img_size=112,
-            patch_size=16,
-            width=WIDTH,
-            depth=12,
-            num_heads=HEADS,
-            output_dim=OUT,
-            act='quick_gelu',
-            ln_pre=True,
-            pos_embed_resize='scale_factor'),
-        text_encoder=dict(type='silc_test.ToyTextEncoder', embed_dim=OUT),
-        tokenizer=dict(type='silc_test.ToyWordTokenizer'),
-        class_names=['cat', 'sky', 'road', 'tree'],
-        templates='single',
+    cfg = toy_segmentor_cfg(
+        ['cat', 'sky', 'road', 'tree'],
         # Without the distilled graph: the head assignment of these windows is degenerate
         # (see assignment_margin), which the block tests above avoid.
-        dense_forward=dict(
+        dict(
             type='CASSDense',
             distill_weight=0.0,
             vfm_key_dtype='fp32',
@@ -446,14 +429,14 @@ def segmentor(mode='slide', global_view='image', crop=64, stride=48):
                 arch='vit_base_patch8_224.dino',
                 pos_embed_offset=0.1,
                 timm_kwargs=dict(embed_dim=WIDTH, depth=2, num_heads=HEADS, img_size=48))),
+        dict(mode=mode, crop_size=(crop, crop), stride=(stride, stride), partial_patches='drop'),
+        type='CASSSegmentor',
         text_adjustment=dict(
             type='CASSTextAdjustment',
             cluster_threshold=0.1,
             mean_vector_weight=0.3,
             global_weight=0.25),
-        global_view=global_view,
-        test_cfg=dict(
-            mode=mode, crop_size=(crop, crop), stride=(stride, stride), partial_patches='drop'))
+        global_view=global_view)
     torch.manual_seed(0)
     model = MODELS.build(cfg).eval()
     sd = official_state_dict('dino', 0)

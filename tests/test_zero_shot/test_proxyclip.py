@@ -18,7 +18,7 @@ from silc_seg.models.layers.proxy_clip import ProxyCLIPDense, proxy_attention
 from silc_seg.registry import MODELS
 from ..test_converters.test_dino2silc import KINDS, official_features, tiny_dino
 from .test_dense_variants import ref_layer_norm
-from .test_scclip import HEADS, OUT, WIDTH, tiny_tower
+from .test_scclip import HEADS, OUT, WIDTH, tiny_tower, toy_segmentor_cfg
 
 CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
 CLIP_STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
@@ -136,40 +136,23 @@ def test_slide_inference_matches_the_reference_windows():
     """ZeroShotSegmentor + ProxyCLIPDense: ``forward_slide`` with ``compute_padsize(H, W, 56)``
     (the 100x112 windows padded evenly to 112x112), logits bilinear to the padded window,
     padding cropped, windows averaged."""
-    from . import toy_towers  # noqa: F401  (registers the toy text towers)
     arch, patch, _, offset, antialias = KINDS['dino']
-    cfg = dict(
-        type='ZeroShotSegmentor',
-        image_encoder=dict(
-            type='SILCVisionTransformer',
-            arch='b16',
-            img_size=112,
-            patch_size=16,
-            width=WIDTH,
-            depth=12,
-            num_heads=HEADS,
-            output_dim=OUT,
-            act='quick_gelu',
-            ln_pre=True,
-            pos_embed_resize='scale_factor'),
-        text_encoder=dict(type='silc_test.ToyTextEncoder', embed_dim=OUT),
-        tokenizer=dict(type='silc_test.ToyWordTokenizer'),
-        class_names=['cat', 'sky', 'road'],
-        templates='single',
-        dense_forward=dict(
-            type='ProxyCLIPDense',
-            vfm=dict(
-                type='DINOViT',
-                arch=arch,
-                pos_embed_offset=offset,
-                pos_embed_antialias=antialias,
-                timm_kwargs=dict(embed_dim=32, depth=2, num_heads=2, img_size=6 * patch))),
-        test_cfg=dict(
-            mode='slide',
-            crop_size=(112, 112),
-            stride=(56, 56),
-            partial_patches='pad',
-            pad_multiple=56))
+    cfg = toy_segmentor_cfg(['cat', 'sky', 'road'],
+                            dict(
+                                type='ProxyCLIPDense',
+                                vfm=dict(
+                                    type='DINOViT',
+                                    arch=arch,
+                                    pos_embed_offset=offset,
+                                    pos_embed_antialias=antialias,
+                                    timm_kwargs=dict(
+                                        embed_dim=32, depth=2, num_heads=2, img_size=6 * patch))),
+                            dict(
+                                mode='slide',
+                                crop_size=(112, 112),
+                                stride=(56, 56),
+                                partial_patches='pad',
+                                pad_multiple=56))
     torch.manual_seed(0)
     model = MODELS.build(cfg).eval()
     vfm, sd = tiny_dino('dino')

@@ -15,23 +15,40 @@ from silc_seg.models.layers.sc_clip import SCCLIPDense, fill_from_neighbours, lo
 from silc_seg.registry import MODELS
 
 WIDTH, HEADS, DEPTH, OUT = 32, 4, 12, 16
+# A 12-block OpenAI-layout tower at width 32, for the whole-tower dense forwards (SC-CLIP,
+# ProxyCLIP, CASS) and their segmentors.
+TINY_TOWER = dict(
+    type='SILCVisionTransformer',
+    arch='b16',
+    img_size=112,
+    patch_size=16,
+    width=WIDTH,
+    depth=DEPTH,
+    num_heads=HEADS,
+    output_dim=OUT,
+    act='quick_gelu',
+    ln_pre=True,
+    pos_embed_resize='scale_factor')
+
+
+def toy_segmentor_cfg(class_names, dense_forward, test_cfg, type='ZeroShotSegmentor', **extra):
+    """A zero-shot segmentor config on :data:`TINY_TOWER` and the toy text tower."""
+    from . import toy_towers  # noqa: F401  (registers the toy text towers)
+    return dict(
+        type=type,
+        image_encoder=dict(TINY_TOWER),
+        text_encoder=dict(type='silc_test.ToyTextEncoder', embed_dim=OUT),
+        tokenizer=dict(type='silc_test.ToyWordTokenizer'),
+        class_names=class_names,
+        templates='single',
+        dense_forward=dense_forward,
+        test_cfg=test_cfg,
+        **extra)
 
 
 def tiny_tower(seed=0):
     torch.manual_seed(seed)
-    tower = MODELS.build(
-        dict(
-            type='SILCVisionTransformer',
-            arch='b16',
-            img_size=112,
-            patch_size=16,
-            width=WIDTH,
-            depth=DEPTH,
-            num_heads=HEADS,
-            output_dim=OUT,
-            act='quick_gelu',
-            ln_pre=True,
-            pos_embed_resize='scale_factor')).eval()
+    tower = MODELS.build(TINY_TOWER).eval()
     with torch.no_grad():
         for block in tower.blocks:
             block.attn.qkv.bias.normal_(std=0.5)
@@ -210,26 +227,7 @@ def test_bad_settings_are_clear_errors():
 
 
 def test_segmentor_option_runs_the_dense_forward():
-    from . import toy_towers  # noqa: F401  (registers the toy text towers)
-    cfg = dict(
-        type='ZeroShotSegmentor',
-        image_encoder=dict(
-            type='SILCVisionTransformer',
-            arch='b16',
-            img_size=112,
-            patch_size=16,
-            width=WIDTH,
-            depth=DEPTH,
-            num_heads=HEADS,
-            output_dim=OUT,
-            act='quick_gelu',
-            ln_pre=True),
-        text_encoder=dict(type='silc_test.ToyTextEncoder', embed_dim=OUT),
-        tokenizer=dict(type='silc_test.ToyWordTokenizer'),
-        class_names=['cat', 'sky'],
-        templates='single',
-        dense_forward=dict(type='SCCLIPDense'),
-        test_cfg=dict(mode='whole'))
+    cfg = toy_segmentor_cfg(['cat', 'sky'], dict(type='SCCLIPDense'), dict(mode='whole'))
     torch.manual_seed(0)
     model = MODELS.build(cfg).eval()
     image = torch.randn(1, 3, 112, 112)
