@@ -13,9 +13,9 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from silc_seg.models.utils import load_class_names
-from silc_seg.registry import DATASETS, MODELS
+from silc_seg.registry import MODELS
 from .test_proxyclip_presets import REPO, TINY_TOWERS
-from .tiny_datasets import LAYOUTS, make_benchmark_layout
+from .tiny_datasets import LAYOUTS, dataset_class_count, make_benchmark_layout
 
 # CASS configs/cfg_*.py: name_path, h_threshold, mean_vector_weight, global_semantics_weight,
 # prob_thd, Resize short side; cass_segmentor.py / clip/model.py: the dataset-name switches.
@@ -76,12 +76,7 @@ def test_preset_protocol_and_vocabulary(dataset):
     assert head.get('background_index') == (0 if prob_thd else None)
     assert head.get('area_thd') is None
     assert model.class_names.endswith(f'vocabularies/sclip/{vocabulary}')
-    init_default_scope('mmseg')
-    dataset_cfg = cfg.test_dataloader.dataset
-    classes = (
-        dataset_cfg.metainfo['classes']
-        if dataset_cfg.get('metainfo') else DATASETS.get(dataset_cfg.type).METAINFO['classes'])
-    assert len(load_class_names(model.class_names)) == len(classes)
+    assert len(load_class_names(model.class_names)) == dataset_class_count(cfg)
 
 
 @pytest.fixture(scope='module')

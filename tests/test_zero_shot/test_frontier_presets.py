@@ -5,11 +5,9 @@ import os.path as osp
 
 import pytest
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 
 from silc_seg.models.utils import load_class_names
-from silc_seg.registry import DATASETS
-from .tiny_datasets import LAYOUTS, REPO, run_preset, save_random_checkpoint
+from .tiny_datasets import LAYOUTS, REPO, dataset_class_count, run_preset, save_random_checkpoint
 
 PRESETS = [(method, dataset) for method in ('scclip', 'resclip') for dataset in LAYOUTS]
 TINY_TOWERS = """
@@ -91,12 +89,7 @@ def test_preset_protocol_and_vocabulary(method, dataset):
         assert dense.logit_scale == head.logit_scale == 40.0
         assert (head.get('prob_thd', 0.0), head.get('area_thd')) == (prob_thd, None)
     assert model.class_names.endswith(f'vocabularies/sclip/{VOCABULARY[dataset]}')
-    init_default_scope('mmseg')
-    dataset_cfg = cfg.test_dataloader.dataset
-    classes = (
-        dataset_cfg.metainfo['classes']
-        if dataset_cfg.get('metainfo') else DATASETS.get(dataset_cfg.type).METAINFO['classes'])
-    assert len(load_class_names(model.class_names)) == len(classes)
+    assert len(load_class_names(model.class_names)) == dataset_class_count(cfg)
 
 
 @pytest.fixture(scope='module')

@@ -6,11 +6,9 @@ import os.path as osp
 
 import pytest
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 
 from silc_seg.models.utils import load_class_names
-from silc_seg.registry import DATASETS
-from .tiny_datasets import LAYOUTS, REPO, run_preset, save_random_checkpoint
+from .tiny_datasets import LAYOUTS, REPO, dataset_class_count, run_preset, save_random_checkpoint
 
 METHODS = ('maskclip', 'sclip', 'clearclip', 'naclip')
 PRESETS = [(method, dataset) for method in METHODS for dataset in LAYOUTS]
@@ -86,12 +84,7 @@ def test_preset_protocol_and_vocabulary(method, dataset):
         ('clearclip', 'coco-object'): 'vocabularies/clearclip/cls_coco_object.txt'
     }.get((method, dataset), 'sclip/')
     assert expected_file in model.class_names
-    init_default_scope('mmseg')
-    dataset_cfg = cfg.test_dataloader.dataset
-    classes = (
-        dataset_cfg.metainfo['classes']
-        if dataset_cfg.get('metainfo') else DATASETS.get(dataset_cfg.type).METAINFO['classes'])
-    assert len(vocabulary) == len(classes)
+    assert len(vocabulary) == dataset_class_count(cfg)
 
 
 @pytest.fixture(scope='module')

@@ -6,11 +6,9 @@ import os.path as osp
 
 import pytest
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 
 from silc_seg.models.utils import load_class_names
-from silc_seg.registry import DATASETS
-from .tiny_datasets import LAYOUTS, REPO, run_preset, save_random_checkpoint
+from .tiny_datasets import LAYOUTS, REPO, dataset_class_count, run_preset, save_random_checkpoint
 
 TINY_TOWERS = """
 model = dict(
@@ -69,12 +67,7 @@ def test_preset_protocol_and_vocabulary(dataset):
     assert head.get('background_index') == (0 if prob_thd else None)
     assert head.get('area_thd') is None
     assert model.class_names.endswith(f'vocabularies/{vocabulary}')
-    init_default_scope('mmseg')
-    dataset_cfg = cfg.test_dataloader.dataset
-    classes = (
-        dataset_cfg.metainfo['classes']
-        if dataset_cfg.get('metainfo') else DATASETS.get(dataset_cfg.type).METAINFO['classes'])
-    assert len(load_class_names(model.class_names)) == len(classes)
+    assert len(load_class_names(model.class_names)) == dataset_class_count(cfg)
 
 
 def test_proxyclip_vocabularies_keep_the_reference_synonyms():

@@ -182,3 +182,15 @@ def run_preset(preset, dataset, checkpoint, root, overrides=''):
     logs = list(work_dir.rglob('*.log'))
     assert logs, f'tools/test.py wrote no log under {work_dir}'
     return logs[0].read_text()
+
+
+def dataset_class_count(cfg):
+    """The number of classes of a preset's test dataset (its metainfo, else the dataset type's),
+    which its class-name file must match."""
+    from silc_seg.registry import DATASETS
+    init_default_scope('mmseg')
+    dataset_cfg = cfg.test_dataloader.dataset
+    classes = (
+        dataset_cfg.metainfo['classes']
+        if dataset_cfg.get('metainfo') else DATASETS.get(dataset_cfg.type).METAINFO['classes'])
+    return len(classes)
