@@ -6,15 +6,13 @@ big-batch gradient (DistributedDataParallel divides parameter gradients by ``wor
 mean over ranks of the gradients of the loss parameters (logit scale, bias) equals the big-batch
 gradient.
 """
-import socket
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from silc_seg.models.losses import ClipContrastiveLoss, LocalGlobalDistillLoss, SigLipLoss
+from tests.launch import run_on_gloo_ranks
 
 pytestmark = pytest.mark.dist
 
@@ -64,34 +62,20 @@ def distill_step(student, teacher, batch_size):
     return dict(loss=loss.detach(), center=loss_fn.center.clone())
 
 
-def worker(rank, port, results):
-    dist.init_process_group(
-        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=WORLD_SIZE)
-    try:
-        image, text, student, teacher = global_batch()
-        rows = slice(rank * BATCH, (rank + 1) * BATCH)
-        out = {
-            name: contrastive_step(make().double(), image[rows], text[rows])
-            for name, make in CASES.items()
-        }
-        out['distill'] = distill_step(student[:, rows], teacher[:, rows], BATCH)
-        results[rank] = out
-    finally:
-        dist.destroy_process_group()
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
+def worker(rank):
+    image, text, student, teacher = global_batch()
+    rows = slice(rank * BATCH, (rank + 1) * BATCH)
+    out = {
+        name: contrastive_step(make().double(), image[rows], text[rows])
+        for name, make in CASES.items()
+    }
+    out['distill'] = distill_step(student[:, rows], teacher[:, rows], BATCH)
+    return out
 
 
 @pytest.fixture(scope='module')
 def rank_results():
-    with mp.Manager() as manager:
-        results = manager.dict()
-        mp.spawn(worker, args=(free_port(), results), nprocs=WORLD_SIZE, join=True)
-        return [results[rank] for rank in range(WORLD_SIZE)]
+    return run_on_gloo_ranks(worker, WORLD_SIZE)
 
 
 @pytest.mark.parametrize('case', list(CASES))

@@ -3,15 +3,13 @@
 objective has: the contrastive gathers, SILC's and the masked branch's all-reduced centers,
 DDP's gradient average of the per-rank masked-distillation and MLM means (equal mask counts
 per rank, as the masking guarantees per image and these captions have equal lengths)."""
-import socket
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from mmengine.model import MMDistributedDataParallel
 
 from silc_seg.registry import MODELS
+from tests.launch import run_on_gloo_ranks
 from tests.test_models.test_masked_self_distill import EOT, SOT, masked_cfg
 from tests.test_models.test_silc import BATCH, CONTEXT, NUM_GLOBAL, NUM_LOCAL, VOCAB
 
@@ -76,28 +74,17 @@ def build():
     return model.double().train()
 
 
-def worker(rank, port, results):
-    dist.init_process_group(
-        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=WORLD_SIZE)
-    try:
-        model = build()
-        wrapped = MMDistributedDataParallel(module=model)
-        results[rank] = step(model, lambda inputs: wrapped(inputs, mode='loss'), rank_batch(rank))
-    finally:
-        dist.destroy_process_group()
+def worker(rank):
+    model = build()
+    wrapped = MMDistributedDataParallel(module=model)
+    return step(model, lambda inputs: wrapped(inputs, mode='loss'), rank_batch(rank))
 
 
 @pytest.fixture(scope='module')
 def runs():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
     model = build()
     single = step(model, lambda inputs: model(inputs, mode='loss'), big_batch())
-    with mp.Manager() as manager:
-        results = manager.dict()
-        mp.spawn(worker, args=(port, results), nprocs=WORLD_SIZE, join=True)
-        return single, [results[r] for r in range(WORLD_SIZE)]
+    return single, run_on_gloo_ranks(worker, WORLD_SIZE)
 
 
 def test_losses_average_to_the_big_batch_losses(runs):

@@ -3,15 +3,13 @@ each == one process with the 2B batch, before and after the stage switch: the si
 against every rank's texts (ring and all-gather), the decoder's token means (equal token counts
 per rank, as these captions and regions have), the all-reduced centers of the distillation and
 masked-prediction losses, and DDP's gradient average."""
-import socket
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from mmengine.model import MMDistributedDataParallel
 
 from silc_seg.registry import MODELS
+from tests.launch import run_on_gloo_ranks
 from tests.test_dist.test_dist_masked_distill import view_major_concat
 from tests.test_models.test_siglip2 import siglip2_cfg
 from tests.test_models.test_silc import BATCH, CONTEXT, NUM_GLOBAL, NUM_LOCAL, VOCAB
@@ -100,37 +98,26 @@ def step(model, forward, data, stage, rank=None):
     return out
 
 
-def worker(rank, port, results):
-    dist.init_process_group(
-        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=WORLD_SIZE)
-    try:
-        for stage, impl in SCENARIOS:
-            model = build(impl)
-            # The recipe's DDP setting: the second stage's heads have no gradient before it.
-            wrapped = MMDistributedDataParallel(module=model, find_unused_parameters=True)
-            results[(stage, impl, rank)] = step(model, lambda inputs: wrapped(inputs, mode='loss'),
-                                                rank_batch(rank), stage, rank)
-    finally:
-        dist.destroy_process_group()
+def worker(rank):
+    out = {}
+    for stage, impl in SCENARIOS:
+        model = build(impl)
+        # The recipe's DDP setting: the second stage's heads have no gradient before it.
+        wrapped = MMDistributedDataParallel(module=model, find_unused_parameters=True)
+        out[(stage, impl)] = step(model, lambda inputs: wrapped(inputs, mode='loss'),
+                                  rank_batch(rank), stage, rank)
+    return out
 
 
 @pytest.fixture(scope='module')
 def runs():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
     single = {}
     for stage, impl in SCENARIOS:
         model = build(impl)
         single[(stage, impl)] = step(model, lambda inputs: model(inputs, mode='loss'), big_batch(),
                                      stage)
-    with mp.Manager() as manager:
-        results = manager.dict()
-        mp.spawn(worker, args=(port, results), nprocs=WORLD_SIZE, join=True)
-        return {
-            key: (single[key], [results[key + (rank, )] for rank in range(WORLD_SIZE)])
-            for key in SCENARIOS
-        }
+    ranks = run_on_gloo_ranks(worker, WORLD_SIZE)
+    return {key: (single[key], [rank[key] for rank in ranks]) for key in SCENARIOS}
 
 
 @pytest.mark.parametrize('stage,impl', SCENARIOS)

@@ -3,16 +3,14 @@
 raise) together, the replicas, teachers included, stay identical, the teacher follows the student
 on applied steps only, and training goes on afterwards. Checked for SILC and for a model that
 knows nothing about the guard (stepped as by MMEngine's wrapper)."""
-import socket
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from mmengine.logging import MessageHub
 
 from silc_seg.engine.optimizers import NonFiniteGuardOptimWrapper
 from silc_seg.models.pretrainers import TrainStepDDP
+from tests.launch import run_on_gloo_ranks
 from tests.test_foundation.toy_modules import ToyRegressor
 from tests.test_models.test_silc import batch, build
 
@@ -23,14 +21,8 @@ WORLD_SIZE = 2
 SCENARIOS = [('silc', True), ('silc', False), ('toy', True)]
 
 
-def worker(rank, port, results):
-    dist.init_process_group(
-        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=WORLD_SIZE)
-    try:
-        for name, skip in SCENARIOS:
-            results[(name, skip, rank)] = scenario(rank, name, skip)
-    finally:
-        dist.destroy_process_group()
+def worker(rank):
+    return {(name, skip): scenario(rank, name, skip) for name, skip in SCENARIOS}
 
 
 def silc_batches(rank):
@@ -112,16 +104,8 @@ def scenario(rank, name, skip):
 
 @pytest.fixture(scope='module')
 def scenarios():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
-    with mp.Manager() as manager:
-        results = manager.dict()
-        mp.spawn(worker, args=(port, results), nprocs=WORLD_SIZE, join=True)
-        return {
-            (name, skip): [results[(name, skip, rank)] for rank in range(WORLD_SIZE)]
-            for name, skip in SCENARIOS
-        }
+    ranks = run_on_gloo_ranks(worker, WORLD_SIZE)
+    return {key: [rank[key] for rank in ranks] for key in SCENARIOS}
 
 
 @pytest.mark.parametrize('name', ['silc', 'toy'])

@@ -1,12 +1,9 @@
 """The FSDP helpers without a training run: parameter names without wrapper parts, the wrap
 policy, the config preparation of ``tools/train.py`` on CPU, and per-parameter gradient
 clipping over shards (2 gloo processes) against DINO's equation on the whole gradients."""
-import socket
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn as nn
 from mmengine.config import Config
 
@@ -14,6 +11,7 @@ from silc_seg.engine.hooks.per_parameter_grad_clip_hook import clip_grad_per_par
 from silc_seg.models.layers.transformer import TransformerBlock
 from silc_seg.models.utils.fsdp import clean_name, silc_checkpoint_fn, silc_fsdp_wrap_policy
 from silc_seg.utils import prepare_strategy_cfg
+from tests.launch import run_on_gloo_ranks
 
 
 def test_clean_name():
@@ -58,27 +56,16 @@ def test_prepare_strategy_cfg_on_cpu():
 WORLD_SIZE = 2
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
-def _clip_worker(rank, port, grads, bounds, results):
-    dist.init_process_group(
-        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=WORLD_SIZE)
-    try:
-        params = []
-        for grad, bound in zip(grads, bounds):
-            flat = grad.flatten()
-            piece = flat[:bound] if rank == 0 else flat[bound:]
-            param = nn.Parameter(torch.zeros(piece.numel()))
-            param.grad = piece.clone() if piece.numel() else None  # empty slice: no grad
-            params.append(param)
-        clip_grad_per_parameter_sharded_(params, max_norm=1.0)
-        results[rank] = [p.grad.clone() if p.grad is not None else None for p in params]
-    finally:
-        dist.destroy_process_group()
+def _clip_worker(rank, grads, bounds):
+    params = []
+    for grad, bound in zip(grads, bounds):
+        flat = grad.flatten()
+        piece = flat[:bound] if rank == 0 else flat[bound:]
+        param = nn.Parameter(torch.zeros(piece.numel()))
+        param.grad = piece.clone() if piece.numel() else None  # empty slice: no grad
+        params.append(param)
+    clip_grad_per_parameter_sharded_(params, max_norm=1.0)
+    return [p.grad.clone() if p.grad is not None else None for p in params]
 
 
 @pytest.mark.dist
@@ -93,8 +80,7 @@ def test_per_parameter_clip_over_shards():
         torch.randn(6, generator=generator)
     ]
     bounds = [7, 4, 0]  # the second gradient lives on rank 0 only, the third on rank 1 only
-    results = mp.Manager().dict()
-    mp.spawn(_clip_worker, args=(_free_port(), grads, bounds, results), nprocs=WORLD_SIZE)
+    results = run_on_gloo_ranks(_clip_worker, WORLD_SIZE, grads, bounds)
     for index, grad in enumerate(grads):
         expected = grad.flatten() * min(1.0, 1.0 / (grad.norm().item() + 1e-6))
         pieces = [results[r][index] for r in range(WORLD_SIZE) if results[r][index] is not None]
