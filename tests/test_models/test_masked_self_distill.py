@@ -12,6 +12,18 @@ from tests.test_models.test_silc import BATCH, CONTEXT, EMBED_DIM, VOCAB, batch,
 
 MASK_PROTOS = 20
 EOT, SOT = VOCAB - 1, VOCAB - 2
+# The masked-patch prediction of the tiny models (also the SigLIP 2 recipe's, test_siglip2.py).
+MASKED_PREDICTION = dict(
+    masked_head=dict(
+        type='DistillationHead',
+        in_channels=EMBED_DIM,
+        out_channels=MASK_PROTOS,
+        hidden_channels=32,
+        bottleneck_channels=8),
+    masked_distill_loss=dict(
+        type='MaskedPatchDistillLoss', out_channels=MASK_PROTOS, teacher_temp=0.05),
+    image_mask_ratio=0.5,
+    mask_seed=3)
 
 
 class IdTokenizer:
@@ -32,16 +44,7 @@ def masked_cfg(distill=False, mlm=True, **kwargs):
             embed_dims=16,
             depth=1,
             num_heads=2),
-        masked_head=dict(
-            type='DistillationHead',
-            in_channels=EMBED_DIM,
-            out_channels=MASK_PROTOS,
-            hidden_channels=32,
-            bottleneck_channels=8),
-        masked_distill_loss=dict(
-            type='MaskedPatchDistillLoss', out_channels=MASK_PROTOS, teacher_temp=0.05),
-        image_mask_ratio=0.5,
-        mask_seed=3)
+        **MASKED_PREDICTION)
     if mlm:
         cfg['text_decoder'] = dict(
             type='MaskedTokenDecoder',

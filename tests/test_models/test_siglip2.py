@@ -7,9 +7,8 @@ from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
 
 from silc_seg.registry import MODELS
-from tests.test_models.test_silc import BATCH, EMBED_DIM, NUM_GLOBAL, VOCAB, batch, model_cfg
-
-MASK_PROTOS = 20
+from tests.test_models.test_masked_self_distill import MASKED_PREDICTION
+from tests.test_models.test_silc import BATCH, NUM_GLOBAL, VOCAB, batch, model_cfg
 
 
 def siglip2_cfg(**kwargs):
@@ -27,16 +26,7 @@ def siglip2_cfg(**kwargs):
             max_length=12,
             num_bins=8,
             parallel_prob=0.5),
-        masked_head=dict(
-            type='DistillationHead',
-            in_channels=EMBED_DIM,
-            out_channels=MASK_PROTOS,
-            hidden_channels=32,
-            bottleneck_channels=8),
-        masked_distill_loss=dict(
-            type='MaskedPatchDistillLoss', out_channels=MASK_PROTOS, teacher_temp=0.05),
-        image_mask_ratio=0.5,
-        mask_seed=3,
+        **MASKED_PREDICTION,
         distill_weight=0.25,
         masked_distill_weight=0.0625,
         switch_iter=2,
