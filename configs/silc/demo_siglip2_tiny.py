@@ -3,17 +3,24 @@
 # and grounded captions on the images with boxes, every second one of the demo data) from
 # iteration 0; at 80% of the run (iteration 32 of 40) the EMA teacher starts from the student
 # and SILC's local-to-global distillation and masked prediction join in (a log line marks the
-# switch). Towers, data, local/global crops and seed as demo_silc_tiny.py, a shorter schedule;
-# the values of the recipe and their sources: docs/siglip2.md ("Training recipe").
+# switch). Towers, data, local/global crops and seed as demo_silc_tiny.py, whole-image view and
+# schedule as demo_siglip_tiny.py (its SigLIP-only baseline); the values of the recipe and
+# their sources: docs/siglip2.md ("Training recipe").
 #   python tools/misc/make_demo_data.py --out data/demo
 #   python tools/train.py configs/silc/demo_siglip2_tiny.py
-_base_ = ['./demo_silc_tiny.py', '../_base_/objectives/masked_distill_tiny.py']
+_base_ = [
+    './demo_siglip_tiny.py', '../_base_/objectives/silc_distill_tiny.py',
+    '../_base_/objectives/masked_distill_tiny.py'
+]
 
 embed_dim = 64  # demo_tiny.py's joint space
 image_width = 64
 model = dict(
     type='SigLIP2',
-    contrastive_loss=dict(type='SigLipLoss'),
+    # SILC's distillation and teacher as demo_silc_tiny.py.
+    distill_head=dict(_base_.distill_head, in_channels=embed_dim),
+    distill_loss={{_base_.distill_loss}},
+    teacher=dict(momentum=0.99, end_momentum=None, temperature=0.04),
     caption_decoder=dict(
         type='LocCaDecoder',
         vocab_size=49408,  # the CLIP BPE of the demo captions
@@ -35,41 +42,8 @@ model = dict(
     masked_distill_weight=0.0625,
     switch_ratio=0.8)
 
-# The sigmoid loss and the decoder see the whole image (resized, not cropped or flipped, so the
-# boxes stay valid); the distillation sees the crops of demo_pretrain.py.
-whole_image = [dict(type='Resize', scale=(64, 64))]  # the global crop size
-train_pipeline = [
-    dict(
-        type='mmpretrain.MultiView',
-        num_views=[{{_base_.num_global_crops}}, {{_base_.num_local_crops}}, 1],
-        transforms=[{{_base_.global_view}}, {{_base_.local_view}}, whole_image]),
-    dict(type='TokenizeCaption', tokenizer={{_base_.caption_tokenizer}}),
-    dict(type='TokenizeRegions', tokenizer={{_base_.caption_tokenizer}}, max_regions=1),
-    dict(
-        type='PackSILCInputs',
-        num_global_crops={{_base_.num_global_crops}},
-        num_contrastive_crops=1),
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-
 # The distillation heads start at the switch: no last-layer freezing (it would end before).
-custom_hooks = [{{_base_.data_stats_hook}}, {{_base_.extend_optimizer_state_hook}}]
-
-# A short schedule, so that the demo runs in minutes on 2 CPU cores (docs/siglip2.md, "Demo
-# time"); the same in demo_siglip_tiny.py, its SigLIP-only baseline. Otherwise the schedule of
-# demo_pretrain_cpu.py (AdamW 1e-3, 10% linear warm-up, cosine to 1e-5). Log every 10
-# iterations, so that the log has lines of both stages.
-max_iters = 40
-warmup_iters = 4
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-2, by_epoch=False, begin=0, end=warmup_iters),
-    dict(
-        type='CosineAnnealingLR',
-        T_max=max_iters - warmup_iters,
-        eta_min=1e-5,
-        by_epoch=False,
-        begin=warmup_iters,
-        end=max_iters),
+custom_hooks = [
+    dict(type='DataStatsHook', interval=20),  # as demo_silc_tiny.py's: every second log line
+    dict(type='ExtendOptimizerStateHook')
 ]
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=max_iters))

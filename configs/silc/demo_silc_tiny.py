@@ -5,21 +5,11 @@
 # teacher_entropy, student_teacher_kl and prototypes_used.
 #   python tools/misc/make_demo_data.py --out data/demo
 #   python tools/train.py configs/silc/demo_silc_tiny.py
-_base_ = ['./demo_clip_tiny.py']
+_base_ = ['./demo_clip_tiny.py', '../_base_/objectives/silc_distill_tiny.py']
 
-num_prototypes = 64
 model = dict(
-    distill_head=dict(
-        type='DistillationHead',
-        in_channels={{_base_.embed_dim}},
-        hidden_channels=256,
-        bottleneck_channels=64,
-        out_channels=num_prototypes),
-    distill_loss=dict(
-        type='LocalGlobalDistillLoss',
-        out_channels=num_prototypes,
-        student_temp=0.1,
-        center_momentum=0.9),
+    distill_head=dict(_base_.distill_head, in_channels={{_base_.embed_dim}}),
+    distill_loss={{_base_.distill_loss}},
     teacher=dict(momentum=0.99, end_momentum=None, temperature=0.04))
 
 # Named so that variants (demo_silc_wds_tiny.py) can reuse them.
