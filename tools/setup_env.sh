@@ -123,6 +123,17 @@ elif [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
 else
     log "no chromium/chromedriver and no root apt-get: the browser test of tools/app.py will be skipped"
 fi
+# Fonts with CJK and emoji glyphs, for legends in other scripts (docs/install.md, "Fonts").
+if fc-list 2>/dev/null | grep -qi 'Noto Sans CJK' && fc-list 2>/dev/null | grep -qi 'Noto Color Emoji'; then
+    :
+elif [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    log "installing fonts-noto-cjk and fonts-noto-color-emoji (apt) for CJK / emoji legends"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends fonts-noto-cjk fonts-noto-color-emoji fontconfig >/dev/null; } \
+        || log "apt-get could not install the fonts: the CJK / emoji legend test will be skipped"
+else
+    log "no CJK / emoji fonts and no root apt-get: the CJK / emoji legend test will be skipped"
+fi
 
 if ! "$VPY" -c "import silc_seg, mmseg.models, mmpretrain.models, mmcv.ops"; then
     log "verification import failed"; exit 1
