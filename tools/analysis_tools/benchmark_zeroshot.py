@@ -315,8 +315,7 @@ def build_official_sclip(reference_dir, dataset, weights, num_templates, device)
     except tool.ReferenceDirError as error:
         raise SystemExit(str(error))
     sys.path.insert(0, reference_dir)
-    templates = importlib.import_module('prompts.imagenet_template')
-    del templates.openai_imagenet_template[num_templates:]
+    tool.reference_runner.truncate_templates(num_templates)
     module = importlib.import_module('clip_segmentor')  # registers only its segmentor
     cfg = Config.fromfile(osp.join(reference_dir, 'configs',
                                    tool.REFERENCE_CONFIGS[dataset])).model.to_dict()

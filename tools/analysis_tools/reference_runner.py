@@ -288,7 +288,9 @@ def _stand_in_missing_modules() -> List[str]:
     return lines
 
 
-def _truncate_templates(num_templates: int) -> str:
+def truncate_templates(num_templates: int) -> str:
+    """Cut the imported reference's ``openai_imagenet_template`` to its first ``num_templates``
+    (``--num-templates``, on both sides); returns the logged line."""
     import prompts.imagenet_template as templates
     del templates.openai_imagenet_template[num_templates:]
     line = (f'prompts.imagenet_template.openai_imagenet_template cut to its first '
@@ -489,7 +491,7 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     patches = []
     if args.num_templates:
-        patches.append(_truncate_templates(args.num_templates))
+        patches.append(truncate_templates(args.num_templates))
     patches += _stub_unused_imports(args.method)
     if spec.get('vfm_file'):
         patches += _stand_in_missing_modules()
